@@ -1,0 +1,288 @@
+//! Headless runner: hosts real libobs (no OBS window), loads the RTC Studio plugin, encodes a scene with x264 +
+//! Opus and streams it through `rtc_studio_output` for a while, then stops, shuts libobs down and prints a summary.
+//!
+//! Needs an X display: run under `xvfb-run -a`. See `--help`.
+use rtc_studio::obs::data::Data;
+use rtc_studio::obs::host::{ObsHost, VideoMix};
+use serde_json::json;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+const HELP: &str = "\
+headless — stream a scene from real libobs through the RTC Studio plugin, without the OBS window
+
+USAGE:
+    xvfb-run -a headless [OPTIONS]
+
+WHERE TO:
+    --url URL            WHIP endpoint of the server (the service's `server` setting)
+    --token TOKEN        bearer token sent to the server (never printed)
+    --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
+
+WHAT TO STREAM:
+    --media FILE         loop this media file (video and audio) as the scene; default: a solid colour with silence
+    --duration SECS      how long to stream, in seconds (default 5)
+    --width N            video width (default 640)
+    --height N           video height (default 360)
+    --fps N[/D]          frame rate, e.g. 30 or 30000/1001 (default 30)
+    --bitrate KBPS       x264 bitrate in kbit/s (default 1500)
+    --keyint SECS        seconds between keyframes (default 2)
+    --bframes N          x264 B-frames (default 0; WebRTC receivers prefer none)
+    --preset NAME        x264 preset (default veryfast)
+    --tune NAME          x264 tune, e.g. zerolatency (default none)
+    --audio-bitrate KBPS Opus bitrate in kbit/s (default 128)
+
+WHERE THINGS ARE:
+    --plugin FILE        the plugin .so (default: librtc_studio.so next to this runner's build directory)
+    --plugin-data DIR    the plugin's data directory (default: this repository's data/)
+    --obs-plugins DIR    OBS's plugin binaries (default /usr/lib/x86_64-linux-gnu/obs-plugins)
+    --obs-data DIR       OBS's plugin data (default /usr/share/obs/obs-plugins)
+
+OUTPUT:
+    libobs's log on stdout, then one line `summary {json}` with: libobs version, started, start_ms (obs_output_start
+    to active), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
+    total_bytes, total_frames, frames_dropped, last_error, leaks (libobs allocations left after shutdown).
+    Exit status 0 when the output started, streamed and stopped cleanly.
+";
+
+struct Options {
+    url: String,
+    token: String,
+    packet_log: String,
+    media: Option<String>,
+    duration: f64,
+    width: u32,
+    height: u32,
+    fps: (u32, u32),
+    bitrate: i64,
+    keyint: i64,
+    bframes: i64,
+    preset: String,
+    tune: String,
+    audio_bitrate: i64,
+    plugin: String,
+    plugin_data: String,
+    obs_plugins: String,
+    obs_data: String,
+}
+
+fn default_plugin() -> String {
+    // target/<profile>/examples/headless → target/<profile>/librtc_studio.so
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent()?.parent().map(|d| d.join("librtc_studio.so")))
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "librtc_studio.so".into())
+}
+
+fn parse_fps(s: &str) -> Result<(u32, u32), String> {
+    let (n, d) = s.split_once('/').unwrap_or((s, "1"));
+    let n: u32 = n.parse().map_err(|_| format!("bad --fps {s}"))?;
+    let d: u32 = d.parse().map_err(|_| format!("bad --fps {s}"))?;
+    if n == 0 || d == 0 {
+        return Err(format!("bad --fps {s}"));
+    }
+    Ok((n, d))
+}
+
+fn parse(args: &[String]) -> Result<Option<Options>, String> {
+    let mut o = Options {
+        url: String::new(),
+        token: String::new(),
+        packet_log: String::new(),
+        media: None,
+        duration: 5.0,
+        width: 640,
+        height: 360,
+        fps: (30, 1),
+        bitrate: 1500,
+        keyint: 2,
+        bframes: 0,
+        preset: "veryfast".into(),
+        tune: String::new(),
+        audio_bitrate: 128,
+        plugin: default_plugin(),
+        plugin_data: concat!(env!("CARGO_MANIFEST_DIR"), "/data").into(),
+        obs_plugins: "/usr/lib/x86_64-linux-gnu/obs-plugins".into(),
+        obs_data: "/usr/share/obs/obs-plugins".into(),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            return Ok(None);
+        }
+        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        let num = |what: &str| value.parse::<i64>().map_err(|_| format!("{what} takes a whole number, got {value}"));
+        match flag.as_str() {
+            "--url" => o.url = value.clone(),
+            "--token" => o.token = value.clone(),
+            "--packet-log" => o.packet_log = value.clone(),
+            "--media" => o.media = Some(value.clone()),
+            "--duration" => {
+                o.duration = value.parse().map_err(|_| format!("--duration takes seconds, got {value}"))?;
+                if !(o.duration > 0.0 && o.duration < 86_400.0) {
+                    return Err("--duration must be between 0 and 86400 seconds".into());
+                }
+            }
+            "--width" => o.width = num("--width")?.clamp(16, 8192) as u32,
+            "--height" => o.height = num("--height")?.clamp(16, 8192) as u32,
+            "--fps" => o.fps = parse_fps(value)?,
+            "--bitrate" => o.bitrate = num("--bitrate")?,
+            "--keyint" => o.keyint = num("--keyint")?,
+            "--bframes" => o.bframes = num("--bframes")?.clamp(0, 16),
+            "--preset" => o.preset = value.clone(),
+            "--tune" => o.tune = value.clone(),
+            "--audio-bitrate" => o.audio_bitrate = num("--audio-bitrate")?,
+            "--plugin" => o.plugin = value.clone(),
+            "--plugin-data" => o.plugin_data = value.clone(),
+            "--obs-plugins" => o.obs_plugins = value.clone(),
+            "--obs-data" => o.obs_data = value.clone(),
+            other => return Err(format!("unknown option {other} (see --help)")),
+        }
+    }
+    Ok(Some(o))
+}
+
+fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if done() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    None
+}
+
+fn ms(d: Option<Duration>) -> serde_json::Value {
+    d.map_or(serde_json::Value::Null, |d| json!((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0))
+}
+
+fn run(o: &Options) -> Result<serde_json::Value, String> {
+    let host = ObsHost::start()?;
+    let version = host.version();
+    let summary = stream(&host, o);
+    // Everything created in `stream` is released by now; shut down and count leaks.
+    let leaks = host.shutdown();
+    let mut summary = summary?;
+    summary["libobs"] = json!(version);
+    summary["leaks"] = json!(leaks);
+    Ok(summary)
+}
+
+fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
+    host.reset_video(VideoMix { width: o.width, height: o.height, fps_num: o.fps.0, fps_den: o.fps.1 })?;
+    host.reset_audio(48_000, true)?;
+    for module in ["obs-ffmpeg", "obs-x264", "obs-outputs", "image-source"] {
+        host.load_module(&format!("{}/{module}.so", o.obs_plugins), &format!("{}/{module}", o.obs_data))?;
+    }
+    host.load_module(&o.plugin, &o.plugin_data)?;
+    host.post_load_modules();
+
+    let scene = host.create_scene("headless scene")?;
+    let source = match &o.media {
+        Some(file) => {
+            let mut s = Data::new();
+            s.set_bool("is_local_file", true)
+                .set_string("local_file", file)
+                .set_bool("looping", true)
+                .set_bool("restart_on_activate", true)
+                .set_bool("hw_decode", false);
+            host.create_source("ffmpeg_source", "media", &s)?
+        }
+        None => {
+            let mut s = Data::new();
+            s.set_int("color", 0xff3366cc).set_int("width", o.width as i64).set_int("height", o.height as i64);
+            host.create_source("color_source_v3", "colour", &s)?
+        }
+    };
+    scene.add(&source);
+    host.set_program(&scene);
+
+    let mut v = Data::new();
+    v.set_string("rate_control", "CBR")
+        .set_int("bitrate", o.bitrate)
+        .set_int("keyint_sec", o.keyint)
+        .set_string("preset", &o.preset)
+        .set_string("profile", "high")
+        .set_string("tune", &o.tune)
+        .set_string("x264opts", &format!("bframes={}", o.bframes));
+    let video = host.create_video_encoder("obs_x264", "video", &v)?;
+    let mut a = Data::new();
+    a.set_int("bitrate", o.audio_bitrate);
+    let audio = host.create_audio_encoder("ffmpeg_opus", "audio", &a)?;
+
+    let mut svc = Data::new();
+    svc.set_string("server", &o.url).set_string("bearer_token", &o.token);
+    let service = host.create_service("rtc_studio_service", "service", &svc)?;
+    let mut out = Data::new();
+    out.set_string("packet_log", &o.packet_log);
+    let output = host.create_output("rtc_studio_output", "stream", &out)?;
+    output.set_encoders(&video, &audio);
+    output.set_service(&service);
+
+    let t0 = Instant::now();
+    let started = output.start();
+    let mut summary = json!({"started": started});
+    if started {
+        let active = wait_until(Duration::from_secs(15), || output.active());
+        summary["start_ms"] = ms(active.map(|_| t0.elapsed()));
+        if active.is_some() {
+            let end = Instant::now() + Duration::from_secs_f64(o.duration);
+            // Stop early if the output stops by itself (a failure).
+            while Instant::now() < end && output.active() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            summary["ended_by_itself"] = json!(!output.active());
+        }
+        let t_stop = Instant::now();
+        output.stop();
+        summary["stop_call_ms"] = ms(Some(t_stop.elapsed()));
+        summary["stopped_ms"] = ms(wait_until(Duration::from_secs(10), || !output.active()).map(|_| t_stop.elapsed()));
+    }
+    summary["total_bytes"] = json!(output.total_bytes());
+    summary["total_frames"] = json!(output.total_frames());
+    summary["frames_dropped"] = json!(output.frames_dropped());
+    summary["last_error"] = json!(output.last_error());
+
+    drop(output);
+    drop(service);
+    drop(audio);
+    drop(video);
+    host.clear_program();
+    drop(scene);
+    drop(source);
+    Ok(summary)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let options = match parse(&args) {
+        Ok(Some(o)) => o,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("headless: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(summary) => {
+            println!("summary {summary}");
+            let ok = summary["started"] == json!(true)
+                && summary["ended_by_itself"] == json!(false)
+                && !summary["stopped_ms"].is_null();
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("headless: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,41 @@
+//! RTC Studio: an OBS Studio output that publishes OBS's encoded H.264 + Opus over WebRTC.
+//!
+//! Layers, each calling only the ones below it:
+//! - [`obs`]: the FFI shell, the only `unsafe` code (bindings, safe wrappers, panic guards, module exports);
+//! - [`output`], [`service`], [`stream`], [`recorder`]: OBS glue — decisions and hand-off, never blocking OBS;
+//! - [`media`]: the sans-IO core (timestamps, bitstream framing), pure and unit-tested.
+#![deny(unsafe_code)]
+
+#[allow(unsafe_code)]
+pub mod obs;
+
+pub mod media;
+pub mod output;
+pub mod recorder;
+pub mod service;
+pub mod stream;
+
+use std::time::Duration;
+
+/// How long module unload waits for stream threads still tearing down.
+const UNLOAD_DEADLINE: Duration = Duration::from_secs(3);
+
+pub(crate) fn module_load() -> bool {
+    obs::output::register::<output::RtcOutput>();
+    obs::service::register::<service::RtcService>();
+    obs::log::info(&format!(
+        "version {} loaded into libobs {}",
+        env!("CARGO_PKG_VERSION"),
+        obs::module::libobs_version_string()
+    ));
+    true
+}
+
+pub(crate) fn module_post_load() {}
+
+pub(crate) fn module_unload() {
+    let left = stream::join_workers(UNLOAD_DEADLINE);
+    if left > 0 {
+        obs::log::warn(&format!("{left} stream thread(s) still tearing down at unload"));
+    }
+}

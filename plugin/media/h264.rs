@@ -1,0 +1,120 @@
+//! H.264 Annex-B byte streams: finding NAL units and naming their types.
+
+/// NAL unit types we act on (ITU-T H.264 table 7-1).
+pub mod nal {
+    pub const SLICE: u8 = 1;
+    pub const IDR: u8 = 5;
+    pub const SEI: u8 = 6;
+    pub const SPS: u8 = 7;
+    pub const PPS: u8 = 8;
+    pub const AUD: u8 = 9;
+    pub const FILLER: u8 = 12;
+    pub const STAP_A: u8 = 24;
+    pub const FU_A: u8 = 28;
+}
+
+/// The type of a NAL unit (low five bits of its first byte); `None` for an empty unit.
+pub fn nal_type(unit: &[u8]) -> Option<u8> {
+    unit.first().map(|b| b & 0x1f)
+}
+
+/// Iterates the NAL units of an Annex-B byte stream (3- or 4-byte start codes), without their start codes.
+///
+/// Bytes before the first start code are ignored; trailing zero bytes of a unit (the leading zero of the next
+/// 4-byte start code, or `trailing_zero_8bits`) are trimmed. Empty units are skipped.
+pub fn annexb_units(stream: &[u8]) -> AnnexBUnits<'_> {
+    AnnexBUnits { rest: skip_to_first(stream) }
+}
+
+pub struct AnnexBUnits<'a> {
+    rest: &'a [u8],
+}
+
+/// Position just after the next start code (00 00 01) at or after `from`, and the start code's first byte.
+fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from;
+    while i + 3 <= data.len() {
+        // Skip fast: a start code needs data[i+2] == 1 and data[i+1] == 0.
+        if data[i + 2] > 1 {
+            i += 3;
+        } else if data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1 {
+            return Some((i, i + 3));
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
+fn skip_to_first(stream: &[u8]) -> &[u8] {
+    match find_start_code(stream, 0) {
+        Some((_, after)) => &stream[after..],
+        None => &[],
+    }
+}
+
+impl<'a> Iterator for AnnexBUnits<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            if self.rest.is_empty() {
+                return None;
+            }
+            let (unit, rest) = match find_start_code(self.rest, 0) {
+                Some((start, after)) => (&self.rest[..start], &self.rest[after..]),
+                None => (self.rest, &[][..]),
+            };
+            self.rest = rest;
+            let end = unit.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+            if end > 0 {
+                return Some(&unit[..end]);
+            }
+        }
+    }
+}
+
+/// The NAL types of an Annex-B access unit, in order (for logs and diagnostics).
+pub fn annexb_nal_types(stream: &[u8]) -> Vec<u8> {
+    annexb_units(stream).filter_map(nal_type).collect()
+}
+
+/// Whether `stream` starts with an Annex-B start code (3 or 4 bytes).
+pub fn is_annexb(stream: &[u8]) -> bool {
+    stream.starts_with(&[0, 0, 1]) || stream.starts_with(&[0, 0, 0, 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_three_and_four_byte_start_codes() {
+        let s = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 6];
+        let units: Vec<&[u8]> = annexb_units(&s).collect();
+        assert_eq!(units, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5, 6][..]]);
+        assert_eq!(annexb_nal_types(&s), vec![nal::SPS, nal::PPS, nal::IDR]);
+    }
+
+    #[test]
+    fn ignores_leading_garbage_and_empty_units() {
+        let s = [9, 9, 0, 0, 1, 0, 0, 1, 0x41, 7, 0, 0];
+        let units: Vec<&[u8]> = annexb_units(&s).collect();
+        assert_eq!(units, vec![&[0x41, 7][..]]);
+    }
+
+    #[test]
+    fn no_start_code_means_no_units() {
+        assert_eq!(annexb_units(&[0x65, 1, 2, 3]).count(), 0);
+        assert_eq!(annexb_units(&[]).count(), 0);
+        assert!(!is_annexb(&[0x65]));
+        assert!(is_annexb(&[0, 0, 1, 0x65]));
+    }
+
+    #[test]
+    fn keeps_emulation_prevention_bytes() {
+        // 00 00 03 inside a unit is not a start code.
+        let s = [0, 0, 1, 0x65, 0, 0, 3, 1, 8];
+        assert_eq!(annexb_units(&s).collect::<Vec<_>>(), vec![&[0x65, 0, 0, 3, 1, 8][..]]);
+    }
+}

@@ -1,0 +1,332 @@
+//! One stream's life outside OBS's threads: the bounded hand-off queue that `encoded_packet` pushes into, and the
+//! worker thread that connects, begins OBS's data capture, forwards packets to a [`PacketSink`] and tears down.
+//!
+//! OBS's threads only ever `try_send` into the queue or flip flags; the worker does everything that can wait.
+use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::obs::log;
+use crate::obs::output::{OutputHandle, StopCode};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Counters OBS reads from its UI thread (status bar, stats dock).
+#[derive(Debug, Default)]
+pub struct StreamStats {
+    pub bytes_sent: AtomicU64,
+    pub video_packets: AtomicU64,
+    pub audio_packets: AtomicU64,
+    /// Video frames dropped because the queue was full (OBS's "dropped frames").
+    pub dropped_frames: AtomicI32,
+    pub dropped_audio: AtomicU64,
+    pub queued: AtomicUsize,
+    /// Milliseconds from `start` until OBS began feeding packets; -1 before that.
+    pub connect_time_ms: AtomicI32,
+}
+
+/// What a full queue does to the next packets: drop video until the next keyframe (never a partial GOP), drop
+/// audio packets one by one.
+#[derive(Debug, Default)]
+pub struct DropPolicy {
+    waiting_for_keyframe: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admission {
+    Send,
+    Drop,
+}
+
+impl DropPolicy {
+    /// Decides before trying the queue: while waiting for a keyframe, video is dropped without trying.
+    pub fn before(&mut self, kind: MediaKind, keyframe: bool) -> Admission {
+        if kind == MediaKind::Video && self.waiting_for_keyframe {
+            if keyframe {
+                self.waiting_for_keyframe = false;
+            } else {
+                return Admission::Drop;
+            }
+        }
+        Admission::Send
+    }
+
+    /// The queue refused a packet.
+    pub fn refused(&mut self, kind: MediaKind) {
+        if kind == MediaKind::Video {
+            self.waiting_for_keyframe = true;
+        }
+    }
+}
+
+/// The producer side, owned by the output and called from OBS's output thread.
+pub struct PacketQueue {
+    sender: Mutex<Option<SyncSender<EncodedPacket>>>,
+    policy: Mutex<DropPolicy>,
+    stats: Arc<StreamStats>,
+    capacity: usize,
+}
+
+impl PacketQueue {
+    pub fn new(capacity: usize, stats: Arc<StreamStats>) -> (PacketQueue, Receiver<EncodedPacket>) {
+        let capacity = capacity.max(1);
+        let (tx, rx) = sync_channel(capacity);
+        let q = PacketQueue { sender: Mutex::new(Some(tx)), policy: Mutex::new(DropPolicy::default()), stats, capacity };
+        (q, rx)
+    }
+
+    /// Never blocks. Returns whether the packet was queued.
+    pub fn push(&self, packet: EncodedPacket) -> bool {
+        let (kind, keyframe) = (packet.kind, packet.keyframe);
+        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
+        if policy.before(kind, keyframe) == Admission::Drop {
+            self.count_drop(kind);
+            return false;
+        }
+        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(tx) = sender.as_ref() else { return false };
+        match tx.try_send(packet) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                policy.refused(kind);
+                self.count_drop(kind);
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    fn count_drop(&self, kind: MediaKind) {
+        match kind {
+            MediaKind::Video => self.stats.dropped_frames.fetch_add(1, Ordering::Relaxed),
+            MediaKind::Audio => self.stats.dropped_audio.fetch_add(1, Ordering::Relaxed) as i32,
+        };
+    }
+
+    /// Closes the queue: the worker sees the end after at most the packets already queued.
+    pub fn close(&self) {
+        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Queue fill, 0..1, for OBS's congestion indicator.
+    pub fn fill(&self) -> f32 {
+        (self.stats.queued.load(Ordering::Relaxed) as f32 / self.capacity as f32).clamp(0.0, 1.0)
+    }
+}
+
+/// A failure that ends the stream, with the code and message OBS shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamError {
+    pub code: StopCode,
+    pub message: String,
+}
+
+impl StreamError {
+    pub fn new(code: StopCode, message: impl Into<String>) -> Self {
+        StreamError { code, message: message.into() }
+    }
+}
+
+/// Where packets go once connected: the WebRTC session, or the diagnostic recorder.
+pub trait PacketSink: Send {
+    /// Sends one packet; returns the bytes it put on the wire.
+    fn send(&mut self, packet: &EncodedPacket) -> Result<u64, StreamError>;
+    /// Tears the session down (runs on the worker thread, after OBS was told the stream stopped).
+    fn close(&mut self);
+}
+
+/// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread.
+pub type Connector = Box<dyn FnOnce() -> Result<Box<dyn PacketSink>, StreamError> + Send>;
+
+/// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
+static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn keep_worker(handle: JoinHandle<()>) {
+    let mut workers = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
+    workers.retain(|w| !w.is_finished());
+    workers.push(handle);
+}
+
+/// Waits for every stream worker to end, up to `deadline`; returns how many were still running.
+pub fn join_workers(deadline: Duration) -> usize {
+    let until = Instant::now() + deadline;
+    loop {
+        let mut workers = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
+        let (done, running): (Vec<_>, Vec<_>) = workers.drain(..).partition(|w| w.is_finished());
+        for w in done {
+            let _ = w.join();
+        }
+        let left = running.len();
+        *workers = running;
+        drop(workers);
+        if left == 0 || Instant::now() >= until {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Control of one running stream, held by the output.
+pub struct Stream {
+    pub queue: PacketQueue,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Stream {
+    /// Spawns the worker: connect, begin capture, forward packets until stopped or failed.
+    pub fn start(output: OutputHandle, connector: Connector, capacity: usize, stats: Arc<StreamStats>) -> Stream {
+        let (queue, rx) = PacketQueue::new(capacity, stats.clone());
+        let stopping = Arc::new(AtomicBool::new(false));
+        let worker_stopping = stopping.clone();
+        let started = Instant::now();
+        let spawned = std::thread::Builder::new()
+            .name("rtc-studio-stream".into())
+            .spawn(move || run_worker(output, connector, rx, stats, worker_stopping, started));
+        match spawned {
+            Ok(handle) => keep_worker(handle),
+            Err(e) => log::error(&format!("cannot start the stream thread: {e}")),
+        }
+        Stream { queue, stopping }
+    }
+
+    /// Returns at once; the worker ends capture and tears down in the background.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.close();
+    }
+}
+
+fn fail(output: &OutputHandle, err: &StreamError) {
+    log::error(&format!("stream failed: {}", err.message));
+    output.set_last_error(&err.message);
+    output.signal_stop(err.code);
+}
+
+fn run_worker(
+    output: OutputHandle,
+    connector: Connector,
+    rx: Receiver<EncodedPacket>,
+    stats: Arc<StreamStats>,
+    stopping: Arc<AtomicBool>,
+    started: Instant,
+) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut sink = match connector() {
+            Ok(sink) => sink,
+            Err(err) => {
+                if stopping.load(Ordering::SeqCst) {
+                    output.end_data_capture();
+                } else {
+                    fail(&output, &err);
+                }
+                return;
+            }
+        };
+        if stopping.load(Ordering::SeqCst) {
+            output.end_data_capture();
+            sink.close();
+            return;
+        }
+        if !output.begin_data_capture() {
+            fail(&output, &StreamError::new(StopCode::Error, "OBS could not start sending encoded data to RTC Studio"));
+            sink.close();
+            return;
+        }
+        stats.connect_time_ms.store(started.elapsed().as_millis().min(i32::MAX as u128) as i32, Ordering::Relaxed);
+        log::info(&format!("streaming (connected in {} ms)", started.elapsed().as_millis()));
+        let mut failure = None;
+        while let Ok(packet) = rx.recv() {
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
+            if stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            match sink.send(&packet) {
+                Ok(bytes) => {
+                    stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                    match packet.kind {
+                        MediaKind::Video => stats.video_packets.fetch_add(1, Ordering::Relaxed),
+                        MediaKind::Audio => stats.audio_packets.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+                Err(err) => {
+                    failure = Some(err);
+                    break;
+                }
+            }
+        }
+        // Tell OBS first (the streamer sees "stopped" at once), then tear down.
+        match &failure {
+            Some(err) => fail(&output, err),
+            None => output.end_data_capture(),
+        }
+        drop(rx);
+        sink.close();
+        log::info(&format!(
+            "stream ended: {} video and {} audio packets, {} bytes, {} frames dropped",
+            stats.video_packets.load(Ordering::Relaxed),
+            stats.audio_packets.load(Ordering::Relaxed),
+            stats.bytes_sent.load(Ordering::Relaxed),
+            stats.dropped_frames.load(Ordering::Relaxed)
+        ));
+    }));
+    if let Err(payload) = outcome {
+        let msg = crate::obs::guard::panic_message(&*payload).to_string();
+        fail(&output, &StreamError::new(StopCode::Error, format!("RTC Studio internal error: {msg}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn pkt(kind: MediaKind, keyframe: bool, n: i64) -> EncodedPacket {
+        EncodedPacket {
+            kind,
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            pts: n,
+            dts: n,
+            timebase_num: 1,
+            timebase_den: 30,
+            keyframe,
+            dts_usec: 0,
+            sys_dts_usec: 0,
+            track: 0,
+            handoff_usec: 0,
+        }
+    }
+
+    #[test]
+    fn full_queue_drops_video_until_the_next_keyframe() {
+        let stats = Arc::new(StreamStats::default());
+        let (q, rx) = PacketQueue::new(2, stats.clone());
+        assert!(q.push(pkt(MediaKind::Video, true, 0)));
+        assert!(q.push(pkt(MediaKind::Video, false, 1)));
+        assert!(!q.push(pkt(MediaKind::Video, false, 2)), "queue is full");
+        assert_eq!(q.fill(), 1.0);
+        // Drain one slot: a P-frame still may not pass (its reference was dropped).
+        rx.recv().unwrap();
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        assert!(!q.push(pkt(MediaKind::Video, false, 3)));
+        // Audio is independent of the video keyframe wait.
+        assert!(q.push(pkt(MediaKind::Audio, false, 0)));
+        rx.recv().unwrap();
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        assert!(q.push(pkt(MediaKind::Video, true, 4)), "a keyframe resumes video");
+        assert_eq!(stats.dropped_frames.load(Ordering::Relaxed), 2);
+        let rest: Vec<i64> = rx.try_iter().map(|p| p.pts).collect();
+        assert_eq!(rest, vec![0, 4]);
+    }
+
+    #[test]
+    fn closed_queue_refuses_without_blocking() {
+        let stats = Arc::new(StreamStats::default());
+        let (q, rx) = PacketQueue::new(4, stats);
+        q.close();
+        assert!(!q.push(pkt(MediaKind::Audio, false, 0)));
+        assert!(rx.recv().is_err());
+    }
+}

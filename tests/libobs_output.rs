@@ -1,0 +1,222 @@
+//! Real libobs (Debian's 29.0.2) under Xvfb loads `librtc_studio.so` from the build directory through the headless
+//! runner, encodes a test clip with x264 + Opus and hands the packets to our output. The packet log the plugin
+//! writes is what OBS really delivered; these tests check it against what OBS is known to produce.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// libobs runs are serialised: one display, one encoder load on a 2-core machine.
+static OBS: Mutex<()> = Mutex::new(());
+
+fn build_dir() -> PathBuf {
+    // target/<profile>/deps/<test binary>
+    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+fn newest_source_change() -> SystemTime {
+    fn walk(dir: &Path, newest: &mut SystemTime) {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                walk(&p, newest);
+            } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
+                *newest = (*newest).max(m);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut newest = SystemTime::UNIX_EPOCH;
+    walk(&root.join("plugin"), &mut newest);
+    walk(&root.join("obs-headers"), &mut newest);
+    newest
+}
+
+/// The plugin and runner as `make build` leaves them; refuses a plugin older than its sources.
+fn binaries() -> (PathBuf, PathBuf) {
+    let dir = build_dir();
+    let (plugin, runner) = (dir.join("librtc_studio.so"), dir.join("examples/headless"));
+    assert!(plugin.exists() && runner.exists(), "build first: `cargo build --lib --examples` (make test does)");
+    let built = std::fs::metadata(&plugin).unwrap().modified().unwrap();
+    assert!(
+        built >= newest_source_change(),
+        "{} is older than the sources: run `cargo build --lib --examples` (make test does)",
+        plugin.display()
+    );
+    (plugin, runner)
+}
+
+/// A 6 s clip with moving video and a tone, made once per build directory.
+fn test_clip() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libobs-test-clip.mkv");
+    if !path.exists() {
+        let status = Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi"])
+            .args(["-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset"])
+            .args(["ultrafast", "-pix_fmt", "yuv420p", "-c:a", "flac"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg (make deps)");
+        assert!(status.success(), "ffmpeg could not make the test clip");
+    }
+    path
+}
+
+struct Run {
+    summary: Value,
+    packets: Vec<Value>,
+    header: Value,
+    log: String,
+}
+
+fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
+    let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
+    let (plugin, runner) = binaries();
+    let packet_log = with_packet_log.map(|name| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name));
+    let mut cmd = Command::new("xvfb-run");
+    cmd.args(["-a", "-s", "-screen 0 1280x720x24"]).arg(&runner).arg("--plugin").arg(&plugin).args(args);
+    if let Some(p) = &packet_log {
+        let _ = std::fs::remove_file(p);
+        cmd.arg("--packet-log").arg(p);
+    }
+    let out = cmd.output().expect("xvfb-run (make deps)");
+    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let summary = log
+        .lines()
+        .find_map(|l| l.strip_prefix("summary "))
+        .map(|s| serde_json::from_str(s).unwrap())
+        .unwrap_or_else(|| panic!("no summary from the headless runner:\n{log}"));
+    let mut lines: Vec<Value> = packet_log
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|t| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+        .unwrap_or_default();
+    let header = if lines.is_empty() { Value::Null } else { lines.remove(0) };
+    Run { summary, packets: lines, header, log }
+}
+
+fn of_kind<'a>(run: &'a Run, kind: &str) -> Vec<&'a Value> {
+    run.packets.iter().filter(|p| p["kind"] == kind).collect()
+}
+
+/// Packets per second over the span of their arrival (hand-off) times.
+fn arrival_rate(packets: &[&Value]) -> f64 {
+    let t: Vec<i64> = packets.iter().map(|p| p["handoff_usec"].as_i64().unwrap()).collect();
+    let span = (t[t.len() - 1] - t[0]) as f64 / 1e6;
+    (t.len() - 1) as f64 / span
+}
+
+fn nals(p: &Value) -> Vec<u64> {
+    p["nals"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect()
+}
+
+fn assert_clean_run(run: &Run) {
+    let s = &run.summary;
+    assert_eq!(s["started"], true, "output did not start: {}\n{}", s, run.log);
+    assert_eq!(s["ended_by_itself"], false, "output stopped on its own: {s}");
+    assert!(s["libobs"].as_str().unwrap().starts_with("29.0"), "expected Debian's libobs 29.0: {s}");
+    assert_eq!(s["leaks"], 0, "libobs reports leaked allocations: {s}");
+    assert!(run.log.contains("[rtc-studio] version"), "plugin did not log its load");
+    // Stop must not wait on anything: obs_output_stop returns and the output is inactive well within 100 ms.
+    assert!(s["stop_call_ms"].as_f64().unwrap() < 100.0, "obs_output_stop blocked: {s}");
+    assert!(s["stopped_ms"].as_f64().unwrap() < 100.0, "output took too long to stop: {s}");
+    assert_eq!(run.packets.last().unwrap()["event"], "end", "packet log not closed");
+}
+
+#[test]
+fn real_libobs_delivers_annexb_h264_and_opus_at_the_expected_rates() {
+    let clip = test_clip();
+    let run = headless(
+        &["--media", clip.to_str().unwrap(), "--duration", "4", "--fps", "30", "--keyint", "1", "--bframes", "0"],
+        Some("packets-30fps.jsonl"),
+    );
+    assert_clean_run(&run);
+    let (video, audio) = (of_kind(&run, "video"), of_kind(&run, "audio"));
+
+    // Stream description taken from the initialised encoders.
+    assert_eq!(run.header["video"]["codec"], "h264");
+    assert_eq!(run.header["video"]["width"], 640);
+    assert_eq!(run.header["video"]["height"], 360);
+    assert_eq!(run.header["video"]["extra_data_nals"], serde_json::json!([7, 8]), "extra data is SPS+PPS");
+    assert_eq!(run.header["audio"]["codec"], "opus");
+    assert_eq!(run.header["audio"]["sample_rate"], 48000);
+    assert_eq!(run.header["audio"]["extra_data_len"], 19, "extra data is an OpusHead");
+
+    // Video: ≈ 30 packets/s, Annex-B, SPS+PPS+IDR on every keyframe, one per second with keyint 1.
+    assert!(video.len() >= 90, "only {} video packets in 4 s", video.len());
+    let rate = arrival_rate(&video);
+    assert!((25.5..34.5).contains(&rate), "video arrives at {rate:.1} packets/s, expected ≈30");
+    assert_eq!(video[0]["key"], true, "stream must start on a keyframe");
+    let mut keyframes = 0;
+    for (i, p) in video.iter().enumerate() {
+        assert_eq!(p["annexb"], true, "video packet {i} is not Annex-B");
+        assert_eq!(p["tb"], serde_json::json!([1, 30]));
+        assert_eq!(p["pts"], p["dts"], "no B-frames were asked for");
+        if i > 0 {
+            assert_eq!(p["pts"].as_i64().unwrap(), video[i - 1]["pts"].as_i64().unwrap() + 1, "frame gap at {i}");
+        }
+        let n = nals(p);
+        if p["key"] == true {
+            keyframes += 1;
+            for t in [7, 8, 5] {
+                assert!(n.contains(&t), "keyframe {i} lacks NAL type {t}: {n:?}");
+            }
+        } else {
+            assert!(!n.contains(&5) && n.contains(&1), "P-frame {i} has unexpected NALs {n:?}");
+        }
+    }
+    assert!((3..=6).contains(&keyframes), "{keyframes} keyframes in 4 s with keyint 1");
+
+    // Audio: Opus, 20 ms (960 samples at 48 kHz) per packet, ≈ 50 packets/s.
+    assert!(audio.len() >= 150, "only {} audio packets in 4 s", audio.len());
+    let rate = arrival_rate(&audio);
+    assert!((42.5..57.5).contains(&rate), "audio arrives at {rate:.1} packets/s, expected ≈50");
+    for (i, p) in audio.iter().enumerate() {
+        assert_eq!(p["tb"], serde_json::json!([1, 48000]));
+        let size = p["size"].as_u64().unwrap();
+        assert!((2..=1275).contains(&size), "audio packet {i} has {size} bytes: not an Opus packet");
+        if i > 0 {
+            assert_eq!(p["pts"].as_i64().unwrap() - audio[i - 1]["pts"].as_i64().unwrap(), 960, "audio gap at {i}");
+        }
+    }
+
+    // OBS's own counters come from our callbacks and agree with what we recorded.
+    let s = &run.summary;
+    assert_eq!(s["total_frames"].as_u64().unwrap(), video.len() as u64);
+    assert_eq!(s["frames_dropped"], 0);
+    let bytes: u64 = run.packets.iter().filter_map(|p| p["size"].as_u64()).sum();
+    assert_eq!(s["total_bytes"].as_u64().unwrap(), bytes);
+}
+
+#[test]
+fn b_frames_at_59_94_fps_arrive_in_decode_order_with_distinct_pts() {
+    let clip = test_clip();
+    let run = headless(
+        &["--media", clip.to_str().unwrap(), "--duration", "3", "--fps", "60000/1001", "--bframes", "2"],
+        Some("packets-bframes.jsonl"),
+    );
+    assert_clean_run(&run);
+    let video = of_kind(&run, "video");
+    assert!(video.len() >= 120, "only {} video packets in 3 s at 59.94", video.len());
+    let rate = arrival_rate(&video);
+    assert!((51.0..69.0).contains(&rate), "video arrives at {rate:.1} packets/s, expected ≈59.94");
+    assert!(video.iter().all(|p| p["tb"] == serde_json::json!([1001, 60000])));
+    let dts: Vec<i64> = video.iter().map(|p| p["dts"].as_i64().unwrap()).collect();
+    assert!(dts.windows(2).all(|w| w[0] < w[1]), "dts must increase (decode order)");
+    let reordered = video.iter().filter(|p| p["pts"] != p["dts"]).count();
+    assert!(reordered > video.len() / 2, "x264 bframes=2 should reorder most frames, got {reordered}");
+    let mut pts: Vec<i64> = video.iter().map(|p| p["pts"].as_i64().unwrap()).collect();
+    pts.sort_unstable();
+    pts.dedup();
+    assert_eq!(pts.len(), video.len(), "pts must be unique");
+}
+
+#[test]
+fn starting_without_a_server_url_fails_with_a_clear_message() {
+    let run = headless(&["--duration", "1"], None);
+    let s = &run.summary;
+    assert_eq!(s["started"], false, "{s}");
+    let error = s["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("No server URL"), "unclear error: {error:?}");
+    assert_eq!(s["leaks"], 0, "{s}");
+}
