@@ -42,6 +42,7 @@ OUTPUT:
     libobs's log on stdout, then one line `summary {json}` with: libobs version, started, start_ms (obs_output_start
     to active), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
     total_bytes, total_frames, frames_dropped, last_error, leaks (libobs allocations left after shutdown).
+    With --packet-log, `arrived:` lines follow: packets per second and capture → plugin delay per media kind.
     Exit status 0 when the output started, streamed and stopped cleanly.
 ";
 
@@ -255,6 +256,48 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     Ok(summary)
 }
 
+fn percentile(mut v: Vec<f64>, q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+/// A few human lines about what the plugin received, from its packet log.
+fn describe_packet_log(path: &str) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let header = lines.first()?;
+    let mut out = String::new();
+    for kind in ["video", "audio"] {
+        let pkts: Vec<&serde_json::Value> = lines.iter().filter(|p| p["kind"] == kind).collect();
+        if pkts.len() < 2 {
+            out += &format!("arrived: {} {kind} packets\n", pkts.len());
+            continue;
+        }
+        let t = |p: &serde_json::Value, k: &str| p[k].as_i64().unwrap_or(0) as f64;
+        let span = (t(pkts[pkts.len() - 1], "handoff_usec") - t(pkts[0], "handoff_usec")) / 1e6;
+        let rate = (pkts.len() - 1) as f64 / span.max(1e-6);
+        let delay: Vec<f64> = pkts.iter().map(|p| (t(p, "handoff_usec") - t(p, "sys_dts_usec")) / 1000.0).collect();
+        let detail = if kind == "video" {
+            let keys = pkts.iter().filter(|p| p["key"] == true).count();
+            let v = &header["video"];
+            format!("{keys} keyframes, {}x{} {}", v["width"], v["height"], v["codec"].as_str().unwrap_or("?"))
+        } else {
+            let a = &header["audio"];
+            format!("{} at {} Hz", a["codec"].as_str().unwrap_or("?"), a["sample_rate"])
+        };
+        out += &format!(
+            "arrived: {} {kind} packets ({rate:.1}/s, {detail}); capture → plugin p50 {:.1} ms, p99 {:.1} ms\n",
+            pkts.len(),
+            percentile(delay.clone(), 0.5),
+            percentile(delay, 0.99)
+        );
+    }
+    Some(out)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match parse(&args) {
@@ -271,6 +314,9 @@ fn main() -> ExitCode {
     match run(&options) {
         Ok(summary) => {
             println!("summary {summary}");
+            if !options.packet_log.is_empty() {
+                print!("{}", describe_packet_log(&options.packet_log).unwrap_or_default());
+            }
             let ok = summary["started"] == json!(true)
                 && summary["ended_by_itself"] == json!(false)
                 && !summary["stopped_ms"].is_null();

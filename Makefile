@@ -1,0 +1,31 @@
+# RTC Studio — the commands a newcomer needs. Each installs its own Debian packages when missing.
+SHELL := /bin/bash
+CLIP := target/demo/flash-beep.mkv
+XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
+
+.PHONY: deps build demo test install uninstall clean
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	cargo build --lib --examples
+
+# Streams a test scene from real libobs through the plugin and prints what arrived.
+demo: build
+	@scripts/demo-clip.sh $(CLIP) 10
+	$(XVFB) target/debug/examples/headless --media $(CLIP) --duration 10 --width 1280 --height 720 \
+	  --packet-log target/demo/packets.jsonl 2>&1 | grep -E '^(summary|arrived|  )|rtc-studio'
+
+# The whole test suite (unit, layout, real libobs under Xvfb).
+test: build
+	cargo test --no-fail-fast 2>&1
+
+install: deps
+	scripts/install.sh
+
+uninstall:
+	scripts/install.sh --uninstall
+
+clean:
+	cargo clean

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build, the demo and the tests need — only those missing.
+# Usage: scripts/deps.sh            (the default set)
+#        scripts/deps.sh PKG...     (extra packages, e.g. janus coturn chromium)
+set -euo pipefail
+base=(obs-studio libobs-dev libclang-dev clang xvfb xauth pkg-config ffmpeg binutils)
+want=("${base[@]}" "$@")
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
