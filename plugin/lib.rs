@@ -36,6 +36,8 @@ pub(crate) fn module_post_load() {}
 pub(crate) fn module_unload() {
     let left = stream::join_workers(UNLOAD_DEADLINE);
     if left > 0 {
-        obs::log::warn(&format!("{left} stream thread(s) still tearing down at unload"));
+        obs::log::warn(&format!("unloaded with {left} stream thread(s) still tearing down"));
+    } else {
+        obs::log::info("unloaded: every stream thread has ended");
     }
 }

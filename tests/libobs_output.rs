@@ -117,6 +117,7 @@ fn assert_clean_run(run: &Run) {
     assert!(s["libobs"].as_str().unwrap().starts_with("29.0"), "expected Debian's libobs 29.0: {s}");
     assert_eq!(s["leaks"], 0, "libobs reports leaked allocations: {s}");
     assert!(run.log.contains("[rtc-studio] version"), "plugin did not log its load");
+    assert!(run.log.contains("[rtc-studio] unloaded: every stream thread has ended"), "unload did not join threads");
     // Stop must not wait on anything: obs_output_stop returns and the output is inactive well within 100 ms.
     assert!(s["stop_call_ms"].as_f64().unwrap() < 100.0, "obs_output_stop blocked: {s}");
     assert!(s["stopped_ms"].as_f64().unwrap() < 100.0, "output took too long to stop: {s}");
