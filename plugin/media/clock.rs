@@ -1,0 +1,422 @@
+//! RTP timestamps from OBS packet timestamps, exactly.
+//!
+//! Every RTP timestamp is computed afresh from the packet's `pts` and the encoder timebase with integer arithmetic
+//! (`round((pts·num/den − origin) · rate)`), never by adding rounded deltas, so a stream has no drift however long
+//! it runs (OBS's own WHIP output accumulates rounded `dts_usec` deltas instead).
+//!
+//! Audio and video share one origin — the presentation time of the first packet of the session — and one wall
+//! clock anchor, so the NTP↔RTP pairs in RTCP sender reports let a receiver line them up (lip sync). Each stream
+//! starts at a random RTP offset (RFC 3550 §5.1) and wraps at 2³².
+//!
+//! Decode timestamps are watched for discontinuities (an encoder restart sends pts back to 0; a stall jumps ahead):
+//! the stream is re-anchored so that its RTP time continues one frame after the last packet, and the caller gets a
+//! [`Discontinuity`] to log once.
+
+/// An exact number of seconds: `num / den`, `den > 0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Seconds {
+    num: i128,
+    den: i128,
+}
+
+impl Seconds {
+    fn of(ticks: i64, tb_num: i32, tb_den: i32) -> Option<Seconds> {
+        if tb_num <= 0 || tb_den <= 0 {
+            return None;
+        }
+        Some(Seconds { num: ticks as i128 * tb_num as i128, den: tb_den as i128 })
+    }
+
+    /// `round((self − origin) · rate)` in whole clock ticks, half away from zero; None on overflow.
+    fn ticks_since(self, origin: Seconds, rate: u32) -> Option<i64> {
+        let num = self.num.checked_mul(origin.den)?.checked_sub(origin.num.checked_mul(self.den)?)?;
+        let num = num.checked_mul(rate as i128)?;
+        let den = self.den.checked_mul(origin.den)?;
+        let half = den / 2;
+        let rounded = if num >= 0 { (num + half) / den } else { -((-num + half) / den) };
+        i64::try_from(rounded).ok()
+    }
+}
+
+/// Why a stream was re-anchored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiscontinuityKind {
+    /// Decode time went backwards (e.g. the encoder restarted).
+    Backwards,
+    /// Decode time jumped further ahead than [`MAX_FORWARD_GAP_MS`].
+    Forward,
+    /// Timestamps too large to compute with (garbage from the encoder).
+    Overflow,
+    /// A timebase of zero or less.
+    BadTimebase,
+}
+
+/// A re-anchoring the caller should log (once per event).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Discontinuity {
+    pub kind: DiscontinuityKind,
+    /// How far decode time moved, in milliseconds (negative = backwards), when computable.
+    pub jump_ms: Option<i64>,
+}
+
+/// Decode time may advance at most this much between two packets of one stream before it counts as a jump.
+pub const MAX_FORWARD_GAP_MS: i64 = 3_000;
+
+/// The RTP clock of one stream (video at 90 kHz, Opus at 48 kHz).
+#[derive(Clone, Debug)]
+pub struct RtpClock {
+    rate: u32,
+    initial: u32,
+    /// Ticks added since re-anchoring.
+    adjust: i64,
+    /// Unwrapped ticks (before `initial`) of the last packet's dts, and the last dts step.
+    last_dts: Option<i64>,
+    last_step: i64,
+}
+
+/// The RTP timestamp of one packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    pub rtp: u32,
+    /// Unwrapped ticks since the session origin (monotonic apart from B-frame reordering).
+    pub ticks: i64,
+    pub discontinuity: Option<Discontinuity>,
+}
+
+impl RtpClock {
+    pub fn new(rate: u32, initial: u32) -> RtpClock {
+        assert!(rate > 0);
+        RtpClock { rate, initial, adjust: 0, last_dts: None, last_step: rate as i64 / 50 }
+    }
+
+    pub fn rate(&self) -> u32 {
+        self.rate
+    }
+
+    fn wrap(&self, ticks: i64) -> u32 {
+        self.initial.wrapping_add(ticks as u32)
+    }
+
+    /// The step used when a stream is re-anchored: the last dts step, bounded to a sane frame duration.
+    fn continue_step(&self) -> i64 {
+        self.last_step.clamp(1, self.rate as i64 / 5)
+    }
+
+    fn stamp(&mut self, origin: Seconds, pts: i64, dts: i64, tb_num: i32, tb_den: i32) -> Stamped {
+        let raw = |t: i64| Seconds::of(t, tb_num, tb_den).and_then(|s| s.ticks_since(origin, self.rate));
+        let (raw_pts, raw_dts) = (raw(pts), raw(dts));
+        let mut discontinuity = None;
+        let (pts_ticks, dts_ticks) = match (raw_pts, raw_dts) {
+            (Some(p), Some(d)) => {
+                let d_adj = d + self.adjust;
+                if let Some(last) = self.last_dts {
+                    let step = d_adj - last;
+                    let forward_limit = MAX_FORWARD_GAP_MS * self.rate as i64 / 1000;
+                    let kind = if step < 0 {
+                        Some(DiscontinuityKind::Backwards)
+                    } else if step > forward_limit {
+                        Some(DiscontinuityKind::Forward)
+                    } else {
+                        None
+                    };
+                    if let Some(kind) = kind {
+                        discontinuity = Some(Discontinuity { kind, jump_ms: Some(step * 1000 / self.rate as i64) });
+                        self.adjust = last + self.continue_step() - d;
+                    }
+                }
+                (p + self.adjust, d + self.adjust)
+            }
+            _ => {
+                let kind = if tb_num <= 0 || tb_den <= 0 {
+                    DiscontinuityKind::BadTimebase
+                } else {
+                    DiscontinuityKind::Overflow
+                };
+                discontinuity = Some(Discontinuity { kind, jump_ms: None });
+                let next = self.last_dts.map_or(0, |l| l + self.continue_step());
+                (next, next)
+            }
+        };
+        if let Some(last) = self.last_dts {
+            if dts_ticks > last {
+                self.last_step = dts_ticks - last;
+            }
+        }
+        self.last_dts = Some(dts_ticks);
+        Stamped { rtp: self.wrap(pts_ticks), ticks: pts_ticks, discontinuity }
+    }
+
+    /// The RTP timestamp that corresponds to `ticks` since the origin (for sender reports).
+    pub fn rtp_at(&self, ticks: i64) -> u32 {
+        self.wrap(ticks)
+    }
+}
+
+/// The timing of one session: a shared origin for audio and video and a clock for each.
+#[derive(Clone, Debug)]
+pub struct SessionClock {
+    origin: Option<Seconds>,
+    /// Wall-clock time (µs since the Unix epoch) at which the origin was presented.
+    wall_origin_usec: Option<i64>,
+    pub video: RtpClock,
+    pub audio: RtpClock,
+}
+
+/// Which stream a packet belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Track {
+    Video,
+    Audio,
+}
+
+pub const VIDEO_RATE: u32 = 90_000;
+pub const OPUS_RATE: u32 = 48_000;
+
+impl SessionClock {
+    /// `video_initial` and `audio_initial` are the random RTP offsets of each stream.
+    pub fn new(video_initial: u32, audio_initial: u32) -> SessionClock {
+        SessionClock {
+            origin: None,
+            wall_origin_usec: None,
+            video: RtpClock::new(VIDEO_RATE, video_initial),
+            audio: RtpClock::new(OPUS_RATE, audio_initial),
+        }
+    }
+
+    /// Stamps one packet. The first packet of the session (either kind) sets the common origin; `wall_usec` is the
+    /// wall-clock time (µs since the Unix epoch) at which that packet was captured, anchoring sender reports.
+    pub fn stamp(&mut self, track: Track, pts: i64, dts: i64, tb_num: i32, tb_den: i32, wall_usec: i64) -> Stamped {
+        if self.origin.is_none() {
+            self.origin = Seconds::of(pts, tb_num, tb_den);
+            self.wall_origin_usec = self.origin.map(|_| wall_usec);
+        }
+        let origin = self.origin.unwrap_or(Seconds { num: 0, den: 1 });
+        match track {
+            Track::Video => self.video.stamp(origin, pts, dts, tb_num, tb_den),
+            Track::Audio => self.audio.stamp(origin, pts, dts, tb_num, tb_den),
+        }
+    }
+
+    /// The (NTP, RTP) pair for an RTCP sender report of `track` sent at wall-clock `now_usec` (µs since the Unix
+    /// epoch). None before the first packet.
+    pub fn sender_report(&self, track: Track, now_usec: i64) -> Option<(u64, u32)> {
+        let wall_origin = self.wall_origin_usec?;
+        let clock = match track {
+            Track::Video => &self.video,
+            Track::Audio => &self.audio,
+        };
+        let elapsed = (now_usec - wall_origin) as i128;
+        let ticks = (elapsed * clock.rate as i128).div_euclid(1_000_000) as i64 + clock.adjust;
+        Some((ntp_from_unix_usec(now_usec), clock.rtp_at(ticks)))
+    }
+}
+
+/// Seconds between the NTP epoch (1900) and the Unix epoch (1970).
+const NTP_UNIX_OFFSET_SECS: u64 = 2_208_988_800;
+
+/// A 64-bit NTP timestamp (32.32 fixed point seconds since 1900) for a Unix time in µs.
+pub fn ntp_from_unix_usec(usec: i64) -> u64 {
+    let usec = usec.max(0) as u64;
+    let secs = usec / 1_000_000 + NTP_UNIX_OFFSET_SECS;
+    let frac = ((usec % 1_000_000) << 32) / 1_000_000;
+    (secs << 32) | frac
+}
+
+/// The inverse of [`ntp_from_unix_usec`] (to the µs).
+pub fn unix_usec_from_ntp(ntp: u64) -> i64 {
+    let secs = (ntp >> 32).saturating_sub(NTP_UNIX_OFFSET_SECS);
+    let frac = ((ntp & 0xffff_ffff) * 1_000_000 + (1 << 31)) >> 32;
+    (secs * 1_000_000 + frac) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The exact RTP tick count of frame `n` at `fps_num/fps_den`, computed independently with u128 and
+    /// round-half-up.
+    fn exact_video_ticks(n: i64, fps_num: i64, fps_den: i64) -> i64 {
+        let num = n as i128 * fps_den as i128 * 90_000;
+        ((2 * num + fps_num as i128) / (2 * fps_num as i128)) as i64
+    }
+
+    #[test]
+    fn thirty_fps_is_three_thousand_ticks_per_frame() {
+        let mut c = SessionClock::new(0, 0);
+        for n in 0..10 {
+            let s = c.stamp(Track::Video, n, n, 1, 30, 0);
+            assert_eq!(s.rtp, (n * 3000) as u32);
+            assert!(s.discontinuity.is_none());
+        }
+    }
+
+    #[test]
+    fn no_drift_after_24_hours_at_common_rates() {
+        // (timebase num, den) as OBS gives it: 1/fps, or 1001/60000 for 59.94.
+        for (num, den) in [(1, 24), (1, 25), (1, 30), (1, 50), (1001, 60000), (1001, 30000), (1, 60)] {
+            let mut c = SessionClock::new(0x1234_5678, 0);
+            let frames_per_day = 24 * 3600 * den as i64 / num as i64;
+            // Stamp the whole first second, then every ~2 s (under the jump limit) across the day.
+            let stride = 2 * den as i64 / num as i64;
+            let mut n = 0;
+            while n < frames_per_day {
+                let s = c.stamp(Track::Video, n, n, num, den, 0);
+                let expect = 0x1234_5678u32.wrapping_add(exact_video_ticks(n, den as i64, num as i64) as u32);
+                assert_eq!(s.rtp, expect, "frame {n} at {num}/{den}");
+                assert!(s.discontinuity.is_none(), "frame {n} at {num}/{den}");
+                n += if n < den as i64 { 1 } else { stride };
+            }
+            let last = frames_per_day;
+            let s = c.stamp(Track::Video, last, last, num, den, 0);
+            assert_eq!(s.ticks, exact_video_ticks(last, den as i64, num as i64), "last frame at {num}/{den}");
+            if (24 * 3600 * den as i64) % num as i64 == 0 {
+                // A whole number of frames per day: exactly 24·3600·90000 ticks later, modulo 2³².
+                let day_ticks = 24u64 * 3600 * 90_000;
+                assert_eq!(s.ticks as u64, day_ticks, "{num}/{den}");
+                assert_eq!(s.rtp, 0x1234_5678u32.wrapping_add(day_ticks as u32));
+            }
+        }
+    }
+
+    #[test]
+    fn audio_and_video_share_the_origin() {
+        let mut c = SessionClock::new(1000, 2000);
+        // Video starts at pts 0; audio's first packet arrives later but at pts 0 too.
+        let v = c.stamp(Track::Video, 0, 0, 1, 30, 5_000_000);
+        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 5_010_000);
+        assert_eq!((v.ticks, a.ticks), (0, 0));
+        // One second in, both clocks are one second in.
+        let v = c.stamp(Track::Video, 30, 30, 1, 30, 0);
+        let a = c.stamp(Track::Audio, 48_000, 48_000, 1, 48_000, 0);
+        assert_eq!((v.ticks, a.ticks), (90_000, 48_000));
+        assert_eq!((v.rtp, a.rtp), (91_000, 50_000));
+    }
+
+    #[test]
+    fn origin_is_the_first_packet_even_when_it_is_not_zero() {
+        let mut c = SessionClock::new(0, 0);
+        let a = c.stamp(Track::Audio, 96_000, 96_000, 1, 48_000, 0); // 2 s
+        let v = c.stamp(Track::Video, 61, 61, 1, 30, 0); // 2.0333 s
+        assert_eq!(a.ticks, 0);
+        assert_eq!(v.ticks, 3000);
+    }
+
+    #[test]
+    fn b_frames_follow_pts_and_keep_dts_order() {
+        let mut c = SessionClock::new(0, 0);
+        // x264 bframes=2 decode order: I0 P3 B1 B2 P6 B4 B5 (dts 0..6, shifted by -2 as x264 does).
+        let order = [(0, -2), (3, -1), (1, 0), (2, 1), (6, 2), (4, 3), (5, 4)];
+        let ticks: Vec<i64> =
+            order.iter().map(|&(p, d)| c.stamp(Track::Video, p, d, 1, 30, 0)).map(|s| s.ticks).collect();
+        assert_eq!(ticks, vec![0, 9000, 3000, 6000, 18000, 12000, 15000]);
+    }
+
+    #[test]
+    fn wraps_around_32_bits() {
+        let mut c = SessionClock::new(u32::MAX - 2999, 0);
+        assert_eq!(c.stamp(Track::Video, 0, 0, 1, 30, 0).rtp, u32::MAX - 2999);
+        assert_eq!(c.stamp(Track::Video, 1, 1, 1, 30, 0).rtp, 0);
+        assert_eq!(c.stamp(Track::Video, 2, 2, 1, 30, 0).rtp, 3000);
+    }
+
+    #[test]
+    fn encoder_restart_reanchors_one_frame_later_and_reports_once() {
+        let mut c = SessionClock::new(0, 0);
+        for n in 0..100 {
+            c.stamp(Track::Video, n, n, 1, 30, 0);
+        }
+        let s = c.stamp(Track::Video, 0, 0, 1, 30, 0);
+        assert_eq!(s.ticks, 100 * 3000, "continues one frame after frame 99");
+        let d = s.discontinuity.unwrap();
+        assert_eq!(d.kind, DiscontinuityKind::Backwards);
+        assert_eq!(d.jump_ms, Some(-3300));
+        let s = c.stamp(Track::Video, 1, 1, 1, 30, 0);
+        assert_eq!(s.ticks, 101 * 3000);
+        assert!(s.discontinuity.is_none());
+    }
+
+    #[test]
+    fn forward_jump_reanchors_without_a_huge_gap() {
+        let mut c = SessionClock::new(0, 0);
+        for n in 0..10 {
+            c.stamp(Track::Audio, n * 960, n * 960, 1, 48_000, 0);
+        }
+        let s = c.stamp(Track::Audio, 3_600 * 48_000, 3_600 * 48_000, 1, 48_000, 0);
+        assert_eq!(s.discontinuity.unwrap().kind, DiscontinuityKind::Forward);
+        assert_eq!(s.ticks, 10 * 960);
+        // A gap within the limit (a second of lost audio) is kept as real time.
+        let s = c.stamp(Track::Audio, 3_601 * 48_000, 3_601 * 48_000, 1, 48_000, 0);
+        assert!(s.discontinuity.is_none());
+        assert_eq!(s.ticks, 10 * 960 + 48_000);
+    }
+
+    #[test]
+    fn garbage_timestamps_never_panic() {
+        let mut c = SessionClock::new(7, 7);
+        let s = c.stamp(Track::Video, i64::MAX, i64::MIN, i32::MAX, 1, 0);
+        assert!(s.discontinuity.is_some());
+        let s = c.stamp(Track::Video, 5, 5, 0, 0, 0);
+        assert_eq!(s.discontinuity.unwrap().kind, DiscontinuityKind::BadTimebase);
+    }
+
+    #[test]
+    fn sender_reports_put_both_streams_on_one_wall_clock() {
+        let mut c = SessionClock::new(100, 200);
+        let wall0 = 1_700_000_000_000_000;
+        c.stamp(Track::Video, 0, 0, 1, 30, wall0);
+        c.stamp(Track::Audio, 0, 0, 1, 48_000, wall0 + 20_000);
+        let (ntp_v, rtp_v) = c.sender_report(Track::Video, wall0 + 2_000_000).unwrap();
+        let (ntp_a, rtp_a) = c.sender_report(Track::Audio, wall0 + 2_000_000).unwrap();
+        assert_eq!(ntp_v, ntp_a);
+        assert_eq!(rtp_v, 100 + 180_000);
+        assert_eq!(rtp_a, 200 + 96_000);
+        assert_eq!(unix_usec_from_ntp(ntp_v), wall0 + 2_000_000);
+    }
+
+    #[test]
+    fn ntp_conversion_known_value() {
+        // 2024-01-01T00:00:00Z = 1704067200 Unix = 3913056000 NTP seconds.
+        assert_eq!(ntp_from_unix_usec(1_704_067_200_000_000 + 500_000), (3_913_056_000u64 << 32) | 0x8000_0000);
+    }
+
+    proptest! {
+        #[test]
+        fn stamps_match_the_exact_formula(
+            tb in prop_oneof![Just((1, 24)), Just((1, 25)), Just((1, 30)), Just((1001, 30000)),
+                              Just((1001, 60000)), Just((1, 60)), Just((1, 48000)), Just((1, 90000))],
+            start in 0i64..1_000_000,
+            steps in proptest::collection::vec(1i64..4, 1..200),
+            initial: u32,
+        ) {
+            let mut c = SessionClock::new(initial, initial);
+            let mut n = start;
+            c.stamp(Track::Video, n, n, tb.0, tb.1, 0);
+            for s in steps {
+                n += s;
+                let got = c.stamp(Track::Video, n, n, tb.0, tb.1, 0);
+                let exact = {
+                    let num = (n - start) as i128 * tb.0 as i128 * 90_000;
+                    ((2 * num + tb.1 as i128) / (2 * tb.1 as i128)) as i64
+                };
+                prop_assert_eq!(got.ticks, exact);
+                prop_assert_eq!(got.rtp, initial.wrapping_add(exact as u32));
+                prop_assert!(got.discontinuity.is_none());
+            }
+        }
+
+        #[test]
+        fn any_input_sequence_is_safe_and_dts_stays_monotonic(
+            packets in proptest::collection::vec((any::<i64>(), any::<i64>(), -2i32..100_000, -2i32..100_000), 1..100)
+        ) {
+            let mut c = SessionClock::new(0, 0);
+            let mut last: Option<i64> = None;
+            for (pts, dts, num, den) in packets {
+                c.stamp(Track::Audio, pts, dts, num, den, 0);
+                let now = c.audio.last_dts.unwrap();
+                if let Some(l) = last { prop_assert!(now > l || now == l, "dts ticks went back: {} -> {}", l, now); }
+                last = Some(now);
+            }
+        }
+    }
+}
