@@ -118,3 +118,79 @@ mod tests {
         assert_eq!(annexb_units(&s).collect::<Vec<_>>(), vec![&[0x65, 0, 0, 3, 1, 8][..]]);
     }
 }
+
+/// The latest SPS and PPS seen (from the encoder's extra data and from keyframes).
+#[derive(Clone, Debug, Default)]
+pub struct ParameterSets {
+    sps: Option<bytes::Bytes>,
+    pps: Option<bytes::Bytes>,
+}
+
+impl ParameterSets {
+    /// Remembers any SPS/PPS in an Annex-B buffer (zero-copy slices of `stream`).
+    pub fn learn(&mut self, stream: &bytes::Bytes) {
+        for unit in annexb_units(stream) {
+            match nal_type(unit) {
+                Some(nal::SPS) => self.sps = Some(stream.slice_ref(unit)),
+                Some(nal::PPS) => self.pps = Some(stream.slice_ref(unit)),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn sps(&self) -> Option<&bytes::Bytes> {
+        self.sps.as_ref()
+    }
+
+    pub fn pps(&self) -> Option<&bytes::Bytes> {
+        self.pps.as_ref()
+    }
+
+    /// `profile-level-id` for SDP (RFC 6184 §8.1): profile_idc, constraint flags, level_idc from the SPS.
+    pub fn profile_level_id(&self) -> Option<String> {
+        let sps = self.sps.as_ref()?;
+        (sps.len() >= 4).then(|| format!("{:02x}{:02x}{:02x}", sps[1], sps[2], sps[3]))
+    }
+}
+
+/// The NAL units of one OBS access unit as they should go on the wire: access unit delimiters and filler data
+/// dropped, and the latest SPS and PPS put in front of an IDR that does not carry them itself.
+pub fn access_unit_nals(au: &bytes::Bytes, params: &mut ParameterSets) -> Vec<bytes::Bytes> {
+    params.learn(au);
+    let units: Vec<&[u8]> = annexb_units(au).collect();
+    let (mut has_sps, mut has_pps) = (false, false);
+    let mut out = Vec::with_capacity(units.len() + 2);
+    for unit in units {
+        match nal_type(unit) {
+            Some(nal::AUD) | Some(nal::FILLER) => continue,
+            Some(nal::SPS) => has_sps = true,
+            Some(nal::PPS) => has_pps = true,
+            Some(nal::IDR) if !(has_sps && has_pps) => {
+                if let (Some(sps), Some(pps)) = (&params.sps, &params.pps) {
+                    out.push(sps.clone());
+                    out.push(pps.clone());
+                }
+                has_sps = true;
+                has_pps = true;
+            }
+            _ => {}
+        }
+        out.push(au.slice_ref(unit));
+    }
+    out
+}
+
+/// Whether the NAL units contain an IDR slice.
+pub fn has_idr(nals: &[bytes::Bytes]) -> bool {
+    nals.iter().any(|n| nal_type(n) == Some(nal::IDR))
+}
+
+/// Joins NAL units into an Annex-B buffer with 4-byte start codes.
+pub fn to_annexb(nals: &[bytes::Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nals.iter().map(|n| n.len() + 4).sum());
+    for n in nals {
+        out.extend_from_slice(&[0, 0, 0, 1]);
+        out.extend_from_slice(n);
+    }
+    out
+}

@@ -2,4 +2,5 @@
 //! clocks read here (time is always an argument), so every piece is unit-tested on its own.
 pub mod clock;
 pub mod h264;
+pub mod h264_rtp;
 pub mod packet;

@@ -1,0 +1,399 @@
+//! H.264 over RTP, RFC 6184 packetization mode 1 (non-interleaved): single NAL unit packets, STAP-A aggregates of
+//! small NAL units (SPS + PPS + SEI), FU-A fragments of NAL units larger than the payload budget. The marker bit
+//! is set on the last packet of each access unit.
+//!
+//! We own this rather than use webrtc-rs's payloader so that access-unit boundaries (marker), parameter-set
+//! insertion and the payload budget are decided here, tested, and independent of the transport.
+use super::h264::{nal, nal_type};
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// Default RTP payload budget: fits a 1500-byte MTU after IP/UDP/SRTP/RTP headers and extensions with margin.
+pub const DEFAULT_MAX_PAYLOAD: usize = 1200;
+
+/// One RTP payload and whether it ends an access unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RtpPayload {
+    pub payload: Bytes,
+    pub marker: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct H264Packetizer {
+    max_payload: usize,
+}
+
+impl H264Packetizer {
+    /// `max_payload` is clamped to at least 16 bytes.
+    pub fn new(max_payload: usize) -> Self {
+        H264Packetizer { max_payload: max_payload.max(16) }
+    }
+
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// Appends the payloads for one access unit to `out`.
+    pub fn packetize(&self, nals: &[Bytes], out: &mut Vec<RtpPayload>) {
+        let first = out.len();
+        let mut pending: Vec<&Bytes> = Vec::new();
+        let mut pending_size = 1; // STAP-A header
+        for n in nals.iter().filter(|n| !n.is_empty()) {
+            if n.len() > self.max_payload {
+                self.flush(&mut pending, out);
+                pending_size = 1;
+                self.fragment(n, out);
+                continue;
+            }
+            if !pending.is_empty() && pending_size + 2 + n.len() > self.max_payload {
+                self.flush(&mut pending, out);
+                pending_size = 1;
+            }
+            pending_size += 2 + n.len();
+            pending.push(n);
+        }
+        self.flush(&mut pending, out);
+        if out.len() > first {
+            out.last_mut().expect("non-empty").marker = true;
+        }
+    }
+
+    fn flush(&self, pending: &mut Vec<&Bytes>, out: &mut Vec<RtpPayload>) {
+        match pending.len() {
+            0 => {}
+            1 => out.push(RtpPayload { payload: pending[0].clone(), marker: false }),
+            _ => {
+                let size = 1 + pending.iter().map(|n| 2 + n.len()).sum::<usize>();
+                let mut b = BytesMut::with_capacity(size);
+                let f = pending.iter().fold(0, |f, n| f | (n[0] & 0x80));
+                let nri = pending.iter().map(|n| n[0] & 0x60).max().unwrap_or(0);
+                b.put_u8(f | nri | nal::STAP_A);
+                for n in pending.iter() {
+                    b.put_u16(n.len() as u16);
+                    b.put_slice(n);
+                }
+                out.push(RtpPayload { payload: b.freeze(), marker: false });
+            }
+        }
+        pending.clear();
+    }
+
+    /// FU-A fragments of nearly equal size (no tiny last fragment).
+    fn fragment(&self, n: &Bytes, out: &mut Vec<RtpPayload>) {
+        let header = n[0];
+        let body = &n[1..];
+        let room = self.max_payload - 2;
+        let chunk = body.len().div_ceil(body.len().div_ceil(room));
+        let count = body.len().div_ceil(chunk);
+        let indicator = (header & 0xe0) | nal::FU_A;
+        for (i, part) in body.chunks(chunk).enumerate() {
+            let mut fu_header = header & 0x1f;
+            if i == 0 {
+                fu_header |= 0x80;
+            }
+            if i == count - 1 {
+                fu_header |= 0x40;
+            }
+            let mut b = BytesMut::with_capacity(2 + part.len());
+            b.put_u8(indicator);
+            b.put_u8(fu_header);
+            b.put_slice(part);
+            out.push(RtpPayload { payload: b.freeze(), marker: false });
+        }
+    }
+}
+
+/// One access unit reassembled from RTP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessUnit {
+    pub timestamp: u32,
+    pub nals: Vec<Bytes>,
+    /// False when packets were lost or malformed inside it (a decoder should wait for the next IDR).
+    pub complete: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DepacketizeError {
+    Empty,
+    TruncatedStapA,
+    TruncatedFuA,
+    /// A FU-A continuation without its start (start lost).
+    FuWithoutStart,
+    Unsupported(u8),
+}
+
+/// Reassembles access units from RTP packets given in sequence order.
+#[derive(Debug, Default)]
+pub struct H264Depacketizer {
+    timestamp: Option<u32>,
+    nals: Vec<Bytes>,
+    fu: Option<BytesMut>,
+    damaged: bool,
+    last_seq: Option<u16>,
+}
+
+impl H264Depacketizer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn take(&mut self) -> Option<AccessUnit> {
+        let ts = self.timestamp.take()?;
+        let nals = std::mem::take(&mut self.nals);
+        let complete = !self.damaged && self.fu.is_none();
+        self.fu = None;
+        self.damaged = false;
+        (!nals.is_empty()).then_some(AccessUnit { timestamp: ts, nals, complete })
+    }
+
+    /// Feeds one RTP packet. Returns the access units it completed: the previous one when the timestamp changed
+    /// without a marker, and the current one on a marker.
+    pub fn push(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> (Vec<AccessUnit>, Option<DepacketizeError>) {
+        let mut done = Vec::new();
+        if let Some(last) = self.last_seq {
+            if seq != last.wrapping_add(1) {
+                self.damaged = true;
+                self.fu = None;
+            }
+        }
+        self.last_seq = Some(seq);
+        if self.timestamp.is_some_and(|t| t != timestamp) {
+            // The previous access unit never got its marker.
+            self.damaged = true;
+            done.extend(self.take());
+        }
+        self.timestamp = Some(timestamp);
+        let error = self.parse(payload).err();
+        if error.is_some() {
+            self.damaged = true;
+        }
+        if marker {
+            done.extend(self.take());
+        }
+        (done, error)
+    }
+
+    fn parse(&mut self, payload: &[u8]) -> Result<(), DepacketizeError> {
+        let Some(&first) = payload.first() else { return Err(DepacketizeError::Empty) };
+        match first & 0x1f {
+            1..=23 => {
+                self.fu = None;
+                self.nals.push(Bytes::copy_from_slice(payload));
+                Ok(())
+            }
+            nal::STAP_A => {
+                let mut rest = &payload[1..];
+                while !rest.is_empty() {
+                    if rest.len() < 2 {
+                        return Err(DepacketizeError::TruncatedStapA);
+                    }
+                    let size = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                    if size == 0 || rest.len() < 2 + size {
+                        return Err(DepacketizeError::TruncatedStapA);
+                    }
+                    self.nals.push(Bytes::copy_from_slice(&rest[2..2 + size]));
+                    rest = &rest[2 + size..];
+                }
+                Ok(())
+            }
+            nal::FU_A => {
+                if payload.len() < 3 {
+                    return Err(DepacketizeError::TruncatedFuA);
+                }
+                let (indicator, header) = (payload[0], payload[1]);
+                let (start, end) = (header & 0x80 != 0, header & 0x40 != 0);
+                if start {
+                    let mut b = BytesMut::with_capacity(payload.len() * 4);
+                    b.put_u8((indicator & 0xe0) | (header & 0x1f));
+                    self.fu = Some(b);
+                }
+                let Some(fu) = self.fu.as_mut() else { return Err(DepacketizeError::FuWithoutStart) };
+                fu.put_slice(&payload[2..]);
+                if end {
+                    let unit = self.fu.take().expect("present").freeze();
+                    self.nals.push(unit);
+                }
+                Ok(())
+            }
+            other => Err(DepacketizeError::Unsupported(other)),
+        }
+    }
+}
+
+/// The NAL type carried by a payload (the first NAL of a STAP-A, the fragmented NAL of a FU-A).
+pub fn payload_nal_type(payload: &[u8]) -> Option<u8> {
+    match nal_type(payload)? {
+        nal::STAP_A => payload.get(3).map(|b| b & 0x1f),
+        nal::FU_A => payload.get(1).map(|b| b & 0x1f),
+        t => Some(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::h264::{access_unit_nals, ParameterSets};
+    use proptest::prelude::*;
+
+    fn roundtrip(nals: &[Bytes], budget: usize) -> (Vec<RtpPayload>, AccessUnit) {
+        let mut out = Vec::new();
+        H264Packetizer::new(budget).packetize(nals, &mut out);
+        let mut d = H264Depacketizer::new();
+        let mut units = Vec::new();
+        for (i, p) in out.iter().enumerate() {
+            let (done, err) = d.push(i as u16, 1234, p.marker, &p.payload);
+            assert_eq!(err, None);
+            units.extend(done);
+        }
+        assert_eq!(units.len(), 1);
+        (out, units.pop().unwrap())
+    }
+
+    #[test]
+    fn sps_pps_go_in_one_stap_a_and_the_idr_in_fu_a() {
+        let sps = Bytes::from_static(&[0x67, 0x64, 0x00, 0x1f, 0xac]);
+        let pps = Bytes::from_static(&[0x68, 0xee, 0x3c, 0x80]);
+        let idr = Bytes::from(std::iter::once(0x65).chain((0..3000).map(|i| i as u8)).collect::<Vec<u8>>());
+        let (out, au) = roundtrip(&[sps.clone(), pps.clone(), idr.clone()], 1200);
+        assert_eq!(out[0].payload[0] & 0x1f, nal::STAP_A);
+        assert_eq!(out[0].payload[0] & 0x60, 0x60, "NRI is the highest of the aggregated units");
+        assert_eq!(out.len(), 1 + 3, "3000-byte IDR in 3 fragments");
+        assert!(out[1..].iter().all(|p| p.payload[0] & 0x1f == nal::FU_A && p.payload.len() <= 1200));
+        assert_eq!(out[1].payload[1] & 0xc0, 0x80, "start bit");
+        assert_eq!(out[3].payload[1] & 0xc0, 0x40, "end bit");
+        assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
+        assert!(out.last().unwrap().marker);
+        assert_eq!(au.nals, vec![sps, pps, idr]);
+        assert!(au.complete);
+    }
+
+    #[test]
+    fn exact_budget_boundaries() {
+        // A NAL of exactly the budget goes alone; one byte more is fragmented.
+        let fits = Bytes::from(vec![0x41; 1200]);
+        let (out, _) = roundtrip(&[fits.clone()], 1200);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload, fits);
+        let over = Bytes::from(vec![0x41; 1201]);
+        let (out, au) = roundtrip(&[over.clone()], 1200);
+        assert_eq!(out.len(), 2);
+        assert_eq!(au.nals, vec![over]);
+        // Two NALs whose STAP-A would be budget + 1 are sent separately.
+        let a = Bytes::from(vec![0x06; 598]);
+        let b = Bytes::from(vec![0x06; 598]); // 1 + 2+598 + 2+598 = 1201
+        let (out, _) = roundtrip(&[a.clone(), b.clone()], 1200);
+        assert_eq!(out.len(), 2);
+        let b = Bytes::from(vec![0x06; 597]); // exactly 1200
+        let (out, au) = roundtrip(&[a.clone(), b.clone()], 1200);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].payload.len(), 1200);
+        assert_eq!(au.nals, vec![a, b]);
+    }
+
+    #[test]
+    fn idr_without_parameter_sets_gets_the_cached_ones() {
+        let mut ps = ParameterSets::default();
+        ps.learn(&Bytes::from_static(&[0, 0, 0, 1, 0x67, 1, 2, 3, 0, 0, 0, 1, 0x68, 4]));
+        assert_eq!(ps.profile_level_id().as_deref(), Some("010203"));
+        let au = Bytes::from_static(&[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x06, 5, 0, 0, 1, 0x65, 9, 9]);
+        let nals = access_unit_nals(&au, &mut ps);
+        let types: Vec<u8> = nals.iter().map(|n| n[0] & 0x1f).collect();
+        assert_eq!(types, vec![6, 7, 8, 5], "AUD dropped, SPS/PPS before the IDR");
+        // A P-frame gets nothing added; filler is dropped.
+        let p = Bytes::from_static(&[0, 0, 1, 0x41, 1, 0, 0, 1, 0x0c, 0xff, 0xff]);
+        let types: Vec<u8> = access_unit_nals(&p, &mut ps).iter().map(|n| n[0] & 0x1f).collect();
+        assert_eq!(types, vec![1]);
+    }
+
+    #[test]
+    fn keyframe_with_its_own_parameter_sets_is_left_alone_and_updates_the_cache() {
+        let mut ps = ParameterSets::default();
+        ps.learn(&Bytes::from_static(&[0, 0, 1, 0x67, 1, 1, 1, 0, 0, 1, 0x68, 1]));
+        let au = Bytes::from_static(&[0, 0, 1, 0x67, 2, 2, 2, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 7]);
+        let nals = access_unit_nals(&au, &mut ps);
+        assert_eq!(nals.len(), 3);
+        assert_eq!(ps.profile_level_id().as_deref(), Some("020202"));
+    }
+
+    #[test]
+    fn lost_fragment_marks_the_unit_incomplete_and_the_next_one_recovers() {
+        let big = Bytes::from(vec![0x65; 5000]);
+        let mut out = Vec::new();
+        let p = H264Packetizer::new(1200);
+        p.packetize(&[big.clone()], &mut out);
+        let mut d = H264Depacketizer::new();
+        let mut got = Vec::new();
+        for (i, pl) in out.iter().enumerate() {
+            if i == 2 {
+                continue; // lost
+            }
+            got.extend(d.push(i as u16, 1, pl.marker, &pl.payload).0);
+        }
+        assert_eq!(got.len(), 0, "the broken NAL is dropped, so no unit is produced");
+        let mut next = Vec::new();
+        p.packetize(&[Bytes::from_static(&[0x41, 1, 2])], &mut next);
+        let (units, err) = d.push(out.len() as u16, 2, true, &next[0].payload);
+        assert_eq!(err, None);
+        assert_eq!(units.len(), 1);
+        assert!(units[0].complete);
+    }
+
+    #[test]
+    fn missing_marker_flushes_on_timestamp_change() {
+        let mut d = H264Depacketizer::new();
+        assert!(d.push(1, 100, false, &[0x41, 1]).0.is_empty());
+        let (units, _) = d.push(2, 200, true, &[0x41, 2]);
+        assert_eq!(units.len(), 2);
+        assert!(!units[0].complete);
+        assert!(units[1].complete);
+    }
+
+    #[test]
+    fn malformed_payloads_are_errors_not_panics() {
+        let mut d = H264Depacketizer::new();
+        assert_eq!(d.push(0, 1, false, &[]).1, Some(DepacketizeError::Empty));
+        assert_eq!(d.push(1, 1, false, &[0x78, 0x00]).1, Some(DepacketizeError::TruncatedStapA));
+        assert_eq!(d.push(2, 1, false, &[0x78, 0x00, 0x05, 1]).1, Some(DepacketizeError::TruncatedStapA));
+        assert_eq!(d.push(3, 1, false, &[0x7c, 0x05]).1, Some(DepacketizeError::TruncatedFuA));
+        assert_eq!(d.push(4, 1, false, &[0x7c, 0x05, 1]).1, Some(DepacketizeError::FuWithoutStart));
+        assert_eq!(d.push(5, 1, true, &[0x79, 0, 1]).1, Some(DepacketizeError::Unsupported(25)));
+    }
+
+    fn nal_strategy() -> impl Strategy<Value = Bytes> {
+        (1u8..24, 0u8..4, proptest::collection::vec(any::<u8>(), 0..4000))
+            .prop_map(|(t, nri, body)| Bytes::from([vec![(nri << 5) | t], body].concat()))
+    }
+
+    proptest! {
+        #[test]
+        fn packetize_then_depacketize_is_identity(
+            nals in proptest::collection::vec(nal_strategy(), 1..12),
+            budget in 20usize..1500,
+        ) {
+            let mut out = Vec::new();
+            H264Packetizer::new(budget).packetize(&nals, &mut out);
+            prop_assert!(out.iter().all(|p| p.payload.len() <= budget));
+            prop_assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
+            prop_assert!(out.last().unwrap().marker);
+            let mut d = H264Depacketizer::new();
+            let mut units = Vec::new();
+            for (i, p) in out.iter().enumerate() {
+                let (done, err) = d.push((i as u16).wrapping_add(0xfff0), 7, p.marker, &p.payload);
+                prop_assert_eq!(err, None);
+                units.extend(done);
+            }
+            prop_assert_eq!(units.len(), 1);
+            prop_assert_eq!(&units[0].nals, &nals);
+            prop_assert!(units[0].complete);
+        }
+
+        #[test]
+        fn depacketizer_survives_any_bytes(packets in proptest::collection::vec(
+            (any::<u16>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64)), 0..64)
+        ) {
+            let mut d = H264Depacketizer::new();
+            for (seq, ts, m, payload) in packets {
+                let _ = d.push(seq, ts, m, &payload);
+            }
+        }
+    }
+}
