@@ -3,4 +3,5 @@
 pub mod clock;
 pub mod h264;
 pub mod h264_rtp;
+pub mod opus;
 pub mod packet;
