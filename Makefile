@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CLIP := target/demo/flash-beep.mkv
 XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
 
-.PHONY: deps build demo test install uninstall clean
+.PHONY: deps build demo test bench fuzz install uninstall clean
 
 deps:
 	@scripts/deps.sh
@@ -19,7 +19,17 @@ demo: build
 
 # The whole test suite (unit, layout, real libobs under Xvfb).
 test: build
+	cargo clippy --all-targets -- -D warnings
 	cargo test --no-fail-fast 2>&1
+
+# Benchmarks print numbers (never part of make test).
+bench: deps
+	cargo bench --bench packetize
+
+# 1 M inputs per fuzz target (needs `cargo install cargo-fuzz`; stable toolchain via RUSTC_BOOTSTRAP).
+fuzz: deps
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run annexb -- -runs=1000000 -max_len=8192
+	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run depacketize -- -runs=1000000 -max_len=8192
 
 install: deps
 	scripts/install.sh

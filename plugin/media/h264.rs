@@ -153,18 +153,24 @@ impl ParameterSets {
     }
 }
 
-/// The NAL units of one OBS access unit as they should go on the wire: access unit delimiters and filler data
-/// dropped, and the latest SPS and PPS put in front of an IDR that does not carry them itself.
+/// The NAL units of one OBS access unit as they should go on the wire: access unit delimiters, filler data and
+/// unspecified types (0, 24–31) dropped, and the latest SPS and PPS put in front of an IDR that does not carry them itself.
 pub fn access_unit_nals(au: &bytes::Bytes, params: &mut ParameterSets) -> Vec<bytes::Bytes> {
-    params.learn(au);
-    let units: Vec<&[u8]> = annexb_units(au).collect();
     let (mut has_sps, mut has_pps) = (false, false);
-    let mut out = Vec::with_capacity(units.len() + 2);
-    for unit in units {
+    let mut out = Vec::with_capacity(8);
+    for unit in annexb_units(au) {
         match nal_type(unit) {
             Some(nal::AUD) | Some(nal::FILLER) => continue,
-            Some(nal::SPS) => has_sps = true,
-            Some(nal::PPS) => has_pps = true,
+            // Types 0 and 24–31 are unspecified in H.264 and mean STAP/MTAP/FU framing in RTP: never send them.
+            Some(0) | Some(24..) => continue,
+            Some(nal::SPS) => {
+                has_sps = true;
+                params.sps = Some(au.slice_ref(unit));
+            }
+            Some(nal::PPS) => {
+                has_pps = true;
+                params.pps = Some(au.slice_ref(unit));
+            }
             Some(nal::IDR) if !(has_sps && has_pps) => {
                 if let (Some(sps), Some(pps)) = (&params.sps, &params.pps) {
                     out.push(sps.clone());

@@ -270,11 +270,11 @@ mod tests {
     fn exact_budget_boundaries() {
         // A NAL of exactly the budget goes alone; one byte more is fragmented.
         let fits = Bytes::from(vec![0x41; 1200]);
-        let (out, _) = roundtrip(&[fits.clone()], 1200);
+        let (out, _) = roundtrip(std::slice::from_ref(&fits), 1200);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].payload, fits);
         let over = Bytes::from(vec![0x41; 1201]);
-        let (out, au) = roundtrip(&[over.clone()], 1200);
+        let (out, au) = roundtrip(std::slice::from_ref(&over), 1200);
         assert_eq!(out.len(), 2);
         assert_eq!(au.nals, vec![over]);
         // Two NALs whose STAP-A would be budget + 1 are sent separately.
@@ -305,6 +305,14 @@ mod tests {
     }
 
     #[test]
+    fn unspecified_nal_types_are_not_sent() {
+        // Found by the `annexb` fuzz target: type 0 (or 24–31) would be read as STAP/FU framing by a receiver.
+        let au = Bytes::from_static(&[1, 0, 0, 0, 0, 1, 0, 4, 0, 0, 1, 0x7c, 1, 0, 0, 1, 0x41, 5]);
+        let nals = access_unit_nals(&au, &mut ParameterSets::default());
+        assert_eq!(nals, vec![Bytes::from_static(&[0x41, 5])]);
+    }
+
+    #[test]
     fn keyframe_with_its_own_parameter_sets_is_left_alone_and_updates_the_cache() {
         let mut ps = ParameterSets::default();
         ps.learn(&Bytes::from_static(&[0, 0, 1, 0x67, 1, 1, 1, 0, 0, 1, 0x68, 1]));
@@ -319,7 +327,7 @@ mod tests {
         let big = Bytes::from(vec![0x65; 5000]);
         let mut out = Vec::new();
         let p = H264Packetizer::new(1200);
-        p.packetize(&[big.clone()], &mut out);
+        p.packetize(std::slice::from_ref(&big), &mut out);
         let mut d = H264Depacketizer::new();
         let mut got = Vec::new();
         for (i, pl) in out.iter().enumerate() {

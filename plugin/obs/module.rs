@@ -72,8 +72,10 @@ pub(crate) fn registration_size(full: usize, size_29_0: usize) -> usize {
     }
 }
 
+/// # Safety
+/// Called by libobs with its handle for this module.
 #[no_mangle]
-pub extern "C" fn obs_module_set_pointer(module: *mut sys::obs_module_t) {
+pub unsafe extern "C" fn obs_module_set_pointer(module: *mut sys::obs_module_t) {
     MODULE.store(module, Ordering::SeqCst);
 }
 
@@ -97,8 +99,10 @@ pub extern "C" fn obs_module_description() -> *const c_char {
     c"Publish to WebRTC servers (WHIP, Janus) with sub-second latency".as_ptr()
 }
 
+/// # Safety
+/// Called by libobs with a locale name (NUL-terminated) or null.
 #[no_mangle]
-pub extern "C" fn obs_module_set_locale(locale: *const c_char) {
+pub unsafe extern "C" fn obs_module_set_locale(locale: *const c_char) {
     guard("obs_module_set_locale", (), || {
         let module = MODULE.load(Ordering::SeqCst);
         if module.is_null() {
