@@ -41,7 +41,9 @@ WHERE THINGS ARE:
 OUTPUT:
     libobs's log on stdout, then one line `summary {json}` with: libobs version, started, start_ms (obs_output_start
     to active), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
-    total_bytes, total_frames, frames_dropped, last_error, leaks (libobs allocations left after shutdown).
+    total_bytes, total_frames, frames_dropped, last_error, stop_code (OBS_OUTPUT_* code of the output's last
+    `stop` signal: 0 success, -1 bad path, -2 connect failed, -3 invalid stream, -4 error, -5 disconnected,
+    -6 unsupported), leaks (libobs allocations left after shutdown).
     With --packet-log, `arrived:` lines follow: packets per second and capture → plugin delay per media kind.
     Exit status 0 when the output started, streamed and stopped cleanly.
 ";
@@ -245,6 +247,8 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     summary["total_frames"] = json!(output.total_frames());
     summary["frames_dropped"] = json!(output.frames_dropped());
     summary["last_error"] = json!(output.last_error());
+    let code = output.stop_code();
+    summary["stop_code"] = if code == rtc_studio::obs::host::NOT_STOPPED { serde_json::Value::Null } else { json!(code) };
 
     drop(output);
     drop(service);

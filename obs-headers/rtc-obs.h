@@ -262,6 +262,13 @@ void obs_output_end_data_capture(obs_output_t *output);
 void obs_output_signal_stop(obs_output_t *output, int code);
 signal_handler_t *obs_output_get_signal_handler(const obs_output_t *output);
 
+/* ---- signals (the headless runner watches an output's "stop" and its code) ------------------------------------ */
+typedef void (*signal_callback_t)(void *data, calldata_t *cd);
+void signal_handler_connect(signal_handler_t *handler, const char *signal, signal_callback_t callback, void *data);
+void signal_handler_disconnect(signal_handler_t *handler, const char *signal, signal_callback_t callback,
+			       void *data);
+bool calldata_get_data(const calldata_t *data, const char *name, void *out, size_t size);
+
 /* ---- services ------------------------------------------------------------------------------------------------- */
 obs_service_t *obs_service_create(const char *id, const char *name, obs_data_t *settings, obs_data_t *hotkey_data);
 void obs_service_release(obs_service_t *service);

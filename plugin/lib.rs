@@ -3,7 +3,8 @@
 //! Layers, each calling only the ones below it:
 //! - [`obs`]: the FFI shell, the only `unsafe` code (bindings, safe wrappers, panic guards, module exports);
 //! - [`output`], [`service`], [`stream`], [`recorder`]: OBS glue — decisions and hand-off, never blocking OBS;
-//! - [`media`]: the sans-IO core (timestamps, bitstream framing), pure and unit-tested.
+//! - [`media`], [`signal`]: the sans-IO core (timestamps, bitstream framing, WHIP), pure and unit-tested;
+//! - [`transport`]: the only network code (HTTP, WebRTC) on a tokio runtime the plugin owns.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
@@ -11,9 +12,12 @@ pub mod obs;
 
 pub mod media;
 pub mod output;
+pub mod publish;
 pub mod recorder;
 pub mod service;
+pub mod signal;
 pub mod stream;
+pub mod transport;
 
 use std::time::Duration;
 
@@ -35,6 +39,7 @@ pub(crate) fn module_post_load() {}
 
 pub(crate) fn module_unload() {
     let left = stream::join_workers(UNLOAD_DEADLINE);
+    transport::shutdown(Duration::from_secs(1));
     if left > 0 {
         obs::log::warn(&format!("unloaded with {left} stream thread(s) still tearing down"));
     } else {

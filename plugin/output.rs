@@ -7,10 +7,16 @@ use crate::obs::module::text;
 use crate::obs::output::{OutputHandle, OutputType, StopCode};
 use crate::obs::properties::{Properties, TextKind};
 use crate::recorder::PacketLog;
-use crate::stream::{Connector, PacketSink, Stream, StreamError, StreamStats};
+use crate::signal::Failure;
+use crate::stream::{Connector, PacketSink, Stream, StreamStats};
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use crate::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
+use crate::publish::WhipSink;
+use crate::transport::session::PublishConfig;
+use bytes::Bytes;
 
 pub const OUTPUT_ID: &CStr = c"rtc_studio_output";
 /// Output setting: write a JSON line per packet to this file (diagnostics).
@@ -18,11 +24,18 @@ pub const SETTING_PACKET_LOG: &str = "packet_log";
 /// Output setting: how many packets may wait between OBS and the network before frames are dropped.
 pub const SETTING_QUEUE_PACKETS: &str = "queue_packets";
 pub const DEFAULT_QUEUE_PACKETS: i64 = 256;
+/// Output setting: seconds allowed for signalling + ICE + DTLS before the start fails.
+pub const SETTING_CONNECT_TIMEOUT: &str = "connect_timeout_s";
+pub const DEFAULT_CONNECT_TIMEOUT_S: i64 = 10;
+/// Output setting: largest RTP payload in bytes.
+pub const SETTING_MAX_PAYLOAD: &str = "max_rtp_payload";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct OutputSettings {
     packet_log: String,
     queue_packets: usize,
+    connect_timeout: Duration,
+    max_payload: usize,
 }
 
 impl OutputSettings {
@@ -31,6 +44,14 @@ impl OutputSettings {
         OutputSettings {
             packet_log: settings.string(SETTING_PACKET_LOG).trim().to_string(),
             queue_packets: if q > 0 { q.min(65_536) as usize } else { DEFAULT_QUEUE_PACKETS as usize },
+            connect_timeout: Duration::from_secs(match settings.int(SETTING_CONNECT_TIMEOUT) {
+                t @ 1..=120 => t as u64,
+                _ => DEFAULT_CONNECT_TIMEOUT_S as u64,
+            }),
+            max_payload: match settings.int(SETTING_MAX_PAYLOAD) {
+                p @ 300..=1400 => p as usize,
+                _ => DEFAULT_MAX_PAYLOAD,
+            },
         }
     }
 }
@@ -48,14 +69,14 @@ impl RtcOutput {
     }
 
     /// Chooses where packets go for this start; errors are shown to the streamer.
-    fn connector(&self) -> Result<Connector, StreamError> {
+    fn connector(&self) -> Result<Connector, Failure> {
         let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let (url, _token) = self.handle.service_url_and_key().unwrap_or_default();
+        let (url, token) = self.handle.service_url_and_key().unwrap_or_default();
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
         if let Some(v) = &video {
             if v.codec != "h264" {
-                return Err(StreamError::new(
+                return Err(Failure::new(
                     StopCode::Unsupported,
                     format!("RTC Studio sends H.264 video; the selected video encoder produces {}", v.codec),
                 ));
@@ -63,7 +84,7 @@ impl RtcOutput {
         }
         if let Some(a) = &audio {
             if a.codec != "opus" {
-                return Err(StreamError::new(
+                return Err(Failure::new(
                     StopCode::Unsupported,
                     format!("RTC Studio sends Opus audio; the selected audio encoder produces {}", a.codec),
                 ));
@@ -80,15 +101,22 @@ impl RtcOutput {
             }));
         }
         if url.is_empty() {
-            return Err(StreamError::new(
+            return Err(Failure::new(
                 StopCode::BadPath,
                 "No server URL is set. Enter your WHIP endpoint under Settings → Stream → Server.",
             ));
         }
-        Err(StreamError::new(
-            StopCode::Unsupported,
-            "This build of RTC Studio cannot publish over WHIP yet: the WebRTC transport is not built in.",
-        ))
+        crate::signal::whip::validate_endpoint(&url)?;
+        let config = PublishConfig {
+            endpoint: url,
+            bearer_token: token,
+            ice_servers: Vec::new(),
+            connect_timeout: settings.connect_timeout,
+            max_payload: settings.max_payload,
+            video_extra_data: Bytes::from(video.map(|v| v.extra_data).unwrap_or_default()),
+            audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
+        };
+        Ok(Box::new(move || WhipSink::connect(config).map(|s| Box::new(s) as Box<dyn PacketSink>)))
     }
 }
 
@@ -115,11 +143,15 @@ impl OutputType for RtcOutput {
     fn defaults(settings: &Settings) {
         settings.set_default_string(SETTING_PACKET_LOG, "");
         settings.set_default_int(SETTING_QUEUE_PACKETS, DEFAULT_QUEUE_PACKETS);
+        settings.set_default_int(SETTING_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S);
+        settings.set_default_int(SETTING_MAX_PAYLOAD, DEFAULT_MAX_PAYLOAD as i64);
     }
 
     fn properties() -> Properties {
         let mut p = Properties::new();
         p.int(SETTING_QUEUE_PACKETS, &text(c"RtcStudio.QueuePackets"), 16, 65_536, 16);
+        p.int(SETTING_CONNECT_TIMEOUT, &text(c"RtcStudio.ConnectTimeout"), 1, 120, 1);
+        p.int(SETTING_MAX_PAYLOAD, &text(c"RtcStudio.MaxPayload"), 300, 1400, 10);
         p.text(SETTING_PACKET_LOG, &text(c"RtcStudio.PacketLog"), TextKind::Plain)
             .tooltip(&text(c"RtcStudio.PacketLog.Tooltip"));
         p

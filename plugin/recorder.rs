@@ -3,8 +3,10 @@
 //! OBS really delivers.
 use crate::media::h264;
 use crate::media::packet::{EncodedPacket, MediaKind};
-use crate::obs::output::{AudioEncoderInfo, StopCode, VideoEncoderInfo};
-use crate::stream::{PacketSink, StreamError};
+use crate::obs::output::{AudioEncoderInfo, VideoEncoderInfo};
+use crate::signal::StopCode;
+use crate::signal::Failure;
+use crate::stream::PacketSink;
 use serde_json::json;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -20,9 +22,9 @@ impl PacketLog {
         path: &str,
         video: Option<&VideoEncoderInfo>,
         audio: Option<&AudioEncoderInfo>,
-    ) -> Result<PacketLog, StreamError> {
+    ) -> Result<PacketLog, Failure> {
         let file = File::create(path)
-            .map_err(|e| StreamError::new(StopCode::Error, format!("cannot write the packet log {path}: {e}")))?;
+            .map_err(|e| Failure::new(StopCode::Error, format!("cannot write the packet log {path}: {e}")))?;
         let mut log = PacketLog { out: BufWriter::new(file), path: path.to_string() };
         let header = json!({
             "event": "start",
@@ -39,14 +41,14 @@ impl PacketLog {
         Ok(log)
     }
 
-    fn line(&mut self, value: &serde_json::Value) -> Result<(), StreamError> {
+    fn line(&mut self, value: &serde_json::Value) -> Result<(), Failure> {
         writeln!(self.out, "{value}")
-            .map_err(|e| StreamError::new(StopCode::Error, format!("cannot write the packet log {}: {e}", self.path)))
+            .map_err(|e| Failure::new(StopCode::Error, format!("cannot write the packet log {}: {e}", self.path)))
     }
 }
 
 impl PacketSink for PacketLog {
-    fn send(&mut self, p: &EncodedPacket) -> Result<u64, StreamError> {
+    fn send(&mut self, p: &EncodedPacket) -> Result<u64, Failure> {
         let mut v = json!({
             "kind": p.kind.as_str(),
             "pts": p.pts,

@@ -4,7 +4,8 @@
 //! OBS's threads only ever `try_send` into the queue or flip flags; the worker does everything that can wait.
 use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::log;
-use crate::obs::output::{OutputHandle, StopCode};
+use crate::obs::output::OutputHandle;
+use crate::signal::{Failure, StopCode};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -117,29 +118,16 @@ impl PacketQueue {
     }
 }
 
-/// A failure that ends the stream, with the code and message OBS shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamError {
-    pub code: StopCode,
-    pub message: String,
-}
-
-impl StreamError {
-    pub fn new(code: StopCode, message: impl Into<String>) -> Self {
-        StreamError { code, message: message.into() }
-    }
-}
-
 /// Where packets go once connected: the WebRTC session, or the diagnostic recorder.
 pub trait PacketSink: Send {
     /// Sends one packet; returns the bytes it put on the wire.
-    fn send(&mut self, packet: &EncodedPacket) -> Result<u64, StreamError>;
+    fn send(&mut self, packet: &EncodedPacket) -> Result<u64, Failure>;
     /// Tears the session down (runs on the worker thread, after OBS was told the stream stopped).
     fn close(&mut self);
 }
 
 /// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread.
-pub type Connector = Box<dyn FnOnce() -> Result<Box<dyn PacketSink>, StreamError> + Send>;
+pub type Connector = Box<dyn FnOnce() -> Result<Box<dyn PacketSink>, Failure> + Send>;
 
 /// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
 static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
@@ -199,7 +187,7 @@ impl Stream {
     }
 }
 
-fn fail(output: &OutputHandle, err: &StreamError) {
+fn fail(output: &OutputHandle, err: &Failure) {
     log::error(&format!("stream failed: {}", err.message));
     output.set_last_error(&err.message);
     output.signal_stop(err.code);
@@ -231,7 +219,7 @@ fn run_worker(
             return;
         }
         if !output.begin_data_capture() {
-            fail(&output, &StreamError::new(StopCode::Error, "OBS could not start sending encoded data to RTC Studio"));
+            fail(&output, &Failure::new(StopCode::Error, "OBS could not start sending encoded data to RTC Studio"));
             sink.close();
             return;
         }
@@ -274,7 +262,7 @@ fn run_worker(
     }));
     if let Err(payload) = outcome {
         let msg = crate::obs::guard::panic_message(&*payload).to_string();
-        fail(&output, &StreamError::new(StopCode::Error, format!("RTC Studio internal error: {msg}")));
+        fail(&output, &Failure::new(StopCode::Error, format!("RTC Studio internal error: {msg}")));
     }
 }
 

@@ -181,10 +181,16 @@ impl ObsHost {
         // SAFETY: as above.
         let raw = unsafe { sys::obs_output_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut()) };
         if raw.is_null() {
-            Err(format!("cannot create output {id} (is its module loaded?)"))
-        } else {
-            Ok(Output { raw })
+            return Err(format!("cannot create output {id} (is its module loaded?)"));
         }
+        let stop_code = Box::new(std::sync::atomic::AtomicI64::new(NOT_STOPPED));
+        // SAFETY: the slot lives in the Output and is disconnected in its Drop.
+        unsafe {
+            let handler = sys::obs_output_get_signal_handler(raw);
+            let slot = &*stop_code as *const _ as *mut c_void;
+            sys::signal_handler_connect(handler, c"stop".as_ptr(), Some(on_stop), slot);
+        }
+        Ok(Output { raw, stop_code })
     }
 
     /// Shuts libobs down and returns the number of libobs allocations still outstanding (0 = no leaks).
@@ -215,7 +221,39 @@ owned!(Source, sys::obs_source_t, obs_source_release);
 owned!(Scene, sys::obs_scene_t, obs_scene_release);
 owned!(Encoder, sys::obs_encoder_t, obs_encoder_release);
 owned!(Service, sys::obs_service_t, obs_service_release);
-owned!(Output, sys::obs_output_t, obs_output_release);
+
+/// An output we created; watches its "stop" signal for the stop code.
+pub struct Output {
+    raw: *mut sys::obs_output_t,
+    stop_code: Box<std::sync::atomic::AtomicI64>,
+}
+
+/// No "stop" signal seen yet.
+pub const NOT_STOPPED: i64 = i64::MIN;
+
+unsafe extern "C" fn on_stop(data: *mut c_void, cd: *mut sys::calldata_t) {
+    let _ = std::panic::catch_unwind(|| {
+        let mut code: std::os::raw::c_longlong = 0;
+        // SAFETY: libobs passes the calldata of its "stop" signal, which holds an integer "code".
+        if unsafe { sys::calldata_get_data(cd, c"code".as_ptr(), &mut code as *mut _ as *mut c_void, 8) } {
+            // SAFETY: data is the AtomicI64 owned by the Output, which disconnects before freeing it.
+            let slot = unsafe { &*(data as *const std::sync::atomic::AtomicI64) };
+            slot.store(code, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+}
+
+impl Drop for Output {
+    fn drop(&mut self) {
+        // SAFETY: disconnect before the slot is freed, then release our reference.
+        unsafe {
+            let handler = sys::obs_output_get_signal_handler(self.raw);
+            let slot = &*self.stop_code as *const _ as *mut c_void;
+            sys::signal_handler_disconnect(handler, c"stop".as_ptr(), Some(on_stop), slot);
+            sys::obs_output_release(self.raw);
+        }
+    }
+}
 
 impl Scene {
     pub fn add(&self, source: &Source) {
@@ -266,6 +304,11 @@ impl Output {
     pub fn frames_dropped(&self) -> i32 {
         // SAFETY: live output.
         unsafe { sys::obs_output_get_frames_dropped(self.raw) }
+    }
+
+    /// The code of the last "stop" signal (`OBS_OUTPUT_*`), or [`NOT_STOPPED`].
+    pub fn stop_code(&self) -> i64 {
+        self.stop_code.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     pub fn last_error(&self) -> Option<String> {

@@ -12,29 +12,18 @@ use std::mem::offset_of;
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
 
-/// Codes for [`OutputHandle::signal_stop`], as OBS's frontend interprets them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StopCode {
-    Success,
-    BadPath,
-    ConnectFailed,
-    InvalidStream,
-    Error,
-    Disconnected,
-    Unsupported,
-}
+pub use crate::signal::StopCode;
 
-impl StopCode {
-    pub fn raw(self) -> i32 {
-        match self {
-            StopCode::Success => sys::OBS_OUTPUT_SUCCESS as i32,
-            StopCode::BadPath => sys::OBS_OUTPUT_BAD_PATH,
-            StopCode::ConnectFailed => sys::OBS_OUTPUT_CONNECT_FAILED,
-            StopCode::InvalidStream => sys::OBS_OUTPUT_INVALID_STREAM,
-            StopCode::Error => sys::OBS_OUTPUT_ERROR,
-            StopCode::Disconnected => sys::OBS_OUTPUT_DISCONNECTED,
-            StopCode::Unsupported => sys::OBS_OUTPUT_UNSUPPORTED,
-        }
+/// libobs's `OBS_OUTPUT_*` code for a stop code.
+fn raw_stop_code(code: StopCode) -> i32 {
+    match code {
+        StopCode::Success => sys::OBS_OUTPUT_SUCCESS as i32,
+        StopCode::BadPath => sys::OBS_OUTPUT_BAD_PATH,
+        StopCode::ConnectFailed => sys::OBS_OUTPUT_CONNECT_FAILED,
+        StopCode::InvalidStream => sys::OBS_OUTPUT_INVALID_STREAM,
+        StopCode::Error => sys::OBS_OUTPUT_ERROR,
+        StopCode::Disconnected => sys::OBS_OUTPUT_DISCONNECTED,
+        StopCode::Unsupported => sys::OBS_OUTPUT_UNSUPPORTED,
     }
 }
 
@@ -118,7 +107,7 @@ impl OutputHandle {
     /// Ends the output with an error code; OBS shows `set_last_error`'s message and may reconnect.
     pub fn signal_stop(&self, code: StopCode) {
         // SAFETY: as above.
-        self.with(|o| unsafe { sys::obs_output_signal_stop(o, code.raw()) });
+        self.with(|o| unsafe { sys::obs_output_signal_stop(o, raw_stop_code(code)) });
     }
 
     /// The message OBS shows the streamer when the output fails. Never put secrets in it.

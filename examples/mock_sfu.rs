@@ -1,0 +1,67 @@
+//! Our WHIP receiver as a program: listens on loopback, takes one published stream, decodes it (openh264, libopus)
+//! and prints one JSON line of measurements when the publisher sends its DELETE (or when time runs out).
+#[path = "../tests/support/receiver.rs"]
+mod receiver;
+
+use receiver::{Receiver, ReceiverOptions};
+use std::time::Duration;
+
+const HELP: &str = "\
+mock_sfu — a WHIP receiver that decodes what it receives and measures it
+
+USAGE:
+    mock_sfu [--http ADDR] [--udp ADDR] [--token TOKEN] [--timeout SECS]
+
+OPTIONS:
+    --http ADDR      HTTP listen address (default 127.0.0.1:0, a free port); the WHIP URL is printed
+    --udp ADDR       address for ICE host candidates (default 127.0.0.1:0)
+    --token TOKEN    require `Authorization: Bearer TOKEN` (default: none)
+    --timeout SECS   give up waiting for the publisher's DELETE after this long (default 60)
+
+OUTPUT:
+    `whip-url http://…/whip` once listening, then one JSON line: video_frames_decoded, decode_errors, width,
+    height, fps, audio_packets, audio_decode_errors, first_frame_ms (WHIP POST → first decoded frame),
+    av_offset_ms (flash/beep offset through RTCP sender reports; positive = audio late), delete_received, …
+";
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let mut options = ReceiverOptions::default();
+    let mut timeout = 60.0;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        if flag == "--help" || flag == "-h" {
+            print!("{HELP}");
+            return;
+        }
+        let Some(value) = it.next() else {
+            eprintln!("mock_sfu: {flag} needs a value");
+            std::process::exit(2);
+        };
+        match flag.as_str() {
+            "--http" => options.http = value.clone(),
+            "--udp" => options.udp = value.clone(),
+            "--token" => options.token = Some(value.clone()),
+            "--timeout" => timeout = value.parse().unwrap_or(60.0),
+            other => {
+                eprintln!("mock_sfu: unknown option {other} (see --help)");
+                std::process::exit(2);
+            }
+        }
+    }
+    let receiver = match Receiver::start(options).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("mock_sfu: cannot listen: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("whip-url {}", receiver.whip_url());
+    let got_delete = receiver.wait_for_delete(Duration::from_secs_f64(timeout)).await;
+    // Let the last decoded frames land.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    println!("{}", receiver.report());
+    receiver.stop().await;
+    std::process::exit(if got_delete { 0 } else { 1 });
+}

@@ -1,0 +1,59 @@
+//! The WHIP sink: runs the transport's [`Publisher`] on the plugin's runtime from the stream worker thread.
+use crate::media::packet::EncodedPacket;
+use crate::obs::log;
+use crate::signal::whip::redact_url;
+use crate::signal::{Failure, StopCode};
+use crate::stream::PacketSink;
+use crate::transport::session::{unix_usec_now, PublishConfig, Publisher};
+use std::time::Duration;
+
+/// How long teardown (WHIP DELETE, DTLS close) may take in the background.
+pub const TEARDOWN_DEADLINE: Duration = Duration::from_secs(2);
+
+pub struct WhipSink {
+    runtime: tokio::runtime::Handle,
+    publisher: Option<Publisher>,
+    discontinuities: u64,
+}
+
+impl WhipSink {
+    /// Connects (signalling, ICE, DTLS) on the calling thread — the stream worker, never an OBS thread.
+    pub fn connect(config: PublishConfig) -> Result<WhipSink, Failure> {
+        let runtime = crate::transport::runtime()
+            .map_err(|e| Failure::new(StopCode::Error, format!("cannot start the network runtime: {e}")))?;
+        log::info(&format!("connecting to {}", redact_url(&config.endpoint)));
+        let publisher = runtime.block_on(Publisher::connect(config))?;
+        Ok(WhipSink { runtime, publisher: Some(publisher), discontinuities: 0 })
+    }
+}
+
+impl PacketSink for WhipSink {
+    fn send(&mut self, packet: &EncodedPacket) -> Result<u64, Failure> {
+        let Some(publisher) = self.publisher.as_mut() else {
+            return Err(Failure::new(StopCode::Error, "the session is closed"));
+        };
+        // The capture instant on the wall clock: now, minus how long ago OBS captured the frame.
+        let age_usec = (crate::obs::clock_usec() - packet.sys_dts_usec).max(0);
+        let capture_unix_usec = unix_usec_now() - age_usec;
+        let (bytes, discontinuity) = self.runtime.block_on(publisher.send(packet, capture_unix_usec))?;
+        if let Some(d) = discontinuity {
+            self.discontinuities += 1;
+            log::warn(&format!(
+                "{} timestamps jumped ({:?}, {} ms): re-anchored to continue smoothly",
+                packet.kind.as_str(),
+                d.kind,
+                d.jump_ms.map_or("?".into(), |j| j.to_string())
+            ));
+        }
+        Ok(bytes)
+    }
+
+    fn close(&mut self) {
+        if let Some(p) = self.publisher.take() {
+            match self.runtime.block_on(p.close(TEARDOWN_DEADLINE)) {
+                Ok(status) => log::info(&format!("WHIP session ended (DELETE answered {status})")),
+                Err(e) => log::warn(&format!("WHIP session DELETE failed: {e}")),
+            }
+        }
+    }
+}

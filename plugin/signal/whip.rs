@@ -1,0 +1,332 @@
+//! WHIP (RFC 9725) as pure functions: what the offer request carries, and what the server's answer means —
+//! the session resource URL, the SDP answer, ICE servers from `Link` headers, and readable errors with the OBS stop
+//! code that fits each failure. No sockets here; `crate::transport` performs the requests.
+use super::{Failure, StopCode};
+use url::Url;
+
+/// Largest response body we read from a WHIP server (an SDP answer is a few KiB).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+/// Redirects (307/308) followed before giving up.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// An ICE server announced by the WHIP server (`Link: <turn:…>; rel="ice-server"; username=…; credential=…`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    pub username: String,
+    pub credential: String,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &if self.username.is_empty() { "" } else { "<set>" })
+            .field("credential", &if self.credential.is_empty() { "" } else { "<redacted>" })
+            .finish()
+    }
+}
+
+/// A created WHIP session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WhipSession {
+    /// The session resource (absolute), for PATCH and DELETE.
+    pub resource: String,
+    pub answer_sdp: String,
+    pub etag: Option<String>,
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// Checks the endpoint URL a streamer typed before anything is sent.
+pub fn validate_endpoint(url: &str) -> Result<Url, Failure> {
+    let parsed = Url::parse(url.trim()).map_err(|e| {
+        Failure::new(StopCode::BadPath, format!("The server URL is not a valid URL ({e}): check Settings → Stream"))
+    })?;
+    match parsed.scheme() {
+        "http" | "https" => {}
+        other => {
+            return Err(Failure::new(
+                StopCode::BadPath,
+                format!("The server URL must start with https:// or http://, not {other}://"),
+            ))
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(Failure::new(StopCode::BadPath, "The server URL has no host"));
+    }
+    Ok(parsed)
+}
+
+/// A URL fit for logs: no user info, no query (some servers put tokens there), no fragment.
+pub fn redact_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            if u.query().is_some() {
+                u.set_query(Some("…"));
+            }
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "<invalid URL>".into(),
+    }
+}
+
+/// Headers of the offer POST (RFC 9725 §4.2). The token is only ever put in this header, never logged.
+pub fn offer_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
+    let mut h = vec![("Content-Type", "application/sdp".to_string()), ("Accept", "application/sdp".to_string())];
+    if !bearer_token.is_empty() {
+        h.push(("Authorization", format!("Bearer {bearer_token}")));
+    }
+    h
+}
+
+/// Headers of the DELETE that ends the session.
+pub fn delete_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
+    offer_headers(bearer_token).into_iter().filter(|(k, _)| *k == "Authorization").collect()
+}
+
+/// The server's error body as something safe to show: printable, one line, at most 300 characters.
+fn body_excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let clean: String =
+        text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+    if clean.chars().count() > 300 {
+        clean.chars().take(300).collect::<String>() + "…"
+    } else {
+        clean
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> impl Iterator<Item = &'a str> {
+    let name = name.to_ascii_lowercase();
+    headers.iter().filter(move |(k, _)| k.to_ascii_lowercase() == name).map(|(_, v)| v.as_str())
+}
+
+/// Seconds from a `Retry-After` header given in seconds.
+pub fn retry_after_secs(headers: &[(String, String)]) -> Option<u64> {
+    header(headers, "retry-after").next().and_then(|v| v.trim().parse().ok())
+}
+
+/// Interprets the response to the offer POST. `final_url` is the URL that answered (after redirects), against
+/// which a relative `Location` is resolved.
+pub fn interpret_offer_response(
+    final_url: &Url,
+    status: u16,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Result<WhipSession, Failure> {
+    let server_says = || {
+        let b = body_excerpt(body);
+        if b.is_empty() {
+            String::new()
+        } else {
+            format!(" The server said: {b}")
+        }
+    };
+    match status {
+        200 | 201 => {}
+        400 => {
+            return Err(Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WHIP server rejected the stream offer (HTTP 400).{}", server_says()),
+            ))
+        }
+        401 | 403 => {
+            return Err(Failure::new(
+                StopCode::InvalidStream,
+                format!(
+                    "The WHIP server refused the bearer token (HTTP {status}): check the token in Settings → Stream.{}",
+                    server_says()
+                ),
+            ))
+        }
+        404 | 410 => {
+            return Err(Failure::new(
+                StopCode::BadPath,
+                format!("No WHIP endpoint at this URL (HTTP {status}): check the server URL.{}", server_says()),
+            ))
+        }
+        415 | 422 | 488 => {
+            return Err(Failure::new(
+                StopCode::Unsupported,
+                format!("The WHIP server cannot take H.264 + Opus as offered (HTTP {status}).{}", server_says()),
+            ))
+        }
+        429 | 503 => {
+            let retry = retry_after_secs(headers).map(|s| format!(" It asks to retry in {s} s.")).unwrap_or_default();
+            return Err(Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WHIP server is busy (HTTP {status}).{retry}{}", server_says()),
+            ));
+        }
+        300..=399 => {
+            return Err(Failure::new(
+                StopCode::BadPath,
+                format!("The WHIP server redirected without a usable target (HTTP {status})"),
+            ))
+        }
+        _ => {
+            return Err(Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WHIP server failed (HTTP {status}).{}", server_says()),
+            ))
+        }
+    }
+    let location = header(headers, "location").next().map(str::trim).filter(|l| !l.is_empty()).ok_or_else(|| {
+        Failure::new(
+            StopCode::ConnectFailed,
+            "The WHIP server accepted the offer but sent no Location header, so the session could not be managed",
+        )
+    })?;
+    let resource = final_url
+        .join(location)
+        .map_err(|e| Failure::new(StopCode::ConnectFailed, format!("The WHIP server sent a bad Location ({e})")))?;
+    let answer_sdp = String::from_utf8(body.to_vec())
+        .ok()
+        .filter(|s| s.trim_start().starts_with("v=0"))
+        .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "The WHIP server's answer is not an SDP document"))?;
+    Ok(WhipSession {
+        resource: resource.to_string(),
+        answer_sdp,
+        etag: header(headers, "etag").next().map(|s| s.trim().to_string()),
+        ice_servers: header(headers, "link").flat_map(parse_link_ice_servers).collect(),
+    })
+}
+
+/// ICE servers from one `Link` header value (which may hold several comma-separated links), per RFC 9725 §4.6.
+pub fn parse_link_ice_servers(value: &str) -> Vec<IceServer> {
+    split_links(value)
+        .into_iter()
+        .filter_map(|link| {
+            let link = link.trim();
+            let (target, params) = link.strip_prefix('<')?.split_once('>')?;
+            let mut rel_ice = false;
+            let (mut username, mut credential) = (String::new(), String::new());
+            for param in params.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+                let (k, v) = param.split_once('=').unwrap_or((param, ""));
+                let v = v.trim().trim_matches('"').to_string();
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "rel" => rel_ice = v.split_whitespace().any(|r| r.eq_ignore_ascii_case("ice-server")),
+                    "username" => username = v,
+                    "credential" => credential = v,
+                    _ => {}
+                }
+            }
+            let target = target.trim();
+            let scheme_ok = ["stun:", "stuns:", "turn:", "turns:"].iter().any(|s| target.starts_with(s));
+            (rel_ice && scheme_ok).then(|| IceServer { urls: vec![target.to_string()], username, credential })
+        })
+        .collect()
+}
+
+/// Splits on commas outside `<…>` and quotes.
+fn split_links(value: &str) -> Vec<&str> {
+    let (mut out, mut start, mut angle, mut quote) = (Vec::new(), 0, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            '<' if !quote => angle = true,
+            '>' if !quote => angle = false,
+            '"' => quote = !quote,
+            ',' if !angle && !quote => {
+                out.push(&value[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&value[start..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn url() -> Url {
+        Url::parse("https://sfu.example/whip/endpoint/room1").unwrap()
+    }
+
+    const SDP: &[u8] = b"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n";
+
+    #[test]
+    fn created_session_resolves_relative_location_and_reads_links() {
+        let headers = h(&[
+            ("Location", "../resource/abc"),
+            ("ETag", "\"xyz\""),
+            ("Link", "<stun:stun.example:3478>; rel=\"ice-server\""),
+            ("link", "<turn:turn.example?transport=udp>; rel=\"ice-server\"; username=\"u\"; credential=\"p\"; credential-type=\"password\", <https://x>; rel=\"other\""),
+        ]);
+        let s = interpret_offer_response(&url(), 201, &headers, SDP).unwrap();
+        assert_eq!(s.resource, "https://sfu.example/whip/resource/abc");
+        assert_eq!(s.etag.as_deref(), Some("\"xyz\""));
+        assert_eq!(s.ice_servers.len(), 2);
+        assert_eq!(s.ice_servers[1].urls, vec!["turn:turn.example?transport=udp"]);
+        assert_eq!((s.ice_servers[1].username.as_str(), s.ice_servers[1].credential.as_str()), ("u", "p"));
+        assert!(!format!("{:?}", s.ice_servers).contains("\"p\""), "credentials never printed");
+        let abs = interpret_offer_response(&url(), 201, &h(&[("location", "https://other/r/1")]), SDP).unwrap();
+        assert_eq!(abs.resource, "https://other/r/1");
+    }
+
+    #[test]
+    fn statuses_map_to_stop_codes_with_the_servers_words() {
+        let cases = [
+            (401, StopCode::InvalidStream, "bearer token"),
+            (403, StopCode::InvalidStream, "bearer token"),
+            (404, StopCode::BadPath, "No WHIP endpoint"),
+            (500, StopCode::ConnectFailed, "failed (HTTP 500)"),
+            (415, StopCode::Unsupported, "H.264 + Opus"),
+        ];
+        for (status, code, words) in cases {
+            let e = interpret_offer_response(&url(), status, &[], b"room is\n closed\x07").unwrap_err();
+            assert_eq!(e.code, code, "{status}");
+            assert!(e.message.contains(words), "{status}: {}", e.message);
+            assert!(e.message.contains("The server said: room is closed"), "{}", e.message);
+        }
+        let e = interpret_offer_response(&url(), 503, &h(&[("Retry-After", "30")]), b"").unwrap_err();
+        assert_eq!(e.code, StopCode::ConnectFailed);
+        assert!(e.message.contains("retry in 30 s"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_201_needs_a_location_and_an_sdp_answer() {
+        let e = interpret_offer_response(&url(), 201, &[], SDP).unwrap_err();
+        assert!(e.message.contains("no Location"), "{}", e.message);
+        let e = interpret_offer_response(&url(), 201, &h(&[("Location", "/r")]), b"<html>oops</html>").unwrap_err();
+        assert!(e.message.contains("not an SDP"), "{}", e.message);
+    }
+
+    #[test]
+    fn long_error_bodies_are_cut() {
+        let body = vec![b'x'; 5000];
+        let e = interpret_offer_response(&url(), 500, &[], &body).unwrap_err();
+        assert!(e.message.len() < 500);
+    }
+
+    #[test]
+    fn urls_in_logs_carry_no_secrets() {
+        assert_eq!(redact_url("https://u:p@h.example/whip?token=abc#x"), "https://h.example/whip?…");
+        assert_eq!(redact_url("https://h.example/whip"), "https://h.example/whip");
+    }
+
+    #[test]
+    fn endpoint_validation() {
+        assert!(validate_endpoint("https://a.example/whip").is_ok());
+        assert_eq!(validate_endpoint("rtmp://a/b").unwrap_err().code, StopCode::BadPath);
+        assert_eq!(validate_endpoint("not a url").unwrap_err().code, StopCode::BadPath);
+    }
+
+    #[test]
+    fn token_goes_only_in_the_authorization_header() {
+        assert_eq!(offer_headers("").len(), 2);
+        let hs = offer_headers("s3cret");
+        assert!(hs.contains(&("Authorization", "Bearer s3cret".to_string())));
+        assert_eq!(delete_headers("s3cret"), vec![("Authorization", "Bearer s3cret".to_string())]);
+        assert!(delete_headers("").is_empty());
+    }
+}

@@ -1,0 +1,112 @@
+//! WHIP over HTTP(S): the offer POST and the session DELETE, with certificate verification (rustls with the
+//! system's trust store), bounded redirects, a request timeout and a bounded response body.
+use crate::signal::whip::{self, WhipSession};
+use crate::signal::{Failure, StopCode};
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+pub struct WhipHttp {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, String> {
+    use rustls_platform_verifier::BuilderVerifierExt;
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_platform_verifier()
+        .map_err(|e| e.to_string())
+        .map(|b| b.with_no_client_auth())
+}
+
+/// The chain of causes of a reqwest error, as one line, without the URL (it may carry a token).
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = String::from(if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "reading the response failed"
+    } else {
+        "request failed"
+    });
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text += &format!(": {part}");
+        }
+        source = s.source();
+    }
+    text
+}
+
+impl WhipHttp {
+    pub fn new(timeout: Duration) -> Result<WhipHttp, Failure> {
+        let tls = tls_config()
+            .map_err(|e| Failure::new(StopCode::Error, format!("cannot set up TLS: {e}")))?;
+        let client = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
+            .redirect(reqwest::redirect::Policy::limited(whip::MAX_REDIRECTS))
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .user_agent(concat!("rtc-studio/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Failure::new(StopCode::Error, format!("cannot set up HTTP: {}", describe(&e))))?;
+        Ok(WhipHttp { client, timeout })
+    }
+
+    fn transport_error(&self, err: &reqwest::Error, what: &str) -> Failure {
+        if err.is_timeout() {
+            Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WHIP server did not answer the {what} within {} s", self.timeout.as_secs()),
+            )
+        } else if err.is_redirect() {
+            Failure::new(StopCode::BadPath, format!("The WHIP server redirected more than {} times", whip::MAX_REDIRECTS))
+        } else {
+            Failure::new(StopCode::ConnectFailed, format!("Could not reach the WHIP server: {}", describe(err)))
+        }
+    }
+
+    /// Reads at most `MAX_BODY_BYTES`; more is an error.
+    async fn body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(&e, "offer"))? {
+            if body.len() + chunk.len() > whip::MAX_BODY_BYTES {
+                return Err(Failure::new(
+                    StopCode::ConnectFailed,
+                    format!("The WHIP server's answer is larger than {} KiB", whip::MAX_BODY_BYTES / 1024),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+
+    /// POSTs the SDP offer and interprets the answer.
+    pub async fn post_offer(&self, endpoint: &Url, token: &str, offer_sdp: String) -> Result<WhipSession, Failure> {
+        let mut req = self.client.post(endpoint.clone()).body(offer_sdp);
+        for (k, v) in whip::offer_headers(token) {
+            req = req.header(k, v);
+        }
+        let resp = req.send().await.map_err(|e| self.transport_error(&e, "offer"))?;
+        let (status, final_url) = (resp.status().as_u16(), resp.url().clone());
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .collect();
+        let body = self.body(resp).await?;
+        whip::interpret_offer_response(&final_url, status, &headers, &body)
+    }
+
+    /// DELETEs the session resource; returns the HTTP status.
+    pub async fn delete(&self, resource: &str, token: &str) -> Result<u16, String> {
+        let mut req = self.client.delete(resource);
+        for (k, v) in whip::delete_headers(token) {
+            req = req.header(k, v);
+        }
+        req.send().await.map(|r| r.status().as_u16()).map_err(|e| describe(&e))
+    }
+}

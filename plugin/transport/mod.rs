@@ -1,0 +1,33 @@
+//! The only network code: an HTTP client for signalling and a WebRTC session, on a tokio runtime the plugin owns.
+//! OBS's threads never enter here; the stream worker does, and module unload shuts the runtime down.
+pub mod http;
+pub mod session;
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
+
+/// A handle to the plugin's runtime, started on first use (two worker threads named `rtc-studio-net`).
+pub fn runtime() -> std::io::Result<tokio::runtime::Handle> {
+    let mut rt = RUNTIME.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = rt.as_ref() {
+        return Ok(r.handle().clone());
+    }
+    let r = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rtc-studio-net")
+        .enable_all()
+        .build()?;
+    let handle = r.handle().clone();
+    *rt = Some(r);
+    Ok(handle)
+}
+
+/// Stops the runtime and its threads, waiting at most `deadline` for tasks to finish.
+pub fn shutdown(deadline: Duration) {
+    let rt = RUNTIME.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(r) = rt {
+        r.shutdown_timeout(deadline);
+    }
+}

@@ -1,0 +1,435 @@
+//! One WHIP publishing session: a webrtc-rs peer connection with sendonly H.264 and Opus transceivers (BUNDLE,
+//! rtcp-mux), RTP built by our media core, and RTCP sender reports from our own capture-anchored clock.
+//!
+//! webrtc-rs's default sender-report interceptor pairs the last sent RTP timestamp with the time it was sent;
+//! with B-frames (sent in decode order, stamped in presentation order) and with different encoder delays for
+//! audio and video that mapping is off by tens of milliseconds. We leave it out and send reports from
+//! [`SessionClock::sender_report`], which maps both streams from the capture clock, so receivers lip-sync.
+use super::http::WhipHttp;
+use crate::media::clock::{SessionClock, Track};
+use crate::media::h264::{access_unit_nals, ParameterSets};
+use crate::media::h264_rtp::{H264Packetizer, RtpPayload};
+use crate::media::opus::OpusHead;
+use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::signal::whip::{self, IceServer};
+use crate::signal::{Failure, StopCode};
+use bytes::Bytes;
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::watch;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::peer_connection::{
+    configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
+    Registry,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+pub const VIDEO_PAYLOAD_TYPE: u8 = 102;
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// How long we wait for our own ICE candidates before sending the offer with what we have.
+const GATHER_LIMIT: Duration = Duration::from_secs(2);
+const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Everything needed to connect, from the output's settings and encoders.
+#[derive(Clone)]
+pub struct PublishConfig {
+    pub endpoint: String,
+    pub bearer_token: String,
+    pub ice_servers: Vec<IceServer>,
+    /// Limit for the whole connect (HTTP + ICE + DTLS).
+    pub connect_timeout: Duration,
+    pub max_payload: usize,
+    /// The video encoder's extra data (Annex-B SPS/PPS).
+    pub video_extra_data: Bytes,
+    /// The audio encoder's extra data (OpusHead).
+    pub audio_extra_data: Bytes,
+}
+
+impl std::fmt::Debug for PublishConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublishConfig")
+            .field("endpoint", &whip::redact_url(&self.endpoint))
+            .field("bearer_token", &if self.bearer_token.is_empty() { "<none>" } else { "<redacted>" })
+            .field("ice_servers", &self.ice_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Events {
+    state: watch::Sender<RTCPeerConnectionState>,
+    gathered: watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.state.send_replace(state);
+    }
+}
+
+/// Per-stream RTP state.
+struct Outgoing {
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    seq: u16,
+    packets: u32,
+    octets: u32,
+}
+
+impl Outgoing {
+    async fn send(&mut self, timestamp: u32, marker: bool, payload: Bytes) -> Result<usize, Failure> {
+        let size = payload.len();
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker,
+                payload_type: self.payload_type,
+                sequence_number: self.seq,
+                timestamp,
+                ssrc: self.ssrc,
+                ..Default::default()
+            },
+            payload,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(size as u32);
+        self.track.write_rtp(packet).await.map_err(|e| {
+            Failure::new(StopCode::Disconnected, format!("The connection to the server was lost ({e})"))
+        })?;
+        Ok(size + 12)
+    }
+
+    async fn sender_report(&self, ntp: u64, rtp: u32) {
+        let sr = rtc::rtcp::sender_report::SenderReport {
+            ssrc: self.ssrc,
+            ntp_time: ntp,
+            rtp_time: rtp,
+            packet_count: self.packets,
+            octet_count: self.octets,
+            ..Default::default()
+        };
+        // A lost report is harmless: the next one follows in a second.
+        let _ = self.track.write_rtcp(vec![Box::new(sr)]).await;
+    }
+}
+
+/// A connected publishing session.
+pub struct Publisher {
+    pc: Box<dyn PeerConnection>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    http: WhipHttp,
+    resource: String,
+    token: String,
+    clock: SessionClock,
+    params: ParameterSets,
+    packetizer: H264Packetizer,
+    payloads: Vec<RtpPayload>,
+    video: Outgoing,
+    audio: Outgoing,
+    last_report: Option<Instant>,
+    pub answer_sdp: String,
+}
+
+fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecParameters {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
+    match kind {
+        MediaKind::Video => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!(
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
+                ),
+                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+            },
+            payload_type: VIDEO_PAYLOAD_TYPE,
+            ..Default::default()
+        },
+        MediaKind::Audio => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: if stereo {
+                    "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1".into()
+                } else {
+                    "minptime=10;useinbandfec=1".into()
+                },
+                rtcp_feedback: vec![],
+            },
+            payload_type: OPUS_PAYLOAD_TYPE,
+            ..Default::default()
+        },
+    }
+}
+
+fn local_track(kind: MediaKind, codec: &RTCRtpCodecParameters, ssrc: u32, stream_id: &str) -> Arc<TrackLocalStaticRTP> {
+    let (rtc_kind, name) = match kind {
+        MediaKind::Video => (RtpCodecKind::Video, "video"),
+        MediaKind::Audio => (RtpCodecKind::Audio, "audio"),
+    };
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id.to_string(),
+        format!("{stream_id}-{name}"),
+        format!("OBS {name}"),
+        rtc_kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: codec.rtp_codec.clone(),
+            ..Default::default()
+        }],
+    )))
+}
+
+fn webrtc_error(context: &str) -> impl Fn(webrtc::error::Error) -> Failure + '_ {
+    move |e| Failure::new(StopCode::ConnectFailed, format!("WebRTC {context} failed: {e}"))
+}
+
+async fn wait_for<T: Clone>(rx: &mut watch::Receiver<T>, until: Instant, mut done: impl FnMut(&T) -> bool) -> Option<T> {
+    loop {
+        let value = rx.borrow_and_update().clone();
+        if done(&value) {
+            return Some(value);
+        }
+        match tokio::time::timeout_at(until.into(), rx.changed()).await {
+            Ok(Ok(())) => continue,
+            _ => return None,
+        }
+    }
+}
+
+impl Publisher {
+    /// Signals over WHIP and waits until ICE and DTLS are connected.
+    pub async fn connect(cfg: PublishConfig) -> Result<Publisher, Failure> {
+        let started = Instant::now();
+        let deadline = started + cfg.connect_timeout;
+        let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
+        let http = WhipHttp::new(cfg.connect_timeout)?;
+
+        let mut params = ParameterSets::default();
+        params.learn(&cfg.video_extra_data);
+        let profile = params.profile_level_id().unwrap_or_else(|| "42e01f".into());
+        let stereo = OpusHead::parse(&cfg.audio_extra_data).is_none_or(|h| h.channels >= 2);
+        let (video_codec, audio_codec) = (codec(MediaKind::Video, &profile, false), codec(MediaKind::Audio, "", stereo));
+
+        let mut media = MediaEngine::default();
+        media.register_codec(video_codec.clone(), RtpCodecKind::Video).map_err(webrtc_error("codec setup"))?;
+        media.register_codec(audio_codec.clone(), RtpCodecKind::Audio).map_err(webrtc_error("codec setup"))?;
+        // NACK retransmission from a send history; no default sender reports (we send our own).
+        let registry = configure_nack(Registry::new(), &mut media);
+
+        let ice_servers = cfg
+            .ice_servers
+            .iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls.clone(),
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+                ..Default::default()
+            })
+            .collect();
+        let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+        let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
+        let (gathered_tx, mut gathered) = watch::channel(false);
+        let events = Arc::new(Events { state: state_tx, gathered: gathered_tx });
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(events)
+            .with_udp_addrs(vec!["0.0.0.0:0", "127.0.0.1:0"])
+            .build()
+            .await
+            .map_err(webrtc_error("set-up"))?;
+        let pc: Box<dyn PeerConnection> = Box::new(pc);
+
+        let stream_id = format!("obs-{:08x}", rand::random::<u32>());
+        let (video_ssrc, audio_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
+        let video_track = local_track(MediaKind::Video, &video_codec, video_ssrc, &stream_id);
+        let audio_track = local_track(MediaKind::Audio, &audio_codec, audio_ssrc, &stream_id);
+        for track in [video_track.clone(), audio_track.clone()] {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![stream_id.clone()],
+                ..Default::default()
+            };
+            pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init)).await.map_err(webrtc_error("transceiver set-up"))?;
+        }
+
+        let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
+        pc.set_local_description(offer).await.map_err(webrtc_error("offer"))?;
+        wait_for(&mut gathered, (Instant::now() + GATHER_LIMIT).min(deadline), |g| *g).await;
+        let offer_sdp = pc.local_description().await.map(|d| d.sdp).ok_or_else(|| {
+            Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer")
+        })?;
+
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let session = match tokio::time::timeout(remaining, http.post_offer(&endpoint, &cfg.bearer_token, offer_sdp)).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WHIP server did not answer within {} s", cfg.connect_timeout.as_secs()),
+            )),
+        };
+        let session = match session {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = pc.close().await;
+                return Err(e);
+            }
+        };
+        let cleanup = |e: Failure| async {
+            let _ = pc.close().await;
+            // The server created a session: end it (bounded by the client's timeout).
+            let _ = http.delete(&session.resource, &cfg.bearer_token).await;
+            e
+        };
+        let answer = match RTCSessionDescription::answer(session.answer_sdp.clone()) {
+            Ok(a) => a,
+            Err(e) => {
+                return Err(cleanup(Failure::new(StopCode::ConnectFailed, format!("The server's SDP answer is invalid: {e}"))).await)
+            }
+        };
+        if let Err(e) = pc.set_remote_description(answer).await {
+            return Err(cleanup(Failure::new(
+                StopCode::ConnectFailed,
+                format!("The server's SDP answer could not be used: {e}"),
+            ))
+            .await);
+        }
+
+        let connected = wait_for(&mut state, deadline, |s| {
+            matches!(s, RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+        })
+        .await;
+        if connected != Some(RTCPeerConnectionState::Connected) {
+            let why = match connected {
+                Some(s) => format!("ended in state {s}"),
+                None => format!("did not connect within {} s", cfg.connect_timeout.as_secs()),
+            };
+            return Err(cleanup(Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WebRTC connection (ICE/DTLS) to the server {why}"),
+            ))
+            .await);
+        }
+
+        let (video_pt, audio_pt) = negotiated_payload_types(pc.as_ref()).await;
+        Ok(Publisher {
+            pc,
+            state,
+            http,
+            resource: session.resource,
+            token: cfg.bearer_token,
+            clock: SessionClock::new(rand::random(), rand::random()),
+            params,
+            packetizer: H264Packetizer::new(cfg.max_payload),
+            payloads: Vec::with_capacity(64),
+            video: Outgoing { track: video_track, ssrc: video_ssrc, payload_type: video_pt, seq: rand::random(), packets: 0, octets: 0 },
+            audio: Outgoing { track: audio_track, ssrc: audio_ssrc, payload_type: audio_pt, seq: rand::random(), packets: 0, octets: 0 },
+            last_report: None,
+            answer_sdp: session.answer_sdp,
+        })
+    }
+
+    /// True while ICE/DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        matches!(*self.state.borrow(), RTCPeerConnectionState::Connected)
+    }
+
+    /// Sends one OBS packet; returns the bytes put on the wire (RTP headers included) and any timestamp
+    /// discontinuity to log.
+    pub async fn send(
+        &mut self,
+        p: &EncodedPacket,
+        capture_unix_usec: i64,
+    ) -> Result<(u64, Option<crate::media::clock::Discontinuity>), Failure> {
+        let state = *self.state.borrow();
+        if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) {
+            return Err(Failure::new(
+                StopCode::Disconnected,
+                format!("The WebRTC connection to the server was lost (state {state})"),
+            ));
+        }
+        let track = if p.kind == MediaKind::Video { Track::Video } else { Track::Audio };
+        let stamp = self.clock.stamp(track, p.pts, p.dts, p.timebase_num, p.timebase_den, capture_unix_usec);
+        let mut bytes = 0u64;
+        match p.kind {
+            MediaKind::Video => {
+                let nals = access_unit_nals(&p.data, &mut self.params);
+                self.payloads.clear();
+                self.packetizer.packetize(&nals, &mut self.payloads);
+                for payload in self.payloads.drain(..) {
+                    bytes += self.video.send(stamp.rtp, payload.marker, payload.payload).await? as u64;
+                }
+            }
+            MediaKind::Audio => {
+                bytes += self.audio.send(stamp.rtp, false, p.data.clone()).await? as u64;
+            }
+        }
+        self.maybe_report().await;
+        Ok((bytes, stamp.discontinuity))
+    }
+
+    async fn maybe_report(&mut self) {
+        let now = Instant::now();
+        if self.last_report.is_some_and(|t| now.duration_since(t) < SENDER_REPORT_INTERVAL) {
+            return;
+        }
+        self.last_report = Some(now);
+        let wall = unix_usec_now();
+        if let Some((ntp, rtp)) = self.clock.sender_report(Track::Video, wall) {
+            self.video.sender_report(ntp, rtp).await;
+        }
+        if let Some((ntp, rtp)) = self.clock.sender_report(Track::Audio, wall) {
+            self.audio.sender_report(ntp, rtp).await;
+        }
+    }
+
+    /// Ends the session: WHIP DELETE and DTLS close, each bounded by `deadline`. Returns the DELETE's status.
+    pub async fn close(self, deadline: Duration) -> Result<u16, String> {
+        let delete = tokio::time::timeout(deadline, self.http.delete(&self.resource, &self.token)).await;
+        let _ = tokio::time::timeout(deadline, self.pc.close()).await;
+        match delete {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
+        }
+    }
+}
+
+async fn negotiated_payload_types(pc: &dyn PeerConnection) -> (u8, u8) {
+    let (mut video, mut audio) = (VIDEO_PAYLOAD_TYPE, OPUS_PAYLOAD_TYPE);
+    for sender in pc.get_senders().await {
+        if let Ok(params) = sender.get_parameters().await {
+            if let Some(c) = params.rtp_parameters.codecs.first() {
+                if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
+                    video = c.payload_type;
+                } else if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
+                    audio = c.payload_type;
+                }
+            }
+        }
+    }
+    (video, audio)
+}
+
+/// Wall-clock time in µs since the Unix epoch.
+pub fn unix_usec_now() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+}

@@ -1,0 +1,570 @@
+//! Our own WHIP receiver ("mock SFU"), shared by `examples/mock_sfu.rs` and the tests.
+//!
+//! It answers WHIP on a loopback HTTP endpoint with webrtc-rs, depacketizes H.264 with our media core and decodes
+//! it with openh264, decodes Opus with libopus, and measures: frames decoded and their size and rate, time from the
+//! WHIP POST to the first decoded frame, and the audio/video offset of the demo clip's content (a white flash and a
+//! beep at the same instant every second), both placed on one clock through the RTCP sender reports' NTP↔RTP
+//! mappings, as a browser does for lip sync.
+#![allow(dead_code)]
+
+use rtc::interceptor::{Attribute, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::sansio::Protocol;
+use rtc_studio::media::clock::unix_usec_from_ntp;
+use rtc_studio::media::h264::to_annexb;
+use rtc_studio::media::h264_rtp::H264Depacketizer;
+use serde_json::json;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    configure_nack, configure_rtcp_reports, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription, Registry,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+/// Where and how the receiver listens.
+#[derive(Clone, Debug)]
+pub struct ReceiverOptions {
+    /// HTTP listen address (loopback).
+    pub http: String,
+    /// Address for ICE host candidates.
+    pub udp: String,
+    /// Bearer token the receiver requires, if any.
+    pub token: Option<String>,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        ReceiverOptions { http: "127.0.0.1:0".into(), udp: "127.0.0.1:0".into(), token: None }
+    }
+}
+
+/// What the receiver saw (one session at a time; a new POST resets it).
+#[derive(Default, Debug)]
+struct Stats {
+    post_at: Option<Instant>,
+    first_frame_at: Option<Instant>,
+    sessions: u32,
+    video_frames_decoded: u64,
+    decode_errors: u64,
+    incomplete_units: u64,
+    width: u32,
+    height: u32,
+    first_frame_ts: Option<u32>,
+    last_frame_ts: Option<u32>,
+    audio_packets: u64,
+    audio_decode_errors: u64,
+    video_ssrc: Option<u32>,
+    audio_ssrc: Option<u32>,
+    /// RTP timestamps of flash onsets (video) and beep onsets (audio).
+    flashes: Vec<u32>,
+    beeps: Vec<u32>,
+    /// Sender reports per SSRC: (NTP, RTP).
+    reports: HashMap<u32, Vec<(u64, u32)>>,
+    delete_received: bool,
+    auth_failures: u32,
+}
+
+type Shared = Arc<Mutex<Stats>>;
+
+/// Marks inbound sender reports for the application (by default the interceptors consume all RTCP).
+struct SenderReportTap {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let IPacket::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| p.as_any().is::<SenderReport>()) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for SenderReportTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// A running receiver.
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    stats: Shared,
+    pcs: Arc<tokio::sync::Mutex<Vec<Box<dyn PeerConnection>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts listening; must be called inside a tokio runtime.
+    pub async fn start(options: ReceiverOptions) -> std::io::Result<Receiver> {
+        let listener = TcpListener::bind(&options.http).await?;
+        let addr = listener.local_addr()?;
+        let stats: Shared = Arc::default();
+        let pcs: Arc<tokio::sync::Mutex<Vec<Box<dyn PeerConnection>>>> = Arc::default();
+        let (s, p, o) = (stats.clone(), pcs.clone(), Arc::new(options));
+        let accept = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (s, p, o) = (s.clone(), p.clone(), o.clone());
+                tokio::spawn(async move {
+                    let _ = serve(conn, s, p, o).await;
+                });
+            }
+        });
+        Ok(Receiver { addr, stats, pcs, accept })
+    }
+
+    pub fn whip_url(&self) -> String {
+        format!("http://{}/whip", self.addr)
+    }
+
+    pub fn delete_received(&self) -> bool {
+        self.stats.lock().unwrap().delete_received
+    }
+
+    /// Waits until a DELETE arrived or `limit` passed.
+    pub async fn wait_for_delete(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if self.delete_received() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.delete_received()
+    }
+
+    /// The measurements as one JSON object.
+    pub fn report(&self) -> serde_json::Value {
+        let s = self.stats.lock().unwrap();
+        let fps = match (s.first_frame_ts, s.last_frame_ts) {
+            (Some(a), Some(b)) if s.video_frames_decoded > 1 && b != a => {
+                (s.video_frames_decoded - 1) as f64 * 90_000.0 / b.wrapping_sub(a) as f64
+            }
+            _ => 0.0,
+        };
+        let first_frame_ms = match (s.post_at, s.first_frame_at) {
+            (Some(p), Some(f)) => json!(round1(f.duration_since(p).as_secs_f64() * 1000.0)),
+            _ => serde_json::Value::Null,
+        };
+        let (offset, pairs) = av_offset(&s);
+        json!({
+            "video_frames_decoded": s.video_frames_decoded,
+            "decode_errors": s.decode_errors,
+            "incomplete_units": s.incomplete_units,
+            "width": s.width,
+            "height": s.height,
+            "fps": round1(fps),
+            "audio_packets": s.audio_packets,
+            "audio_decode_errors": s.audio_decode_errors,
+            "first_frame_ms": first_frame_ms,
+            "av_offset_ms": offset.map(round1),
+            "av_pairs": pairs,
+            "flashes": s.flashes.len(),
+            "beeps": s.beeps.len(),
+            "sender_reports": s.reports.values().map(Vec::len).sum::<usize>(),
+            "delete_received": s.delete_received,
+            "sessions": s.sessions,
+            "auth_failures": s.auth_failures,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.accept.abort();
+        for pc in self.pcs.lock().await.drain(..) {
+            let _ = pc.close().await;
+        }
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// The wall-clock time (µs) of RTP timestamp `ts` on `ssrc`, through the sender report nearest in RTP time.
+fn wall_usec(s: &Stats, ssrc: u32, ts: u32, rate: f64) -> Option<f64> {
+    let reports = s.reports.get(&ssrc)?;
+    let (ntp, rtp) = reports.iter().min_by_key(|(_, rtp)| (ts.wrapping_sub(*rtp) as i32).unsigned_abs())?;
+    let delta = ts.wrapping_sub(*rtp) as i32 as f64;
+    Some(unix_usec_from_ntp(*ntp) as f64 + delta * 1e6 / rate)
+}
+
+/// Mean (beep − flash) in ms over flashes that have a beep within 500 ms, and how many such pairs there were.
+fn av_offset(s: &Stats) -> (Option<f64>, usize) {
+    let (Some(v), Some(a)) = (s.video_ssrc, s.audio_ssrc) else { return (None, 0) };
+    let beeps: Vec<f64> = s.beeps.iter().filter_map(|&ts| wall_usec(s, a, ts, 48_000.0)).collect();
+    let mut offsets = Vec::new();
+    for &f in &s.flashes {
+        let Some(fw) = wall_usec(s, v, f, 90_000.0) else { continue };
+        if let Some(b) = beeps.iter().min_by(|x, y| (*x - fw).abs().total_cmp(&(*y - fw).abs())) {
+            if (b - fw).abs() < 500_000.0 {
+                offsets.push((b - fw) / 1000.0);
+            }
+        }
+    }
+    if offsets.is_empty() {
+        (None, 0)
+    } else {
+        (Some(offsets.iter().sum::<f64>() / offsets.len() as f64), offsets.len())
+    }
+}
+
+// ---- HTTP ---------------------------------------------------------------------------------------------------
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+async fn read_request(conn: &mut TcpStream) -> Option<Request> {
+    let mut buf = Vec::with_capacity(4096);
+    let header_end = loop {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let mut first = lines.next()?.split_whitespace();
+    let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .collect();
+    let length: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    if length > 1024 * 1024 {
+        return None;
+    }
+    let mut body = buf[header_end..].to_vec();
+    while body.len() < length {
+        let mut chunk = vec![0u8; length - body.len()];
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 {
+            return None;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some(Request { method, path, headers, body })
+}
+
+async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (k, v) in headers {
+        out += &format!("{k}: {v}\r\n");
+    }
+    out += "\r\n";
+    let _ = conn.write_all(out.as_bytes()).await;
+    let _ = conn.write_all(body).await;
+    let _ = conn.shutdown().await;
+}
+
+async fn serve(
+    mut conn: TcpStream,
+    stats: Shared,
+    pcs: Arc<tokio::sync::Mutex<Vec<Box<dyn PeerConnection>>>>,
+    options: Arc<ReceiverOptions>,
+) -> Option<()> {
+    let req = read_request(&mut conn).await?;
+    let arrived = Instant::now();
+    if let Some(token) = &options.token {
+        let auth = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+        if auth != Some(&format!("Bearer {token}")) {
+            stats.lock().unwrap().auth_failures += 1;
+            respond(&mut conn, "401 Unauthorized", &[], b"bad token").await;
+            return Some(());
+        }
+    }
+    match (req.method.as_str(), req.path.as_str()) {
+        ("POST", "/whip") => {
+            let offer = String::from_utf8_lossy(&req.body).to_string();
+            {
+                let mut s = stats.lock().unwrap();
+                *s = Stats { sessions: s.sessions + 1, auth_failures: s.auth_failures, ..Default::default() };
+                s.post_at = Some(arrived);
+            }
+            match answer(offer, stats.clone(), &options).await {
+                Ok((pc, sdp)) => {
+                    let n = {
+                        let mut all = pcs.lock().await;
+                        all.push(pc);
+                        all.len()
+                    };
+                    let headers = [("Content-Type", "application/sdp".to_string()), ("Location", format!("/whip/session/{n}"))];
+                    respond(&mut conn, "201 Created", &headers, sdp.as_bytes()).await;
+                }
+                Err(e) => respond(&mut conn, "400 Bad Request", &[], e.as_bytes()).await,
+            }
+        }
+        ("DELETE", p) if p.starts_with("/whip/session/") => {
+            stats.lock().unwrap().delete_received = true;
+            respond(&mut conn, "200 OK", &[], b"").await;
+        }
+        _ => respond(&mut conn, "404 Not Found", &[], b"no such resource").await,
+    }
+    Some(())
+}
+
+// ---- WebRTC ---------------------------------------------------------------------------------------------------
+
+struct Handler {
+    stats: Shared,
+    gathered: tokio::sync::watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, _state: RTCPeerConnectionState) {}
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = track.kind().await;
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        let stats = self.stats.clone();
+        match kind {
+            RtpCodecKind::Video => {
+                stats.lock().unwrap().video_ssrc = Some(ssrc);
+                tokio::spawn(receive_video(track, stats));
+            }
+            _ => {
+                stats.lock().unwrap().audio_ssrc = Some(ssrc);
+                tokio::spawn(receive_audio(track, stats));
+            }
+        }
+    }
+}
+
+fn fmtp_value<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
+    let at = sdp.find(&format!("{key}="))? + key.len() + 1;
+    sdp[at..].split(|c: char| c == ';' || c.is_whitespace()).next()
+}
+
+async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Result<(Box<dyn PeerConnection>, String), String> {
+    let profile = fmtp_value(&offer, "profile-level-id").unwrap_or("42e01f").to_string();
+    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_H264.into(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: format!("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"),
+                    rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                },
+                payload_type: 102,
+                ..Default::default()
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(|e| e.to_string())?;
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.into(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 111,
+                ..Default::default()
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(|e| e.to_string())?;
+    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut media))
+        .with(Slot::from(14_000), SenderReportTap { read: VecDeque::new(), write: VecDeque::new() });
+    let (gathered_tx, mut gathered) = tokio::sync::watch::channel(false);
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler { stats, gathered: gathered_tx }))
+        .with_udp_addrs(vec![options.udp.clone()])
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let pc: Box<dyn PeerConnection> = Box::new(pc);
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
+        pc.add_transceiver_from_kind(kind, Some(init)).await.map_err(|e| e.to_string())?;
+    }
+    let offer = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
+    pc.set_remote_description(offer).await.map_err(|e| e.to_string())?;
+    let answer = pc.create_answer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(answer).await.map_err(|e| e.to_string())?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), gathered.wait_for(|g| *g)).await;
+    let sdp = pc.local_description().await.map(|d| d.sdp).ok_or("no local description")?;
+    Ok((pc, sdp))
+}
+
+fn record_reports(stats: &Shared, packets: &[Box<dyn rtc::rtcp::Packet>]) {
+    let mut s = stats.lock().unwrap();
+    for p in packets {
+        if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+            s.reports.entry(sr.ssrc).or_default().push((sr.ntp_time, sr.rtp_time));
+        }
+    }
+}
+
+/// Depacketizes on the track's task; decodes on a thread of its own (openh264's decoder is not `Send`).
+async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u32, Vec<u8>, bool)>(256);
+    let decode_stats = stats.clone();
+    std::thread::spawn(move || decode_video(rx, decode_stats));
+    let mut depacketizer = H264Depacketizer::new();
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(p) => {
+                let (units, _err) =
+                    depacketizer.push(p.header.sequence_number, p.header.timestamp, p.header.marker, &p.payload);
+                for u in units {
+                    if tx.send((u.timestamp, to_annexb(&u.nals), u.complete)).is_err() {
+                        return;
+                    }
+                }
+            }
+            TrackRemoteEvent::OnRtcpPacket(packets) => record_reports(&stats, &packets),
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shared) {
+    use openh264::formats::YUVSource;
+    let Ok(mut decoder) = openh264::decoder::Decoder::new() else {
+        stats.lock().unwrap().decode_errors += 1;
+        return;
+    };
+    let mut was_flash = false;
+    while let Ok((ts, annexb, complete)) = rx.recv() {
+        if !complete {
+            stats.lock().unwrap().incomplete_units += 1;
+        }
+        match decoder.decode(&annexb) {
+            Ok(Some(yuv)) => {
+                let (w, h) = yuv.dimensions();
+                let (stride, _, _) = yuv.strides();
+                let y = yuv.y();
+                // Mean luma over a sparse grid.
+                let (mut sum, mut n) = (0u64, 0u64);
+                for row in (0..h).step_by(8) {
+                    for col in (0..w).step_by(8) {
+                        sum += y[row * stride + col] as u64;
+                        n += 1;
+                    }
+                }
+                let flash = n > 0 && sum / n > 200;
+                let mut s = stats.lock().unwrap();
+                s.video_frames_decoded += 1;
+                s.width = w as u32;
+                s.height = h as u32;
+                if s.first_frame_at.is_none() {
+                    s.first_frame_at = Some(Instant::now());
+                    s.first_frame_ts = Some(ts);
+                }
+                s.last_frame_ts = Some(ts);
+                if flash && !was_flash {
+                    s.flashes.push(ts);
+                }
+                was_flash = flash;
+            }
+            Ok(None) => {}
+            Err(_) => stats.lock().unwrap().decode_errors += 1,
+        }
+    }
+}
+
+async fn receive_audio(track: Arc<dyn TrackRemote>, stats: Shared) {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(u32, Vec<u8>)>(512);
+    let decode_stats = stats.clone();
+    std::thread::spawn(move || decode_audio(rx, decode_stats));
+    while let Some(event) = track.poll().await {
+        match event {
+            TrackRemoteEvent::OnRtpPacket(p) => {
+                if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() {
+                    return;
+                }
+            }
+            TrackRemoteEvent::OnRtcpPacket(packets) => record_reports(&stats, &packets),
+            TrackRemoteEvent::OnEnded => break,
+            _ => {}
+        }
+    }
+}
+
+fn decode_audio(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>)>, stats: Shared) {
+    let Ok(mut decoder) = opus::Decoder::new(48_000, opus::Channels::Stereo) else {
+        stats.lock().unwrap().audio_decode_errors += 1;
+        return;
+    };
+    let mut pcm = vec![0i16; 5760 * 2];
+    // Samples of quiet since the last loud one: a beep starts after ≥ 200 ms of quiet.
+    let mut quiet: u64 = u64::MAX / 2;
+    while let Ok((ts, payload)) = rx.recv() {
+        match decoder.decode(&payload, &mut pcm, false) {
+            Ok(samples) => {
+                let mut s = stats.lock().unwrap();
+                s.audio_packets += 1;
+                for i in 0..samples {
+                    let level = pcm[2 * i].unsigned_abs().max(pcm[2 * i + 1].unsigned_abs());
+                    if level > 1500 {
+                        if quiet >= 9_600 {
+                            s.beeps.push(ts.wrapping_add(i as u32));
+                        }
+                        quiet = 0;
+                    } else {
+                        quiet += 1;
+                    }
+                }
+            }
+            Err(_) => stats.lock().unwrap().audio_decode_errors += 1,
+        }
+    }
+}
