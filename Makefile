@@ -11,11 +11,9 @@ deps:
 build: deps
 	cargo build --lib --examples
 
-# Streams a test scene from real libobs through the plugin and prints what arrived.
+# Streams a test scene from real libobs through the plugin over WHIP to our receiver and prints what arrived.
 demo: build
-	@scripts/demo-clip.sh $(CLIP) 10
-	$(XVFB) target/debug/examples/headless --media $(CLIP) --duration 10 --width 1280 --height 720 \
-	  --packet-log target/demo/packets.jsonl 2>&1 | grep -E '^(summary|arrived|  )|rtc-studio'
+	@scripts/demo.sh
 
 # The whole test suite (unit, layout, real libobs under Xvfb).
 test: build

@@ -3,7 +3,7 @@
 //!
 //! Needs an X display: run under `xvfb-run -a`. See `--help`.
 use rtc_studio::obs::data::Data;
-use rtc_studio::obs::host::{ObsHost, VideoMix};
+use rtc_studio::obs::host::{ObsHost, VideoMix, NOT_STOPPED};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ WHERE TO:
     --url URL            WHIP endpoint of the server (the service's `server` setting)
     --token TOKEN        bearer token sent to the server (never printed)
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
+    --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
 
 WHAT TO STREAM:
     --media FILE         loop this media file (video and audio) as the scene; default: a solid colour with silence
@@ -39,8 +40,8 @@ WHERE THINGS ARE:
     --obs-data DIR       OBS's plugin data (default /usr/share/obs/obs-plugins)
 
 OUTPUT:
-    libobs's log on stdout, then one line `summary {json}` with: libobs version, started, start_ms (obs_output_start
-    to active), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
+    libobs's log on stdout, then one line `summary {json}` with: libobs version, started, connected, start_ms
+    (obs_output_start to active, or to the failure's stop signal), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
     total_bytes, total_frames, frames_dropped, last_error, stop_code (OBS_OUTPUT_* code of the output's last
     `stop` signal: 0 success, -1 bad path, -2 connect failed, -3 invalid stream, -4 error, -5 disconnected,
     -6 unsupported), leaks (libobs allocations left after shutdown).
@@ -63,6 +64,7 @@ struct Options {
     preset: String,
     tune: String,
     audio_bitrate: i64,
+    connect_timeout: i64,
     plugin: String,
     plugin_data: String,
     obs_plugins: String,
@@ -104,6 +106,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         preset: "veryfast".into(),
         tune: String::new(),
         audio_bitrate: 128,
+        connect_timeout: 10,
         plugin: default_plugin(),
         plugin_data: concat!(env!("CARGO_MANIFEST_DIR"), "/data").into(),
         obs_plugins: "/usr/lib/x86_64-linux-gnu/obs-plugins".into(),
@@ -136,6 +139,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--preset" => o.preset = value.clone(),
             "--tune" => o.tune = value.clone(),
             "--audio-bitrate" => o.audio_bitrate = num("--audio-bitrate")?,
+            "--connect-timeout" => o.connect_timeout = num("--connect-timeout")?.clamp(1, 120),
             "--plugin" => o.plugin = value.clone(),
             "--plugin-data" => o.plugin_data = value.clone(),
             "--obs-plugins" => o.obs_plugins = value.clone(),
@@ -219,7 +223,7 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     svc.set_string("server", &o.url).set_string("bearer_token", &o.token);
     let service = host.create_service("rtc_studio_service", "service", &svc)?;
     let mut out = Data::new();
-    out.set_string("packet_log", &o.packet_log);
+    out.set_string("packet_log", &o.packet_log).set_int("connect_timeout_s", o.connect_timeout);
     let output = host.create_output("rtc_studio_output", "stream", &out)?;
     output.set_encoders(&video, &audio);
     output.set_service(&service);
@@ -228,8 +232,12 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let started = output.start();
     let mut summary = json!({"started": started});
     if started {
-        let active = wait_until(Duration::from_secs(15), || output.active());
-        summary["start_ms"] = ms(active.map(|_| t0.elapsed()));
+        // Connected (active) or failed (stop signal) — whichever comes first.
+        let limit = Duration::from_secs(o.connect_timeout as u64 + 5);
+        wait_until(limit, || output.active() || output.stop_code() != NOT_STOPPED);
+        let active = output.active().then(|| t0.elapsed());
+        summary["connected"] = json!(active.is_some());
+        summary["start_ms"] = ms(active.or_else(|| (output.stop_code() != NOT_STOPPED).then(|| t0.elapsed())));
         if active.is_some() {
             let end = Instant::now() + Duration::from_secs_f64(o.duration);
             // Stop early if the output stops by itself (a failure).
@@ -248,7 +256,7 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     summary["frames_dropped"] = json!(output.frames_dropped());
     summary["last_error"] = json!(output.last_error());
     let code = output.stop_code();
-    summary["stop_code"] = if code == rtc_studio::obs::host::NOT_STOPPED { serde_json::Value::Null } else { json!(code) };
+    summary["stop_code"] = if code == NOT_STOPPED { serde_json::Value::Null } else { json!(code) };
 
     drop(output);
     drop(service);

@@ -1,99 +1,10 @@
 //! Real libobs (Debian's 29.0.2) under Xvfb loads `librtc_studio.so` from the build directory through the headless
 //! runner, encodes a test clip with x264 + Opus and hands the packets to our output. The packet log the plugin
 //! writes is what OBS really delivered; these tests check it against what OBS is known to produce.
+mod support;
+
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-use std::time::SystemTime;
-
-/// libobs runs are serialised: one display, one encoder load on a 2-core machine.
-static OBS: Mutex<()> = Mutex::new(());
-
-fn build_dir() -> PathBuf {
-    // target/<profile>/deps/<test binary>
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
-}
-
-fn newest_source_change() -> SystemTime {
-    fn walk(dir: &Path, newest: &mut SystemTime) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                walk(&p, newest);
-            } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {
-                *newest = (*newest).max(m);
-            }
-        }
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut newest = SystemTime::UNIX_EPOCH;
-    walk(&root.join("plugin"), &mut newest);
-    walk(&root.join("obs-headers"), &mut newest);
-    newest
-}
-
-/// The plugin and runner as `make build` leaves them; refuses a plugin older than its sources.
-fn binaries() -> (PathBuf, PathBuf) {
-    let dir = build_dir();
-    let (plugin, runner) = (dir.join("librtc_studio.so"), dir.join("examples/headless"));
-    assert!(plugin.exists() && runner.exists(), "build first: `cargo build --lib --examples` (make test does)");
-    let built = std::fs::metadata(&plugin).unwrap().modified().unwrap();
-    assert!(
-        built >= newest_source_change(),
-        "{} is older than the sources: run `cargo build --lib --examples` (make test does)",
-        plugin.display()
-    );
-    (plugin, runner)
-}
-
-/// A 6 s clip with moving video and a tone, made once per build directory.
-fn test_clip() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libobs-test-clip.mkv");
-    if !path.exists() {
-        let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi"])
-            .args(["-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset"])
-            .args(["ultrafast", "-pix_fmt", "yuv420p", "-c:a", "flac"])
-            .arg(&path)
-            .status()
-            .expect("ffmpeg (make deps)");
-        assert!(status.success(), "ffmpeg could not make the test clip");
-    }
-    path
-}
-
-struct Run {
-    summary: Value,
-    packets: Vec<Value>,
-    header: Value,
-    log: String,
-}
-
-fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
-    let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
-    let (plugin, runner) = binaries();
-    let packet_log = with_packet_log.map(|name| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name));
-    let mut cmd = Command::new("xvfb-run");
-    cmd.args(["-a", "-s", "-screen 0 1280x720x24"]).arg(&runner).arg("--plugin").arg(&plugin).args(args);
-    if let Some(p) = &packet_log {
-        let _ = std::fs::remove_file(p);
-        cmd.arg("--packet-log").arg(p);
-    }
-    let out = cmd.output().expect("xvfb-run (make deps)");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    let summary = log
-        .lines()
-        .find_map(|l| l.strip_prefix("summary "))
-        .map(|s| serde_json::from_str(s).unwrap())
-        .unwrap_or_else(|| panic!("no summary from the headless runner:\n{log}"));
-    let mut lines: Vec<Value> = packet_log
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
-        .unwrap_or_default();
-    let header = if lines.is_empty() { Value::Null } else { lines.remove(0) };
-    Run { summary, packets: lines, header, log }
-}
+use support::obs_run::{headless, test_clip, Run};
 
 fn of_kind<'a>(run: &'a Run, kind: &str) -> Vec<&'a Value> {
     run.packets.iter().filter(|p| p["kind"] == kind).collect()

@@ -1,0 +1,131 @@
+//! Real libobs 29.0.2 + our plugin → WHIP/WebRTC → our receiver, which decodes and measures; and the plugin against
+//! WHIP servers that fail in every way we know, each ending with the right OBS stop code and a readable message.
+mod support;
+
+use std::time::Duration;
+use support::bad_whip::{self, Misbehaviour};
+use support::obs_run::{flash_beep_clip, headless, packets_sent};
+use support::receiver::{Receiver, ReceiverOptions};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+/// OBS_OUTPUT_* codes as libobs defines them.
+const BAD_PATH: i64 = -1;
+const CONNECT_FAILED: i64 = -2;
+const INVALID_STREAM: i64 = -3;
+
+#[test]
+fn obs_publishes_to_our_receiver_which_decodes_everything_in_sync() {
+    let clip = flash_beep_clip("640x360");
+    let rt = runtime();
+    let token = "test-token-9f8e7d";
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions { token: Some(token.into()), ..Default::default() }))
+        .unwrap();
+    let url = receiver.whip_url();
+    let run = headless(
+        &["--media", clip.to_str().unwrap(), "--duration", "6", "--bframes", "0", "--url", &url, "--token", token],
+        None,
+    );
+    let deleted = rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
+    std::thread::sleep(Duration::from_millis(300)); // the last frames through the decoder
+    let r = receiver.report();
+    let s = &run.summary;
+    println!("summary {s}\nreceiver {r}");
+
+    assert_eq!(s["connected"], true, "did not connect: {s}\n{}", run.log);
+    assert_eq!(s["ended_by_itself"], false, "{s}");
+    assert_eq!(s["stop_code"], 0, "{s}");
+    assert!(s["stop_call_ms"].as_f64().unwrap() < 100.0 && s["stopped_ms"].as_f64().unwrap() < 100.0, "{s}");
+    assert_eq!(s["leaks"], 0, "{s}");
+    assert!(deleted && r["delete_received"] == true, "no WHIP DELETE after stop");
+    assert!(run.log.contains("WHIP session ended (DELETE answered 200)"));
+    assert!(!run.log.contains(token), "the bearer token appeared in OBS's log");
+    assert_eq!(r["auth_failures"], 0);
+
+    let (video_sent, audio_sent) = packets_sent(&run.log);
+    // OBS counts what it handed us; packets still queued when stop arrived are discarded, never sent late.
+    let handed = s["total_frames"].as_u64().unwrap();
+    assert!(video_sent <= handed && handed <= video_sent + 3, "OBS handed {handed} frames, {video_sent} sent");
+    let decoded = r["video_frames_decoded"].as_u64().unwrap();
+    assert!(video_sent >= 150, "only {video_sent} frames sent in 6 s");
+    assert!(decoded as f64 >= 0.98 * video_sent as f64, "decoded {decoded} of {video_sent} frames");
+    assert_eq!(r["decode_errors"], 0);
+    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)));
+    assert!((r["fps"].as_f64().unwrap() - 30.0).abs() < 1.0, "fps {}", r["fps"]);
+    let audio = r["audio_packets"].as_u64().unwrap();
+    assert!(audio as f64 >= 0.98 * audio_sent as f64 && audio_sent >= 250, "audio {audio} of {audio_sent}");
+    assert_eq!(r["audio_decode_errors"], 0);
+    assert!(r["first_frame_ms"].as_f64().is_some());
+
+    // Lip sync: the flash and the beep of each second, placed on one clock through the sender reports.
+    assert!(r["av_pairs"].as_u64().unwrap() >= 4, "too few flash/beep pairs: {r}");
+    let offset = r["av_offset_ms"].as_f64().unwrap();
+    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
+    rt.block_on(receiver.stop());
+}
+
+struct Case {
+    name: &'static str,
+    server: Misbehaviour,
+    code: i64,
+    words: &'static str,
+}
+
+fn status(code: u16, headers: &[(&str, &str)], body: &str) -> Misbehaviour {
+    Misbehaviour::Status(code, headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body.into())
+}
+
+#[test]
+fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
+    let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
+    let cases = vec![
+        Case { name: "401", server: status(401, &[], "token expired"), code: INVALID_STREAM, words: "token expired" },
+        Case { name: "403", server: status(403, &[], ""), code: INVALID_STREAM, words: "bearer token" },
+        Case { name: "404", server: status(404, &[], ""), code: BAD_PATH, words: "No WHIP endpoint" },
+        Case { name: "500", server: status(500, &[], "database on fire"), code: CONNECT_FAILED, words: "database on fire" },
+        Case { name: "503", server: status(503, &[("Retry-After", "30")], ""), code: CONNECT_FAILED, words: "retry in 30 s" },
+        Case { name: "silent", server: Misbehaviour::Silent, code: CONNECT_FAILED, words: "did not answer" },
+        Case { name: "no Location", server: status(201, &[], sdp), code: CONNECT_FAILED, words: "no Location" },
+        Case {
+            name: "malformed SDP",
+            server: status(201, &[("Location", "/r/1")], "<html>hello</html>"),
+            code: CONNECT_FAILED,
+            words: "not an SDP",
+        },
+        Case { name: "redirect loop", server: Misbehaviour::RedirectLoop, code: BAD_PATH, words: "redirected more than" },
+        Case { name: "oversized", server: Misbehaviour::Oversized, code: CONNECT_FAILED, words: "larger than" },
+    ];
+    let rt = runtime();
+    let mut failures = Vec::new();
+    for case in cases {
+        let url = rt.block_on(bad_whip::serve(case.server.clone()));
+        let t0 = std::time::Instant::now();
+        let run = headless(&["--duration", "1", "--url", &url, "--connect-timeout", "2"], None);
+        let s = &run.summary;
+        let error = s["last_error"].as_str().unwrap_or_default();
+        println!("{:>14}: code {} in {:.1} s: {error}", case.name, s["stop_code"], t0.elapsed().as_secs_f64());
+        if s["connected"] != false || s["stop_code"] != case.code || !error.contains(case.words) || s["leaks"] != 0 {
+            failures.push(format!("{}: expected code {} with {:?}, got {s}", case.name, case.code, case.words));
+        }
+        if run.log.contains("panicked") {
+            failures.push(format!("{}: a panic was logged", case.name));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn nothing_listening_and_bad_urls_fail_fast_and_clearly() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let run = headless(&["--duration", "1", "--url", &format!("http://127.0.0.1:{port}/whip")], None);
+    assert_eq!(run.summary["stop_code"], CONNECT_FAILED, "{}", run.summary);
+    assert!(run.summary["last_error"].as_str().unwrap().contains("Could not reach the WHIP server"));
+    // Not a WHIP URL at all: refused before anything is sent.
+    let run = headless(&["--duration", "1", "--url", "rtmp://example.invalid/live"], None);
+    assert_eq!(run.summary["started"], false, "{}", run.summary);
+    assert!(run.summary["last_error"].as_str().unwrap().contains("https://"), "{}", run.summary);
+}
