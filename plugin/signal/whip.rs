@@ -63,11 +63,14 @@ pub fn redact_url(url: &str) -> String {
         Ok(mut u) => {
             let _ = u.set_username("");
             let _ = u.set_password(None);
-            if u.query().is_some() {
-                u.set_query(Some("…"));
-            }
+            let had_query = u.query().is_some();
+            u.set_query(None);
             u.set_fragment(None);
-            u.to_string()
+            if had_query {
+                format!("{u}?…")
+            } else {
+                u.to_string()
+            }
         }
         Err(_) => "<invalid URL>".into(),
     }

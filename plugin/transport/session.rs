@@ -159,7 +159,6 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
                 rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
             },
             payload_type: VIDEO_PAYLOAD_TYPE,
-            ..Default::default()
         },
         MediaKind::Audio => RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
@@ -174,7 +173,6 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
                 rtcp_feedback: vec![],
             },
             payload_type: OPUS_PAYLOAD_TYPE,
-            ..Default::default()
         },
     }
 }
@@ -241,7 +239,6 @@ impl Publisher {
                 urls: s.urls.clone(),
                 username: s.username.clone(),
                 credential: s.credential.clone(),
-                ..Default::default()
             })
             .collect();
         let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();

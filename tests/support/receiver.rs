@@ -396,7 +396,6 @@ async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Resu
                     rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
                 },
                 payload_type: 102,
-                ..Default::default()
             },
             RtpCodecKind::Video,
         )
@@ -412,7 +411,6 @@ async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Resu
                     rtcp_feedback: vec![],
                 },
                 payload_type: 111,
-                ..Default::default()
             },
             RtpCodecKind::Audio,
         )
@@ -527,11 +525,8 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, stats: Shared) {
     std::thread::spawn(move || decode_audio(rx, decode_stats));
     while let Some(event) = track.poll().await {
         match event {
-            TrackRemoteEvent::OnRtpPacket(p) => {
-                if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() {
-                    return;
-                }
-            }
+            TrackRemoteEvent::OnRtpPacket(p) if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() => return,
+            TrackRemoteEvent::OnRtpPacket(_) => {}
             TrackRemoteEvent::OnRtcpPacket(packets) => record_reports(&stats, &packets),
             TrackRemoteEvent::OnEnded => break,
             _ => {}
