@@ -160,7 +160,7 @@ impl OutputType for RtcOutput {
     fn start(&self) -> bool {
         let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(old) = stream.take() {
-            old.stop();
+            old.abandon();
         }
         // Encoders first: their codec configuration (SPS/PPS, OpusHead) exists only once initialised.
         if !self.handle.prepare_capture() {
@@ -215,7 +215,7 @@ impl OutputType for RtcOutput {
 
     fn internal_error(&self, entry: &str) {
         if let Some(s) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            s.stop();
+            s.abandon();
         }
         self.handle.set_last_error(&format!("RTC Studio internal error in {entry}; the stream was stopped"));
         self.handle.signal_stop(StopCode::Error);
@@ -223,7 +223,7 @@ impl OutputType for RtcOutput {
 
     fn destroy(self) {
         if let Some(s) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            s.stop();
+            s.abandon();
         }
     }
 }

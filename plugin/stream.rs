@@ -157,10 +157,23 @@ pub fn join_workers(deadline: Duration) -> usize {
     }
 }
 
+/// Who ends OBS's data capture. OBS waits for `obs_output_end_data_capture` after every stop it requests, also
+/// when our worker has already ended (e.g. after a failure, while OBS waits to reconnect): exactly one side calls
+/// it, whichever comes second.
+#[derive(Debug, Default)]
+struct Ending {
+    stop_requested: bool,
+    worker_done: bool,
+    /// The worker ended capture itself (normal stop).
+    capture_ended: bool,
+}
+
 /// Control of one running stream, held by the output.
 pub struct Stream {
     pub queue: PacketQueue,
     stopping: Arc<AtomicBool>,
+    ending: Arc<Mutex<Ending>>,
+    output: OutputHandle,
 }
 
 impl Stream {
@@ -168,22 +181,50 @@ impl Stream {
     pub fn start(output: OutputHandle, connector: Connector, capacity: usize, stats: Arc<StreamStats>) -> Stream {
         let (queue, rx) = PacketQueue::new(capacity, stats.clone());
         let stopping = Arc::new(AtomicBool::new(false));
-        let worker_stopping = stopping.clone();
+        let ending = Arc::new(Mutex::new(Ending::default()));
+        let (worker_output, worker_stopping, worker_ending) = (output.clone(), stopping.clone(), ending.clone());
         let started = Instant::now();
-        let spawned = std::thread::Builder::new()
-            .name("rtc-studio-stream".into())
-            .spawn(move || run_worker(output, connector, rx, stats, worker_stopping, started));
+        let spawned = std::thread::Builder::new().name("rtc-studio-stream".into()).spawn(move || {
+            let capture_ended = run_worker(&worker_output, connector, rx, stats, worker_stopping, started);
+            let mut e = worker_ending.lock().unwrap_or_else(|e| e.into_inner());
+            e.worker_done = true;
+            e.capture_ended |= capture_ended;
+            let must_end = e.stop_requested && !e.capture_ended;
+            drop(e);
+            if must_end {
+                worker_output.end_data_capture();
+            }
+        });
         match spawned {
             Ok(handle) => keep_worker(handle),
-            Err(e) => log::error(&format!("cannot start the stream thread: {e}")),
+            Err(e) => {
+                log::error(&format!("cannot start the stream thread: {e}"));
+                ending.lock().unwrap_or_else(|e| e.into_inner()).worker_done = true;
+            }
         }
-        Stream { queue, stopping }
+        Stream { queue, stopping, ending, output }
     }
 
-    /// Returns at once; the worker ends capture and tears down in the background.
+    /// Lets the worker wind down without touching OBS's capture: for a stream being replaced (OBS restarts the
+    /// output to reconnect) or destroyed.
+    pub fn abandon(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.queue.close();
+    }
+
+    /// OBS asked to stop. Returns at once; the worker ends capture and tears down in the background — or, if it
+    /// has already ended (after a failure, e.g. while OBS waits to reconnect), capture is ended here.
     pub fn stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.queue.close();
+        let mut e = self.ending.lock().unwrap_or_else(|e| e.into_inner());
+        e.stop_requested = true;
+        let must_end = e.worker_done && !e.capture_ended;
+        e.capture_ended |= must_end;
+        drop(e);
+        if must_end {
+            self.output.end_data_capture();
+        }
     }
 }
 
@@ -193,35 +234,36 @@ fn fail(output: &OutputHandle, err: &Failure) {
     output.signal_stop(err.code);
 }
 
+/// Runs one stream; returns whether it ended OBS's data capture itself (a normal stop).
 fn run_worker(
-    output: OutputHandle,
+    output: &OutputHandle,
     connector: Connector,
     rx: Receiver<EncodedPacket>,
     stats: Arc<StreamStats>,
     stopping: Arc<AtomicBool>,
     started: Instant,
-) {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+) -> bool {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> bool {
         let mut sink = match connector() {
             Ok(sink) => sink,
             Err(err) => {
                 if stopping.load(Ordering::SeqCst) {
                     output.end_data_capture();
-                } else {
-                    fail(&output, &err);
+                    return true;
                 }
-                return;
+                fail(output, &err);
+                return false;
             }
         };
         if stopping.load(Ordering::SeqCst) {
             output.end_data_capture();
             sink.close();
-            return;
+            return true;
         }
         if !output.begin_data_capture() {
-            fail(&output, &Failure::new(StopCode::Error, "OBS could not start sending encoded data to RTC Studio"));
+            fail(output, &Failure::new(StopCode::Error, "OBS could not start sending encoded data to RTC Studio"));
             sink.close();
-            return;
+            return false;
         }
         stats.connect_time_ms.store(started.elapsed().as_millis().min(i32::MAX as u128) as i32, Ordering::Relaxed);
         log::info(&format!("streaming (connected in {} ms)", started.elapsed().as_millis()));
@@ -246,10 +288,16 @@ fn run_worker(
             }
         }
         // Tell OBS first (the streamer sees "stopped" at once), then tear down.
-        match &failure {
-            Some(err) => fail(&output, err),
-            None => output.end_data_capture(),
-        }
+        let ended = match &failure {
+            Some(err) => {
+                fail(output, err);
+                false
+            }
+            None => {
+                output.end_data_capture();
+                true
+            }
+        };
         drop(rx);
         sink.close();
         log::info(&format!(
@@ -259,10 +307,15 @@ fn run_worker(
             stats.bytes_sent.load(Ordering::Relaxed),
             stats.dropped_frames.load(Ordering::Relaxed)
         ));
+        ended
     }));
-    if let Err(payload) = outcome {
-        let msg = crate::obs::guard::panic_message(&*payload).to_string();
-        fail(&output, &Failure::new(StopCode::Error, format!("RTC Studio internal error: {msg}")));
+    match outcome {
+        Ok(ended) => ended,
+        Err(payload) => {
+            let msg = crate::obs::guard::panic_message(&*payload).to_string();
+            fail(output, &Failure::new(StopCode::Error, format!("RTC Studio internal error: {msg}")));
+            false
+        }
     }
 }
 

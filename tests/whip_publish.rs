@@ -129,3 +129,33 @@ fn nothing_listening_and_bad_urls_fail_fast_and_clearly() {
     assert_eq!(run.summary["started"], false, "{}", run.summary);
     assert!(run.summary["last_error"].as_str().unwrap().contains("https://"), "{}", run.summary);
 }
+
+#[test]
+fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
+    let clip = flash_beep_clip("640x360");
+    let rt = runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions {
+            drop_first_session_after: Some(Duration::from_secs(2)),
+            ..Default::default()
+        }))
+        .unwrap();
+    let url = receiver.whip_url();
+    let run = headless(&["--media", clip.to_str().unwrap(), "--duration", "12", "--url", &url], None);
+    rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
+    std::thread::sleep(Duration::from_millis(300));
+    let r = receiver.report();
+    println!("summary {}\nreceiver {r}", run.summary);
+    assert!(run.log.contains("The WebRTC connection to the server was lost"), "loss not detected:\n{}", run.log);
+    assert!(run.log.to_lowercase().contains("reconnect"), "OBS did not reconnect:\n{}", run.log);
+    assert!(r["sessions"].as_u64().unwrap() >= 2, "no second WHIP session: {r}");
+    // The report covers the newest session: it decodes cleanly from its first keyframe.
+    assert!(r["video_frames_decoded"].as_u64().unwrap() > 30, "{r}");
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert!(r["delete_received"] == true, "{r}");
+    // libobs re-bases audio and video pts separately on reconnect; the capture clock keeps them in sync.
+    let offset = r["av_offset_ms"].as_f64().expect("no A/V measurement after reconnect");
+    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms after reconnect");
+    assert_eq!(run.summary["leaks"], 0);
+    rt.block_on(receiver.stop());
+}

@@ -4,9 +4,12 @@
 //! (`round((pts·num/den − origin) · rate)`), never by adding rounded deltas, so a stream has no drift however long
 //! it runs (OBS's own WHIP output accumulates rounded `dts_usec` deltas instead).
 //!
-//! Audio and video share one origin — the presentation time of the first packet of the session — and one wall
-//! clock anchor, so the NTP↔RTP pairs in RTCP sender reports let a receiver line them up (lip sync). Each stream
-//! starts at a random RTP offset (RFC 3550 §5.1) and wraps at 2³².
+//! Audio and video are placed on one timeline by the capture clock: the session's origin is the capture instant of
+//! its first packet, and each stream starts at the capture instant of its own first packet, then advances by exact
+//! pts differences. (OBS's pts of audio and video coincide at the start of a stream, but after a reconnect libobs
+//! re-bases each to its own first packet; capture times stay true.) The NTP↔RTP pairs in RTCP sender reports map
+//! that timeline to the wall clock, so a receiver lines audio and video up (lip sync). Each stream starts at a
+//! random RTP offset (RFC 3550 §5.1) and wraps at 2³².
 //!
 //! Decode timestamps are watched for discontinuities (an encoder restart sends pts back to 0; a stall jumps ahead):
 //! the stream is re-anchored so that its RTP time continues one frame after the last packet, and the caller gets a
@@ -67,6 +70,9 @@ pub const MAX_FORWARD_GAP_MS: i64 = 3_000;
 pub struct RtpClock {
     rate: u32,
     initial: u32,
+    /// Presentation time of this stream's first packet, and its ticks on the session timeline.
+    origin: Option<Seconds>,
+    base: i64,
     /// Ticks added since re-anchoring.
     adjust: i64,
     /// Unwrapped ticks (before `initial`) of the last packet's dts, and the last dts step.
@@ -86,7 +92,7 @@ pub struct Stamped {
 impl RtpClock {
     pub fn new(rate: u32, initial: u32) -> RtpClock {
         assert!(rate > 0);
-        RtpClock { rate, initial, adjust: 0, last_dts: None, last_step: rate as i64 / 50 }
+        RtpClock { rate, initial, origin: None, base: 0, adjust: 0, last_dts: None, last_step: rate as i64 / 50 }
     }
 
     pub fn rate(&self) -> u32 {
@@ -102,8 +108,19 @@ impl RtpClock {
         self.last_step.clamp(1, self.rate as i64 / 5)
     }
 
-    fn stamp(&mut self, origin: Seconds, pts: i64, dts: i64, tb_num: i32, tb_den: i32) -> Stamped {
-        let raw = |t: i64| Seconds::of(t, tb_num, tb_den).and_then(|s| s.ticks_since(origin, self.rate));
+    /// `start_usec`: where this packet's presentation falls on the session timeline (µs since the session's
+    /// origin, from the capture clock); used only for the stream's first packet.
+    fn stamp(&mut self, start_usec: i64, pts: i64, dts: i64, tb_num: i32, tb_den: i32) -> Stamped {
+        if self.origin.is_none() {
+            self.origin = Seconds::of(pts, tb_num, tb_den);
+            let base = (start_usec as i128 * self.rate as i128 + 500_000).div_euclid(1_000_000);
+            self.base = i64::try_from(base).unwrap_or(0);
+        }
+        let origin = self.origin.unwrap_or(Seconds { num: 0, den: 1 });
+        let base = self.base;
+        let raw = |t: i64| {
+            Seconds::of(t, tb_num, tb_den).and_then(|s| s.ticks_since(origin, self.rate)).map(|t| t + base)
+        };
         let (raw_pts, raw_dts) = (raw(pts), raw(dts));
         let mut discontinuity = None;
         let (pts_ticks, dts_ticks) = match (raw_pts, raw_dts) {
@@ -152,11 +169,10 @@ impl RtpClock {
     }
 }
 
-/// The timing of one session: a shared origin for audio and video and a clock for each.
+/// The timing of one session: one capture-clock origin for audio and video and a clock for each.
 #[derive(Clone, Debug)]
 pub struct SessionClock {
-    origin: Option<Seconds>,
-    /// Wall-clock time (µs since the Unix epoch) at which the origin was presented.
+    /// Wall-clock time (µs since the Unix epoch) of the session's origin: the first packet's capture.
     wall_origin_usec: Option<i64>,
     pub video: RtpClock,
     pub audio: RtpClock,
@@ -176,24 +192,26 @@ impl SessionClock {
     /// `video_initial` and `audio_initial` are the random RTP offsets of each stream.
     pub fn new(video_initial: u32, audio_initial: u32) -> SessionClock {
         SessionClock {
-            origin: None,
             wall_origin_usec: None,
             video: RtpClock::new(VIDEO_RATE, video_initial),
             audio: RtpClock::new(OPUS_RATE, audio_initial),
         }
     }
 
-    /// Stamps one packet. The first packet of the session (either kind) sets the common origin; `wall_usec` is the
-    /// wall-clock time (µs since the Unix epoch) at which that packet was captured, anchoring sender reports.
+    /// Stamps one packet. `wall_usec` is the wall-clock time (µs since the Unix epoch) at which the packet's
+    /// decode time was captured (OBS's `sys_dts_usec` on the wall clock); with B-frames its presentation is
+    /// `pts − dts` later. The first packet of the session sets the origin; the first packet of each stream places
+    /// that stream on the timeline.
     pub fn stamp(&mut self, track: Track, pts: i64, dts: i64, tb_num: i32, tb_den: i32, wall_usec: i64) -> Stamped {
-        if self.origin.is_none() {
-            self.origin = Seconds::of(pts, tb_num, tb_den);
-            self.wall_origin_usec = self.origin.map(|_| wall_usec);
-        }
-        let origin = self.origin.unwrap_or(Seconds { num: 0, den: 1 });
+        let reorder_usec = Seconds::of(pts.saturating_sub(dts), tb_num, tb_den)
+            .and_then(|s| s.ticks_since(Seconds { num: 0, den: 1 }, 1_000_000))
+            .unwrap_or(0);
+        let presented = wall_usec.saturating_add(reorder_usec);
+        let origin = *self.wall_origin_usec.get_or_insert(presented);
+        let start_usec = presented.saturating_sub(origin);
         match track {
-            Track::Video => self.video.stamp(origin, pts, dts, tb_num, tb_den),
-            Track::Audio => self.audio.stamp(origin, pts, dts, tb_num, tb_den),
+            Track::Video => self.video.stamp(start_usec, pts, dts, tb_num, tb_den),
+            Track::Audio => self.audio.stamp(start_usec, pts, dts, tb_num, tb_den),
         }
     }
 
@@ -280,13 +298,13 @@ mod tests {
     }
 
     #[test]
-    fn audio_and_video_share_the_origin() {
+    fn audio_and_video_share_the_capture_timeline() {
         let mut c = SessionClock::new(1000, 2000);
-        // Video starts at pts 0; audio's first packet arrives later but at pts 0 too.
+        // Both captured at the same instant; audio's packet merely arrives later.
         let v = c.stamp(Track::Video, 0, 0, 1, 30, 5_000_000);
-        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 5_010_000);
+        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 5_000_000);
         assert_eq!((v.ticks, a.ticks), (0, 0));
-        // One second in, both clocks are one second in.
+        // One second in (by pts), both clocks are one second in, whatever the wall clock says now.
         let v = c.stamp(Track::Video, 30, 30, 1, 30, 0);
         let a = c.stamp(Track::Audio, 48_000, 48_000, 1, 48_000, 0);
         assert_eq!((v.ticks, a.ticks), (90_000, 48_000));
@@ -294,10 +312,33 @@ mod tests {
     }
 
     #[test]
+    fn streams_rebased_differently_by_obs_are_aligned_by_capture_time() {
+        // After a reconnect libobs restarts each stream's pts at 0, although audio's first packet was captured
+        // 12.5 ms after video's: the capture clock places audio 12.5 ms (600 ticks at 48 kHz) later.
+        let mut c = SessionClock::new(0, 0);
+        let v = c.stamp(Track::Video, 0, 0, 1, 30, 7_000_000);
+        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 7_012_500);
+        assert_eq!((v.ticks, a.ticks), (0, 600));
+        let a = c.stamp(Track::Audio, 960, 960, 1, 48_000, 0);
+        assert_eq!(a.ticks, 1560, "then exact pts steps");
+    }
+
+    #[test]
+    fn b_frame_presentation_offset_is_applied_to_the_first_packet() {
+        // x264 with B-frames starts at dts −2, pts 0: the packet's decode time was captured 2 frames before its
+        // presentation.
+        let mut c = SessionClock::new(0, 0);
+        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 10_000_000);
+        let v = c.stamp(Track::Video, 0, -2, 1, 30, 10_000_000 - 66_667);
+        assert_eq!(a.ticks, 0);
+        assert_eq!(v.ticks, 0);
+    }
+
+    #[test]
     fn origin_is_the_first_packet_even_when_it_is_not_zero() {
         let mut c = SessionClock::new(0, 0);
-        let a = c.stamp(Track::Audio, 96_000, 96_000, 1, 48_000, 0); // 2 s
-        let v = c.stamp(Track::Video, 61, 61, 1, 30, 0); // 2.0333 s
+        let a = c.stamp(Track::Audio, 96_000, 96_000, 1, 48_000, 2_000_000); // 2 s
+        let v = c.stamp(Track::Video, 61, 61, 1, 30, 2_033_333); // 2.0333 s
         assert_eq!(a.ticks, 0);
         assert_eq!(v.ticks, 3000);
     }
@@ -365,7 +406,7 @@ mod tests {
         let mut c = SessionClock::new(100, 200);
         let wall0 = 1_700_000_000_000_000;
         c.stamp(Track::Video, 0, 0, 1, 30, wall0);
-        c.stamp(Track::Audio, 0, 0, 1, 48_000, wall0 + 20_000);
+        c.stamp(Track::Audio, 0, 0, 1, 48_000, wall0);
         let (ntp_v, rtp_v) = c.sender_report(Track::Video, wall0 + 2_000_000).unwrap();
         let (ntp_a, rtp_a) = c.sender_report(Track::Audio, wall0 + 2_000_000).unwrap();
         assert_eq!(ntp_v, ntp_a);

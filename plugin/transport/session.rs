@@ -27,7 +27,7 @@ use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
-    Registry,
+    Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -142,8 +142,16 @@ pub struct Publisher {
     video: Outgoing,
     audio: Outgoing,
     last_report: Option<Instant>,
+    /// Since when ICE has been disconnected (it may recover by itself).
+    disconnected_since: Option<Instant>,
     pub answer_sdp: String,
 }
+
+/// How long ICE may stay disconnected before the stream is declared lost (OBS then reconnects).
+const DISCONNECTED_GRACE: Duration = Duration::from_secs(1);
+/// ICE: disconnected after this much silence, failed after `ICE_FAILED`, consent checks every second.
+const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
+const ICE_FAILED: Duration = Duration::from_secs(10);
 
 fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecParameters {
     let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
@@ -245,8 +253,12 @@ impl Publisher {
         let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, mut gathered) = watch::channel(false);
         let events = Arc::new(Events { state: state_tx, gathered: gathered_tx });
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), Some(Duration::from_secs(1)))
+            .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
+            .with_setting_engine(settings)
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(events)
@@ -341,6 +353,7 @@ impl Publisher {
             video: Outgoing { track: video_track, ssrc: video_ssrc, payload_type: video_pt, seq: rand::random(), packets: 0, octets: 0 },
             audio: Outgoing { track: audio_track, ssrc: audio_ssrc, payload_type: audio_pt, seq: rand::random(), packets: 0, octets: 0 },
             last_report: None,
+            disconnected_since: None,
             answer_sdp: session.answer_sdp,
         })
     }
@@ -358,7 +371,13 @@ impl Publisher {
         capture_unix_usec: i64,
     ) -> Result<(u64, Option<crate::media::clock::Discontinuity>), Failure> {
         let state = *self.state.borrow();
-        if matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected) {
+        self.disconnected_since = match state {
+            RTCPeerConnectionState::Disconnected => Some(self.disconnected_since.unwrap_or_else(Instant::now)),
+            _ => None,
+        };
+        let lost = matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+            || self.disconnected_since.is_some_and(|t| t.elapsed() >= DISCONNECTED_GRACE);
+        if lost {
             return Err(Failure::new(
                 StopCode::Disconnected,
                 format!("The WebRTC connection to the server was lost (state {state})"),

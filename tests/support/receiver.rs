@@ -38,11 +38,13 @@ pub struct ReceiverOptions {
     pub udp: String,
     /// Bearer token the receiver requires, if any.
     pub token: Option<String>,
+    /// Close the first session's peer connection this long after answering (a server or network failure).
+    pub drop_first_session_after: Option<Duration>,
 }
 
 impl Default for ReceiverOptions {
     fn default() -> Self {
-        ReceiverOptions { http: "127.0.0.1:0".into(), udp: "127.0.0.1:0".into(), token: None }
+        ReceiverOptions { http: "127.0.0.1:0".into(), udp: "127.0.0.1:0".into(), token: None, drop_first_session_after: None }
     }
 }
 
@@ -119,7 +121,7 @@ impl Interceptor for SenderReportTap {
 pub struct Receiver {
     pub addr: std::net::SocketAddr,
     stats: Shared,
-    pcs: Arc<tokio::sync::Mutex<Vec<Box<dyn PeerConnection>>>>,
+    pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -129,7 +131,7 @@ impl Receiver {
         let listener = TcpListener::bind(&options.http).await?;
         let addr = listener.local_addr()?;
         let stats: Shared = Arc::default();
-        let pcs: Arc<tokio::sync::Mutex<Vec<Box<dyn PeerConnection>>>> = Arc::default();
+        let pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>> = Arc::default();
         let (s, p, o) = (stats.clone(), pcs.clone(), Arc::new(options));
         let accept = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
@@ -299,7 +301,7 @@ async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)],
 async fn serve(
     mut conn: TcpStream,
     stats: Shared,
-    pcs: Arc<tokio::sync::Mutex<Vec<Box<dyn PeerConnection>>>>,
+    pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>>,
     options: Arc<ReceiverOptions>,
 ) -> Option<()> {
     let req = read_request(&mut conn).await?;
@@ -317,16 +319,24 @@ async fn serve(
             let offer = String::from_utf8_lossy(&req.body).to_string();
             {
                 let mut s = stats.lock().unwrap();
+                // A new session starts a new measurement; session and auth counts carry over.
                 *s = Stats { sessions: s.sessions + 1, auth_failures: s.auth_failures, ..Default::default() };
                 s.post_at = Some(arrived);
             }
             match answer(offer, stats.clone(), &options).await {
                 Ok((pc, sdp)) => {
+                    let pc: Arc<dyn PeerConnection> = Arc::from(pc);
                     let n = {
                         let mut all = pcs.lock().await;
-                        all.push(pc);
+                        all.push(pc.clone());
                         all.len()
                     };
+                    if let (1, Some(after)) = (n, options.drop_first_session_after) {
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            let _ = pc.close().await;
+                        });
+                    }
                     let headers = [("Content-Type", "application/sdp".to_string()), ("Location", format!("/whip/session/{n}"))];
                     respond(&mut conn, "201 Created", &headers, sdp.as_bytes()).await;
                 }
