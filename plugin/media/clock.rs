@@ -198,17 +198,17 @@ impl SessionClock {
         }
     }
 
-    /// Stamps one packet. `wall_usec` is the wall-clock time (µs since the Unix epoch) at which the packet's
-    /// decode time was captured (OBS's `sys_dts_usec` on the wall clock); with B-frames its presentation is
-    /// `pts − dts` later. The first packet of the session sets the origin; the first packet of each stream places
-    /// that stream on the timeline.
+    /// Stamps one packet. `wall_usec` is OBS's `sys_dts_usec` for the packet, on the wall clock (µs since the Unix
+    /// epoch). The first packet of the session sets the origin; the first packet of each stream places that
+    /// stream on the timeline.
+    ///
+    /// libobs anchors `sys_dts_usec` so that an encoder's *first* dts maps to the capture of its first frame, i.e.
+    /// it is shifted by the encoder's reorder delay. For a keyframe — and libobs starts every output's video with
+    /// one — it therefore equals the frame's presentation capture time, with or without B-frames; so no `pts − dts`
+    /// correction is applied (one made the B-frame stream's video two frames late in our receiver).
     pub fn stamp(&mut self, track: Track, pts: i64, dts: i64, tb_num: i32, tb_den: i32, wall_usec: i64) -> Stamped {
-        let reorder_usec = Seconds::of(pts.saturating_sub(dts), tb_num, tb_den)
-            .and_then(|s| s.ticks_since(Seconds { num: 0, den: 1 }, 1_000_000))
-            .unwrap_or(0);
-        let presented = wall_usec.saturating_add(reorder_usec);
-        let origin = *self.wall_origin_usec.get_or_insert(presented);
-        let start_usec = presented.saturating_sub(origin);
+        let origin = *self.wall_origin_usec.get_or_insert(wall_usec);
+        let start_usec = wall_usec.saturating_sub(origin);
         match track {
             Track::Video => self.video.stamp(start_usec, pts, dts, tb_num, tb_den),
             Track::Audio => self.audio.stamp(start_usec, pts, dts, tb_num, tb_den),
@@ -324,14 +324,14 @@ mod tests {
     }
 
     #[test]
-    fn b_frame_presentation_offset_is_applied_to_the_first_packet() {
-        // x264 with B-frames starts at dts −2, pts 0: the packet's decode time was captured 2 frames before its
-        // presentation.
+    fn a_b_frame_streams_first_keyframe_is_placed_at_its_sys_dts() {
+        // x264 with B-frames starts at pts 0, dts −2; libobs gives it the capture time of frame 0 as sys_dts.
         let mut c = SessionClock::new(0, 0);
         let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 10_000_000);
-        let v = c.stamp(Track::Video, 0, -2, 1, 30, 10_000_000 - 66_667);
-        assert_eq!(a.ticks, 0);
-        assert_eq!(v.ticks, 0);
+        let v = c.stamp(Track::Video, 0, -2, 1, 30, 10_000_000);
+        assert_eq!((a.ticks, v.ticks), (0, 0));
+        // Then pts rules: the next packet in decode order is P3 (pts 3).
+        assert_eq!(c.stamp(Track::Video, 3, -1, 1, 30, 0).ticks, 9000);
     }
 
     #[test]

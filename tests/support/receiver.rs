@@ -72,6 +72,10 @@ struct Stats {
     reports: HashMap<u32, Vec<(u64, u32)>>,
     delete_received: bool,
     auth_failures: u32,
+    /// Access units as received (Annex-B) with their RTP timestamps, for a second decoder when needed.
+    units: Vec<(u32, Vec<u8>)>,
+    b_slices: u64,
+    decoder: &'static str,
 }
 
 type Shared = Arc<Mutex<Stats>>;
@@ -166,7 +170,19 @@ impl Receiver {
 
     /// The measurements as one JSON object.
     pub fn report(&self) -> serde_json::Value {
-        let s = self.stats.lock().unwrap();
+        let mut s = self.stats.lock().unwrap();
+        s.decoder = "openh264";
+        if s.b_slices > 0 {
+            // openh264 cannot decode B slices: measure this session with libavcodec instead.
+            if let Some((frames, errors, flashes, first, last)) = decode_with_ffmpeg(&s.units, s.width, s.height) {
+                s.decoder = "libavcodec (B-frames)";
+                s.video_frames_decoded = frames;
+                s.decode_errors = errors;
+                s.flashes = flashes;
+                s.first_frame_ts = Some(first);
+                s.last_frame_ts = Some(last);
+            }
+        }
         let fps = match (s.first_frame_ts, s.last_frame_ts) {
             (Some(a), Some(b)) if s.video_frames_decoded > 1 && b != a => {
                 (s.video_frames_decoded - 1) as f64 * 90_000.0 / b.wrapping_sub(a) as f64
@@ -194,6 +210,8 @@ impl Receiver {
             "beeps": s.beeps.len(),
             "sender_reports": s.reports.values().map(Vec::len).sum::<usize>(),
             "delete_received": s.delete_received,
+            "decoder": s.decoder,
+            "b_slice_units": s.b_slices,
             "sessions": s.sessions,
             "auth_failures": s.auth_failures,
         })
@@ -484,6 +502,80 @@ async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
     }
 }
 
+/// Reads one unsigned Exp-Golomb number (ue(v)) at bit `pos`.
+fn read_ue(data: &[u8], pos: &mut usize) -> Option<u32> {
+    let bit = |p: usize| data.get(p / 8).map(|b| (b >> (7 - p % 8)) & 1);
+    let mut zeros = 0;
+    while bit(*pos)? == 0 {
+        zeros += 1;
+        *pos += 1;
+        if zeros > 31 {
+            return None;
+        }
+    }
+    *pos += 1;
+    let mut value = 0u32;
+    for _ in 0..zeros {
+        value = (value << 1) | bit(*pos)? as u32;
+        *pos += 1;
+    }
+    Some((1 << zeros) - 1 + value)
+}
+
+/// Whether an access unit has a B slice (slice_type 1 or 6 in the first slice header).
+fn has_b_slice(annexb: &[u8]) -> bool {
+    rtc_studio::media::h264::annexb_units(annexb).any(|unit| {
+        matches!(unit[0] & 0x1f, 1 | 5) && {
+            let mut pos = 8; // after the NAL header byte
+            read_ue(unit, &mut pos).is_some() && matches!(read_ue(unit, &mut pos), Some(1) | Some(6))
+        }
+    })
+}
+
+/// Decodes a whole session with ffmpeg's libavcodec (for B-frame streams, which openh264 cannot decode) and
+/// redoes the video measurements from its frames: (frames, errors, flash timestamps, first timestamp, last).
+fn decode_with_ffmpeg(units: &[(u32, Vec<u8>)], width: u32, height: u32) -> Option<(u64, u64, Vec<u32>, u32, u32)> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = std::env::temp_dir().join(format!("rtc-studio-receiver-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    let input = dir.join("session.h264");
+    let mut f = std::fs::File::create(&input).ok()?;
+    for (_, au) in units {
+        f.write_all(au).ok()?;
+    }
+    drop(f);
+    // Small grey frames are enough to measure brightness.
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "h264", "-i"])
+        .arg(&input)
+        .args(["-vf", "scale=64:36", "-pix_fmt", "gray", "-f", "rawvideo", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .ok()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let errors = String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains("rror")).count() as u64;
+    let frames: Vec<&[u8]> = out.stdout.chunks_exact(64 * 36).collect();
+    // Frames come out in presentation order, which is ascending RTP timestamp (unwrapped from the first unit).
+    let first = units.first()?.0;
+    let mut stamps: Vec<u32> = units.iter().map(|(ts, _)| ts.wrapping_sub(first)).collect();
+    stamps.sort_unstable();
+    let _ = (width, height);
+    let mut flashes = Vec::new();
+    let mut was_flash = false;
+    for (frame, rel) in frames.iter().zip(&stamps) {
+        let mean = frame.iter().map(|&v| v as u64).sum::<u64>() / frame.len() as u64;
+        let flash = mean > 200;
+        if flash && !was_flash {
+            flashes.push(first.wrapping_add(*rel));
+        }
+        was_flash = flash;
+    }
+    let n = frames.len().min(stamps.len());
+    (n > 0).then(|| (n as u64, errors, flashes, first.wrapping_add(stamps[0]), first.wrapping_add(stamps[n - 1])))
+}
+
 fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shared) {
     use openh264::formats::YUVSource;
     let Ok(mut decoder) = openh264::decoder::Decoder::new() else {
@@ -492,8 +584,15 @@ fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shar
     };
     let mut was_flash = false;
     while let Ok((ts, annexb, complete)) = rx.recv() {
-        if !complete {
-            stats.lock().unwrap().incomplete_units += 1;
+        {
+            let mut s = stats.lock().unwrap();
+            if !complete {
+                s.incomplete_units += 1;
+            }
+            if has_b_slice(&annexb) {
+                s.b_slices += 1;
+            }
+            s.units.push((ts, annexb.clone()));
         }
         match decoder.decode(&annexb) {
             Ok(Some(yuv)) => {
