@@ -172,3 +172,33 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
     assert_eq!(run.summary["leaks"], 0);
     rt.block_on(receiver.stop());
 }
+
+#[test]
+fn a_307_redirect_is_followed_to_the_real_endpoint() {
+    let clip = flash_beep_clip("640x360");
+    let rt = runtime();
+    let receiver = rt.block_on(Receiver::start(ReceiverOptions::default())).unwrap();
+    let front = rt.block_on(bad_whip::serve(status(307, &[("Location", &receiver.whip_url())], "")));
+    let run = headless(&["--media", clip.to_str().unwrap(), "--duration", "3", "--url", &front], None);
+    rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
+    let r = receiver.report();
+    assert_eq!(run.summary["connected"], true, "{}", run.summary);
+    assert_eq!(r["sessions"], 1, "{r}");
+    assert!(r["video_frames_decoded"].as_u64().unwrap() > 30, "{r}");
+    // The session resource is resolved against the URL that answered, so the DELETE reached the receiver.
+    assert!(r["delete_received"] == true, "{r}");
+    rt.block_on(receiver.stop());
+}
+
+#[test]
+fn an_untrusted_tls_certificate_is_refused() {
+    let rt = runtime();
+    let url = rt.block_on(bad_whip::serve_untrusted_tls());
+    let run = headless(&["--duration", "1", "--url", &url], None);
+    let s = &run.summary;
+    let error = s["last_error"].as_str().unwrap_or_default();
+    println!("untrusted TLS: {error}");
+    assert_eq!(s["stop_code"], CONNECT_FAILED, "{s}");
+    assert!(error.to_lowercase().contains("certificate"), "not a certificate error: {error}");
+    assert!(!error.contains("HTTP 404"), "the request went through an untrusted connection: {error}");
+}

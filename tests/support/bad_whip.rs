@@ -75,3 +75,33 @@ pub async fn serve(behaviour: Misbehaviour) -> String {
     });
     url
 }
+
+/// An HTTPS WHIP endpoint on loopback whose certificate (for `localhost`) is self-signed — trusted by nobody.
+/// Answers 404 to anything, so a client that wrongly skipped verification would fail differently.
+pub async fn serve_untrusted_tls() -> String {
+    use std::sync::Arc;
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.signing_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://localhost:{}/whip", listener.local_addr().unwrap().port());
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(mut tls) = acceptor.accept(conn).await {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n").await;
+                }
+            });
+        }
+    });
+    url
+}
