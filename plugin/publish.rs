@@ -5,6 +5,7 @@ use crate::signal::whip::redact_url;
 use crate::signal::{Failure, StopCode};
 use crate::stream::PacketSink;
 use crate::transport::session::{unix_usec_now, PublishConfig, Publisher};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// How long teardown (WHIP DELETE, DTLS close) may take in the background.
@@ -50,6 +51,12 @@ impl PacketSink for WhipSink {
 
     fn close(&mut self) {
         if let Some(p) = self.publisher.take() {
+            let requests = p.keyframe_requests.clone();
+            let (pli, fir) = (requests.pli.load(Ordering::Relaxed), requests.fir.load(Ordering::Relaxed));
+            if pli + fir > 0 {
+                // OBS 29 offers outputs no way to ask the encoder for a keyframe; the next one comes with keyint.
+                log::info(&format!("keyframe requests from the server: {} (PLI {pli}, FIR {fir})", pli + fir));
+            }
             match self.runtime.block_on(p.close(TEARDOWN_DEADLINE)) {
                 Ok(status) => log::info(&format!("WHIP session ended (DELETE answered {status})")),
                 Err(e) => log::warn(&format!("WHIP session DELETE failed: {e}")),

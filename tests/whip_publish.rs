@@ -42,6 +42,7 @@ fn publish_and_measure(bframes: &str) {
     assert_eq!(s["leaks"], 0, "{s}");
     assert!(deleted && r["delete_received"] == true, "no WHIP DELETE after stop");
     assert!(run.log.contains("WHIP session ended (DELETE answered 200)"));
+    assert!(run.log.contains("keyframe requests from the server: 1 (PLI 1, FIR 0)"), "PLI not counted");
     assert!(!run.log.contains(token), "the bearer token appeared in OBS's log");
     assert_eq!(r["auth_failures"], 0);
 

@@ -18,11 +18,17 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYP
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::interceptor::{Attribute, Interceptor, Packet as InterceptedPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
@@ -59,6 +65,71 @@ impl std::fmt::Debug for PublishConfig {
             .field("bearer_token", &if self.bearer_token.is_empty() { "<none>" } else { "<redacted>" })
             .field("ice_servers", &self.ice_servers)
             .finish_non_exhaustive()
+    }
+}
+
+/// Hands the receiver's keyframe requests (PLI, FIR) to the application so they can be counted and logged; all
+/// other RTCP stays with the interceptors (NACK responder).
+struct KeyframeRequestTap {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Keyframe requests received from the server during a session.
+#[derive(Debug, Default)]
+pub struct KeyframeRequests {
+    pub pli: AtomicU64,
+    pub fir: AtomicU64,
+}
+
+async fn count_keyframe_requests(track: Arc<TrackLocalStaticRTP>, counts: Arc<KeyframeRequests>) {
+    while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+        for p in &packets {
+            if p.as_any().is::<PictureLossIndication>() {
+                counts.pli.fetch_add(1, Ordering::Relaxed);
+            } else if p.as_any().is::<FullIntraRequest>() {
+                counts.fir.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
@@ -142,6 +213,7 @@ pub struct Publisher {
     video: Outgoing,
     audio: Outgoing,
     last_report: Option<Instant>,
+    pub keyframe_requests: Arc<KeyframeRequests>,
     /// Since when ICE has been disconnected (it may recover by itself).
     disconnected_since: Option<Instant>,
     pub answer_sdp: String,
@@ -237,8 +309,10 @@ impl Publisher {
         let mut media = MediaEngine::default();
         media.register_codec(video_codec.clone(), RtpCodecKind::Video).map_err(webrtc_error("codec setup"))?;
         media.register_codec(audio_codec.clone(), RtpCodecKind::Audio).map_err(webrtc_error("codec setup"))?;
-        // NACK retransmission from a send history; no default sender reports (we send our own).
-        let registry = configure_nack(Registry::new(), &mut media);
+        // NACK retransmission from a send history; no default sender reports (we send our own); keyframe requests
+        // surfaced for counting.
+        let registry = configure_nack(Registry::new(), &mut media)
+            .with(Slot::from(14_000), KeyframeRequestTap { read: VecDeque::new(), write: VecDeque::new() });
 
         let ice_servers = cfg
             .ice_servers
@@ -340,6 +414,8 @@ impl Publisher {
         }
 
         let (video_pt, audio_pt) = negotiated_payload_types(pc.as_ref()).await;
+        let keyframe_requests = Arc::new(KeyframeRequests::default());
+        tokio::spawn(count_keyframe_requests(video_track.clone(), keyframe_requests.clone()));
         Ok(Publisher {
             pc,
             state,
@@ -353,6 +429,7 @@ impl Publisher {
             video: Outgoing { track: video_track, ssrc: video_ssrc, payload_type: video_pt, seq: rand::random(), packets: 0, octets: 0 },
             audio: Outgoing { track: audio_track, ssrc: audio_ssrc, payload_type: audio_pt, seq: rand::random(), packets: 0, octets: 0 },
             last_report: None,
+            keyframe_requests,
             disconnected_since: None,
             answer_sdp: session.answer_sdp,
         })

@@ -484,6 +484,17 @@ async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
     let decode_stats = stats.clone();
     std::thread::spawn(move || decode_video(rx, decode_stats));
     let mut depacketizer = H264Depacketizer::new();
+    // Like a browser after loss, ask once for a keyframe a second into the session.
+    let pli_track = track.clone();
+    let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        let _ = pli_track.write_rtcp(vec![Box::new(pli)]).await;
+    });
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
