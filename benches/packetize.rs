@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo bench --bench packetize` (or `make bench`).
 use bytes::Bytes;
-use rtc_studio::media::h264::{access_unit_nals, annexb_units, nal, nal_type, ParameterSets};
+use rtc_studio::media::h264::{access_unit_nals, annexb_units, nal, nal_type, split_at_aud, ParameterSets};
 use rtc_studio::media::h264_rtp::{H264Packetizer, DEFAULT_MAX_PAYLOAD};
 use std::hint::black_box;
 use std::process::Command;
@@ -26,15 +26,6 @@ fn x264_1080p() -> Bytes {
     Bytes::from(std::fs::read(path).unwrap())
 }
 
-fn split(stream: &Bytes) -> Vec<Bytes> {
-    let mut starts: Vec<usize> = annexb_units(stream)
-        .filter(|u| nal_type(u) == Some(nal::AUD))
-        .map(|u| u.as_ptr() as usize - stream.as_ptr() as usize - 4)
-        .collect();
-    starts.push(stream.len());
-    starts.windows(2).map(|w| stream.slice(w[0]..w[1])).collect()
-}
-
 /// Mean ns per call of `f` over `units`, repeated for about `budget`.
 fn measure(units: &[Bytes], budget: Duration, mut f: impl FnMut(&Bytes)) -> f64 {
     let (mut calls, start) = (0u64, Instant::now());
@@ -48,7 +39,7 @@ fn measure(units: &[Bytes], budget: Duration, mut f: impl FnMut(&Bytes)) -> f64 
 }
 
 fn main() {
-    let units = split(&x264_1080p());
+    let units = split_at_aud(&x264_1080p());
     let is_key = |u: &Bytes| annexb_units(u).any(|n| nal_type(n) == Some(nal::IDR));
     let keyframes: Vec<Bytes> = units.iter().filter(|u| is_key(u)).cloned().collect();
     let pframes: Vec<Bytes> = units.iter().filter(|u| !is_key(u)).cloned().collect();

@@ -1,7 +1,7 @@
 //! Real x264 output (made by ffmpeg's libx264, the library OBS's obs_x264 wraps) through our access-unit prep,
 //! RTP packetizer and depacketizer: every access unit must come back NAL for NAL.
 use bytes::Bytes;
-use rtc_studio::media::h264::{access_unit_nals, annexb_units, nal, nal_type, to_annexb, ParameterSets};
+use rtc_studio::media::h264::{access_unit_nals, nal, nal_type, split_at_aud, to_annexb, ParameterSets};
 use rtc_studio::media::h264_rtp::{H264Depacketizer, H264Packetizer, DEFAULT_MAX_PAYLOAD};
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,16 +21,6 @@ fn x264_stream(name: &str, size: &str, x264_params: &str, tune: Option<&str>, fr
     Bytes::from(std::fs::read(path).unwrap())
 }
 
-/// Splits a stream into access units at each AUD, as OBS hands them over one packet per frame.
-fn access_units(stream: &Bytes) -> Vec<Bytes> {
-    let mut starts: Vec<usize> = annexb_units(stream)
-        .filter(|u| nal_type(u) == Some(nal::AUD))
-        .map(|u| u.as_ptr() as usize - stream.as_ptr() as usize - 4)
-        .collect();
-    starts.push(stream.len());
-    starts.windows(2).map(|w| stream.slice(w[0]..w[1])).collect()
-}
-
 struct Stats {
     units: usize,
     fu_a: usize,
@@ -39,7 +29,7 @@ struct Stats {
 }
 
 fn roundtrip(stream: &Bytes) -> Stats {
-    let units = access_units(stream);
+    let units = split_at_aud(stream);
     assert!(!units.is_empty());
     let mut params = ParameterSets::default();
     let packetizer = H264Packetizer::new(DEFAULT_MAX_PAYLOAD);

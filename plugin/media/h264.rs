@@ -74,6 +74,24 @@ impl<'a> Iterator for AnnexBUnits<'a> {
     }
 }
 
+/// Splits an Annex-B stream into access units at its access unit delimiters (AUD, type 9), as an encoder asked
+/// for `aud=1` writes them. Each part starts at its AUD's start code (3 or 4 bytes); bytes before the first AUD
+/// are dropped. For tests and benchmarks that replay encoder output one frame at a time, as OBS hands it over.
+pub fn split_at_aud(stream: &bytes::Bytes) -> Vec<bytes::Bytes> {
+    let mut starts = Vec::new();
+    let mut from = 0;
+    while let Some((start, after)) = find_start_code(stream, from) {
+        if stream.get(after).is_some_and(|b| b & 0x1f == nal::AUD) {
+            // A 4-byte start code is a zero byte before the 3-byte one.
+            let begin = if start > 0 && stream[start - 1] == 0 { start - 1 } else { start };
+            starts.push(begin);
+        }
+        from = after;
+    }
+    starts.push(stream.len());
+    starts.windows(2).map(|w| stream.slice(w[0]..w[1])).collect()
+}
+
 /// The NAL types of an Annex-B access unit, in order (for logs and diagnostics).
 pub fn annexb_nal_types(stream: &[u8]) -> Vec<u8> {
     annexb_units(stream).filter_map(nal_type).collect()
@@ -109,6 +127,19 @@ mod tests {
         assert_eq!(annexb_units(&[]).count(), 0);
         assert!(!is_annexb(&[0x65]));
         assert!(is_annexb(&[0, 0, 1, 0x65]));
+    }
+
+    #[test]
+    fn splits_at_access_unit_delimiters_with_either_start_code() {
+        let s = bytes::Bytes::from_static(&[
+            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x65, 1, // AU 1 (4-byte start codes)
+            0, 0, 1, 0x09, 0x30, 0, 0, 1, 0x41, 2, // AU 2 (3-byte)
+        ]);
+        let aus = split_at_aud(&s);
+        assert_eq!(aus.len(), 2);
+        assert_eq!(&aus[0][..], &s[..12]);
+        assert_eq!(&aus[1][..], &s[12..]);
+        assert_eq!(annexb_nal_types(&aus[1]), vec![nal::AUD, nal::SLICE]);
     }
 
     #[test]

@@ -68,18 +68,26 @@ impl std::fmt::Debug for PublishConfig {
     }
 }
 
-/// Hands the receiver's keyframe requests (PLI, FIR) to the application so they can be counted and logged; all
-/// other RTCP stays with the interceptors (NACK responder).
-struct KeyframeRequestTap {
+/// An interceptor that hands the inbound RTCP packets matching `wanted` to the application (webrtc-rs keeps all
+/// inbound RTCP inside the interceptor chain unless one marks it). Everything passes through unchanged.
+pub struct RtcpTap {
+    wanted: fn(&dyn rtc::rtcp::Packet) -> bool,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
-fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
-    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+impl RtcpTap {
+    pub fn new(wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
+        RtcpTap { wanted, read: VecDeque::new(), write: VecDeque::new() }
+    }
+
+    /// Registers the tap last in the chain, so every other interceptor has seen the packets first.
+    pub fn add_to(registry: Registry, wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Registry {
+        registry.with(Slot::from(14_000), RtcpTap::new(wanted))
+    }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
     type Rout = TaggedPacket;
     type Wout = TaggedPacket;
     type Eout = ();
@@ -88,7 +96,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| is_keyframe_request(p.as_ref())) {
+            if packets.iter().any(|p| (self.wanted)(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
         }
@@ -107,11 +115,16 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestTap {
     }
 }
 
-impl Interceptor for KeyframeRequestTap {
+impl Interceptor for RtcpTap {
     fn bind_local_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Keyframe requests (PLI, FIR), which the publisher counts.
+pub fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
 }
 
 /// Keyframe requests received from the server during a session.
@@ -311,8 +324,7 @@ impl Publisher {
         media.register_codec(audio_codec.clone(), RtpCodecKind::Audio).map_err(webrtc_error("codec setup"))?;
         // NACK retransmission from a send history; no default sender reports (we send our own); keyframe requests
         // surfaced for counting.
-        let registry = configure_nack(Registry::new(), &mut media)
-            .with(Slot::from(14_000), KeyframeRequestTap { read: VecDeque::new(), write: VecDeque::new() });
+        let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_keyframe_request);
 
         let ice_servers = cfg
             .ice_servers

@@ -7,16 +7,15 @@
 //! mappings, as a browser does for lip sync.
 #![allow(dead_code)]
 
-use rtc::interceptor::{Attribute, Interceptor, Packet as IPacket, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
-use rtc::sansio::Protocol;
 use rtc_studio::media::clock::unix_usec_from_ntp;
 use rtc_studio::media::h264::to_annexb;
 use rtc_studio::media::h264_rtp::H264Depacketizer;
+use rtc_studio::transport::session::RtcpTap;
 use serde_json::json;
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -79,47 +78,6 @@ struct Stats {
 }
 
 type Shared = Arc<Mutex<Stats>>;
-
-/// Marks inbound sender reports for the application (by default the interceptors consume all RTCP).
-struct SenderReportTap {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for SenderReportTap {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
-        if let IPacket::Rtcp(packets) = &msg.message.packet {
-            if packets.iter().any(|p| p.as_any().is::<SenderReport>()) {
-                msg.message.add(Attribute::DeliverToApplication);
-            }
-        }
-        self.read.push_back(msg);
-        Ok(())
-    }
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for SenderReportTap {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
-}
 
 /// A running receiver.
 pub struct Receiver {
@@ -443,8 +401,9 @@ async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Resu
             RtpCodecKind::Audio,
         )
         .map_err(|e| e.to_string())?;
-    let registry = configure_rtcp_reports(configure_nack(Registry::new(), &mut media))
-        .with(Slot::from(14_000), SenderReportTap { read: VecDeque::new(), write: VecDeque::new() });
+    let registry = RtcpTap::add_to(configure_rtcp_reports(configure_nack(Registry::new(), &mut media)), |p| {
+        p.as_any().is::<SenderReport>()
+    });
     let (gathered_tx, mut gathered) = tokio::sync::watch::channel(false);
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
