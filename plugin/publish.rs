@@ -24,6 +24,9 @@ impl WhipSink {
             .map_err(|e| Failure::new(StopCode::Error, format!("cannot start the network runtime: {e}")))?;
         log::info(&format!("connecting to {}", redact_url(&config.endpoint)));
         let publisher = runtime.block_on(Publisher::connect(config))?;
+        if !publisher.announced_ice_servers.is_empty() {
+            log::info(&format!("ICE servers announced by the WHIP server: {:?}", publisher.announced_ice_servers));
+        }
         Ok(WhipSink { runtime, publisher: Some(publisher), discontinuities: 0 })
     }
 }

@@ -21,8 +21,14 @@ fn publish_and_measure(bframes: &str) {
     let clip = flash_beep_clip("640x360");
     let rt = runtime();
     let token = "test-token-9f8e7d";
+    // The receiver announces a STUN and a TURN server on OPTIONS; nothing listens there, so host candidates carry
+    // the session, but the plugin must take them (and never print the TURN credential).
+    let links = vec![
+        "<stun:127.0.0.1:9>; rel=\"ice-server\"".to_string(),
+        "<turn:127.0.0.1:9?transport=udp>; rel=\"ice-server\"; username=\"u1\"; credential=\"turn-secret-4711\"".to_string(),
+    ];
     let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions { token: Some(token.into()), ..Default::default() }))
+        .block_on(Receiver::start(ReceiverOptions { token: Some(token.into()), ice_links: links, ..Default::default() }))
         .unwrap();
     let url = receiver.whip_url();
     let run = headless(
@@ -44,6 +50,8 @@ fn publish_and_measure(bframes: &str) {
     assert!(run.log.contains("WHIP session ended (DELETE answered 200)"));
     assert!(run.log.contains("keyframe requests from the server: 1 (PLI 1, FIR 0)"), "PLI not counted");
     assert!(!run.log.contains(token), "the bearer token appeared in OBS's log");
+    assert!(run.log.contains("ICE servers announced by the WHIP server") && run.log.contains("turn:127.0.0.1:9"));
+    assert!(!run.log.contains("turn-secret-4711"), "a TURN credential appeared in OBS's log");
     assert_eq!(r["auth_failures"], 0);
 
     let (video_sent, audio_sent) = packets_sent(&run.log);

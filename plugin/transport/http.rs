@@ -101,6 +101,25 @@ impl WhipHttp {
         whip::interpret_offer_response(&final_url, status, &headers, &body)
     }
 
+    /// The ICE servers the endpoint announces in `Link` headers of an OPTIONS pre-flight (as MediaMTX and others
+    /// do), so TURN/STUN can be used from the first offer. Servers that do not support it just yield none.
+    pub async fn ice_servers(&self, endpoint: &Url, token: &str, limit: Duration) -> Vec<whip::IceServer> {
+        let mut req = self.client.request(reqwest::Method::OPTIONS, endpoint.clone());
+        for (k, v) in whip::delete_headers(token) {
+            req = req.header(k, v);
+        }
+        match tokio::time::timeout(limit, req.send()).await {
+            Ok(Ok(resp)) if resp.status().is_success() => resp
+                .headers()
+                .get_all(reqwest::header::LINK)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(whip::parse_link_ice_servers)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// DELETEs the session resource; returns the HTTP status.
     pub async fn delete(&self, resource: &str, token: &str) -> Result<u16, String> {
         let mut req = self.client.delete(resource);

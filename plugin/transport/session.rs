@@ -42,6 +42,8 @@ pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// How long we wait for our own ICE candidates before sending the offer with what we have.
 const GATHER_LIMIT: Duration = Duration::from_secs(2);
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// The OPTIONS pre-flight for ICE servers may take at most this long (servers without it answer at once).
+const PREFLIGHT_LIMIT: Duration = Duration::from_secs(2);
 
 /// Everything needed to connect, from the output's settings and encoders.
 #[derive(Clone)]
@@ -227,6 +229,8 @@ pub struct Publisher {
     audio: Outgoing,
     last_report: Option<Instant>,
     pub keyframe_requests: Arc<KeyframeRequests>,
+    /// ICE servers the WHIP server announced in its OPTIONS pre-flight (used for this session).
+    pub announced_ice_servers: Vec<IceServer>,
     /// Since when ICE has been disconnected (it may recover by itself).
     disconnected_since: Option<Instant>,
     pub answer_sdp: String,
@@ -312,6 +316,9 @@ impl Publisher {
         let deadline = started + cfg.connect_timeout;
         let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
         let http = WhipHttp::new(cfg.connect_timeout)?;
+        let mut ice_servers = cfg.ice_servers.clone();
+        let announced = http.ice_servers(&endpoint, &cfg.bearer_token, PREFLIGHT_LIMIT.min(cfg.connect_timeout / 3)).await;
+        ice_servers.extend(announced.iter().cloned());
 
         let mut params = ParameterSets::default();
         params.learn(&cfg.video_extra_data);
@@ -326,8 +333,7 @@ impl Publisher {
         // surfaced for counting.
         let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_keyframe_request);
 
-        let ice_servers = cfg
-            .ice_servers
+        let ice_servers = ice_servers
             .iter()
             .map(|s| RTCIceServer {
                 urls: s.urls.clone(),
@@ -442,6 +448,7 @@ impl Publisher {
             audio: Outgoing { track: audio_track, ssrc: audio_ssrc, payload_type: audio_pt, seq: rand::random(), packets: 0, octets: 0 },
             last_report: None,
             keyframe_requests,
+            announced_ice_servers: announced,
             disconnected_since: None,
             answer_sdp: session.answer_sdp,
         })

@@ -39,11 +39,13 @@ pub struct ReceiverOptions {
     pub token: Option<String>,
     /// Close the first session's peer connection this long after answering (a server or network failure).
     pub drop_first_session_after: Option<Duration>,
+    /// `Link` header values to announce ICE servers on OPTIONS (RFC 9725 §4.6 style).
+    pub ice_links: Vec<String>,
 }
 
 impl Default for ReceiverOptions {
     fn default() -> Self {
-        ReceiverOptions { http: "127.0.0.1:0".into(), udp: "127.0.0.1:0".into(), token: None, drop_first_session_after: None }
+        ReceiverOptions { http: "127.0.0.1:0".into(), udp: "127.0.0.1:0".into(), token: None, drop_first_session_after: None, ice_links: Vec::new() }
     }
 }
 
@@ -291,6 +293,10 @@ async fn serve(
         }
     }
     match (req.method.as_str(), req.path.as_str()) {
+        ("OPTIONS", "/whip") => {
+            let links: Vec<(&str, String)> = options.ice_links.iter().map(|l| ("Link", l.clone())).collect();
+            respond(&mut conn, "204 No Content", &links, b"").await;
+        }
         ("POST", "/whip") => {
             let offer = String::from_utf8_lossy(&req.body).to_string();
             {
