@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh            (the default set)
 #        scripts/deps.sh PKG...     (extra packages, e.g. janus coturn chromium)
 set -euo pipefail
-base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates)
+base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool)
 want=("${base[@]}" "$@")
 missing=()
 for p in "${want[@]}"; do
