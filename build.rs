@@ -21,7 +21,9 @@ fn main() {
         .generate_comments(false)
         .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
         .generate()
-        .expect("bindgen could not read obs-headers/rtc-obs.h (is libclang-dev installed? `make deps`)");
+        .expect(
+            "bindgen could not read obs-headers/rtc-obs.h (is libclang-dev installed? `make deps`)",
+        );
 
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("obs_bindings.rs");
     bindings.write_to_file(&out).expect("write bindings");

@@ -4,7 +4,9 @@
 //!
 //! Run: `cargo bench --bench packetize` (or `make bench`).
 use bytes::Bytes;
-use rtc_studio::media::h264::{access_unit_nals, annexb_units, nal, nal_type, split_at_aud, ParameterSets};
+use rtc_studio::media::h264::{
+    access_unit_nals, annexb_units, nal, nal_type, split_at_aud, ParameterSets,
+};
 use rtc_studio::media::h264_rtp::{H264Packetizer, DEFAULT_MAX_PAYLOAD};
 use std::hint::black_box;
 use std::process::Command;
@@ -14,8 +16,27 @@ fn x264_1080p() -> Bytes {
     let path = std::env::temp_dir().join("rtc-studio-bench-1080p.h264");
     if !path.exists() {
         let ok = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-frames:v", "60"])
-            .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "6M", "-x264-params", "aud=1:keyint=30:bframes=0"])
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1920x1080:rate=30",
+                "-frames:v",
+                "60",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-b:v",
+                "6M",
+                "-x264-params",
+                "aud=1:keyint=30:bframes=0",
+            ])
             .args(["-f", "h264"])
             .arg(&path)
             .status()
@@ -46,7 +67,10 @@ fn main() {
     let packetizer = H264Packetizer::new(DEFAULT_MAX_PAYLOAD);
     let budget = Duration::from_millis(700);
     println!("1080p30 x264 veryfast 6 Mbit/s, payload budget {DEFAULT_MAX_PAYLOAD} bytes");
-    println!("{:<10} {:>7} {:>11} {:>14} {:>13} {:>7}", "frame", "bytes", "payloads", "copy ns/AU", "ours ns/AU", "ratio");
+    println!(
+        "{:<10} {:>7} {:>11} {:>14} {:>13} {:>7}",
+        "frame", "bytes", "payloads", "copy ns/AU", "ours ns/AU", "ratio"
+    );
     for (name, set) in [("keyframe", &keyframes), ("P-frame", &pframes)] {
         let bytes = set.iter().map(|u| u.len()).sum::<usize>() / set.len();
         let mut params = ParameterSets::default();
@@ -63,6 +87,9 @@ fn main() {
             packetizer.packetize(&access_unit_nals(black_box(u), &mut params), &mut out);
             black_box(&out);
         });
-        println!("{name:<10} {bytes:>7} {payloads:>11} {copy:>14.0} {ours:>13.0} {:>7.2}", ours / copy);
+        println!(
+            "{name:<10} {bytes:>7} {payloads:>11} {copy:>14.0} {ours:>13.0} {:>7.2}",
+            ours / copy
+        );
     }
 }

@@ -19,6 +19,7 @@ WHERE TO:
     --token TOKEN        bearer token sent to the server (never printed)
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
+    --stop-after SECS    stop the output this long after starting it, even if it is still connecting
 
 WHAT TO STREAM:
     --media FILE         loop this media file (video and audio) as the scene; default: a solid colour with silence
@@ -65,6 +66,7 @@ struct Options {
     tune: String,
     audio_bitrate: i64,
     connect_timeout: i64,
+    stop_after: Option<f64>,
     plugin: String,
     plugin_data: String,
     obs_plugins: String,
@@ -107,6 +109,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         tune: String::new(),
         audio_bitrate: 128,
         connect_timeout: 10,
+        stop_after: None,
         plugin: default_plugin(),
         plugin_data: concat!(env!("CARGO_MANIFEST_DIR"), "/data").into(),
         obs_plugins: "/usr/lib/x86_64-linux-gnu/obs-plugins".into(),
@@ -118,14 +121,20 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             return Ok(None);
         }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = |what: &str| value.parse::<i64>().map_err(|_| format!("{what} takes a whole number, got {value}"));
+        let num = |what: &str| {
+            value
+                .parse::<i64>()
+                .map_err(|_| format!("{what} takes a whole number, got {value}"))
+        };
         match flag.as_str() {
             "--url" => o.url = value.clone(),
             "--token" => o.token = value.clone(),
             "--packet-log" => o.packet_log = value.clone(),
             "--media" => o.media = Some(value.clone()),
             "--duration" => {
-                o.duration = value.parse().map_err(|_| format!("--duration takes seconds, got {value}"))?;
+                o.duration = value
+                    .parse()
+                    .map_err(|_| format!("--duration takes seconds, got {value}"))?;
                 if !(o.duration > 0.0 && o.duration < 86_400.0) {
                     return Err("--duration must be between 0 and 86400 seconds".into());
                 }
@@ -140,6 +149,13 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--tune" => o.tune = value.clone(),
             "--audio-bitrate" => o.audio_bitrate = num("--audio-bitrate")?,
             "--connect-timeout" => o.connect_timeout = num("--connect-timeout")?.clamp(1, 120),
+            "--stop-after" => {
+                o.stop_after = Some(
+                    value
+                        .parse()
+                        .map_err(|_| format!("--stop-after takes seconds, got {value}"))?,
+                )
+            }
             "--plugin" => o.plugin = value.clone(),
             "--plugin-data" => o.plugin_data = value.clone(),
             "--obs-plugins" => o.obs_plugins = value.clone(),
@@ -162,7 +178,9 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> Option<Duratio
 }
 
 fn ms(d: Option<Duration>) -> serde_json::Value {
-    d.map_or(serde_json::Value::Null, |d| json!((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0))
+    d.map_or(serde_json::Value::Null, |d| {
+        json!((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0)
+    })
 }
 
 fn run(o: &Options) -> Result<serde_json::Value, String> {
@@ -178,10 +196,18 @@ fn run(o: &Options) -> Result<serde_json::Value, String> {
 }
 
 fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
-    host.reset_video(VideoMix { width: o.width, height: o.height, fps_num: o.fps.0, fps_den: o.fps.1 })?;
+    host.reset_video(VideoMix {
+        width: o.width,
+        height: o.height,
+        fps_num: o.fps.0,
+        fps_den: o.fps.1,
+    })?;
     host.reset_audio(48_000, true)?;
     for module in ["obs-ffmpeg", "obs-x264", "obs-outputs", "image-source"] {
-        host.load_module(&format!("{}/{module}.so", o.obs_plugins), &format!("{}/{module}", o.obs_data))?;
+        host.load_module(
+            &format!("{}/{module}.so", o.obs_plugins),
+            &format!("{}/{module}", o.obs_data),
+        )?;
     }
     host.load_module(&o.plugin, &o.plugin_data)?;
     host.post_load_modules();
@@ -199,7 +225,9 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
         }
         None => {
             let mut s = Data::new();
-            s.set_int("color", 0xff3366cc).set_int("width", o.width as i64).set_int("height", o.height as i64);
+            s.set_int("color", 0xff3366cc)
+                .set_int("width", o.width as i64)
+                .set_int("height", o.height as i64);
             host.create_source("color_source_v3", "colour", &s)?
         }
     };
@@ -220,10 +248,12 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let audio = host.create_audio_encoder("ffmpeg_opus", "audio", &a)?;
 
     let mut svc = Data::new();
-    svc.set_string("server", &o.url).set_string("bearer_token", &o.token);
+    svc.set_string("server", &o.url)
+        .set_string("bearer_token", &o.token);
     let service = host.create_service("rtc_studio_service", "service", &svc)?;
     let mut out = Data::new();
-    out.set_string("packet_log", &o.packet_log).set_int("connect_timeout_s", o.connect_timeout);
+    out.set_string("packet_log", &o.packet_log)
+        .set_int("connect_timeout_s", o.connect_timeout);
     let output = host.create_output("rtc_studio_output", "stream", &out)?;
     output.set_encoders(&video, &audio);
     output.set_service(&service);
@@ -234,10 +264,16 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     if started {
         // Connected (active) or failed (stop signal) — whichever comes first.
         let limit = Duration::from_secs(o.connect_timeout as u64 + 5);
-        wait_until(limit, || output.active() || output.stop_code() != NOT_STOPPED);
+        let give_up = o.stop_after.map(Duration::from_secs_f64);
+        wait_until(limit, || {
+            output.active()
+                || output.stop_code() != NOT_STOPPED
+                || give_up.is_some_and(|g| t0.elapsed() >= g)
+        });
         let active = output.active().then(|| t0.elapsed());
         summary["connected"] = json!(active.is_some());
-        summary["start_ms"] = ms(active.or_else(|| (output.stop_code() != NOT_STOPPED).then(|| t0.elapsed())));
+        summary["start_ms"] =
+            ms(active.or_else(|| (output.stop_code() != NOT_STOPPED).then(|| t0.elapsed())));
         if active.is_some() {
             let end = Instant::now() + Duration::from_secs_f64(o.duration);
             // Stop early if the output stops by itself (a failure).
@@ -247,16 +283,33 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
             summary["ended_by_itself"] = json!(!output.active());
         }
         let t_stop = Instant::now();
-        output.stop();
+        // libobs ignores obs_output_stop for an output that is not active yet (still connecting); one that has
+        // already stopped (a failure) needs nothing.
+        if output.active() {
+            output.stop();
+        } else if output.stop_code() == NOT_STOPPED {
+            summary["force_stop"] = json!(true);
+            output.force_stop();
+        }
         summary["stop_call_ms"] = ms(Some(t_stop.elapsed()));
-        summary["stopped_ms"] = ms(wait_until(Duration::from_secs(10), || !output.active()).map(|_| t_stop.elapsed()));
+        summary["stopped_ms"] =
+            ms(wait_until(Duration::from_secs(10), || !output.active()).map(|_| t_stop.elapsed()));
+        // OBS's "stop" signal may follow a moment later (e.g. when stopped while still connecting).
+        summary["stop_signal_ms"] = ms(wait_until(Duration::from_secs(10), || {
+            output.stop_code() != NOT_STOPPED
+        })
+        .map(|_| t_stop.elapsed()));
     }
     summary["total_bytes"] = json!(output.total_bytes());
     summary["total_frames"] = json!(output.total_frames());
     summary["frames_dropped"] = json!(output.frames_dropped());
     summary["last_error"] = json!(output.last_error());
     let code = output.stop_code();
-    summary["stop_code"] = if code == NOT_STOPPED { serde_json::Value::Null } else { json!(code) };
+    summary["stop_code"] = if code == NOT_STOPPED {
+        serde_json::Value::Null
+    } else {
+        json!(code)
+    };
 
     drop(output);
     drop(service);
@@ -279,7 +332,10 @@ fn percentile(mut v: Vec<f64>, q: f64) -> f64 {
 /// A few human lines about what the plugin received, from its packet log.
 fn describe_packet_log(path: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
-    let lines: Vec<serde_json::Value> = text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
     let header = lines.first()?;
     let mut out = String::new();
     for kind in ["video", "audio"] {
@@ -291,14 +347,26 @@ fn describe_packet_log(path: &str) -> Option<String> {
         let t = |p: &serde_json::Value, k: &str| p[k].as_i64().unwrap_or(0) as f64;
         let span = (t(pkts[pkts.len() - 1], "handoff_usec") - t(pkts[0], "handoff_usec")) / 1e6;
         let rate = (pkts.len() - 1) as f64 / span.max(1e-6);
-        let delay: Vec<f64> = pkts.iter().map(|p| (t(p, "handoff_usec") - t(p, "sys_dts_usec")) / 1000.0).collect();
+        let delay: Vec<f64> = pkts
+            .iter()
+            .map(|p| (t(p, "handoff_usec") - t(p, "sys_dts_usec")) / 1000.0)
+            .collect();
         let detail = if kind == "video" {
             let keys = pkts.iter().filter(|p| p["key"] == true).count();
             let v = &header["video"];
-            format!("{keys} keyframes, {}x{} {}", v["width"], v["height"], v["codec"].as_str().unwrap_or("?"))
+            format!(
+                "{keys} keyframes, {}x{} {}",
+                v["width"],
+                v["height"],
+                v["codec"].as_str().unwrap_or("?")
+            )
         } else {
             let a = &header["audio"];
-            format!("{} at {} Hz", a["codec"].as_str().unwrap_or("?"), a["sample_rate"])
+            format!(
+                "{} at {} Hz",
+                a["codec"].as_str().unwrap_or("?"),
+                a["sample_rate"]
+            )
         };
         out += &format!(
             "arrived: {} {kind} packets ({rate:.1}/s, {detail}); capture → plugin p50 {:.1} ms, p99 {:.1} ms\n",
@@ -327,7 +395,10 @@ fn main() -> ExitCode {
         Ok(summary) => {
             println!("summary {summary}");
             if !options.packet_log.is_empty() {
-                print!("{}", describe_packet_log(&options.packet_log).unwrap_or_default());
+                print!(
+                    "{}",
+                    describe_packet_log(&options.packet_log).unwrap_or_default()
+                );
             }
             let ok = summary["started"] == json!(true)
                 && summary["ended_by_itself"] == json!(false)

@@ -58,7 +58,9 @@ async fn main() {
         }
     };
     println!("whip-url {}", receiver.whip_url());
-    let got_delete = receiver.wait_for_delete(Duration::from_secs_f64(timeout)).await;
+    let got_delete = receiver
+        .wait_for_delete(Duration::from_secs_f64(timeout))
+        .await;
     // Let the last decoded frames land.
     tokio::time::sleep(Duration::from_millis(200)).await;
     println!("{}", receiver.report());

@@ -41,7 +41,9 @@ pub(crate) fn module_unload() {
     let left = stream::join_workers(UNLOAD_DEADLINE);
     transport::shutdown(Duration::from_secs(1));
     if left > 0 {
-        obs::log::warn(&format!("unloaded with {left} stream thread(s) still tearing down"));
+        obs::log::warn(&format!(
+            "unloaded with {left} stream thread(s) still tearing down"
+        ));
     } else {
         obs::log::info("unloaded: every stream thread has ended");
     }

@@ -1,22 +1,22 @@
 //! `rtc_studio_output`: OBS's encoded H.264 + Opus in, a stream out. Callbacks here decide and hand off; the
 //! stream worker (`crate::stream`) does everything that can wait.
+use crate::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
 use crate::media::packet::EncodedPacket;
 use crate::obs::data::Settings;
 use crate::obs::log;
 use crate::obs::module::text;
 use crate::obs::output::{OutputHandle, OutputType, StopCode};
 use crate::obs::properties::{Properties, TextKind};
+use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
 use crate::signal::Failure;
 use crate::stream::{Connector, PacketSink, Stream, StreamStats};
+use crate::transport::session::PublishConfig;
+use bytes::Bytes;
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use crate::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
-use crate::publish::WhipSink;
-use crate::transport::session::PublishConfig;
-use bytes::Bytes;
 
 pub const OUTPUT_ID: &CStr = c"rtc_studio_output";
 /// Output setting: write a JSON line per packet to this file (diagnostics).
@@ -43,7 +43,11 @@ impl OutputSettings {
         let q = settings.int(SETTING_QUEUE_PACKETS);
         OutputSettings {
             packet_log: settings.string(SETTING_PACKET_LOG).trim().to_string(),
-            queue_packets: if q > 0 { q.min(65_536) as usize } else { DEFAULT_QUEUE_PACKETS as usize },
+            queue_packets: if q > 0 {
+                q.min(65_536) as usize
+            } else {
+                DEFAULT_QUEUE_PACKETS as usize
+            },
             connect_timeout: Duration::from_secs(match settings.int(SETTING_CONNECT_TIMEOUT) {
                 t @ 1..=120 => t as u64,
                 _ => DEFAULT_CONNECT_TIMEOUT_S as u64,
@@ -70,7 +74,11 @@ impl RtcOutput {
 
     /// Chooses where packets go for this start; errors are shown to the streamer.
     fn connector(&self) -> Result<Connector, Failure> {
-        let settings = self.settings.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let settings = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let (url, token) = self.handle.service_url_and_key().unwrap_or_default();
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
@@ -78,7 +86,10 @@ impl RtcOutput {
             if v.codec != "h264" {
                 return Err(Failure::new(
                     StopCode::Unsupported,
-                    format!("RTC Studio sends H.264 video; the selected video encoder produces {}", v.codec),
+                    format!(
+                        "RTC Studio sends H.264 video; the selected video encoder produces {}",
+                        v.codec
+                    ),
                 ));
             }
         }
@@ -86,7 +97,10 @@ impl RtcOutput {
             if a.codec != "opus" {
                 return Err(Failure::new(
                     StopCode::Unsupported,
-                    format!("RTC Studio sends Opus audio; the selected audio encoder produces {}", a.codec),
+                    format!(
+                        "RTC Studio sends Opus audio; the selected audio encoder produces {}",
+                        a.codec
+                    ),
                 ));
             }
         }
@@ -96,8 +110,9 @@ impl RtcOutput {
             }
             let path = settings.packet_log.clone();
             log::info(&format!("recording packets to {path}"));
-            return Ok(Box::new(move || {
-                PacketLog::create(&path, video.as_ref(), audio.as_ref()).map(|l| Box::new(l) as Box<dyn PacketSink>)
+            return Ok(Box::new(move |_stop| {
+                PacketLog::create(&path, video.as_ref(), audio.as_ref())
+                    .map(|l| Box::new(l) as Box<dyn PacketSink>)
             }));
         }
         if url.is_empty() {
@@ -116,7 +131,9 @@ impl RtcOutput {
             video_extra_data: Bytes::from(video.map(|v| v.extra_data).unwrap_or_default()),
             audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
         };
-        Ok(Box::new(move || WhipSink::connect(config).map(|s| Box::new(s) as Box<dyn PacketSink>)))
+        Ok(Box::new(move |stop| {
+            WhipSink::connect(config, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
+        }))
     }
 }
 
@@ -149,22 +166,45 @@ impl OutputType for RtcOutput {
 
     fn properties() -> Properties {
         let mut p = Properties::new();
-        p.int(SETTING_QUEUE_PACKETS, &text(c"RtcStudio.QueuePackets"), 16, 65_536, 16);
-        p.int(SETTING_CONNECT_TIMEOUT, &text(c"RtcStudio.ConnectTimeout"), 1, 120, 1);
-        p.int(SETTING_MAX_PAYLOAD, &text(c"RtcStudio.MaxPayload"), 300, 1400, 10);
-        p.text(SETTING_PACKET_LOG, &text(c"RtcStudio.PacketLog"), TextKind::Plain)
-            .tooltip(&text(c"RtcStudio.PacketLog.Tooltip"));
+        p.int(
+            SETTING_QUEUE_PACKETS,
+            &text(c"RtcStudio.QueuePackets"),
+            16,
+            65_536,
+            16,
+        );
+        p.int(
+            SETTING_CONNECT_TIMEOUT,
+            &text(c"RtcStudio.ConnectTimeout"),
+            1,
+            120,
+            1,
+        );
+        p.int(
+            SETTING_MAX_PAYLOAD,
+            &text(c"RtcStudio.MaxPayload"),
+            300,
+            1400,
+            10,
+        );
+        p.text(
+            SETTING_PACKET_LOG,
+            &text(c"RtcStudio.PacketLog"),
+            TextKind::Plain,
+        )
+        .tooltip(&text(c"RtcStudio.PacketLog.Tooltip"));
         p
     }
 
     fn start(&self) -> bool {
-        let mut stream = self.stream.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = stream.take() {
+        // A stream left from before (OBS restarts the output to reconnect) winds down on its own.
+        if let Some(old) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
             old.abandon();
         }
         // Encoders first: their codec configuration (SPS/PPS, OpusHead) exists only once initialised.
         if !self.handle.prepare_capture() {
-            self.handle.set_last_error("OBS could not initialise the encoders for RTC Studio");
+            self.handle
+                .set_last_error("OBS could not initialise the encoders for RTC Studio");
             return false;
         }
         let connector = match self.connector() {
@@ -175,10 +215,18 @@ impl OutputType for RtcOutput {
                 return false;
             }
         };
-        let stats = Arc::new(StreamStats { connect_time_ms: (-1).into(), ..Default::default() });
+        let stats = Arc::new(StreamStats {
+            connect_time_ms: (-1).into(),
+            ..Default::default()
+        });
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats.clone();
-        let queue = self.settings.lock().unwrap_or_else(|e| e.into_inner()).queue_packets;
-        *stream = Some(Stream::start(self.handle.clone(), connector, queue, stats));
+        let queue = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queue_packets;
+        let started = Stream::start(self.handle.clone(), connector, queue, stats);
+        *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         true
     }
 
@@ -192,7 +240,12 @@ impl OutputType for RtcOutput {
     }
 
     fn packet(&self, packet: EncodedPacket) {
-        if let Some(s) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(s) = self
+            .stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             s.queue.push(packet);
         }
     }
@@ -206,7 +259,11 @@ impl OutputType for RtcOutput {
     }
 
     fn congestion(&self) -> f32 {
-        self.stream.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map_or(0.0, |s| s.queue.fill())
+        self.stream
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map_or(0.0, |s| s.queue.fill())
     }
 
     fn connect_time_ms(&self) -> i32 {
@@ -217,7 +274,9 @@ impl OutputType for RtcOutput {
         if let Some(s) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
             s.abandon();
         }
-        self.handle.set_last_error(&format!("RTC Studio internal error in {entry}; the stream was stopped"));
+        self.handle.set_last_error(&format!(
+            "RTC Studio internal error in {entry}; the stream was stopped"
+        ));
         self.handle.signal_stop(StopCode::Error);
     }
 

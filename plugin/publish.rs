@@ -5,7 +5,8 @@ use crate::signal::whip::redact_url;
 use crate::signal::{Failure, StopCode};
 use crate::stream::PacketSink;
 use crate::transport::session::{unix_usec_now, PublishConfig, Publisher};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long teardown (WHIP DELETE, DTLS close) may take in the background.
@@ -18,16 +19,38 @@ pub struct WhipSink {
 }
 
 impl WhipSink {
-    /// Connects (signalling, ICE, DTLS) on the calling thread — the stream worker, never an OBS thread.
-    pub fn connect(config: PublishConfig) -> Result<WhipSink, Failure> {
-        let runtime = crate::transport::runtime()
-            .map_err(|e| Failure::new(StopCode::Error, format!("cannot start the network runtime: {e}")))?;
+    /// Connects (signalling, ICE, DTLS) on the calling thread — the stream worker, never an OBS thread — and gives
+    /// up within 50 ms once `stop` turns true.
+    pub fn connect(config: PublishConfig, stop: Arc<AtomicBool>) -> Result<WhipSink, Failure> {
+        let runtime = crate::transport::runtime().map_err(|e| {
+            Failure::new(
+                StopCode::Error,
+                format!("cannot start the network runtime: {e}"),
+            )
+        })?;
         log::info(&format!("connecting to {}", redact_url(&config.endpoint)));
-        let publisher = runtime.block_on(Publisher::connect(config))?;
+        let stopped = async move {
+            while !stop.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        let publisher = runtime.block_on(async {
+            tokio::select! {
+                connected = Publisher::connect(config) => connected,
+                () = stopped => Err(Failure::new(StopCode::Success, "stopped while connecting")),
+            }
+        })?;
         if !publisher.announced_ice_servers.is_empty() {
-            log::info(&format!("ICE servers announced by the WHIP server: {:?}", publisher.announced_ice_servers));
+            log::info(&format!(
+                "ICE servers announced by the WHIP server: {:?}",
+                publisher.announced_ice_servers
+            ));
         }
-        Ok(WhipSink { runtime, publisher: Some(publisher), discontinuities: 0 })
+        Ok(WhipSink {
+            runtime,
+            publisher: Some(publisher),
+            discontinuities: 0,
+        })
     }
 }
 
@@ -39,7 +62,9 @@ impl PacketSink for WhipSink {
         // The capture instant on the wall clock: now, minus how long ago OBS captured the frame.
         let age_usec = (crate::obs::clock_usec() - packet.sys_dts_usec).max(0);
         let capture_unix_usec = unix_usec_now() - age_usec;
-        let (bytes, discontinuity) = self.runtime.block_on(publisher.send(packet, capture_unix_usec))?;
+        let (bytes, discontinuity) = self
+            .runtime
+            .block_on(publisher.send(packet, capture_unix_usec))?;
         if let Some(d) = discontinuity {
             self.discontinuities += 1;
             log::warn(&format!(
@@ -55,10 +80,16 @@ impl PacketSink for WhipSink {
     fn close(&mut self) {
         if let Some(p) = self.publisher.take() {
             let requests = p.keyframe_requests.clone();
-            let (pli, fir) = (requests.pli.load(Ordering::Relaxed), requests.fir.load(Ordering::Relaxed));
+            let (pli, fir) = (
+                requests.pli.load(Ordering::Relaxed),
+                requests.fir.load(Ordering::Relaxed),
+            );
             if pli + fir > 0 {
                 // OBS 29 offers outputs no way to ask the encoder for a keyframe; the next one comes with keyint.
-                log::info(&format!("keyframe requests from the server: {} (PLI {pli}, FIR {fir})", pli + fir));
+                log::info(&format!(
+                    "keyframe requests from the server: {} (PLI {pli}, FIR {fir})",
+                    pli + fir
+                ));
             }
             match self.runtime.block_on(p.close(TEARDOWN_DEADLINE)) {
                 Ok(status) => log::info(&format!("WHIP session ended (DELETE answered {status})")),

@@ -4,8 +4,8 @@
 use crate::media::h264;
 use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::output::{AudioEncoderInfo, VideoEncoderInfo};
-use crate::signal::StopCode;
 use crate::signal::Failure;
+use crate::signal::StopCode;
 use crate::stream::PacketSink;
 use serde_json::json;
 use std::fs::File;
@@ -23,9 +23,16 @@ impl PacketLog {
         video: Option<&VideoEncoderInfo>,
         audio: Option<&AudioEncoderInfo>,
     ) -> Result<PacketLog, Failure> {
-        let file = File::create(path)
-            .map_err(|e| Failure::new(StopCode::Error, format!("cannot write the packet log {path}: {e}")))?;
-        let mut log = PacketLog { out: BufWriter::new(file), path: path.to_string() };
+        let file = File::create(path).map_err(|e| {
+            Failure::new(
+                StopCode::Error,
+                format!("cannot write the packet log {path}: {e}"),
+            )
+        })?;
+        let mut log = PacketLog {
+            out: BufWriter::new(file),
+            path: path.to_string(),
+        };
         let header = json!({
             "event": "start",
             "video": video.map(|v| json!({
@@ -42,8 +49,12 @@ impl PacketLog {
     }
 
     fn line(&mut self, value: &serde_json::Value) -> Result<(), Failure> {
-        writeln!(self.out, "{value}")
-            .map_err(|e| Failure::new(StopCode::Error, format!("cannot write the packet log {}: {e}", self.path)))
+        writeln!(self.out, "{value}").map_err(|e| {
+            Failure::new(
+                StopCode::Error,
+                format!("cannot write the packet log {}: {e}", self.path),
+            )
+        })
     }
 }
 

@@ -27,8 +27,12 @@ impl ServiceType for RtcService {
         let mut p = Properties::new();
         p.text(SETTING_SERVER, &text(c"RtcStudio.Server"), TextKind::Plain)
             .tooltip(&text(c"RtcStudio.Server.Tooltip"));
-        p.text(SETTING_BEARER_TOKEN, &text(c"RtcStudio.BearerToken"), TextKind::Password)
-            .tooltip(&text(c"RtcStudio.BearerToken.Tooltip"));
+        p.text(
+            SETTING_BEARER_TOKEN,
+            &text(c"RtcStudio.BearerToken"),
+            TextKind::Password,
+        )
+        .tooltip(&text(c"RtcStudio.BearerToken.Tooltip"));
         p
     }
 

@@ -72,7 +72,12 @@ impl PacketQueue {
     pub fn new(capacity: usize, stats: Arc<StreamStats>) -> (PacketQueue, Receiver<EncodedPacket>) {
         let capacity = capacity.max(1);
         let (tx, rx) = sync_channel(capacity);
-        let q = PacketQueue { sender: Mutex::new(Some(tx)), policy: Mutex::new(DropPolicy::default()), stats, capacity };
+        let q = PacketQueue {
+            sender: Mutex::new(Some(tx)),
+            policy: Mutex::new(DropPolicy::default()),
+            stats,
+            capacity,
+        };
         (q, rx)
     }
 
@@ -85,7 +90,9 @@ impl PacketQueue {
             return false;
         }
         let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tx) = sender.as_ref() else { return false };
+        let Some(tx) = sender.as_ref() else {
+            return false;
+        };
         match tx.try_send(packet) {
             Ok(()) => {
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
@@ -126,8 +133,10 @@ pub trait PacketSink: Send {
     fn close(&mut self);
 }
 
-/// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread.
-pub type Connector = Box<dyn FnOnce() -> Result<Box<dyn PacketSink>, Failure> + Send>;
+/// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread. It must give
+/// up promptly once the flag it is handed turns true (the output was stopped or destroyed, or the module unloads).
+pub type Connector =
+    Box<dyn FnOnce(Arc<AtomicBool>) -> Result<Box<dyn PacketSink>, Failure> + Send>;
 
 /// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
 static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
@@ -157,15 +166,14 @@ pub fn join_workers(deadline: Duration) -> usize {
     }
 }
 
-/// Who ends OBS's data capture. OBS waits for `obs_output_end_data_capture` after every stop it requests, also
-/// when our worker has already ended (e.g. after a failure, while OBS waits to reconnect): exactly one side calls
-/// it, whichever comes second.
+/// Who answers OBS's stop. libobs waits (in `obs_output_destroy`, for one) for an `obs_output_end_data_capture`
+/// after every stop it hands us — also when our worker has already ended capture after a failure, or is waiting
+/// for OBS to reconnect, and `obs_output_force_stop` reached us anyway. A running worker answers the request on its
+/// way out; once it is done, `stop` answers at once.
 #[derive(Debug, Default)]
 struct Ending {
     stop_requested: bool,
     worker_done: bool,
-    /// The worker ended capture itself (normal stop).
-    capture_ended: bool,
 }
 
 /// Control of one running stream, held by the output.
@@ -178,31 +186,58 @@ pub struct Stream {
 
 impl Stream {
     /// Spawns the worker: connect, begin capture, forward packets until stopped or failed.
-    pub fn start(output: OutputHandle, connector: Connector, capacity: usize, stats: Arc<StreamStats>) -> Stream {
+    pub fn start(
+        output: OutputHandle,
+        connector: Connector,
+        capacity: usize,
+        stats: Arc<StreamStats>,
+    ) -> Stream {
         let (queue, rx) = PacketQueue::new(capacity, stats.clone());
         let stopping = Arc::new(AtomicBool::new(false));
         let ending = Arc::new(Mutex::new(Ending::default()));
-        let (worker_output, worker_stopping, worker_ending) = (output.clone(), stopping.clone(), ending.clone());
+        let (worker_output, worker_stopping, worker_ending) =
+            (output.clone(), stopping.clone(), ending.clone());
         let started = Instant::now();
-        let spawned = std::thread::Builder::new().name("rtc-studio-stream".into()).spawn(move || {
-            let capture_ended = run_worker(&worker_output, connector, rx, stats, worker_stopping, started);
-            let mut e = worker_ending.lock().unwrap_or_else(|e| e.into_inner());
-            e.worker_done = true;
-            e.capture_ended |= capture_ended;
-            let must_end = e.stop_requested && !e.capture_ended;
-            drop(e);
-            if must_end {
-                worker_output.end_data_capture();
-            }
-        });
+        let spawned = std::thread::Builder::new()
+            .name("rtc-studio-stream".into())
+            .spawn(move || {
+                let answered = run_worker(
+                    &worker_output,
+                    connector,
+                    rx,
+                    stats,
+                    worker_stopping,
+                    started,
+                );
+                let mut e = worker_ending.lock().unwrap_or_else(|e| e.into_inner());
+                e.worker_done = true;
+                let must_end = e.stop_requested && !answered;
+                drop(e);
+                if must_end {
+                    worker_output.end_data_capture();
+                }
+            });
         match spawned {
             Ok(handle) => keep_worker(handle),
             Err(e) => {
-                log::error(&format!("cannot start the stream thread: {e}"));
+                // start() already returned true: OBS must hear that the stream ended.
+                fail(
+                    &output,
+                    &Failure::new(
+                        StopCode::Error,
+                        format!("cannot start the stream thread: {e}"),
+                    ),
+                    false,
+                );
                 ending.lock().unwrap_or_else(|e| e.into_inner()).worker_done = true;
             }
         }
-        Stream { queue, stopping, ending, output }
+        Stream {
+            queue,
+            stopping,
+            ending,
+            output,
+        }
     }
 
     /// Lets the worker wind down without touching OBS's capture: for a stream being replaced (OBS restarts the
@@ -219,8 +254,7 @@ impl Stream {
         self.queue.close();
         let mut e = self.ending.lock().unwrap_or_else(|e| e.into_inner());
         e.stop_requested = true;
-        let must_end = e.worker_done && !e.capture_ended;
-        e.capture_ended |= must_end;
+        let must_end = e.worker_done;
         drop(e);
         if must_end {
             self.output.end_data_capture();
@@ -228,13 +262,17 @@ impl Stream {
     }
 }
 
-fn fail(output: &OutputHandle, err: &Failure) {
+/// Reports a failure to OBS. Returns whether that answered a stop request (`asked`: one was made before): libobs
+/// ends capture itself on `obs_output_signal_stop` unless it is going to reconnect.
+fn fail(output: &OutputHandle, err: &Failure, asked: bool) -> bool {
     log::error(&format!("stream failed: {}", err.message));
     output.set_last_error(&err.message);
     output.signal_stop(err.code);
+    asked && !output.reconnecting()
 }
 
-/// Runs one stream; returns whether it ended OBS's data capture itself (a normal stop).
+/// Runs one stream; returns whether it ended OBS's data capture after a stop had been requested (which answers
+/// that request). A failure reported before any stop request answers nothing.
 fn run_worker(
     output: &OutputHandle,
     connector: Connector,
@@ -244,15 +282,14 @@ fn run_worker(
     started: Instant,
 ) -> bool {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> bool {
-        let mut sink = match connector() {
+        let mut sink = match connector(stopping.clone()) {
             Ok(sink) => sink,
             Err(err) => {
                 if stopping.load(Ordering::SeqCst) {
                     output.end_data_capture();
                     return true;
                 }
-                fail(output, &err);
-                return false;
+                return fail(output, &err, false);
             }
         };
         if stopping.load(Ordering::SeqCst) {
@@ -261,12 +298,26 @@ fn run_worker(
             return true;
         }
         if !output.begin_data_capture() {
-            fail(output, &Failure::new(StopCode::Error, "OBS could not start sending encoded data to RTC Studio"));
+            let asked = stopping.load(Ordering::SeqCst);
+            let answered = fail(
+                output,
+                &Failure::new(
+                    StopCode::Error,
+                    "OBS could not start sending encoded data to RTC Studio",
+                ),
+                asked,
+            );
             sink.close();
-            return false;
+            return answered;
         }
-        stats.connect_time_ms.store(started.elapsed().as_millis().min(i32::MAX as u128) as i32, Ordering::Relaxed);
-        log::info(&format!("streaming (connected in {} ms)", started.elapsed().as_millis()));
+        stats.connect_time_ms.store(
+            started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+            Ordering::Relaxed,
+        );
+        log::info(&format!(
+            "streaming (connected in {} ms)",
+            started.elapsed().as_millis()
+        ));
         let mut failure = None;
         while let Ok(packet) = rx.recv() {
             stats.queued.fetch_sub(1, Ordering::Relaxed);
@@ -288,11 +339,9 @@ fn run_worker(
             }
         }
         // Tell OBS first (the streamer sees "stopped" at once), then tear down.
-        let ended = match &failure {
-            Some(err) => {
-                fail(output, err);
-                false
-            }
+        let asked = stopping.load(Ordering::SeqCst);
+        let answered = match &failure {
+            Some(err) => fail(output, err, asked),
             None => {
                 output.end_data_capture();
                 true
@@ -307,14 +356,18 @@ fn run_worker(
             stats.bytes_sent.load(Ordering::Relaxed),
             stats.dropped_frames.load(Ordering::Relaxed)
         ));
-        ended
+        answered
     }));
     match outcome {
-        Ok(ended) => ended,
+        Ok(answered) => answered,
         Err(payload) => {
             let msg = crate::obs::guard::panic_message(&*payload).to_string();
-            fail(output, &Failure::new(StopCode::Error, format!("RTC Studio internal error: {msg}")));
-            false
+            let asked = stopping.load(Ordering::SeqCst);
+            fail(
+                output,
+                &Failure::new(StopCode::Error, format!("RTC Studio internal error: {msg}")),
+                asked,
+            )
         }
     }
 }
@@ -356,7 +409,10 @@ mod tests {
         assert!(q.push(pkt(MediaKind::Audio, false, 0)));
         rx.recv().unwrap();
         stats.queued.fetch_sub(1, Ordering::Relaxed);
-        assert!(q.push(pkt(MediaKind::Video, true, 4)), "a keyframe resumes video");
+        assert!(
+            q.push(pkt(MediaKind::Video, true, 4)),
+            "a keyframe resumes video"
+        );
         assert_eq!(stats.dropped_frames.load(Ordering::Relaxed), 2);
         let rest: Vec<i64> = rx.try_iter().map(|p| p.pts).collect();
         assert_eq!(rest, vec![0, 4]);

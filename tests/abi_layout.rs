@@ -34,14 +34,40 @@ macro_rules! constants {
 fn layouts() -> Vec<Layout> {
     vec![
         layout!(encoder_packet {
-            data, size, pts, dts, timebase_num, timebase_den, type_, keyframe, dts_usec, sys_dts_usec, priority,
-            drop_priority, track_idx, encoder
+            data,
+            size,
+            pts,
+            dts,
+            timebase_num,
+            timebase_den,
+            type_,
+            keyframe,
+            dts_usec,
+            sys_dts_usec,
+            priority,
+            drop_priority,
+            track_idx,
+            encoder
         }),
         layout!(obs_video_info {
-            graphics_module, fps_num, fps_den, base_width, base_height, output_width, output_height, output_format,
-            adapter, gpu_conversion, colorspace, range, scale_type
+            graphics_module,
+            fps_num,
+            fps_den,
+            base_width,
+            base_height,
+            output_width,
+            output_height,
+            output_format,
+            adapter,
+            gpu_conversion,
+            colorspace,
+            range,
+            scale_type
         }),
-        layout!(obs_audio_info { samples_per_sec, speakers }),
+        layout!(obs_audio_info {
+            samples_per_sec,
+            speakers
+        }),
         layout!(obs_output_info {
             id, flags, get_name, create, destroy, start, stop, raw_video, raw_audio, encoded_packet, update,
             get_defaults, get_properties, unused1, get_total_bytes, get_dropped_frames, type_data, free_type_data,
@@ -58,16 +84,55 @@ fn layouts() -> Vec<Layout> {
 
 fn constants() -> Vec<(&'static str, i64)> {
     constants!(
-        OBS_OUTPUT_VIDEO, OBS_OUTPUT_AUDIO, OBS_OUTPUT_AV, OBS_OUTPUT_ENCODED, OBS_OUTPUT_SERVICE,
-        OBS_OUTPUT_SUCCESS, OBS_OUTPUT_BAD_PATH, OBS_OUTPUT_CONNECT_FAILED, OBS_OUTPUT_INVALID_STREAM,
-        OBS_OUTPUT_ERROR, OBS_OUTPUT_DISCONNECTED, OBS_OUTPUT_UNSUPPORTED, OBS_OUTPUT_NO_SPACE,
-        OBS_OUTPUT_ENCODE_ERROR, LOG_ERROR, LOG_WARNING, LOG_INFO, LOG_DEBUG, OBS_VIDEO_SUCCESS, MODULE_SUCCESS,
-        OBS_ENCODER_AUDIO, OBS_ENCODER_VIDEO, VIDEO_FORMAT_NONE, VIDEO_FORMAT_I420, VIDEO_FORMAT_NV12,
-        VIDEO_CS_DEFAULT, VIDEO_CS_601, VIDEO_CS_709, VIDEO_RANGE_DEFAULT, VIDEO_RANGE_PARTIAL, VIDEO_RANGE_FULL,
-        OBS_SCALE_DISABLE, OBS_SCALE_POINT, OBS_SCALE_BICUBIC, SPEAKERS_UNKNOWN, SPEAKERS_MONO, SPEAKERS_STEREO,
-        OBS_TEXT_DEFAULT, OBS_TEXT_PASSWORD, OBS_TEXT_MULTILINE, OBS_TEXT_INFO, OBS_COMBO_TYPE_INVALID,
-        OBS_COMBO_TYPE_EDITABLE, OBS_COMBO_TYPE_LIST, OBS_COMBO_FORMAT_INVALID, OBS_COMBO_FORMAT_INT,
-        OBS_COMBO_FORMAT_FLOAT, OBS_COMBO_FORMAT_STRING, OBS_NIX_PLATFORM_X11_EGL,
+        OBS_OUTPUT_VIDEO,
+        OBS_OUTPUT_AUDIO,
+        OBS_OUTPUT_AV,
+        OBS_OUTPUT_ENCODED,
+        OBS_OUTPUT_SERVICE,
+        OBS_OUTPUT_SUCCESS,
+        OBS_OUTPUT_BAD_PATH,
+        OBS_OUTPUT_CONNECT_FAILED,
+        OBS_OUTPUT_INVALID_STREAM,
+        OBS_OUTPUT_ERROR,
+        OBS_OUTPUT_DISCONNECTED,
+        OBS_OUTPUT_UNSUPPORTED,
+        OBS_OUTPUT_NO_SPACE,
+        OBS_OUTPUT_ENCODE_ERROR,
+        LOG_ERROR,
+        LOG_WARNING,
+        LOG_INFO,
+        LOG_DEBUG,
+        OBS_VIDEO_SUCCESS,
+        MODULE_SUCCESS,
+        OBS_ENCODER_AUDIO,
+        OBS_ENCODER_VIDEO,
+        VIDEO_FORMAT_NONE,
+        VIDEO_FORMAT_I420,
+        VIDEO_FORMAT_NV12,
+        VIDEO_CS_DEFAULT,
+        VIDEO_CS_601,
+        VIDEO_CS_709,
+        VIDEO_RANGE_DEFAULT,
+        VIDEO_RANGE_PARTIAL,
+        VIDEO_RANGE_FULL,
+        OBS_SCALE_DISABLE,
+        OBS_SCALE_POINT,
+        OBS_SCALE_BICUBIC,
+        SPEAKERS_UNKNOWN,
+        SPEAKERS_MONO,
+        SPEAKERS_STEREO,
+        OBS_TEXT_DEFAULT,
+        OBS_TEXT_PASSWORD,
+        OBS_TEXT_MULTILINE,
+        OBS_TEXT_INFO,
+        OBS_COMBO_TYPE_INVALID,
+        OBS_COMBO_TYPE_EDITABLE,
+        OBS_COMBO_TYPE_LIST,
+        OBS_COMBO_FORMAT_INVALID,
+        OBS_COMBO_FORMAT_INT,
+        OBS_COMBO_FORMAT_FLOAT,
+        OBS_COMBO_FORMAT_STRING,
+        OBS_NIX_PLATFORM_X11_EGL,
     )
 }
 
@@ -81,7 +146,10 @@ fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<Strin
         c += &format!("printf(\"size.{0} %zu\\n\", sizeof(struct {0}));\n", l.name);
         for (f, _) in &l.fields {
             let cf = f.trim_end_matches('_'); // bindgen renames C's `type` to `type_`
-            c += &format!("printf(\"offset.{0}.{1} %zu\\n\", offsetof(struct {0}, {2}));\n", l.name, f, cf);
+            c += &format!(
+                "printf(\"offset.{0}.{1} %zu\\n\", offsetof(struct {0}, {2}));\n",
+                l.name, f, cf
+            );
         }
     }
     for (name, _) in constants {
@@ -93,8 +161,14 @@ fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<Strin
     std::fs::create_dir_all(&dir).unwrap();
     let (src, bin) = (dir.join("layout.c"), dir.join("layout"));
     std::fs::write(&src, c).unwrap();
-    let cflags = Command::new("pkg-config").args(["--cflags", "libobs"]).output().expect("pkg-config (make deps)");
-    assert!(cflags.status.success(), "pkg-config libobs failed: is libobs-dev installed? (make deps)");
+    let cflags = Command::new("pkg-config")
+        .args(["--cflags", "libobs"])
+        .output()
+        .expect("pkg-config (make deps)");
+    assert!(
+        cflags.status.success(),
+        "pkg-config libobs failed: is libobs-dev installed? (make deps)"
+    );
     let cflags = String::from_utf8(cflags.stdout).unwrap();
     let out = Command::new("cc")
         .arg("-o")
@@ -103,7 +177,11 @@ fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<Strin
         .args(cflags.split_whitespace())
         .output()
         .expect("run cc");
-    assert!(out.status.success(), "C layout probe did not compile:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "C layout probe did not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = Command::new(&bin).output().expect("run layout probe");
     assert!(run.status.success());
     String::from_utf8(run.stdout)
@@ -148,25 +226,38 @@ fn struct_layouts_and_constants_match_system_libobs_headers() {
             mismatches.push(format!("{name}: ours {ours} system {sys}"));
         }
     }
-    assert!(mismatches.is_empty(), "our declarations differ from libobs-dev:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "our declarations differ from libobs-dev:\n{}",
+        mismatches.join("\n")
+    );
     assert!(checked > 100, "checked only {checked} items");
 }
 
 /// Function names declared at top level in our header.
 fn declared_functions() -> Vec<String> {
-    let header = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/obs-headers/rtc-obs.h")).unwrap();
+    let header = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/obs-headers/rtc-obs.h"
+    ))
+    .unwrap();
     header
         .lines()
         .filter(|l| {
             let first = l.chars().next().unwrap_or(' ');
             first.is_ascii_alphabetic()
-                && !["typedef", "struct", "enum", "#"].iter().any(|p| l.starts_with(p))
+                && !["typedef", "struct", "enum", "#"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
                 && l.contains('(')
         })
         .filter_map(|l| {
             let before = &l[..l.find('(')?];
-            let name: String =
-                before.chars().rev().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = before
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
             Some(name.chars().rev().collect())
         })
         .collect()
@@ -175,15 +266,33 @@ fn declared_functions() -> Vec<String> {
 #[test]
 fn every_declared_function_is_exported_by_the_system_libraries() {
     let mut exported = String::new();
-    for lib in ["/usr/lib/x86_64-linux-gnu/libobs.so.0", "/usr/lib/x86_64-linux-gnu/libX11.so.6"] {
-        let out = Command::new("nm").args(["-D", "--defined-only", lib]).output().expect("nm (binutils)");
+    for lib in [
+        "/usr/lib/x86_64-linux-gnu/libobs.so.0",
+        "/usr/lib/x86_64-linux-gnu/libX11.so.6",
+    ] {
+        let out = Command::new("nm")
+            .args(["-D", "--defined-only", lib])
+            .output()
+            .expect("nm (binutils)");
         assert!(out.status.success(), "nm {lib} failed");
         exported += &String::from_utf8_lossy(&out.stdout);
     }
-    let symbols: std::collections::HashSet<&str> =
-        exported.lines().filter_map(|l| l.split_whitespace().last()).collect();
+    let symbols: std::collections::HashSet<&str> = exported
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
     let declared = declared_functions();
-    assert!(declared.len() > 80, "parsed only {} declarations", declared.len());
-    let missing: Vec<_> = declared.iter().filter(|f| !symbols.contains(f.as_str())).collect();
-    assert!(missing.is_empty(), "declared but not exported by libobs 29.0 / libX11: {missing:?}");
+    assert!(
+        declared.len() > 80,
+        "parsed only {} declarations",
+        declared.len()
+    );
+    let missing: Vec<_> = declared
+        .iter()
+        .filter(|f| !symbols.contains(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "declared but not exported by libobs 29.0 / libX11: {missing:?}"
+    );
 }

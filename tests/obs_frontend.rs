@@ -13,8 +13,14 @@ fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
     let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
     support::obs_run::binaries(); // refuses a stale plugin
     let clip = flash_beep_clip("640x360");
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let receiver = rt.block_on(Receiver::start(ReceiverOptions::default())).unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions::default()))
+        .unwrap();
     let run = stream_with_obs(&receiver.whip_url(), &clip, 7);
     rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
     std::thread::sleep(Duration::from_millis(300));
@@ -30,18 +36,38 @@ fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
         "[rtc-studio] unloaded: every stream thread has ended",
         "Number of memory leaks: 0",
     ] {
-        assert!(log.contains(expected), "OBS's log lacks {expected:?}:\n{log}\n{}", run.console);
+        assert!(
+            log.contains(expected),
+            "OBS's log lacks {expected:?}:\n{log}\n{}",
+            run.console
+        );
     }
-    assert!(run.console.contains("obs exit 0"), "OBS did not exit cleanly: {}", run.console);
+    assert!(
+        run.console.contains("obs exit 0"),
+        "OBS did not exit cleanly: {}",
+        run.console
+    );
     // OBS 29's frontend chose an Opus encoder for our output by itself.
-    assert!(log.contains("libopus encoder"), "no Opus encoder in OBS's log");
+    assert!(
+        log.contains("libopus encoder"),
+        "no Opus encoder in OBS's log"
+    );
 
     let (video_sent, _) = packets_sent(log);
     let decoded = r["video_frames_decoded"].as_u64().unwrap();
-    assert!(video_sent >= 120 && decoded as f64 >= 0.98 * video_sent as f64, "decoded {decoded} of {video_sent}: {r}");
+    assert!(
+        video_sent >= 120 && decoded as f64 >= 0.98 * video_sent as f64,
+        "decoded {decoded} of {video_sent}: {r}"
+    );
     assert_eq!(r["decode_errors"], 0, "{r}");
-    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)));
-    assert!(r["audio_packets"].as_u64().unwrap() > 200 && r["audio_decode_errors"] == 0, "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert!(
+        r["audio_packets"].as_u64().unwrap() > 200 && r["audio_decode_errors"] == 0,
+        "{r}"
+    );
     let offset = r["av_offset_ms"].as_f64().expect("no A/V measurement");
     assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
     assert!(r["delete_received"] == true, "{r}");

@@ -8,7 +8,11 @@ use support::obs_run::{flash_beep_clip, headless, packets_sent};
 use support::receiver::{Receiver, ReceiverOptions};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// OBS_OUTPUT_* codes as libobs defines them.
@@ -28,11 +32,26 @@ fn publish_and_measure(bframes: &str) {
         "<turn:127.0.0.1:9?transport=udp>; rel=\"ice-server\"; username=\"u1\"; credential=\"turn-secret-4711\"".to_string(),
     ];
     let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions { token: Some(token.into()), ice_links: links, ..Default::default() }))
+        .block_on(Receiver::start(ReceiverOptions {
+            token: Some(token.into()),
+            ice_links: links,
+            ..Default::default()
+        }))
         .unwrap();
     let url = receiver.whip_url();
     let run = headless(
-        &["--media", clip.to_str().unwrap(), "--duration", "6", "--bframes", bframes, "--url", &url, "--token", token],
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "6",
+            "--bframes",
+            bframes,
+            "--url",
+            &url,
+            "--token",
+            token,
+        ],
         None,
     );
     let deleted = rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
@@ -44,37 +63,79 @@ fn publish_and_measure(bframes: &str) {
     assert_eq!(s["connected"], true, "did not connect: {s}\n{}", run.log);
     assert_eq!(s["ended_by_itself"], false, "{s}");
     assert_eq!(s["stop_code"], 0, "{s}");
-    assert!(s["stop_call_ms"].as_f64().unwrap() < 100.0 && s["stopped_ms"].as_f64().unwrap() < 100.0, "{s}");
+    assert!(
+        s["stop_call_ms"].as_f64().unwrap() < 100.0 && s["stopped_ms"].as_f64().unwrap() < 100.0,
+        "{s}"
+    );
     assert_eq!(s["leaks"], 0, "{s}");
-    assert!(deleted && r["delete_received"] == true, "no WHIP DELETE after stop");
+    assert!(
+        deleted && r["delete_received"] == true,
+        "no WHIP DELETE after stop"
+    );
     assert!(run.log.contains("WHIP session ended (DELETE answered 200)"));
-    assert!(run.log.contains("keyframe requests from the server: 1 (PLI 1, FIR 0)"), "PLI not counted");
-    assert!(!run.log.contains(token), "the bearer token appeared in OBS's log");
-    assert!(run.log.contains("ICE servers announced by the WHIP server") && run.log.contains("turn:127.0.0.1:9"));
-    assert!(!run.log.contains("turn-secret-4711"), "a TURN credential appeared in OBS's log");
+    assert!(
+        run.log
+            .contains("keyframe requests from the server: 1 (PLI 1, FIR 0)"),
+        "PLI not counted"
+    );
+    assert!(
+        !run.log.contains(token),
+        "the bearer token appeared in OBS's log"
+    );
+    assert!(
+        run.log.contains("ICE servers announced by the WHIP server")
+            && run.log.contains("turn:127.0.0.1:9")
+    );
+    assert!(
+        !run.log.contains("turn-secret-4711"),
+        "a TURN credential appeared in OBS's log"
+    );
     assert_eq!(r["auth_failures"], 0);
 
     let (video_sent, audio_sent) = packets_sent(&run.log);
     // OBS counts what it handed us; packets still queued when stop arrived are discarded, never sent late.
     let handed = s["total_frames"].as_u64().unwrap();
-    assert!(video_sent <= handed && handed <= video_sent + 3, "OBS handed {handed} frames, {video_sent} sent");
+    assert!(
+        video_sent <= handed && handed <= video_sent + 3,
+        "OBS handed {handed} frames, {video_sent} sent"
+    );
     let decoded = r["video_frames_decoded"].as_u64().unwrap();
     assert!(video_sent >= 150, "only {video_sent} frames sent in 6 s");
-    assert!(decoded as f64 >= 0.98 * video_sent as f64, "decoded {decoded} of {video_sent} frames");
+    assert!(
+        decoded as f64 >= 0.98 * video_sent as f64,
+        "decoded {decoded} of {video_sent} frames"
+    );
     assert_eq!(r["decode_errors"], 0);
-    assert_eq!((r["width"].as_u64(), r["height"].as_u64()), (Some(640), Some(360)));
-    assert!((r["fps"].as_f64().unwrap() - 30.0).abs() < 1.0, "fps {}", r["fps"]);
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert!(
+        (r["fps"].as_f64().unwrap() - 30.0).abs() < 1.0,
+        "fps {}",
+        r["fps"]
+    );
     let audio = r["audio_packets"].as_u64().unwrap();
-    assert!(audio as f64 >= 0.98 * audio_sent as f64 && audio_sent >= 250, "audio {audio} of {audio_sent}");
+    assert!(
+        audio as f64 >= 0.98 * audio_sent as f64 && audio_sent >= 250,
+        "audio {audio} of {audio_sent}"
+    );
     assert_eq!(r["audio_decode_errors"], 0);
     assert!(r["first_frame_ms"].as_f64().is_some());
 
     // Lip sync: the flash and the beep of each second, placed on one clock through the sender reports.
-    assert!(r["av_pairs"].as_u64().unwrap() >= 4, "too few flash/beep pairs: {r}");
+    assert!(
+        r["av_pairs"].as_u64().unwrap() >= 4,
+        "too few flash/beep pairs: {r}"
+    );
     let offset = r["av_offset_ms"].as_f64().unwrap();
     assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
     // openh264 cannot decode B slices; the receiver then measures with libavcodec (and says so).
-    let decoder = if bframes == "0" { "openh264" } else { "libavcodec (B-frames)" };
+    let decoder = if bframes == "0" {
+        "openh264"
+    } else {
+        "libavcodec (B-frames)"
+    };
     assert_eq!(r["decoder"], decoder, "{r}");
     rt.block_on(receiver.stop());
 }
@@ -97,43 +158,119 @@ struct Case {
 }
 
 fn status(code: u16, headers: &[(&str, &str)], body: &str) -> Misbehaviour {
-    Misbehaviour::Status(code, headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body.into())
+    Misbehaviour::Status(
+        code,
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        body.into(),
+    )
 }
 
 #[test]
 fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
     let sdp = "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
     let cases = vec![
-        Case { name: "401", server: status(401, &[], "token expired"), code: INVALID_STREAM, words: "token expired" },
-        Case { name: "403", server: status(403, &[], ""), code: INVALID_STREAM, words: "bearer token" },
-        Case { name: "404", server: status(404, &[], ""), code: BAD_PATH, words: "No WHIP endpoint" },
-        Case { name: "500", server: status(500, &[], "database on fire"), code: CONNECT_FAILED, words: "database on fire" },
-        Case { name: "503", server: status(503, &[("Retry-After", "30")], ""), code: CONNECT_FAILED, words: "retry in 30 s" },
-        Case { name: "silent", server: Misbehaviour::Silent, code: CONNECT_FAILED, words: "did not answer" },
-        Case { name: "no Location", server: status(201, &[], sdp), code: CONNECT_FAILED, words: "no Location" },
+        Case {
+            name: "401",
+            server: status(401, &[], "token expired"),
+            code: INVALID_STREAM,
+            words: "token expired",
+        },
+        Case {
+            name: "403",
+            server: status(403, &[], ""),
+            code: INVALID_STREAM,
+            words: "bearer token",
+        },
+        Case {
+            name: "404",
+            server: status(404, &[], ""),
+            code: BAD_PATH,
+            words: "No WHIP endpoint",
+        },
+        Case {
+            name: "500",
+            server: status(500, &[], "database on fire"),
+            code: CONNECT_FAILED,
+            words: "database on fire",
+        },
+        Case {
+            name: "503",
+            server: status(503, &[("Retry-After", "30")], ""),
+            code: CONNECT_FAILED,
+            words: "retry in 30 s",
+        },
+        Case {
+            name: "silent",
+            server: Misbehaviour::Silent,
+            code: CONNECT_FAILED,
+            words: "did not answer",
+        },
+        Case {
+            name: "no Location",
+            server: status(201, &[], sdp),
+            code: CONNECT_FAILED,
+            words: "no Location",
+        },
         Case {
             name: "malformed SDP",
             server: status(201, &[("Location", "/r/1")], "<html>hello</html>"),
             code: CONNECT_FAILED,
             words: "not an SDP",
         },
-        Case { name: "redirect loop", server: Misbehaviour::RedirectLoop, code: BAD_PATH, words: "redirected more than" },
-        Case { name: "oversized", server: Misbehaviour::Oversized, code: CONNECT_FAILED, words: "larger than" },
+        Case {
+            name: "redirect loop",
+            server: Misbehaviour::RedirectLoop,
+            code: BAD_PATH,
+            words: "redirected more than",
+        },
+        Case {
+            name: "oversized",
+            server: Misbehaviour::Oversized,
+            code: CONNECT_FAILED,
+            words: "larger than",
+        },
     ];
     let rt = runtime();
     let mut failures = Vec::new();
     for case in cases {
         let url = rt.block_on(bad_whip::serve(case.server.clone()));
         let t0 = std::time::Instant::now();
-        let run = headless(&["--duration", "1", "--url", &url, "--connect-timeout", "2"], None);
+        let run = headless(
+            &["--duration", "1", "--url", &url, "--connect-timeout", "2"],
+            None,
+        );
         let s = &run.summary;
         let error = s["last_error"].as_str().unwrap_or_default();
-        println!("{:>14}: code {} in {:.1} s: {error}", case.name, s["stop_code"], t0.elapsed().as_secs_f64());
-        if s["connected"] != false || s["stop_code"] != case.code || !error.contains(case.words) || s["leaks"] != 0 {
-            failures.push(format!("{}: expected code {} with {:?}, got {s}", case.name, case.code, case.words));
+        println!(
+            "{:>14}: code {} in {:.1} s: {error}",
+            case.name,
+            s["stop_code"],
+            t0.elapsed().as_secs_f64()
+        );
+        if s["connected"] != false
+            || s["stop_code"] != case.code
+            || !error.contains(case.words)
+            || s["leaks"] != 0
+        {
+            failures.push(format!(
+                "{}: expected code {} with {:?}, got {s}",
+                case.name, case.code, case.words
+            ));
         }
         if run.log.contains("panicked") {
             failures.push(format!("{}: a panic was logged", case.name));
+        }
+        if !run
+            .log
+            .contains("[rtc-studio] unloaded: every stream thread has ended")
+        {
+            failures.push(format!(
+                "{}: a stream thread outlived module unload",
+                case.name
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -142,14 +279,39 @@ fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
 #[test]
 fn nothing_listening_and_bad_urls_fail_fast_and_clearly() {
     // A port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let run = headless(&["--duration", "1", "--url", &format!("http://127.0.0.1:{port}/whip")], None);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = headless(
+        &[
+            "--duration",
+            "1",
+            "--url",
+            &format!("http://127.0.0.1:{port}/whip"),
+        ],
+        None,
+    );
     assert_eq!(run.summary["stop_code"], CONNECT_FAILED, "{}", run.summary);
-    assert!(run.summary["last_error"].as_str().unwrap().contains("Could not reach the WHIP server"));
+    assert!(run.summary["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("Could not reach the WHIP server"));
     // Not a WHIP URL at all: refused before anything is sent.
-    let run = headless(&["--duration", "1", "--url", "rtmp://example.invalid/live"], None);
+    let run = headless(
+        &["--duration", "1", "--url", "rtmp://example.invalid/live"],
+        None,
+    );
     assert_eq!(run.summary["started"], false, "{}", run.summary);
-    assert!(run.summary["last_error"].as_str().unwrap().contains("https://"), "{}", run.summary);
+    assert!(
+        run.summary["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("https://"),
+        "{}",
+        run.summary
+    );
 }
 
 #[test]
@@ -163,21 +325,48 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
         }))
         .unwrap();
     let url = receiver.whip_url();
-    let run = headless(&["--media", clip.to_str().unwrap(), "--duration", "12", "--url", &url], None);
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "12",
+            "--url",
+            &url,
+        ],
+        None,
+    );
     rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
     std::thread::sleep(Duration::from_millis(300));
     let r = receiver.report();
     println!("summary {}\nreceiver {r}", run.summary);
-    assert!(run.log.contains("The WebRTC connection to the server was lost"), "loss not detected:\n{}", run.log);
-    assert!(run.log.to_lowercase().contains("reconnect"), "OBS did not reconnect:\n{}", run.log);
-    assert!(r["sessions"].as_u64().unwrap() >= 2, "no second WHIP session: {r}");
+    assert!(
+        run.log
+            .contains("The WebRTC connection to the server was lost"),
+        "loss not detected:\n{}",
+        run.log
+    );
+    assert!(
+        run.log.to_lowercase().contains("reconnect"),
+        "OBS did not reconnect:\n{}",
+        run.log
+    );
+    assert!(
+        r["sessions"].as_u64().unwrap() >= 2,
+        "no second WHIP session: {r}"
+    );
     // The report covers the newest session: it decodes cleanly from its first keyframe.
     assert!(r["video_frames_decoded"].as_u64().unwrap() > 30, "{r}");
     assert_eq!(r["decode_errors"], 0, "{r}");
     assert!(r["delete_received"] == true, "{r}");
     // libobs re-bases audio and video pts separately on reconnect; the capture clock keeps them in sync.
-    let offset = r["av_offset_ms"].as_f64().expect("no A/V measurement after reconnect");
-    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms after reconnect");
+    let offset = r["av_offset_ms"]
+        .as_f64()
+        .expect("no A/V measurement after reconnect");
+    assert!(
+        offset.abs() <= 20.0,
+        "audio/video offset {offset} ms after reconnect"
+    );
     assert_eq!(run.summary["leaks"], 0);
     rt.block_on(receiver.stop());
 }
@@ -186,9 +375,25 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
 fn a_307_redirect_is_followed_to_the_real_endpoint() {
     let clip = flash_beep_clip("640x360");
     let rt = runtime();
-    let receiver = rt.block_on(Receiver::start(ReceiverOptions::default())).unwrap();
-    let front = rt.block_on(bad_whip::serve(status(307, &[("Location", &receiver.whip_url())], "")));
-    let run = headless(&["--media", clip.to_str().unwrap(), "--duration", "3", "--url", &front], None);
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions::default()))
+        .unwrap();
+    let front = rt.block_on(bad_whip::serve(status(
+        307,
+        &[("Location", &receiver.whip_url())],
+        "",
+    )));
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "3",
+            "--url",
+            &front,
+        ],
+        None,
+    );
     rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
     let r = receiver.report();
     assert_eq!(run.summary["connected"], true, "{}", run.summary);
@@ -208,6 +413,53 @@ fn an_untrusted_tls_certificate_is_refused() {
     let error = s["last_error"].as_str().unwrap_or_default();
     println!("untrusted TLS: {error}");
     assert_eq!(s["stop_code"], CONNECT_FAILED, "{s}");
-    assert!(error.to_lowercase().contains("certificate"), "not a certificate error: {error}");
-    assert!(!error.contains("HTTP 404"), "the request went through an untrusted connection: {error}");
+    assert!(
+        error.to_lowercase().contains("certificate"),
+        "not a certificate error: {error}"
+    );
+    assert!(
+        !error.contains("HTTP 404"),
+        "the request went through an untrusted connection: {error}"
+    );
+}
+
+#[test]
+fn stopping_while_connecting_ends_at_once_and_unload_finds_no_thread() {
+    // The server never answers and the connect timeout is long: stopping must not wait for it.
+    let rt = runtime();
+    let url = rt.block_on(bad_whip::serve(Misbehaviour::Silent));
+    let t0 = std::time::Instant::now();
+    let run = headless(
+        &[
+            "--duration",
+            "1",
+            "--url",
+            &url,
+            "--connect-timeout",
+            "30",
+            "--stop-after",
+            "1",
+        ],
+        None,
+    );
+    let s = &run.summary;
+    println!("{s} in {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(s["connected"], false, "{s}");
+    assert!(
+        s["stop_call_ms"].as_f64().unwrap() < 100.0 && s["stopped_ms"].as_f64().unwrap() < 100.0,
+        "{s}"
+    );
+    // The connect was cancelled and OBS got its stop signal (success: the streamer stopped it) within 100 ms.
+    assert_eq!(s["stop_code"], 0, "{s}");
+    assert!(s["stop_signal_ms"].as_f64().unwrap() < 100.0, "{s}");
+    assert!(
+        run.log
+            .contains("[rtc-studio] unloaded: every stream thread has ended"),
+        "a stream thread outlived unload"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the run waited for the connect timeout"
+    );
+    assert_eq!(s["leaks"], 0, "{s}");
 }

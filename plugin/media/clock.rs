@@ -27,16 +27,26 @@ impl Seconds {
         if tb_num <= 0 || tb_den <= 0 {
             return None;
         }
-        Some(Seconds { num: ticks as i128 * tb_num as i128, den: tb_den as i128 })
+        Some(Seconds {
+            num: ticks as i128 * tb_num as i128,
+            den: tb_den as i128,
+        })
     }
 
     /// `round((self − origin) · rate)` in whole clock ticks, half away from zero; None on overflow.
     fn ticks_since(self, origin: Seconds, rate: u32) -> Option<i64> {
-        let num = self.num.checked_mul(origin.den)?.checked_sub(origin.num.checked_mul(self.den)?)?;
+        let num = self
+            .num
+            .checked_mul(origin.den)?
+            .checked_sub(origin.num.checked_mul(self.den)?)?;
         let num = num.checked_mul(rate as i128)?;
         let den = self.den.checked_mul(origin.den)?;
         let half = den / 2;
-        let rounded = if num >= 0 { (num + half) / den } else { -((-num + half) / den) };
+        let rounded = if num >= 0 {
+            (num + half) / den
+        } else {
+            -((-num + half) / den)
+        };
         i64::try_from(rounded).ok()
     }
 }
@@ -92,7 +102,15 @@ pub struct Stamped {
 impl RtpClock {
     pub fn new(rate: u32, initial: u32) -> RtpClock {
         assert!(rate > 0);
-        RtpClock { rate, initial, origin: None, base: 0, adjust: 0, last_dts: None, last_step: rate as i64 / 50 }
+        RtpClock {
+            rate,
+            initial,
+            origin: None,
+            base: 0,
+            adjust: 0,
+            last_dts: None,
+            last_step: rate as i64 / 50,
+        }
     }
 
     pub fn rate(&self) -> u32 {
@@ -119,7 +137,9 @@ impl RtpClock {
         let origin = self.origin.unwrap_or(Seconds { num: 0, den: 1 });
         let base = self.base;
         let raw = |t: i64| {
-            Seconds::of(t, tb_num, tb_den).and_then(|s| s.ticks_since(origin, self.rate)).map(|t| t + base)
+            Seconds::of(t, tb_num, tb_den)
+                .and_then(|s| s.ticks_since(origin, self.rate))
+                .map(|t| t + base)
         };
         let (raw_pts, raw_dts) = (raw(pts), raw(dts));
         let mut discontinuity = None;
@@ -137,7 +157,10 @@ impl RtpClock {
                         None
                     };
                     if let Some(kind) = kind {
-                        discontinuity = Some(Discontinuity { kind, jump_ms: Some(step * 1000 / self.rate as i64) });
+                        discontinuity = Some(Discontinuity {
+                            kind,
+                            jump_ms: Some(step * 1000 / self.rate as i64),
+                        });
                         self.adjust = last + self.continue_step() - d;
                     }
                 }
@@ -149,7 +172,10 @@ impl RtpClock {
                 } else {
                     DiscontinuityKind::Overflow
                 };
-                discontinuity = Some(Discontinuity { kind, jump_ms: None });
+                discontinuity = Some(Discontinuity {
+                    kind,
+                    jump_ms: None,
+                });
                 let next = self.last_dts.map_or(0, |l| l + self.continue_step());
                 (next, next)
             }
@@ -160,7 +186,11 @@ impl RtpClock {
             }
         }
         self.last_dts = Some(dts_ticks);
-        Stamped { rtp: self.wrap(pts_ticks), ticks: pts_ticks, discontinuity }
+        Stamped {
+            rtp: self.wrap(pts_ticks),
+            ticks: pts_ticks,
+            discontinuity,
+        }
     }
 
     /// The RTP timestamp that corresponds to `ticks` since the origin (for sender reports).
@@ -206,7 +236,15 @@ impl SessionClock {
     /// it is shifted by the encoder's reorder delay. For a keyframe — and libobs starts every output's video with
     /// one — it therefore equals the frame's presentation capture time, with or without B-frames; so no `pts − dts`
     /// correction is applied (one made the B-frame stream's video two frames late in our receiver).
-    pub fn stamp(&mut self, track: Track, pts: i64, dts: i64, tb_num: i32, tb_den: i32, wall_usec: i64) -> Stamped {
+    pub fn stamp(
+        &mut self,
+        track: Track,
+        pts: i64,
+        dts: i64,
+        tb_num: i32,
+        tb_den: i32,
+        wall_usec: i64,
+    ) -> Stamped {
         let origin = *self.wall_origin_usec.get_or_insert(wall_usec);
         let start_usec = wall_usec.saturating_sub(origin);
         match track {
@@ -272,7 +310,15 @@ mod tests {
     #[test]
     fn no_drift_after_24_hours_at_common_rates() {
         // (timebase num, den) as OBS gives it: 1/fps, or 1001/60000 for 59.94.
-        for (num, den) in [(1, 24), (1, 25), (1, 30), (1, 50), (1001, 60000), (1001, 30000), (1, 60)] {
+        for (num, den) in [
+            (1, 24),
+            (1, 25),
+            (1, 30),
+            (1, 50),
+            (1001, 60000),
+            (1001, 30000),
+            (1, 60),
+        ] {
             let mut c = SessionClock::new(0x1234_5678, 0);
             let frames_per_day = 24 * 3600 * den as i64 / num as i64;
             // Stamp the whole first second, then every ~2 s (under the jump limit) across the day.
@@ -280,14 +326,19 @@ mod tests {
             let mut n = 0;
             while n < frames_per_day {
                 let s = c.stamp(Track::Video, n, n, num, den, 0);
-                let expect = 0x1234_5678u32.wrapping_add(exact_video_ticks(n, den as i64, num as i64) as u32);
+                let expect = 0x1234_5678u32
+                    .wrapping_add(exact_video_ticks(n, den as i64, num as i64) as u32);
                 assert_eq!(s.rtp, expect, "frame {n} at {num}/{den}");
                 assert!(s.discontinuity.is_none(), "frame {n} at {num}/{den}");
                 n += if n < den as i64 { 1 } else { stride };
             }
             let last = frames_per_day;
             let s = c.stamp(Track::Video, last, last, num, den, 0);
-            assert_eq!(s.ticks, exact_video_ticks(last, den as i64, num as i64), "last frame at {num}/{den}");
+            assert_eq!(
+                s.ticks,
+                exact_video_ticks(last, den as i64, num as i64),
+                "last frame at {num}/{den}"
+            );
             if (24 * 3600 * den as i64) % num as i64 == 0 {
                 // A whole number of frames per day: exactly 24·3600·90000 ticks later, modulo 2³².
                 let day_ticks = 24u64 * 3600 * 90_000;
@@ -348,8 +399,11 @@ mod tests {
         let mut c = SessionClock::new(0, 0);
         // x264 bframes=2 decode order: I0 P3 B1 B2 P6 B4 B5 (dts 0..6, shifted by -2 as x264 does).
         let order = [(0, -2), (3, -1), (1, 0), (2, 1), (6, 2), (4, 3), (5, 4)];
-        let ticks: Vec<i64> =
-            order.iter().map(|&(p, d)| c.stamp(Track::Video, p, d, 1, 30, 0)).map(|s| s.ticks).collect();
+        let ticks: Vec<i64> = order
+            .iter()
+            .map(|&(p, d)| c.stamp(Track::Video, p, d, 1, 30, 0))
+            .map(|s| s.ticks)
+            .collect();
         assert_eq!(ticks, vec![0, 9000, 3000, 6000, 18000, 12000, 15000]);
     }
 
@@ -398,7 +452,10 @@ mod tests {
         let s = c.stamp(Track::Video, i64::MAX, i64::MIN, i32::MAX, 1, 0);
         assert!(s.discontinuity.is_some());
         let s = c.stamp(Track::Video, 5, 5, 0, 0, 0);
-        assert_eq!(s.discontinuity.unwrap().kind, DiscontinuityKind::BadTimebase);
+        assert_eq!(
+            s.discontinuity.unwrap().kind,
+            DiscontinuityKind::BadTimebase
+        );
     }
 
     #[test]
@@ -418,7 +475,10 @@ mod tests {
     #[test]
     fn ntp_conversion_known_value() {
         // 2024-01-01T00:00:00Z = 1704067200 Unix = 3913056000 NTP seconds.
-        assert_eq!(ntp_from_unix_usec(1_704_067_200_000_000 + 500_000), (3_913_056_000u64 << 32) | 0x8000_0000);
+        assert_eq!(
+            ntp_from_unix_usec(1_704_067_200_000_000 + 500_000),
+            (3_913_056_000u64 << 32) | 0x8000_0000
+        );
     }
 
     proptest! {

@@ -23,7 +23,9 @@ pub fn nal_type(unit: &[u8]) -> Option<u8> {
 /// Bytes before the first start code are ignored; trailing zero bytes of a unit (the leading zero of the next
 /// 4-byte start code, or `trailing_zero_8bits`) are trimmed. Empty units are skipped.
 pub fn annexb_units(stream: &[u8]) -> AnnexBUnits<'_> {
-    AnnexBUnits { rest: skip_to_first(stream) }
+    AnnexBUnits {
+        rest: skip_to_first(stream),
+    }
 }
 
 pub struct AnnexBUnits<'a> {
@@ -83,13 +85,20 @@ pub fn split_at_aud(stream: &bytes::Bytes) -> Vec<bytes::Bytes> {
     while let Some((start, after)) = find_start_code(stream, from) {
         if stream.get(after).is_some_and(|b| b & 0x1f == nal::AUD) {
             // A 4-byte start code is a zero byte before the 3-byte one.
-            let begin = if start > 0 && stream[start - 1] == 0 { start - 1 } else { start };
+            let begin = if start > 0 && stream[start - 1] == 0 {
+                start - 1
+            } else {
+                start
+            };
             starts.push(begin);
         }
         from = after;
     }
     starts.push(stream.len());
-    starts.windows(2).map(|w| stream.slice(w[0]..w[1])).collect()
+    starts
+        .windows(2)
+        .map(|w| stream.slice(w[0]..w[1]))
+        .collect()
 }
 
 /// The NAL types of an Annex-B access unit, in order (for logs and diagnostics).
@@ -108,9 +117,14 @@ mod tests {
 
     #[test]
     fn splits_three_and_four_byte_start_codes() {
-        let s = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 6];
+        let s = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 5, 6,
+        ];
         let units: Vec<&[u8]> = annexb_units(&s).collect();
-        assert_eq!(units, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5, 6][..]]);
+        assert_eq!(
+            units,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5, 6][..]]
+        );
         assert_eq!(annexb_nal_types(&s), vec![nal::SPS, nal::PPS, nal::IDR]);
     }
 
@@ -146,7 +160,10 @@ mod tests {
     fn keeps_emulation_prevention_bytes() {
         // 00 00 03 inside a unit is not a start code.
         let s = [0, 0, 1, 0x65, 0, 0, 3, 1, 8];
-        assert_eq!(annexb_units(&s).collect::<Vec<_>>(), vec![&[0x65, 0, 0, 3, 1, 8][..]]);
+        assert_eq!(
+            annexb_units(&s).collect::<Vec<_>>(),
+            vec![&[0x65, 0, 0, 3, 1, 8][..]]
+        );
     }
 }
 

@@ -25,7 +25,9 @@ pub struct H264Packetizer {
 impl H264Packetizer {
     /// `max_payload` is clamped to at least 16 bytes.
     pub fn new(max_payload: usize) -> Self {
-        H264Packetizer { max_payload: max_payload.max(16) }
+        H264Packetizer {
+            max_payload: max_payload.max(16),
+        }
     }
 
     pub fn max_payload(&self) -> usize {
@@ -60,7 +62,10 @@ impl H264Packetizer {
     fn flush(&self, pending: &mut Vec<&Bytes>, out: &mut Vec<RtpPayload>) {
         match pending.len() {
             0 => {}
-            1 => out.push(RtpPayload { payload: pending[0].clone(), marker: false }),
+            1 => out.push(RtpPayload {
+                payload: pending[0].clone(),
+                marker: false,
+            }),
             _ => {
                 let size = 1 + pending.iter().map(|n| 2 + n.len()).sum::<usize>();
                 let mut b = BytesMut::with_capacity(size);
@@ -71,7 +76,10 @@ impl H264Packetizer {
                     b.put_u16(n.len() as u16);
                     b.put_slice(n);
                 }
-                out.push(RtpPayload { payload: b.freeze(), marker: false });
+                out.push(RtpPayload {
+                    payload: b.freeze(),
+                    marker: false,
+                });
             }
         }
         pending.clear();
@@ -97,7 +105,10 @@ impl H264Packetizer {
             b.put_u8(indicator);
             b.put_u8(fu_header);
             b.put_slice(part);
-            out.push(RtpPayload { payload: b.freeze(), marker: false });
+            out.push(RtpPayload {
+                payload: b.freeze(),
+                marker: false,
+            });
         }
     }
 }
@@ -142,12 +153,22 @@ impl H264Depacketizer {
         let complete = !self.damaged && self.fu.is_none();
         self.fu = None;
         self.damaged = false;
-        (!nals.is_empty()).then_some(AccessUnit { timestamp: ts, nals, complete })
+        (!nals.is_empty()).then_some(AccessUnit {
+            timestamp: ts,
+            nals,
+            complete,
+        })
     }
 
     /// Feeds one RTP packet. Returns the access units it completed: the previous one when the timestamp changed
     /// without a marker, and the current one on a marker.
-    pub fn push(&mut self, seq: u16, timestamp: u32, marker: bool, payload: &[u8]) -> (Vec<AccessUnit>, Option<DepacketizeError>) {
+    pub fn push(
+        &mut self,
+        seq: u16,
+        timestamp: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> (Vec<AccessUnit>, Option<DepacketizeError>) {
         let mut done = Vec::new();
         if let Some(last) = self.last_seq {
             if seq != last.wrapping_add(1) {
@@ -173,7 +194,9 @@ impl H264Depacketizer {
     }
 
     fn parse(&mut self, payload: &[u8]) -> Result<(), DepacketizeError> {
-        let Some(&first) = payload.first() else { return Err(DepacketizeError::Empty) };
+        let Some(&first) = payload.first() else {
+            return Err(DepacketizeError::Empty);
+        };
         match first & 0x1f {
             1..=23 => {
                 self.fu = None;
@@ -206,7 +229,9 @@ impl H264Depacketizer {
                     b.put_u8((indicator & 0xe0) | (header & 0x1f));
                     self.fu = Some(b);
                 }
-                let Some(fu) = self.fu.as_mut() else { return Err(DepacketizeError::FuWithoutStart) };
+                let Some(fu) = self.fu.as_mut() else {
+                    return Err(DepacketizeError::FuWithoutStart);
+                };
                 fu.put_slice(&payload[2..]);
                 if end {
                     let unit = self.fu.take().expect("present").freeze();
@@ -252,12 +277,22 @@ mod tests {
     fn sps_pps_go_in_one_stap_a_and_the_idr_in_fu_a() {
         let sps = Bytes::from_static(&[0x67, 0x64, 0x00, 0x1f, 0xac]);
         let pps = Bytes::from_static(&[0x68, 0xee, 0x3c, 0x80]);
-        let idr = Bytes::from(std::iter::once(0x65).chain((0..3000).map(|i| i as u8)).collect::<Vec<u8>>());
+        let idr = Bytes::from(
+            std::iter::once(0x65)
+                .chain((0..3000).map(|i| i as u8))
+                .collect::<Vec<u8>>(),
+        );
         let (out, au) = roundtrip(&[sps.clone(), pps.clone(), idr.clone()], 1200);
         assert_eq!(out[0].payload[0] & 0x1f, nal::STAP_A);
-        assert_eq!(out[0].payload[0] & 0x60, 0x60, "NRI is the highest of the aggregated units");
+        assert_eq!(
+            out[0].payload[0] & 0x60,
+            0x60,
+            "NRI is the highest of the aggregated units"
+        );
         assert_eq!(out.len(), 1 + 3, "3000-byte IDR in 3 fragments");
-        assert!(out[1..].iter().all(|p| p.payload[0] & 0x1f == nal::FU_A && p.payload.len() <= 1200));
+        assert!(out[1..]
+            .iter()
+            .all(|p| p.payload[0] & 0x1f == nal::FU_A && p.payload.len() <= 1200));
         assert_eq!(out[1].payload[1] & 0xc0, 0x80, "start bit");
         assert_eq!(out[3].payload[1] & 0xc0, 0x40, "end bit");
         assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
@@ -292,15 +327,26 @@ mod tests {
     #[test]
     fn idr_without_parameter_sets_gets_the_cached_ones() {
         let mut ps = ParameterSets::default();
-        ps.learn(&Bytes::from_static(&[0, 0, 0, 1, 0x67, 1, 2, 3, 0, 0, 0, 1, 0x68, 4]));
+        ps.learn(&Bytes::from_static(&[
+            0, 0, 0, 1, 0x67, 1, 2, 3, 0, 0, 0, 1, 0x68, 4,
+        ]));
         assert_eq!(ps.profile_level_id().as_deref(), Some("010203"));
-        let au = Bytes::from_static(&[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x06, 5, 0, 0, 1, 0x65, 9, 9]);
+        let au = Bytes::from_static(&[
+            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x06, 5, 0, 0, 1, 0x65, 9, 9,
+        ]);
         let nals = access_unit_nals(&au, &mut ps);
         let types: Vec<u8> = nals.iter().map(|n| n[0] & 0x1f).collect();
-        assert_eq!(types, vec![6, 7, 8, 5], "AUD dropped, SPS/PPS before the IDR");
+        assert_eq!(
+            types,
+            vec![6, 7, 8, 5],
+            "AUD dropped, SPS/PPS before the IDR"
+        );
         // A P-frame gets nothing added; filler is dropped.
         let p = Bytes::from_static(&[0, 0, 1, 0x41, 1, 0, 0, 1, 0x0c, 0xff, 0xff]);
-        let types: Vec<u8> = access_unit_nals(&p, &mut ps).iter().map(|n| n[0] & 0x1f).collect();
+        let types: Vec<u8> = access_unit_nals(&p, &mut ps)
+            .iter()
+            .map(|n| n[0] & 0x1f)
+            .collect();
         assert_eq!(types, vec![1]);
     }
 
@@ -315,7 +361,9 @@ mod tests {
     #[test]
     fn keyframe_with_its_own_parameter_sets_is_left_alone_and_updates_the_cache() {
         let mut ps = ParameterSets::default();
-        ps.learn(&Bytes::from_static(&[0, 0, 1, 0x67, 1, 1, 1, 0, 0, 1, 0x68, 1]));
+        ps.learn(&Bytes::from_static(&[
+            0, 0, 1, 0x67, 1, 1, 1, 0, 0, 1, 0x68, 1,
+        ]));
         let au = Bytes::from_static(&[0, 0, 1, 0x67, 2, 2, 2, 0, 0, 1, 0x68, 2, 0, 0, 1, 0x65, 7]);
         let nals = access_unit_nals(&au, &mut ps);
         assert_eq!(nals.len(), 3);
@@ -336,7 +384,11 @@ mod tests {
             }
             got.extend(d.push(i as u16, 1, pl.marker, &pl.payload).0);
         }
-        assert_eq!(got.len(), 0, "the broken NAL is dropped, so no unit is produced");
+        assert_eq!(
+            got.len(),
+            0,
+            "the broken NAL is dropped, so no unit is produced"
+        );
         let mut next = Vec::new();
         p.packetize(&[Bytes::from_static(&[0x41, 1, 2])], &mut next);
         let (units, err) = d.push(out.len() as u16, 2, true, &next[0].payload);
@@ -359,15 +411,34 @@ mod tests {
     fn malformed_payloads_are_errors_not_panics() {
         let mut d = H264Depacketizer::new();
         assert_eq!(d.push(0, 1, false, &[]).1, Some(DepacketizeError::Empty));
-        assert_eq!(d.push(1, 1, false, &[0x78, 0x00]).1, Some(DepacketizeError::TruncatedStapA));
-        assert_eq!(d.push(2, 1, false, &[0x78, 0x00, 0x05, 1]).1, Some(DepacketizeError::TruncatedStapA));
-        assert_eq!(d.push(3, 1, false, &[0x7c, 0x05]).1, Some(DepacketizeError::TruncatedFuA));
-        assert_eq!(d.push(4, 1, false, &[0x7c, 0x05, 1]).1, Some(DepacketizeError::FuWithoutStart));
-        assert_eq!(d.push(5, 1, true, &[0x79, 0, 1]).1, Some(DepacketizeError::Unsupported(25)));
+        assert_eq!(
+            d.push(1, 1, false, &[0x78, 0x00]).1,
+            Some(DepacketizeError::TruncatedStapA)
+        );
+        assert_eq!(
+            d.push(2, 1, false, &[0x78, 0x00, 0x05, 1]).1,
+            Some(DepacketizeError::TruncatedStapA)
+        );
+        assert_eq!(
+            d.push(3, 1, false, &[0x7c, 0x05]).1,
+            Some(DepacketizeError::TruncatedFuA)
+        );
+        assert_eq!(
+            d.push(4, 1, false, &[0x7c, 0x05, 1]).1,
+            Some(DepacketizeError::FuWithoutStart)
+        );
+        assert_eq!(
+            d.push(5, 1, true, &[0x79, 0, 1]).1,
+            Some(DepacketizeError::Unsupported(25))
+        );
     }
 
     fn nal_strategy() -> impl Strategy<Value = Bytes> {
-        (1u8..24, 0u8..4, proptest::collection::vec(any::<u8>(), 0..4000))
+        (
+            1u8..24,
+            0u8..4,
+            proptest::collection::vec(any::<u8>(), 0..4000),
+        )
             .prop_map(|(t, nri, body)| Bytes::from([vec![(nri << 5) | t], body].concat()))
     }
 

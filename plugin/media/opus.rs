@@ -26,8 +26,8 @@ impl OpusHead {
 fn frame_samples(config: u8) -> u32 {
     match config {
         0..=11 => [480, 960, 1920, 2880][(config % 4) as usize], // SILK: 10, 20, 40, 60 ms
-        12..=15 => [480, 960][(config % 2) as usize],             // Hybrid: 10, 20 ms
-        _ => [120, 240, 480, 960][(config % 4) as usize],         // CELT: 2.5, 5, 10, 20 ms
+        12..=15 => [480, 960][(config % 2) as usize],            // Hybrid: 10, 20 ms
+        _ => [120, 240, 480, 960][(config % 4) as usize],        // CELT: 2.5, 5, 10, 20 ms
     }
 }
 
@@ -62,7 +62,14 @@ mod tests {
         let mut head = b"OpusHead".to_vec();
         head.extend_from_slice(&[1, 2, 0x38, 0x01, 0x80, 0xbb, 0, 0, 0, 0, 0]);
         assert_eq!(head.len(), 19);
-        assert_eq!(OpusHead::parse(&head), Some(OpusHead { channels: 2, pre_skip: 312, input_sample_rate: 48_000 }));
+        assert_eq!(
+            OpusHead::parse(&head),
+            Some(OpusHead {
+                channels: 2,
+                pre_skip: 312,
+                input_sample_rate: 48_000
+            })
+        );
         assert_eq!(OpusHead::parse(&head[..18]), None);
         assert_eq!(OpusHead::parse(b"OpusTags..........."), None);
     }

@@ -20,7 +20,10 @@ impl<'a> Settings<'a> {
     /// # Safety
     /// `raw` must be a valid `obs_data_t` for the lifetime `'a` (or null, which reads as empty settings).
     pub(crate) unsafe fn from_raw(raw: *mut sys::obs_data_t) -> Self {
-        Settings { raw, _lent: std::marker::PhantomData }
+        Settings {
+            raw,
+            _lent: std::marker::PhantomData,
+        }
     }
 
     pub fn string(&self, name: &str) -> String {

@@ -7,7 +7,10 @@ pub fn guard<R>(entry: &str, fallback: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(value) => value,
         Err(payload) => {
-            crate::obs::log::error(&format!("internal error in {entry}: {}", panic_message(&*payload)));
+            crate::obs::log::error(&format!(
+                "internal error in {entry}: {}",
+                panic_message(&*payload)
+            ));
             fallback
         }
     }

@@ -77,7 +77,11 @@ impl ObsHost {
     pub fn reset_audio(&self, sample_rate: u32, stereo: bool) -> Result<(), String> {
         let oai = sys::obs_audio_info {
             samples_per_sec: sample_rate,
-            speakers: if stereo { sys::SPEAKERS_STEREO } else { sys::SPEAKERS_MONO },
+            speakers: if stereo {
+                sys::SPEAKERS_STEREO
+            } else {
+                sys::SPEAKERS_MONO
+            },
         };
         // SAFETY: oai is fully initialised; libobs copies it.
         if unsafe { sys::obs_reset_audio(&oai) } {
@@ -98,7 +102,9 @@ impl ObsHost {
         }
         // SAFETY: module was just opened.
         if !unsafe { sys::obs_init_module(module) } {
-            return Err(format!("obs_init_module({binary}) failed (see the log above)"));
+            return Err(format!(
+                "obs_init_module({binary}) failed (see the log above)"
+            ));
         }
         Ok(())
     }
@@ -111,7 +117,9 @@ impl ObsHost {
     pub fn create_source(&self, id: &str, name: &str, settings: &Data) -> Result<Source, String> {
         let (i, n) = (c(id)?, c(name)?);
         // SAFETY: valid strings and settings; returns a new reference or null.
-        let raw = unsafe { sys::obs_source_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut()) };
+        let raw = unsafe {
+            sys::obs_source_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut())
+        };
         if raw.is_null() {
             Err(format!("cannot create source {id} (is its module loaded?)"))
         } else {
@@ -141,10 +149,22 @@ impl ObsHost {
         unsafe { sys::obs_set_output_source(0, ptr::null_mut()) }
     }
 
-    pub fn create_video_encoder(&self, id: &str, name: &str, settings: &Data) -> Result<Encoder, String> {
+    pub fn create_video_encoder(
+        &self,
+        id: &str,
+        name: &str,
+        settings: &Data,
+    ) -> Result<Encoder, String> {
         let (i, n) = (c(id)?, c(name)?);
         // SAFETY: valid strings/settings; returns a new reference or null.
-        let raw = unsafe { sys::obs_video_encoder_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut()) };
+        let raw = unsafe {
+            sys::obs_video_encoder_create(
+                i.as_ptr(),
+                n.as_ptr(),
+                settings.as_ptr(),
+                ptr::null_mut(),
+            )
+        };
         if raw.is_null() {
             return Err(format!("cannot create video encoder {id}"));
         }
@@ -153,10 +173,23 @@ impl ObsHost {
         Ok(Encoder { raw })
     }
 
-    pub fn create_audio_encoder(&self, id: &str, name: &str, settings: &Data) -> Result<Encoder, String> {
+    pub fn create_audio_encoder(
+        &self,
+        id: &str,
+        name: &str,
+        settings: &Data,
+    ) -> Result<Encoder, String> {
         let (i, n) = (c(id)?, c(name)?);
         // SAFETY: as above, mixer 0.
-        let raw = unsafe { sys::obs_audio_encoder_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), 0, ptr::null_mut()) };
+        let raw = unsafe {
+            sys::obs_audio_encoder_create(
+                i.as_ptr(),
+                n.as_ptr(),
+                settings.as_ptr(),
+                0,
+                ptr::null_mut(),
+            )
+        };
         if raw.is_null() {
             return Err(format!("cannot create audio encoder {id}"));
         }
@@ -168,9 +201,13 @@ impl ObsHost {
     pub fn create_service(&self, id: &str, name: &str, settings: &Data) -> Result<Service, String> {
         let (i, n) = (c(id)?, c(name)?);
         // SAFETY: as above.
-        let raw = unsafe { sys::obs_service_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut()) };
+        let raw = unsafe {
+            sys::obs_service_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut())
+        };
         if raw.is_null() {
-            Err(format!("cannot create service {id} (is its module loaded?)"))
+            Err(format!(
+                "cannot create service {id} (is its module loaded?)"
+            ))
         } else {
             Ok(Service { raw })
         }
@@ -179,7 +216,9 @@ impl ObsHost {
     pub fn create_output(&self, id: &str, name: &str, settings: &Data) -> Result<Output, String> {
         let (i, n) = (c(id)?, c(name)?);
         // SAFETY: as above.
-        let raw = unsafe { sys::obs_output_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut()) };
+        let raw = unsafe {
+            sys::obs_output_create(i.as_ptr(), n.as_ptr(), settings.as_ptr(), ptr::null_mut())
+        };
         if raw.is_null() {
             return Err(format!("cannot create output {id} (is its module loaded?)"));
         }
@@ -235,7 +274,9 @@ unsafe extern "C" fn on_stop(data: *mut c_void, cd: *mut sys::calldata_t) {
     let _ = std::panic::catch_unwind(|| {
         let mut code: std::os::raw::c_longlong = 0;
         // SAFETY: libobs passes the calldata of its "stop" signal, which holds an integer "code".
-        if unsafe { sys::calldata_get_data(cd, c"code".as_ptr(), &mut code as *mut _ as *mut c_void, 8) } {
+        if unsafe {
+            sys::calldata_get_data(cd, c"code".as_ptr(), &mut code as *mut _ as *mut c_void, 8)
+        } {
             // SAFETY: data is the AtomicI64 owned by the Output, which disconnects before freeing it.
             let slot = unsafe { &*(data as *const std::sync::atomic::AtomicI64) };
             slot.store(code, std::sync::atomic::Ordering::SeqCst);
@@ -286,6 +327,12 @@ impl Output {
         unsafe { sys::obs_output_stop(self.raw) }
     }
 
+    /// What OBS offers to stop an output that is not active yet (still connecting): `obs_output_stop` ignores it.
+    pub fn force_stop(&self) {
+        // SAFETY: live output.
+        unsafe { sys::obs_output_force_stop(self.raw) }
+    }
+
     pub fn active(&self) -> bool {
         // SAFETY: live output.
         unsafe { sys::obs_output_active(self.raw) }
@@ -321,4 +368,3 @@ impl Output {
         }
     }
 }
-

@@ -70,7 +70,9 @@ fn cstr_to_string(p: *const c_char) -> String {
 
 impl OutputHandle {
     fn new(raw: *mut sys::obs_output_t) -> Self {
-        OutputHandle { link: Arc::new(Mutex::new(NonNull::new(raw).map(RawOutput))) }
+        OutputHandle {
+            link: Arc::new(Mutex::new(NonNull::new(raw).map(RawOutput))),
+        }
     }
 
     fn detach(&self) {
@@ -84,19 +86,26 @@ impl OutputHandle {
     }
 
     pub fn is_attached(&self) -> bool {
-        self.link.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.link
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// `obs_output_can_begin_data_capture` + `obs_output_initialize_encoders`.
     pub fn prepare_capture(&self) -> bool {
         // SAFETY: the output is alive while `with` holds the link.
-        self.with(|o| unsafe { sys::obs_output_can_begin_data_capture(o, 0) && sys::obs_output_initialize_encoders(o, 0) })
-            .unwrap_or(false)
+        self.with(|o| unsafe {
+            sys::obs_output_can_begin_data_capture(o, 0)
+                && sys::obs_output_initialize_encoders(o, 0)
+        })
+        .unwrap_or(false)
     }
 
     pub fn begin_data_capture(&self) -> bool {
         // SAFETY: as above.
-        self.with(|o| unsafe { sys::obs_output_begin_data_capture(o, 0) }).unwrap_or(false)
+        self.with(|o| unsafe { sys::obs_output_begin_data_capture(o, 0) })
+            .unwrap_or(false)
     }
 
     pub fn end_data_capture(&self) {
@@ -108,6 +117,13 @@ impl OutputHandle {
     pub fn signal_stop(&self, code: StopCode) {
         // SAFETY: as above.
         self.with(|o| unsafe { sys::obs_output_signal_stop(o, raw_stop_code(code)) });
+    }
+
+    /// Whether libobs is waiting to restart the output (after a `Disconnected` stop).
+    pub fn reconnecting(&self) -> bool {
+        // SAFETY: the output is alive while `with` holds the link.
+        self.with(|o| unsafe { sys::obs_output_reconnecting(o) })
+            .unwrap_or(false)
     }
 
     /// The message OBS shows the streamer when the output fails. Never put secrets in it.
@@ -222,7 +238,10 @@ unsafe extern "C" fn get_name<T: OutputType>(_type_data: *mut c_void) -> *const 
     guard("output get_name", T::ID.as_ptr(), || text_ptr(T::NAME_KEY))
 }
 
-unsafe extern "C" fn create<T: OutputType>(settings: *mut sys::obs_data_t, output: *mut sys::obs_output_t) -> *mut c_void {
+unsafe extern "C" fn create<T: OutputType>(
+    settings: *mut sys::obs_data_t,
+    output: *mut sys::obs_output_t,
+) -> *mut c_void {
     guard("output create", std::ptr::null_mut(), || {
         let handle = OutputHandle::new(output);
         // SAFETY: settings is valid for this call.
@@ -245,9 +264,11 @@ unsafe extern "C" fn destroy<T: OutputType>(data: *mut c_void) {
 }
 
 unsafe extern "C" fn start<T: OutputType>(data: *mut c_void) -> bool {
-    guard("output start", false, || match unsafe { instance::<T>(data) } {
-        Some(i) => i.inner.start(),
-        None => false,
+    guard("output start", false, || {
+        match unsafe { instance::<T>(data) } {
+            Some(i) => i.inner.start(),
+            None => false,
+        }
     })
 }
 
@@ -270,7 +291,11 @@ unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<EncodedPacke
     }
     let bytes = Bytes::copy_from_slice(std::slice::from_raw_parts(p.data, p.size));
     Some(EncodedPacket {
-        kind: if p.type_ == sys::OBS_ENCODER_VIDEO { MediaKind::Video } else { MediaKind::Audio },
+        kind: if p.type_ == sys::OBS_ENCODER_VIDEO {
+            MediaKind::Video
+        } else {
+            MediaKind::Audio
+        },
         data: bytes,
         pts: p.pts,
         dts: p.dts,
@@ -284,8 +309,13 @@ unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<EncodedPacke
     })
 }
 
-unsafe extern "C" fn encoded_packet<T: OutputType>(data: *mut c_void, packet: *mut sys::encoder_packet) {
-    let Some(i) = (unsafe { instance::<T>(data) }) else { return };
+unsafe extern "C" fn encoded_packet<T: OutputType>(
+    data: *mut c_void,
+    packet: *mut sys::encoder_packet,
+) {
+    let Some(i) = (unsafe { instance::<T>(data) }) else {
+        return;
+    };
     let ok = guard("output encoded_packet", false, || {
         // SAFETY: OBS lends the packet for this call.
         if let Some(p) = unsafe { copy_packet(packet) } {
@@ -294,7 +324,9 @@ unsafe extern "C" fn encoded_packet<T: OutputType>(data: *mut c_void, packet: *m
         true
     });
     if !ok {
-        guard("output internal_error", (), || i.inner.internal_error("encoded_packet"));
+        guard("output internal_error", (), || {
+            i.inner.internal_error("encoded_packet")
+        });
     }
 }
 
@@ -307,27 +339,41 @@ unsafe extern "C" fn update<T: OutputType>(data: *mut c_void, settings: *mut sys
 }
 
 unsafe extern "C" fn get_defaults<T: OutputType>(settings: *mut sys::obs_data_t) {
-    guard("output get_defaults", (), || T::defaults(&unsafe { Settings::from_raw(settings) }))
+    guard("output get_defaults", (), || {
+        T::defaults(&unsafe { Settings::from_raw(settings) })
+    })
 }
 
-unsafe extern "C" fn get_properties<T: OutputType>(_data: *mut c_void) -> *mut sys::obs_properties_t {
-    guard("output get_properties", std::ptr::null_mut(), || T::properties().into_raw())
+unsafe extern "C" fn get_properties<T: OutputType>(
+    _data: *mut c_void,
+) -> *mut sys::obs_properties_t {
+    guard("output get_properties", std::ptr::null_mut(), || {
+        T::properties().into_raw()
+    })
 }
 
 unsafe extern "C" fn get_total_bytes<T: OutputType>(data: *mut c_void) -> u64 {
-    guard("output get_total_bytes", 0, || unsafe { instance::<T>(data) }.map_or(0, |i| i.inner.total_bytes()))
+    guard("output get_total_bytes", 0, || {
+        unsafe { instance::<T>(data) }.map_or(0, |i| i.inner.total_bytes())
+    })
 }
 
 unsafe extern "C" fn get_dropped_frames<T: OutputType>(data: *mut c_void) -> i32 {
-    guard("output get_dropped_frames", 0, || unsafe { instance::<T>(data) }.map_or(0, |i| i.inner.dropped_frames()))
+    guard("output get_dropped_frames", 0, || {
+        unsafe { instance::<T>(data) }.map_or(0, |i| i.inner.dropped_frames())
+    })
 }
 
 unsafe extern "C" fn get_congestion<T: OutputType>(data: *mut c_void) -> f32 {
-    guard("output get_congestion", 0.0, || unsafe { instance::<T>(data) }.map_or(0.0, |i| i.inner.congestion()))
+    guard("output get_congestion", 0.0, || {
+        unsafe { instance::<T>(data) }.map_or(0.0, |i| i.inner.congestion())
+    })
 }
 
 unsafe extern "C" fn get_connect_time_ms<T: OutputType>(data: *mut c_void) -> i32 {
-    guard("output get_connect_time_ms", 0, || unsafe { instance::<T>(data) }.map_or(0, |i| i.inner.connect_time_ms()))
+    guard("output get_connect_time_ms", 0, || {
+        unsafe { instance::<T>(data) }.map_or(0, |i| i.inner.connect_time_ms())
+    })
 }
 
 /// Registers `T` with libobs, sized for the running libobs version.

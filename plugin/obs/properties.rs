@@ -50,19 +50,34 @@ impl Properties {
             TextKind::Multiline => sys::OBS_TEXT_MULTILINE,
         };
         // SAFETY: raw is live; libobs copies name and description.
-        Property { raw: unsafe { sys::obs_properties_add_text(self.raw, n.as_ptr(), d.as_ptr(), kind) } }
+        Property {
+            raw: unsafe { sys::obs_properties_add_text(self.raw, n.as_ptr(), d.as_ptr(), kind) },
+        }
     }
 
-    pub fn int(&mut self, name: &str, description: &str, min: i32, max: i32, step: i32) -> Property {
+    pub fn int(
+        &mut self,
+        name: &str,
+        description: &str,
+        min: i32,
+        max: i32,
+        step: i32,
+    ) -> Property {
         let (n, d) = (c(name), c(description));
         // SAFETY: as above.
-        Property { raw: unsafe { sys::obs_properties_add_int(self.raw, n.as_ptr(), d.as_ptr(), min, max, step) } }
+        Property {
+            raw: unsafe {
+                sys::obs_properties_add_int(self.raw, n.as_ptr(), d.as_ptr(), min, max, step)
+            },
+        }
     }
 
     pub fn bool(&mut self, name: &str, description: &str) -> Property {
         let (n, d) = (c(name), c(description));
         // SAFETY: as above.
-        Property { raw: unsafe { sys::obs_properties_add_bool(self.raw, n.as_ptr(), d.as_ptr()) } }
+        Property {
+            raw: unsafe { sys::obs_properties_add_bool(self.raw, n.as_ptr(), d.as_ptr()) },
+        }
     }
 
     /// A drop-down of (label, value) string choices.

@@ -20,7 +20,14 @@ impl std::fmt::Debug for ServiceEndpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceEndpoint")
             .field("url", &self.url)
-            .field("bearer_token", &if self.bearer_token.is_empty() { "<none>" } else { "<redacted>" })
+            .field(
+                "bearer_token",
+                &if self.bearer_token.is_empty() {
+                    "<none>"
+                } else {
+                    "<redacted>"
+                },
+            )
             .finish()
     }
 }
@@ -51,7 +58,8 @@ impl Instance {
 
     fn current(&self, pick: impl Fn(&(CString, CString)) -> &CString) -> *const c_char {
         let v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        v.last().map_or(std::ptr::null(), |pair| pick(pair).as_ptr())
+        v.last()
+            .map_or(std::ptr::null(), |pair| pick(pair).as_ptr())
     }
 }
 
@@ -73,9 +81,14 @@ unsafe extern "C" fn get_name<T: ServiceType>(_t: *mut c_void) -> *const c_char 
     guard("service get_name", T::ID.as_ptr(), || text_ptr(T::NAME_KEY))
 }
 
-unsafe extern "C" fn create<T: ServiceType>(settings: *mut sys::obs_data_t, _s: *mut sys::obs_service_t) -> *mut c_void {
+unsafe extern "C" fn create<T: ServiceType>(
+    settings: *mut sys::obs_data_t,
+    _s: *mut sys::obs_service_t,
+) -> *mut c_void {
     guard("service create", std::ptr::null_mut(), || {
-        let instance = Instance { versions: Mutex::new(Vec::new()) };
+        let instance = Instance {
+            versions: Mutex::new(Vec::new()),
+        };
         instance.push(T::endpoint(&unsafe { Settings::from_raw(settings) }));
         Box::into_raw(Box::new(instance)) as *mut c_void
     })
@@ -99,19 +112,29 @@ unsafe extern "C" fn update<T: ServiceType>(data: *mut c_void, settings: *mut sy
 }
 
 unsafe extern "C" fn get_defaults<T: ServiceType>(settings: *mut sys::obs_data_t) {
-    guard("service get_defaults", (), || T::defaults(&unsafe { Settings::from_raw(settings) }))
+    guard("service get_defaults", (), || {
+        T::defaults(&unsafe { Settings::from_raw(settings) })
+    })
 }
 
-unsafe extern "C" fn get_properties<T: ServiceType>(_data: *mut c_void) -> *mut sys::obs_properties_t {
-    guard("service get_properties", std::ptr::null_mut(), || T::properties().into_raw())
+unsafe extern "C" fn get_properties<T: ServiceType>(
+    _data: *mut c_void,
+) -> *mut sys::obs_properties_t {
+    guard("service get_properties", std::ptr::null_mut(), || {
+        T::properties().into_raw()
+    })
 }
 
 unsafe extern "C" fn get_url(data: *mut c_void) -> *const c_char {
-    guard("service get_url", std::ptr::null(), || unsafe { instance(data) }.map_or(std::ptr::null(), |i| i.current(|p| &p.0)))
+    guard("service get_url", std::ptr::null(), || {
+        unsafe { instance(data) }.map_or(std::ptr::null(), |i| i.current(|p| &p.0))
+    })
 }
 
 unsafe extern "C" fn get_key(data: *mut c_void) -> *const c_char {
-    guard("service get_key", std::ptr::null(), || unsafe { instance(data) }.map_or(std::ptr::null(), |i| i.current(|p| &p.1)))
+    guard("service get_key", std::ptr::null(), || {
+        unsafe { instance(data) }.map_or(std::ptr::null(), |i| i.current(|p| &p.1))
+    })
 }
 
 unsafe extern "C" fn get_output_type<T: ServiceType>(_data: *mut c_void) -> *const c_char {
@@ -132,7 +155,9 @@ unsafe extern "C" fn get_audio_codecs(_data: *mut c_void) -> *mut *const c_char 
 
 unsafe extern "C" fn get_connect_info(data: *mut c_void, kind: u32) -> *const c_char {
     guard("service get_connect_info", std::ptr::null(), || {
-        let Some(i) = (unsafe { instance(data) }) else { return std::ptr::null() };
+        let Some(i) = (unsafe { instance(data) }) else {
+            return std::ptr::null();
+        };
         match kind {
             CONNECT_INFO_SERVER_URL => i.current(|p| &p.0),
             CONNECT_INFO_BEARER_TOKEN => i.current(|p| &p.1),
@@ -143,7 +168,9 @@ unsafe extern "C" fn get_connect_info(data: *mut c_void, kind: u32) -> *const c_
 
 unsafe extern "C" fn can_try_to_connect(data: *mut c_void) -> bool {
     guard("service can_try_to_connect", false, || {
-        let Some(i) = (unsafe { instance(data) }) else { return false };
+        let Some(i) = (unsafe { instance(data) }) else {
+            return false;
+        };
         let url = i.current(|p| &p.0);
         // SAFETY: pointer into a CString kept alive by the instance.
         !url.is_null() && !unsafe { CStr::from_ptr(url) }.is_empty()

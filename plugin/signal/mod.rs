@@ -25,6 +25,9 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(code: StopCode, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
+        Failure {
+            code,
+            message: message.into(),
+        }
     }
 }

@@ -21,8 +21,22 @@ impl std::fmt::Debug for IceServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IceServer")
             .field("urls", &self.urls)
-            .field("username", &if self.username.is_empty() { "" } else { "<set>" })
-            .field("credential", &if self.credential.is_empty() { "" } else { "<redacted>" })
+            .field(
+                "username",
+                &if self.username.is_empty() {
+                    ""
+                } else {
+                    "<set>"
+                },
+            )
+            .field(
+                "credential",
+                &if self.credential.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
             .finish()
     }
 }
@@ -40,7 +54,10 @@ pub struct WhipSession {
 /// Checks the endpoint URL a streamer typed before anything is sent.
 pub fn validate_endpoint(url: &str) -> Result<Url, Failure> {
     let parsed = Url::parse(url.trim()).map_err(|e| {
-        Failure::new(StopCode::BadPath, format!("The server URL is not a valid URL ({e}): check Settings → Stream"))
+        Failure::new(
+            StopCode::BadPath,
+            format!("The server URL is not a valid URL ({e}): check Settings → Stream"),
+        )
     })?;
     match parsed.scheme() {
         "http" | "https" => {}
@@ -52,7 +69,10 @@ pub fn validate_endpoint(url: &str) -> Result<Url, Failure> {
         }
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(Failure::new(StopCode::BadPath, "The server URL has no host"));
+        return Err(Failure::new(
+            StopCode::BadPath,
+            "The server URL has no host",
+        ));
     }
     Ok(parsed)
 }
@@ -78,7 +98,10 @@ pub fn redact_url(url: &str) -> String {
 
 /// Headers of the offer POST (RFC 9725 §4.2). The token is only ever put in this header, never logged.
 pub fn offer_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
-    let mut h = vec![("Content-Type", "application/sdp".to_string()), ("Accept", "application/sdp".to_string())];
+    let mut h = vec![
+        ("Content-Type", "application/sdp".to_string()),
+        ("Accept", "application/sdp".to_string()),
+    ];
     if !bearer_token.is_empty() {
         h.push(("Authorization", format!("Bearer {bearer_token}")));
     }
@@ -87,14 +110,22 @@ pub fn offer_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
 
 /// Headers of the DELETE that ends the session.
 pub fn delete_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
-    offer_headers(bearer_token).into_iter().filter(|(k, _)| *k == "Authorization").collect()
+    offer_headers(bearer_token)
+        .into_iter()
+        .filter(|(k, _)| *k == "Authorization")
+        .collect()
 }
 
 /// The server's error body as something safe to show: printable, one line, at most 300 characters.
 fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
-    let clean: String =
-        text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().split_whitespace().collect::<Vec<_>>().join(" ");
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     if clean.chars().count() > 300 {
         clean.chars().take(300).collect::<String>() + "…"
     } else {
@@ -104,12 +135,17 @@ fn body_excerpt(body: &[u8]) -> String {
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> impl Iterator<Item = &'a str> {
     let name = name.to_ascii_lowercase();
-    headers.iter().filter(move |(k, _)| k.to_ascii_lowercase() == name).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .filter(move |(k, _)| k.to_ascii_lowercase() == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Seconds from a `Retry-After` header given in seconds.
 pub fn retry_after_secs(headers: &[(String, String)]) -> Option<u64> {
-    header(headers, "retry-after").next().and_then(|v| v.trim().parse().ok())
+    header(headers, "retry-after")
+        .next()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Interprets the response to the offer POST. `final_url` is the URL that answered (after redirects), against
@@ -183,18 +219,28 @@ pub fn interpret_offer_response(
             "The WHIP server accepted the offer but sent no Location header, so the session could not be managed",
         )
     })?;
-    let resource = final_url
-        .join(location)
-        .map_err(|e| Failure::new(StopCode::ConnectFailed, format!("The WHIP server sent a bad Location ({e})")))?;
+    let resource = final_url.join(location).map_err(|e| {
+        Failure::new(
+            StopCode::ConnectFailed,
+            format!("The WHIP server sent a bad Location ({e})"),
+        )
+    })?;
     let answer_sdp = String::from_utf8(body.to_vec())
         .ok()
         .filter(|s| s.trim_start().starts_with("v=0"))
-        .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "The WHIP server's answer is not an SDP document"))?;
+        .ok_or_else(|| {
+            Failure::new(
+                StopCode::ConnectFailed,
+                "The WHIP server's answer is not an SDP document",
+            )
+        })?;
     Ok(WhipSession {
         resource: resource.to_string(),
         answer_sdp,
         etag: header(headers, "etag").next().map(|s| s.trim().to_string()),
-        ice_servers: header(headers, "link").flat_map(parse_link_ice_servers).collect(),
+        ice_servers: header(headers, "link")
+            .flat_map(parse_link_ice_servers)
+            .collect(),
     })
 }
 
@@ -211,15 +257,25 @@ pub fn parse_link_ice_servers(value: &str) -> Vec<IceServer> {
                 let (k, v) = param.split_once('=').unwrap_or((param, ""));
                 let v = v.trim().trim_matches('"').to_string();
                 match k.trim().to_ascii_lowercase().as_str() {
-                    "rel" => rel_ice = v.split_whitespace().any(|r| r.eq_ignore_ascii_case("ice-server")),
+                    "rel" => {
+                        rel_ice = v
+                            .split_whitespace()
+                            .any(|r| r.eq_ignore_ascii_case("ice-server"))
+                    }
                     "username" => username = v,
                     "credential" => credential = v,
                     _ => {}
                 }
             }
             let target = target.trim();
-            let scheme_ok = ["stun:", "stuns:", "turn:", "turns:"].iter().any(|s| target.starts_with(s));
-            (rel_ice && scheme_ok).then(|| IceServer { urls: vec![target.to_string()], username, credential })
+            let scheme_ok = ["stun:", "stuns:", "turn:", "turns:"]
+                .iter()
+                .any(|s| target.starts_with(s));
+            (rel_ice && scheme_ok).then(|| IceServer {
+                urls: vec![target.to_string()],
+                username,
+                credential,
+            })
         })
         .collect()
 }
@@ -248,7 +304,10 @@ mod tests {
     use super::*;
 
     fn h(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn url() -> Url {
@@ -269,10 +328,24 @@ mod tests {
         assert_eq!(s.resource, "https://sfu.example/whip/resource/abc");
         assert_eq!(s.etag.as_deref(), Some("\"xyz\""));
         assert_eq!(s.ice_servers.len(), 2);
-        assert_eq!(s.ice_servers[1].urls, vec!["turn:turn.example?transport=udp"]);
-        assert_eq!((s.ice_servers[1].username.as_str(), s.ice_servers[1].credential.as_str()), ("u", "p"));
-        assert!(!format!("{:?}", s.ice_servers).contains("\"p\""), "credentials never printed");
-        let abs = interpret_offer_response(&url(), 201, &h(&[("location", "https://other/r/1")]), SDP).unwrap();
+        assert_eq!(
+            s.ice_servers[1].urls,
+            vec!["turn:turn.example?transport=udp"]
+        );
+        assert_eq!(
+            (
+                s.ice_servers[1].username.as_str(),
+                s.ice_servers[1].credential.as_str()
+            ),
+            ("u", "p")
+        );
+        assert!(
+            !format!("{:?}", s.ice_servers).contains("\"p\""),
+            "credentials never printed"
+        );
+        let abs =
+            interpret_offer_response(&url(), 201, &h(&[("location", "https://other/r/1")]), SDP)
+                .unwrap();
         assert_eq!(abs.resource, "https://other/r/1");
     }
 
@@ -286,12 +359,18 @@ mod tests {
             (415, StopCode::Unsupported, "H.264 + Opus"),
         ];
         for (status, code, words) in cases {
-            let e = interpret_offer_response(&url(), status, &[], b"room is\n closed\x07").unwrap_err();
+            let e =
+                interpret_offer_response(&url(), status, &[], b"room is\n closed\x07").unwrap_err();
             assert_eq!(e.code, code, "{status}");
             assert!(e.message.contains(words), "{status}: {}", e.message);
-            assert!(e.message.contains("The server said: room is closed"), "{}", e.message);
+            assert!(
+                e.message.contains("The server said: room is closed"),
+                "{}",
+                e.message
+            );
         }
-        let e = interpret_offer_response(&url(), 503, &h(&[("Retry-After", "30")]), b"").unwrap_err();
+        let e =
+            interpret_offer_response(&url(), 503, &h(&[("Retry-After", "30")]), b"").unwrap_err();
         assert_eq!(e.code, StopCode::ConnectFailed);
         assert!(e.message.contains("retry in 30 s"), "{}", e.message);
     }
@@ -300,7 +379,9 @@ mod tests {
     fn a_201_needs_a_location_and_an_sdp_answer() {
         let e = interpret_offer_response(&url(), 201, &[], SDP).unwrap_err();
         assert!(e.message.contains("no Location"), "{}", e.message);
-        let e = interpret_offer_response(&url(), 201, &h(&[("Location", "/r")]), b"<html>oops</html>").unwrap_err();
+        let e =
+            interpret_offer_response(&url(), 201, &h(&[("Location", "/r")]), b"<html>oops</html>")
+                .unwrap_err();
         assert!(e.message.contains("not an SDP"), "{}", e.message);
     }
 
@@ -313,15 +394,27 @@ mod tests {
 
     #[test]
     fn urls_in_logs_carry_no_secrets() {
-        assert_eq!(redact_url("https://u:p@h.example/whip?token=abc#x"), "https://h.example/whip?…");
-        assert_eq!(redact_url("https://h.example/whip"), "https://h.example/whip");
+        assert_eq!(
+            redact_url("https://u:p@h.example/whip?token=abc#x"),
+            "https://h.example/whip?…"
+        );
+        assert_eq!(
+            redact_url("https://h.example/whip"),
+            "https://h.example/whip"
+        );
     }
 
     #[test]
     fn endpoint_validation() {
         assert!(validate_endpoint("https://a.example/whip").is_ok());
-        assert_eq!(validate_endpoint("rtmp://a/b").unwrap_err().code, StopCode::BadPath);
-        assert_eq!(validate_endpoint("not a url").unwrap_err().code, StopCode::BadPath);
+        assert_eq!(
+            validate_endpoint("rtmp://a/b").unwrap_err().code,
+            StopCode::BadPath
+        );
+        assert_eq!(
+            validate_endpoint("not a url").unwrap_err().code,
+            StopCode::BadPath
+        );
     }
 
     #[test]
@@ -329,7 +422,10 @@ mod tests {
         assert_eq!(offer_headers("").len(), 2);
         let hs = offer_headers("s3cret");
         assert!(hs.contains(&("Authorization", "Bearer s3cret".to_string())));
-        assert_eq!(delete_headers("s3cret"), vec![("Authorization", "Bearer s3cret".to_string())]);
+        assert_eq!(
+            delete_headers("s3cret"),
+            vec![("Authorization", "Bearer s3cret".to_string())]
+        );
         assert!(delete_headers("").is_empty());
     }
 }

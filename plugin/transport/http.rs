@@ -52,7 +52,12 @@ impl WhipHttp {
             .timeout(timeout)
             .user_agent(concat!("rtc-studio/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Failure::new(StopCode::Error, format!("cannot set up HTTP: {}", describe(&e))))?;
+            .map_err(|e| {
+                Failure::new(
+                    StopCode::Error,
+                    format!("cannot set up HTTP: {}", describe(&e)),
+                )
+            })?;
         Ok(WhipHttp { client, timeout })
     }
 
@@ -60,23 +65,42 @@ impl WhipHttp {
         if err.is_timeout() {
             Failure::new(
                 StopCode::ConnectFailed,
-                format!("The WHIP server did not answer the {what} within {} s", self.timeout.as_secs()),
+                format!(
+                    "The WHIP server did not answer the {what} within {} s",
+                    self.timeout.as_secs()
+                ),
             )
         } else if err.is_redirect() {
-            Failure::new(StopCode::BadPath, format!("The WHIP server redirected more than {} times", whip::MAX_REDIRECTS))
+            Failure::new(
+                StopCode::BadPath,
+                format!(
+                    "The WHIP server redirected more than {} times",
+                    whip::MAX_REDIRECTS
+                ),
+            )
         } else {
-            Failure::new(StopCode::ConnectFailed, format!("Could not reach the WHIP server: {}", describe(err)))
+            Failure::new(
+                StopCode::ConnectFailed,
+                format!("Could not reach the WHIP server: {}", describe(err)),
+            )
         }
     }
 
     /// Reads at most `MAX_BODY_BYTES`; more is an error.
     async fn body(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, Failure> {
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| self.transport_error(&e, "offer"))? {
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| self.transport_error(&e, "offer"))?
+        {
             if body.len() + chunk.len() > whip::MAX_BODY_BYTES {
                 return Err(Failure::new(
                     StopCode::ConnectFailed,
-                    format!("The WHIP server's answer is larger than {} KiB", whip::MAX_BODY_BYTES / 1024),
+                    format!(
+                        "The WHIP server's answer is larger than {} KiB",
+                        whip::MAX_BODY_BYTES / 1024
+                    ),
                 ));
             }
             body.extend_from_slice(&chunk);
@@ -85,17 +109,29 @@ impl WhipHttp {
     }
 
     /// POSTs the SDP offer and interprets the answer.
-    pub async fn post_offer(&self, endpoint: &Url, token: &str, offer_sdp: String) -> Result<WhipSession, Failure> {
+    pub async fn post_offer(
+        &self,
+        endpoint: &Url,
+        token: &str,
+        offer_sdp: String,
+    ) -> Result<WhipSession, Failure> {
         let mut req = self.client.post(endpoint.clone()).body(offer_sdp);
         for (k, v) in whip::offer_headers(token) {
             req = req.header(k, v);
         }
-        let resp = req.send().await.map_err(|e| self.transport_error(&e, "offer"))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e, "offer"))?;
         let (status, final_url) = (resp.status().as_u16(), resp.url().clone());
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
             .collect();
         let body = self.body(resp).await?;
         whip::interpret_offer_response(&final_url, status, &headers, &body)
@@ -103,8 +139,15 @@ impl WhipHttp {
 
     /// The ICE servers the endpoint announces in `Link` headers of an OPTIONS pre-flight (as MediaMTX and others
     /// do), so TURN/STUN can be used from the first offer. Servers that do not support it just yield none.
-    pub async fn ice_servers(&self, endpoint: &Url, token: &str, limit: Duration) -> Vec<whip::IceServer> {
-        let mut req = self.client.request(reqwest::Method::OPTIONS, endpoint.clone());
+    pub async fn ice_servers(
+        &self,
+        endpoint: &Url,
+        token: &str,
+        limit: Duration,
+    ) -> Vec<whip::IceServer> {
+        let mut req = self
+            .client
+            .request(reqwest::Method::OPTIONS, endpoint.clone());
         for (k, v) in whip::delete_headers(token) {
             req = req.header(k, v);
         }
@@ -126,6 +169,9 @@ impl WhipHttp {
         for (k, v) in whip::delete_headers(token) {
             req = req.header(k, v);
         }
-        req.send().await.map(|r| r.status().as_u16()).map_err(|e| describe(&e))
+        req.send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| describe(&e))
     }
 }

@@ -14,13 +14,16 @@ use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::signal::whip::{self, IceServer};
 use crate::signal::{Failure, StopCode};
 use bytes::Bytes;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
-use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+use rtc::interceptor::{
+    Attribute, Interceptor, Packet as InterceptedPacket, Slot, StreamInfo, TaggedPacket,
 };
-use rtc::interceptor::{Attribute, Interceptor, Packet as InterceptedPacket, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -32,8 +35,8 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -42,6 +45,8 @@ pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// How long we wait for our own ICE candidates before sending the offer with what we have.
 const GATHER_LIMIT: Duration = Duration::from_secs(2);
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
+/// Closing a peer connection on a failure path may take at most this long.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 /// The OPTIONS pre-flight for ICE servers may take at most this long (servers without it answer at once).
 const PREFLIGHT_LIMIT: Duration = Duration::from_secs(2);
 
@@ -64,7 +69,14 @@ impl std::fmt::Debug for PublishConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PublishConfig")
             .field("endpoint", &whip::redact_url(&self.endpoint))
-            .field("bearer_token", &if self.bearer_token.is_empty() { "<none>" } else { "<redacted>" })
+            .field(
+                "bearer_token",
+                &if self.bearer_token.is_empty() {
+                    "<none>"
+                } else {
+                    "<redacted>"
+                },
+            )
             .field("ice_servers", &self.ice_servers)
             .finish_non_exhaustive()
     }
@@ -80,7 +92,11 @@ pub struct RtcpTap {
 
 impl RtcpTap {
     pub fn new(wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
-        RtcpTap { wanted, read: VecDeque::new(), write: VecDeque::new() }
+        RtcpTap {
+            wanted,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
     }
 
     /// Registers the tap last in the chain, so every other interceptor has seen the packets first.
@@ -177,7 +193,12 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    async fn send(&mut self, timestamp: u32, marker: bool, payload: Bytes) -> Result<usize, Failure> {
+    async fn send(
+        &mut self,
+        timestamp: u32,
+        marker: bool,
+        payload: Bytes,
+    ) -> Result<usize, Failure> {
         let size = payload.len();
         let packet = rtc::rtp::Packet {
             header: rtc::rtp::header::Header {
@@ -195,7 +216,10 @@ impl Outgoing {
         self.packets = self.packets.wrapping_add(1);
         self.octets = self.octets.wrapping_add(size as u32);
         self.track.write_rtp(packet).await.map_err(|e| {
-            Failure::new(StopCode::Disconnected, format!("The connection to the server was lost ({e})"))
+            Failure::new(
+                StopCode::Disconnected,
+                format!("The connection to the server was lost ({e})"),
+            )
         })?;
         Ok(size + 12)
     }
@@ -243,7 +267,10 @@ const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
 const ICE_FAILED: Duration = Duration::from_secs(10);
 
 fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecParameters {
-    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
     match kind {
         MediaKind::Video => RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
@@ -274,7 +301,12 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
     }
 }
 
-fn local_track(kind: MediaKind, codec: &RTCRtpCodecParameters, ssrc: u32, stream_id: &str) -> Arc<TrackLocalStaticRTP> {
+fn local_track(
+    kind: MediaKind,
+    codec: &RTCRtpCodecParameters,
+    ssrc: u32,
+    stream_id: &str,
+) -> Arc<TrackLocalStaticRTP> {
     let (rtc_kind, name) = match kind {
         MediaKind::Video => (RtpCodecKind::Video, "video"),
         MediaKind::Audio => (RtpCodecKind::Audio, "audio"),
@@ -285,7 +317,10 @@ fn local_track(kind: MediaKind, codec: &RTCRtpCodecParameters, ssrc: u32, stream
         format!("OBS {name}"),
         rtc_kind,
         vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
             codec: codec.rtp_codec.clone(),
             ..Default::default()
         }],
@@ -293,10 +328,19 @@ fn local_track(kind: MediaKind, codec: &RTCRtpCodecParameters, ssrc: u32, stream
 }
 
 fn webrtc_error(context: &str) -> impl Fn(webrtc::error::Error) -> Failure + '_ {
-    move |e| Failure::new(StopCode::ConnectFailed, format!("WebRTC {context} failed: {e}"))
+    move |e| {
+        Failure::new(
+            StopCode::ConnectFailed,
+            format!("WebRTC {context} failed: {e}"),
+        )
+    }
 }
 
-async fn wait_for<T: Clone>(rx: &mut watch::Receiver<T>, until: Instant, mut done: impl FnMut(&T) -> bool) -> Option<T> {
+async fn wait_for<T: Clone>(
+    rx: &mut watch::Receiver<T>,
+    until: Instant,
+    mut done: impl FnMut(&T) -> bool,
+) -> Option<T> {
     loop {
         let value = rx.borrow_and_update().clone();
         if done(&value) {
@@ -317,21 +361,37 @@ impl Publisher {
         let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
         let http = WhipHttp::new(cfg.connect_timeout)?;
         let mut ice_servers = cfg.ice_servers.clone();
-        let announced = http.ice_servers(&endpoint, &cfg.bearer_token, PREFLIGHT_LIMIT.min(cfg.connect_timeout / 3)).await;
+        let announced = http
+            .ice_servers(
+                &endpoint,
+                &cfg.bearer_token,
+                PREFLIGHT_LIMIT.min(cfg.connect_timeout / 3),
+            )
+            .await;
         ice_servers.extend(announced.iter().cloned());
 
         let mut params = ParameterSets::default();
         params.learn(&cfg.video_extra_data);
         let profile = params.profile_level_id().unwrap_or_else(|| "42e01f".into());
         let stereo = OpusHead::parse(&cfg.audio_extra_data).is_none_or(|h| h.channels >= 2);
-        let (video_codec, audio_codec) = (codec(MediaKind::Video, &profile, false), codec(MediaKind::Audio, "", stereo));
+        let (video_codec, audio_codec) = (
+            codec(MediaKind::Video, &profile, false),
+            codec(MediaKind::Audio, "", stereo),
+        );
 
         let mut media = MediaEngine::default();
-        media.register_codec(video_codec.clone(), RtpCodecKind::Video).map_err(webrtc_error("codec setup"))?;
-        media.register_codec(audio_codec.clone(), RtpCodecKind::Audio).map_err(webrtc_error("codec setup"))?;
+        media
+            .register_codec(video_codec.clone(), RtpCodecKind::Video)
+            .map_err(webrtc_error("codec setup"))?;
+        media
+            .register_codec(audio_codec.clone(), RtpCodecKind::Audio)
+            .map_err(webrtc_error("codec setup"))?;
         // NACK retransmission from a send history; no default sender reports (we send our own); keyframe requests
         // surfaced for counting.
-        let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_keyframe_request);
+        let registry = RtcpTap::add_to(
+            configure_nack(Registry::new(), &mut media),
+            is_keyframe_request,
+        );
 
         let ice_servers = ice_servers
             .iter()
@@ -341,12 +401,21 @@ impl Publisher {
                 credential: s.credential.clone(),
             })
             .collect();
-        let config = RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build();
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(ice_servers)
+            .build();
         let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, mut gathered) = watch::channel(false);
-        let events = Arc::new(Events { state: state_tx, gathered: gathered_tx });
+        let events = Arc::new(Events {
+            state: state_tx,
+            gathered: gathered_tx,
+        });
         let settings = SettingEngineBuilder::new()
-            .with_ice_timeouts(Some(ICE_DISCONNECTED), Some(ICE_FAILED), Some(Duration::from_secs(1)))
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED),
+                Some(ICE_FAILED),
+                Some(Duration::from_secs(1)),
+            )
             .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
@@ -370,41 +439,68 @@ impl Publisher {
                 streams: vec![stream_id.clone()],
                 ..Default::default()
             };
-            pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init)).await.map_err(webrtc_error("transceiver set-up"))?;
+            pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .map_err(webrtc_error("transceiver set-up"))?;
         }
 
         let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
-        pc.set_local_description(offer).await.map_err(webrtc_error("offer"))?;
-        wait_for(&mut gathered, (Instant::now() + GATHER_LIMIT).min(deadline), |g| *g).await;
-        let offer_sdp = pc.local_description().await.map(|d| d.sdp).ok_or_else(|| {
-            Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer")
-        })?;
+        pc.set_local_description(offer)
+            .await
+            .map_err(webrtc_error("offer"))?;
+        wait_for(
+            &mut gathered,
+            (Instant::now() + GATHER_LIMIT).min(deadline),
+            |g| *g,
+        )
+        .await;
+        let offer_sdp = pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))?;
 
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let session = match tokio::time::timeout(remaining, http.post_offer(&endpoint, &cfg.bearer_token, offer_sdp)).await {
+        let session = match tokio::time::timeout(
+            remaining,
+            http.post_offer(&endpoint, &cfg.bearer_token, offer_sdp),
+        )
+        .await
+        {
             Ok(r) => r,
             Err(_) => Err(Failure::new(
                 StopCode::ConnectFailed,
-                format!("The WHIP server did not answer within {} s", cfg.connect_timeout.as_secs()),
+                format!(
+                    "The WHIP server did not answer within {} s",
+                    cfg.connect_timeout.as_secs()
+                ),
             )),
         };
         let session = match session {
             Ok(s) => s,
             Err(e) => {
-                let _ = pc.close().await;
+                let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
                 return Err(e);
             }
         };
         let cleanup = |e: Failure| async {
-            let _ = pc.close().await;
-            // The server created a session: end it (bounded by the client's timeout).
-            let _ = http.delete(&session.resource, &cfg.bearer_token).await;
+            let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
+            // The server created a session: end it.
+            let _ = tokio::time::timeout(
+                CLOSE_LIMIT,
+                http.delete(&session.resource, &cfg.bearer_token),
+            )
+            .await;
             e
         };
         let answer = match RTCSessionDescription::answer(session.answer_sdp.clone()) {
             Ok(a) => a,
             Err(e) => {
-                return Err(cleanup(Failure::new(StopCode::ConnectFailed, format!("The server's SDP answer is invalid: {e}"))).await)
+                return Err(cleanup(Failure::new(
+                    StopCode::ConnectFailed,
+                    format!("The server's SDP answer is invalid: {e}"),
+                ))
+                .await)
             }
         };
         if let Err(e) = pc.set_remote_description(answer).await {
@@ -416,7 +512,12 @@ impl Publisher {
         }
 
         let connected = wait_for(&mut state, deadline, |s| {
-            matches!(s, RTCPeerConnectionState::Connected | RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
+            matches!(
+                s,
+                RTCPeerConnectionState::Connected
+                    | RTCPeerConnectionState::Failed
+                    | RTCPeerConnectionState::Closed
+            )
         })
         .await;
         if connected != Some(RTCPeerConnectionState::Connected) {
@@ -433,7 +534,10 @@ impl Publisher {
 
         let (video_pt, audio_pt) = negotiated_payload_types(pc.as_ref()).await;
         let keyframe_requests = Arc::new(KeyframeRequests::default());
-        tokio::spawn(count_keyframe_requests(video_track.clone(), keyframe_requests.clone()));
+        tokio::spawn(count_keyframe_requests(
+            video_track.clone(),
+            keyframe_requests.clone(),
+        ));
         Ok(Publisher {
             pc,
             state,
@@ -444,8 +548,22 @@ impl Publisher {
             params,
             packetizer: H264Packetizer::new(cfg.max_payload),
             payloads: Vec::with_capacity(64),
-            video: Outgoing { track: video_track, ssrc: video_ssrc, payload_type: video_pt, seq: rand::random(), packets: 0, octets: 0 },
-            audio: Outgoing { track: audio_track, ssrc: audio_ssrc, payload_type: audio_pt, seq: rand::random(), packets: 0, octets: 0 },
+            video: Outgoing {
+                track: video_track,
+                ssrc: video_ssrc,
+                payload_type: video_pt,
+                seq: rand::random(),
+                packets: 0,
+                octets: 0,
+            },
+            audio: Outgoing {
+                track: audio_track,
+                ssrc: audio_ssrc,
+                payload_type: audio_pt,
+                seq: rand::random(),
+                packets: 0,
+                octets: 0,
+            },
             last_report: None,
             keyframe_requests,
             announced_ice_servers: announced,
@@ -468,19 +586,36 @@ impl Publisher {
     ) -> Result<(u64, Option<crate::media::clock::Discontinuity>), Failure> {
         let state = *self.state.borrow();
         self.disconnected_since = match state {
-            RTCPeerConnectionState::Disconnected => Some(self.disconnected_since.unwrap_or_else(Instant::now)),
+            RTCPeerConnectionState::Disconnected => {
+                Some(self.disconnected_since.unwrap_or_else(Instant::now))
+            }
             _ => None,
         };
-        let lost = matches!(state, RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed)
-            || self.disconnected_since.is_some_and(|t| t.elapsed() >= DISCONNECTED_GRACE);
+        let lost = matches!(
+            state,
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+        ) || self
+            .disconnected_since
+            .is_some_and(|t| t.elapsed() >= DISCONNECTED_GRACE);
         if lost {
             return Err(Failure::new(
                 StopCode::Disconnected,
                 format!("The WebRTC connection to the server was lost (state {state})"),
             ));
         }
-        let track = if p.kind == MediaKind::Video { Track::Video } else { Track::Audio };
-        let stamp = self.clock.stamp(track, p.pts, p.dts, p.timebase_num, p.timebase_den, capture_unix_usec);
+        let track = if p.kind == MediaKind::Video {
+            Track::Video
+        } else {
+            Track::Audio
+        };
+        let stamp = self.clock.stamp(
+            track,
+            p.pts,
+            p.dts,
+            p.timebase_num,
+            p.timebase_den,
+            capture_unix_usec,
+        );
         let mut bytes = 0u64;
         match p.kind {
             MediaKind::Video => {
@@ -488,7 +623,10 @@ impl Publisher {
                 self.payloads.clear();
                 self.packetizer.packetize(&nals, &mut self.payloads);
                 for payload in self.payloads.drain(..) {
-                    bytes += self.video.send(stamp.rtp, payload.marker, payload.payload).await? as u64;
+                    bytes += self
+                        .video
+                        .send(stamp.rtp, payload.marker, payload.payload)
+                        .await? as u64;
                 }
             }
             MediaKind::Audio => {
@@ -501,7 +639,10 @@ impl Publisher {
 
     async fn maybe_report(&mut self) {
         let now = Instant::now();
-        if self.last_report.is_some_and(|t| now.duration_since(t) < SENDER_REPORT_INTERVAL) {
+        if self
+            .last_report
+            .is_some_and(|t| now.duration_since(t) < SENDER_REPORT_INTERVAL)
+        {
             return;
         }
         self.last_report = Some(now);
@@ -516,7 +657,8 @@ impl Publisher {
 
     /// Ends the session: WHIP DELETE and DTLS close, each bounded by `deadline`. Returns the DELETE's status.
     pub async fn close(self, deadline: Duration) -> Result<u16, String> {
-        let delete = tokio::time::timeout(deadline, self.http.delete(&self.resource, &self.token)).await;
+        let delete =
+            tokio::time::timeout(deadline, self.http.delete(&self.resource, &self.token)).await;
         let _ = tokio::time::timeout(deadline, self.pc.close()).await;
         match delete {
             Ok(r) => r,
@@ -543,5 +685,7 @@ async fn negotiated_payload_types(pc: &dyn PeerConnection) -> (u8, u8) {
 
 /// Wall-clock time in µs since the Unix epoch.
 pub fn unix_usec_now() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_micros() as i64)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }

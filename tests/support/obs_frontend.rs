@@ -28,7 +28,11 @@ pub fn stream_with_obs(whip_url: &str, media: &Path, seconds: u32) -> FrontendRu
     std::fs::create_dir_all(&bin).unwrap();
     std::fs::create_dir_all(&data).unwrap();
     std::os::unix::fs::symlink(build.join("librtc_studio.so"), bin.join("rtc-studio.so")).unwrap();
-    std::os::unix::fs::symlink(Path::new(env!("CARGO_MANIFEST_DIR")).join("data"), data.join("rtc-studio")).unwrap();
+    std::os::unix::fs::symlink(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("data"),
+        data.join("rtc-studio"),
+    )
+    .unwrap();
 
     write(
         &cfg.join("global.ini"),
@@ -50,7 +54,8 @@ pub fn stream_with_obs(whip_url: &str, media: &Path, seconds: u32) -> FrontendRu
     );
     write(
         &profile.join("service.json"),
-        &serde_json::json!({"type": "rtc_studio_service", "settings": {"server": whip_url}}).to_string(),
+        &serde_json::json!({"type": "rtc_studio_service", "settings": {"server": whip_url}})
+            .to_string(),
     );
     let scenes = serde_json::json!({
         "current_scene": "Scene", "current_program_scene": "Scene", "name": "C",
@@ -69,13 +74,23 @@ pub fn stream_with_obs(whip_url: &str, media: &Path, seconds: u32) -> FrontendRu
          sleep {seconds}; xdotool key ctrl+F12; sleep 2; kill -INT $!; wait $!; echo \"obs exit $?\""
     );
     let out = Command::new("timeout")
-        .args(["120", "xvfb-run", "-a", "-s", "-screen 0 1280x720x24", "sh", "-c", &script])
+        .args([
+            "120",
+            "xvfb-run",
+            "-a",
+            "-s",
+            "-screen 0 1280x720x24",
+            "sh",
+            "-c",
+            &script,
+        ])
         .env("HOME", &home)
         .env("OBS_PLUGINS_PATH", &bin)
         .env("OBS_PLUGINS_DATA_PATH", &data)
         .output()
         .expect("xvfb-run (make deps)");
-    let console = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let console =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let log = std::fs::read_dir(cfg.join("logs"))
         .ok()
         .and_then(|mut d| d.next())

@@ -11,7 +11,13 @@ pub static OBS: Mutex<()> = Mutex::new(());
 
 pub fn build_dir() -> PathBuf {
     // target/<profile>/deps/<test binary>
-    std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn newest_source_change() -> SystemTime {
@@ -36,7 +42,10 @@ fn newest_source_change() -> SystemTime {
 pub fn binaries() -> (PathBuf, PathBuf) {
     let dir = build_dir();
     let (plugin, runner) = (dir.join("librtc_studio.so"), dir.join("examples/headless"));
-    assert!(plugin.exists() && runner.exists(), "build first: `cargo build --lib --examples` (make test does)");
+    assert!(
+        plugin.exists() && runner.exists(),
+        "build first: `cargo build --lib --examples` (make test does)"
+    );
     let built = std::fs::metadata(&plugin).unwrap().modified().unwrap();
     assert!(
         built >= newest_source_change(),
@@ -51,8 +60,26 @@ pub fn test_clip() -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("libobs-test-clip.mkv");
     if !path.exists() {
         let status = Command::new("ffmpeg")
-            .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi"])
-            .args(["-i", "sine=frequency=440:sample_rate=48000", "-t", "6", "-c:v", "libx264", "-preset"])
+            .args([
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=30",
+                "-f",
+                "lavfi",
+            ])
+            .args([
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                "6",
+                "-c:v",
+                "libx264",
+                "-preset",
+            ])
             .args(["ultrafast", "-pix_fmt", "yuv420p", "-c:a", "flac"])
             .arg(&path)
             .status()
@@ -72,15 +99,21 @@ pub struct Run {
 pub fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
     let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
     let (plugin, runner) = binaries();
-    let packet_log = with_packet_log.map(|name| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name));
+    let packet_log =
+        with_packet_log.map(|name| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name));
     let mut cmd = Command::new("xvfb-run");
-    cmd.args(["-a", "-s", "-screen 0 1280x720x24"]).arg(&runner).arg("--plugin").arg(&plugin).args(args);
+    cmd.args(["-a", "-s", "-screen 0 1280x720x24"])
+        .arg(&runner)
+        .arg("--plugin")
+        .arg(&plugin)
+        .args(args);
     if let Some(p) = &packet_log {
         let _ = std::fs::remove_file(p);
         cmd.arg("--packet-log").arg(p);
     }
     let out = cmd.output().expect("xvfb-run (make deps)");
-    let log = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let log =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     let summary = log
         .lines()
         .find_map(|l| l.strip_prefix("summary "))
@@ -88,24 +121,48 @@ pub fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
         .unwrap_or_else(|| panic!("no summary from the headless runner:\n{log}"));
     let mut lines: Vec<Value> = packet_log
         .and_then(|p| std::fs::read_to_string(p).ok())
-        .map(|t| t.lines().map(|l| serde_json::from_str(l).unwrap()).collect())
+        .map(|t| {
+            t.lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect()
+        })
         .unwrap_or_default();
-    let header = if lines.is_empty() { Value::Null } else { lines.remove(0) };
-    Run { summary, packets: lines, header, log }
+    let header = if lines.is_empty() {
+        Value::Null
+    } else {
+        lines.remove(0)
+    };
+    Run {
+        summary,
+        packets: lines,
+        header,
+        log,
+    }
 }
 
 /// The flash/beep demo clip (see scripts/demo-clip.sh) at `size`, made once per build directory.
 pub fn flash_beep_clip(size: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("flash-beep-{size}.mkv"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-clip.sh");
-    let status = Command::new("bash").arg(script).arg(&path).args(["8", size]).status().expect("bash");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(&path)
+        .args(["8", size])
+        .status()
+        .expect("bash");
     assert!(status.success(), "scripts/demo-clip.sh failed");
     path
 }
 
 /// Numbers from the plugin's "stream ended: V video and A audio packets" log line.
 pub fn packets_sent(log: &str) -> (u64, u64) {
-    let line = log.lines().find(|l| l.contains("[rtc-studio] stream ended:")).expect("no 'stream ended' line");
-    let nums: Vec<u64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    let line = log
+        .lines()
+        .find(|l| l.contains("[rtc-studio] stream ended:"))
+        .expect("no 'stream ended' line");
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
     (nums[0], nums[1])
 }

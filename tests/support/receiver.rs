@@ -9,7 +9,9 @@
 
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
 use rtc_studio::media::clock::unix_usec_from_ntp;
 use rtc_studio::media::h264::to_annexb;
 use rtc_studio::media::h264_rtp::H264Depacketizer;
@@ -23,8 +25,8 @@ use tokio::net::{TcpListener, TcpStream};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     configure_nack, configure_rtcp_reports, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, Registry,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, Registry,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -45,7 +47,13 @@ pub struct ReceiverOptions {
 
 impl Default for ReceiverOptions {
     fn default() -> Self {
-        ReceiverOptions { http: "127.0.0.1:0".into(), udp: "127.0.0.1:0".into(), token: None, drop_first_session_after: None, ice_links: Vec::new() }
+        ReceiverOptions {
+            http: "127.0.0.1:0".into(),
+            udp: "127.0.0.1:0".into(),
+            token: None,
+            drop_first_session_after: None,
+            ice_links: Vec::new(),
+        }
     }
 }
 
@@ -105,7 +113,12 @@ impl Receiver {
                 });
             }
         });
-        Ok(Receiver { addr, stats, pcs, accept })
+        Ok(Receiver {
+            addr,
+            stats,
+            pcs,
+            accept,
+        })
     }
 
     pub fn whip_url(&self) -> String {
@@ -134,7 +147,9 @@ impl Receiver {
         s.decoder = "openh264";
         if s.b_slices > 0 {
             // openh264 cannot decode B slices: measure this session with libavcodec instead.
-            if let Some((frames, errors, flashes, first, last)) = decode_with_ffmpeg(&s.units, s.width, s.height) {
+            if let Some((frames, errors, flashes, first, last)) =
+                decode_with_ffmpeg(&s.units, s.width, s.height)
+            {
                 s.decoder = "libavcodec (B-frames)";
                 s.video_frames_decoded = frames;
                 s.decode_errors = errors;
@@ -192,19 +207,32 @@ fn round1(v: f64) -> f64 {
 /// The wall-clock time (µs) of RTP timestamp `ts` on `ssrc`, through the sender report nearest in RTP time.
 fn wall_usec(s: &Stats, ssrc: u32, ts: u32, rate: f64) -> Option<f64> {
     let reports = s.reports.get(&ssrc)?;
-    let (ntp, rtp) = reports.iter().min_by_key(|(_, rtp)| (ts.wrapping_sub(*rtp) as i32).unsigned_abs())?;
+    let (ntp, rtp) = reports
+        .iter()
+        .min_by_key(|(_, rtp)| (ts.wrapping_sub(*rtp) as i32).unsigned_abs())?;
     let delta = ts.wrapping_sub(*rtp) as i32 as f64;
     Some(unix_usec_from_ntp(*ntp) as f64 + delta * 1e6 / rate)
 }
 
 /// Mean (beep − flash) in ms over flashes that have a beep within 500 ms, and how many such pairs there were.
 fn av_offset(s: &Stats) -> (Option<f64>, usize) {
-    let (Some(v), Some(a)) = (s.video_ssrc, s.audio_ssrc) else { return (None, 0) };
-    let beeps: Vec<f64> = s.beeps.iter().filter_map(|&ts| wall_usec(s, a, ts, 48_000.0)).collect();
+    let (Some(v), Some(a)) = (s.video_ssrc, s.audio_ssrc) else {
+        return (None, 0);
+    };
+    let beeps: Vec<f64> = s
+        .beeps
+        .iter()
+        .filter_map(|&ts| wall_usec(s, a, ts, 48_000.0))
+        .collect();
     let mut offsets = Vec::new();
     for &f in &s.flashes {
-        let Some(fw) = wall_usec(s, v, f, 90_000.0) else { continue };
-        if let Some(b) = beeps.iter().min_by(|x, y| (*x - fw).abs().total_cmp(&(*y - fw).abs())) {
+        let Some(fw) = wall_usec(s, v, f, 90_000.0) else {
+            continue;
+        };
+        if let Some(b) = beeps
+            .iter()
+            .min_by(|x, y| (*x - fw).abs().total_cmp(&(*y - fw).abs()))
+        {
             if (b - fw).abs() < 500_000.0 {
                 offsets.push((b - fw) / 1000.0);
             }
@@ -213,7 +241,10 @@ fn av_offset(s: &Stats) -> (Option<f64>, usize) {
     if offsets.is_empty() {
         (None, 0)
     } else {
-        (Some(offsets.iter().sum::<f64>() / offsets.len() as f64), offsets.len())
+        (
+            Some(offsets.iter().sum::<f64>() / offsets.len() as f64),
+            offsets.len(),
+        )
     }
 }
 
@@ -230,7 +261,10 @@ async fn read_request(conn: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::with_capacity(4096);
     let header_end = loop {
         let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
@@ -247,26 +281,44 @@ async fn read_request(conn: &mut TcpStream) -> Option<Request> {
     let mut first = lines.next()?.split_whitespace();
     let (method, path) = (first.next()?.to_string(), first.next()?.to_string());
     let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string())))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
         .collect();
-    let length: usize = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let length: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
     if length > 1024 * 1024 {
         return None;
     }
     let mut body = buf[header_end..].to_vec();
     while body.len() < length {
         let mut chunk = vec![0u8; length - body.len()];
-        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk)).await.ok()?.ok()?;
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .ok()?
+            .ok()?;
         if n == 0 {
             return None;
         }
         body.extend_from_slice(&chunk[..n]);
     }
-    Some(Request { method, path, headers, body })
+    Some(Request {
+        method,
+        path,
+        headers,
+        body,
+    })
 }
 
 async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
-    let mut out = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut out = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         out += &format!("{k}: {v}\r\n");
     }
@@ -285,7 +337,11 @@ async fn serve(
     let req = read_request(&mut conn).await?;
     let arrived = Instant::now();
     if let Some(token) = &options.token {
-        let auth = req.headers.iter().find(|(k, _)| k == "authorization").map(|(_, v)| v.as_str());
+        let auth = req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "authorization")
+            .map(|(_, v)| v.as_str());
         if auth != Some(&format!("Bearer {token}")) {
             stats.lock().unwrap().auth_failures += 1;
             respond(&mut conn, "401 Unauthorized", &[], b"bad token").await;
@@ -294,7 +350,11 @@ async fn serve(
     }
     match (req.method.as_str(), req.path.as_str()) {
         ("OPTIONS", "/whip") => {
-            let links: Vec<(&str, String)> = options.ice_links.iter().map(|l| ("Link", l.clone())).collect();
+            let links: Vec<(&str, String)> = options
+                .ice_links
+                .iter()
+                .map(|l| ("Link", l.clone()))
+                .collect();
             respond(&mut conn, "204 No Content", &links, b"").await;
         }
         ("POST", "/whip") => {
@@ -302,7 +362,11 @@ async fn serve(
             {
                 let mut s = stats.lock().unwrap();
                 // A new session starts a new measurement; session and auth counts carry over.
-                *s = Stats { sessions: s.sessions + 1, auth_failures: s.auth_failures, ..Default::default() };
+                *s = Stats {
+                    sessions: s.sessions + 1,
+                    auth_failures: s.auth_failures,
+                    ..Default::default()
+                };
                 s.post_at = Some(arrived);
             }
             match answer(offer, stats.clone(), &options).await {
@@ -319,7 +383,10 @@ async fn serve(
                             let _ = pc.close().await;
                         });
                     }
-                    let headers = [("Content-Type", "application/sdp".to_string()), ("Location", format!("/whip/session/{n}"))];
+                    let headers = [
+                        ("Content-Type", "application/sdp".to_string()),
+                        ("Location", format!("/whip/session/{n}")),
+                    ];
                     respond(&mut conn, "201 Created", &headers, sdp.as_bytes()).await;
                 }
                 Err(e) => respond(&mut conn, "400 Bad Request", &[], e.as_bytes()).await,
@@ -370,12 +437,23 @@ impl PeerConnectionEventHandler for Handler {
 
 fn fmtp_value<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
     let at = sdp.find(&format!("{key}="))? + key.len() + 1;
-    sdp[at..].split(|c: char| c == ';' || c.is_whitespace()).next()
+    sdp[at..]
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .next()
 }
 
-async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Result<(Box<dyn PeerConnection>, String), String> {
-    let profile = fmtp_value(&offer, "profile-level-id").unwrap_or("42e01f").to_string();
-    let fb = |typ: &str, parameter: &str| RTCPFeedback { typ: typ.into(), parameter: parameter.into() };
+async fn answer(
+    offer: String,
+    stats: Shared,
+    options: &ReceiverOptions,
+) -> Result<(Box<dyn PeerConnection>, String), String> {
+    let profile = fmtp_value(&offer, "profile-level-id")
+        .unwrap_or("42e01f")
+        .to_string();
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
     let mut media = MediaEngine::default();
     media
         .register_codec(
@@ -384,7 +462,9 @@ async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Resu
                     mime_type: MIME_TYPE_H264.into(),
                     clock_rate: 90_000,
                     channels: 0,
-                    sdp_fmtp_line: format!("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"),
+                    sdp_fmtp_line: format!(
+                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+                    ),
                     rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
                 },
                 payload_type: 102,
@@ -407,30 +487,47 @@ async fn answer(offer: String, stats: Shared, options: &ReceiverOptions) -> Resu
             RtpCodecKind::Audio,
         )
         .map_err(|e| e.to_string())?;
-    let registry = RtcpTap::add_to(configure_rtcp_reports(configure_nack(Registry::new(), &mut media)), |p| {
-        p.as_any().is::<SenderReport>()
-    });
+    let registry = RtcpTap::add_to(
+        configure_rtcp_reports(configure_nack(Registry::new(), &mut media)),
+        |p| p.as_any().is::<SenderReport>(),
+    );
     let (gathered_tx, mut gathered) = tokio::sync::watch::channel(false);
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(media)
         .with_interceptor_registry(registry)
-        .with_handler(Arc::new(Handler { stats, gathered: gathered_tx }))
+        .with_handler(Arc::new(Handler {
+            stats,
+            gathered: gathered_tx,
+        }))
         .with_udp_addrs(vec![options.udp.clone()])
         .build()
         .await
         .map_err(|e| e.to_string())?;
     let pc: Box<dyn PeerConnection> = Box::new(pc);
     for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-        let init = RTCRtpTransceiverInit { direction: RTCRtpTransceiverDirection::Recvonly, ..Default::default() };
-        pc.add_transceiver_from_kind(kind, Some(init)).await.map_err(|e| e.to_string())?;
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        };
+        pc.add_transceiver_from_kind(kind, Some(init))
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let offer = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
-    pc.set_remote_description(offer).await.map_err(|e| e.to_string())?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| e.to_string())?;
     let answer = pc.create_answer(None).await.map_err(|e| e.to_string())?;
-    pc.set_local_description(answer).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = tokio::time::timeout(Duration::from_secs(2), gathered.wait_for(|g| *g)).await;
-    let sdp = pc.local_description().await.map(|d| d.sdp).ok_or("no local description")?;
+    let sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or("no local description")?;
     Ok((pc, sdp))
 }
 
@@ -438,7 +535,10 @@ fn record_reports(stats: &Shared, packets: &[Box<dyn rtc::rtcp::Packet>]) {
     let mut s = stats.lock().unwrap();
     for p in packets {
         if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
-            s.reports.entry(sr.ssrc).or_default().push((sr.ntp_time, sr.rtp_time));
+            s.reports
+                .entry(sr.ssrc)
+                .or_default()
+                .push((sr.ntp_time, sr.rtp_time));
         }
     }
 }
@@ -463,10 +563,17 @@ async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
-                let (units, _err) =
-                    depacketizer.push(p.header.sequence_number, p.header.timestamp, p.header.marker, &p.payload);
+                let (units, _err) = depacketizer.push(
+                    p.header.sequence_number,
+                    p.header.timestamp,
+                    p.header.marker,
+                    &p.payload,
+                );
                 for u in units {
-                    if tx.send((u.timestamp, to_annexb(&u.nals), u.complete)).is_err() {
+                    if tx
+                        .send((u.timestamp, to_annexb(&u.nals), u.complete))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -503,14 +610,19 @@ fn has_b_slice(annexb: &[u8]) -> bool {
     rtc_studio::media::h264::annexb_units(annexb).any(|unit| {
         matches!(unit[0] & 0x1f, 1 | 5) && {
             let mut pos = 8; // after the NAL header byte
-            read_ue(unit, &mut pos).is_some() && matches!(read_ue(unit, &mut pos), Some(1) | Some(6))
+            read_ue(unit, &mut pos).is_some()
+                && matches!(read_ue(unit, &mut pos), Some(1) | Some(6))
         }
     })
 }
 
 /// Decodes a whole session with ffmpeg's libavcodec (for B-frame streams, which openh264 cannot decode) and
 /// redoes the video measurements from its frames: (frames, errors, flash timestamps, first timestamp, last).
-fn decode_with_ffmpeg(units: &[(u32, Vec<u8>)], width: u32, height: u32) -> Option<(u64, u64, Vec<u32>, u32, u32)> {
+fn decode_with_ffmpeg(
+    units: &[(u32, Vec<u8>)],
+    width: u32,
+    height: u32,
+) -> Option<(u64, u64, Vec<u32>, u32, u32)> {
     use std::io::Write;
     use std::process::{Command, Stdio};
     let dir = std::env::temp_dir().join(format!("rtc-studio-receiver-{}", std::process::id()));
@@ -525,13 +637,24 @@ fn decode_with_ffmpeg(units: &[(u32, Vec<u8>)], width: u32, height: u32) -> Opti
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-f", "h264", "-i"])
         .arg(&input)
-        .args(["-vf", "scale=64:36", "-pix_fmt", "gray", "-f", "rawvideo", "-"])
+        .args([
+            "-vf",
+            "scale=64:36",
+            "-pix_fmt",
+            "gray",
+            "-f",
+            "rawvideo",
+            "-",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
         .ok()?;
     let _ = std::fs::remove_dir_all(&dir);
-    let errors = String::from_utf8_lossy(&out.stderr).lines().filter(|l| l.contains("rror")).count() as u64;
+    let errors = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains("rror"))
+        .count() as u64;
     let frames: Vec<&[u8]> = out.stdout.chunks_exact(64 * 36).collect();
     // Frames come out in presentation order, which is ascending RTP timestamp (unwrapped from the first unit).
     let first = units.first()?.0;
@@ -549,7 +672,15 @@ fn decode_with_ffmpeg(units: &[(u32, Vec<u8>)], width: u32, height: u32) -> Opti
         was_flash = flash;
     }
     let n = frames.len().min(stamps.len());
-    (n > 0).then(|| (n as u64, errors, flashes, first.wrapping_add(stamps[0]), first.wrapping_add(stamps[n - 1])))
+    (n > 0).then(|| {
+        (
+            n as u64,
+            errors,
+            flashes,
+            first.wrapping_add(stamps[0]),
+            first.wrapping_add(stamps[n - 1]),
+        )
+    })
 }
 
 fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shared) {
@@ -610,7 +741,11 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, stats: Shared) {
     std::thread::spawn(move || decode_audio(rx, decode_stats));
     while let Some(event) = track.poll().await {
         match event {
-            TrackRemoteEvent::OnRtpPacket(p) if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() => return,
+            TrackRemoteEvent::OnRtpPacket(p)
+                if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() =>
+            {
+                return
+            }
             TrackRemoteEvent::OnRtpPacket(_) => {}
             TrackRemoteEvent::OnRtcpPacket(packets) => record_reports(&stats, &packets),
             TrackRemoteEvent::OnEnded => break,
