@@ -277,6 +277,9 @@ void obs_service_release(obs_service_t *service);
 const char *obs_service_get_url(const obs_service_t *service);
 const char *obs_service_get_key(const obs_service_t *service);
 const char *obs_service_get_output_type(const obs_service_t *service);
+const char *obs_service_get_id(const obs_service_t *service);
+obs_data_t *obs_service_get_settings(const obs_service_t *service);
+bool obs_enum_service_types(size_t idx, const char **id);
 
 /* ---- encoders ------------------------------------------------------------------------------------------------- */
 obs_encoder_t *obs_video_encoder_create(const char *id, const char *name, obs_data_t *settings,
@@ -306,3 +309,20 @@ void obs_set_output_source(uint32_t channel, obs_source_t *source);
 /* ---- X11 display for the headless runner (libX11) ------------------------------------------------------------- */
 void *XOpenDisplay(const char *display_name);
 int XCloseDisplay(void *display);
+
+/* ---- the OBS frontend API (libobs-frontend-api), looked up at run time ---------------------------------------- */
+/* Only the `obs` frontend loads libobs-frontend-api; other libobs hosts do not have it. The plugin never links it:
+ * it asks the dynamic loader whether the library is already in the process (RTLD_NOLOAD) and looks the functions
+ * up by name. Each `<name>_fn` type is the signature of the frontend function `<name>` of OBS 29.0. */
+#define RTLD_LAZY 0x00001
+#define RTLD_NOLOAD 0x00004
+void *dlopen(const char *filename, int flags);
+void *dlsym(void *handle, const char *symbol);
+int dlclose(void *handle);
+
+typedef void (*obs_frontend_cb)(void *private_data);
+typedef void (*obs_frontend_add_tools_menu_item_fn)(const char *name, obs_frontend_cb callback, void *private_data);
+typedef obs_service_t *(*obs_frontend_get_streaming_service_fn)(void);
+typedef void (*obs_frontend_set_streaming_service_fn)(obs_service_t *service);
+typedef void (*obs_frontend_save_streaming_service_fn)(void);
+typedef bool (*obs_frontend_streaming_active_fn)(void);

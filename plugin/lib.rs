@@ -35,7 +35,9 @@ pub(crate) fn module_load() -> bool {
     true
 }
 
-pub(crate) fn module_post_load() {}
+pub(crate) fn module_post_load() {
+    service::after_all_modules_loaded();
+}
 
 pub(crate) fn module_unload() {
     let left = stream::join_workers(UNLOAD_DEADLINE);

@@ -133,6 +133,8 @@ fn constants() -> Vec<(&'static str, i64)> {
         OBS_COMBO_FORMAT_FLOAT,
         OBS_COMBO_FORMAT_STRING,
         OBS_NIX_PLATFORM_X11_EGL,
+        RTLD_LAZY,
+        RTLD_NOLOAD,
     )
 }
 
@@ -140,7 +142,7 @@ fn constants() -> Vec<(&'static str, i64)> {
 fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<String, i64> {
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include <obs.h>\n#include <obs-module.h>\n\
-         #include <obs-nix-platform.h>\nint main(void) {\n",
+         #include <obs-nix-platform.h>\n#include <dlfcn.h>\nint main(void) {\n",
     );
     for l in layouts {
         c += &format!("printf(\"size.{0} %zu\\n\", sizeof(struct {0}));\n", l.name);
@@ -269,6 +271,8 @@ fn every_declared_function_is_exported_by_the_system_libraries() {
     for lib in [
         "/usr/lib/x86_64-linux-gnu/libobs.so.0",
         "/usr/lib/x86_64-linux-gnu/libX11.so.6",
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        FRONTEND_API,
     ] {
         let out = Command::new("nm")
             .args(["-D", "--defined-only", lib])
@@ -279,7 +283,7 @@ fn every_declared_function_is_exported_by_the_system_libraries() {
     }
     let symbols: std::collections::HashSet<&str> = exported
         .lines()
-        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|l| l.split_whitespace().last()?.split('@').next())
         .collect();
     let declared = declared_functions();
     assert!(
@@ -293,6 +297,37 @@ fn every_declared_function_is_exported_by_the_system_libraries() {
         .collect();
     assert!(
         missing.is_empty(),
-        "declared but not exported by libobs 29.0 / libX11: {missing:?}"
+        "declared but not exported by libobs 29.0 / libX11 / libc: {missing:?}"
     );
+    // The frontend functions we look up at run time (`<name>_fn` signature types) exist in OBS 29.0's frontend API.
+    let frontend = frontend_function_types();
+    assert!(frontend.len() >= 4, "parsed only {frontend:?}");
+    let missing: Vec<_> = frontend
+        .iter()
+        .filter(|f| !symbols.contains(f.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not exported by {FRONTEND_API}: {missing:?}"
+    );
+}
+
+const FRONTEND_API: &str = "/usr/lib/x86_64-linux-gnu/libobs-frontend-api.so.0";
+
+/// `obs_frontend_x` for every `typedef ... (*obs_frontend_x_fn)(...)` in our header.
+fn frontend_function_types() -> Vec<String> {
+    let header = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/obs-headers/rtc-obs.h"
+    ))
+    .unwrap();
+    header
+        .lines()
+        .filter(|l| l.starts_with("typedef"))
+        .filter_map(|l| {
+            let start = l.find("(*obs_frontend_")? + 2;
+            let end = start + l[start..].find("_fn)")?;
+            Some(l[start..end].to_string())
+        })
+        .collect()
 }

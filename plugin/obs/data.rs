@@ -100,6 +100,12 @@ impl Data {
         Data { raw }
     }
 
+    /// # Safety
+    /// `raw` must be a valid `obs_data_t` whose one reference the caller hands over.
+    pub(crate) unsafe fn from_owned(raw: *mut sys::obs_data_t) -> Self {
+        Data { raw }
+    }
+
     pub fn set_string(&mut self, name: &str, value: &str) -> &mut Self {
         let (k, v) = (key(name), text(value));
         // SAFETY: we own a reference to raw; libobs copies key and value.

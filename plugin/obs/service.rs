@@ -177,6 +177,21 @@ unsafe extern "C" fn can_try_to_connect(data: *mut c_void) -> bool {
     })
 }
 
+/// Whether some module has registered a service type with this id.
+pub fn type_exists(id: &CStr) -> bool {
+    let mut idx = 0;
+    let mut found: *const c_char = std::ptr::null();
+    // SAFETY: libobs writes a pointer to its own static id string for each index until it returns false.
+    while unsafe { sys::obs_enum_service_types(idx, &mut found) } {
+        // SAFETY: non-null NUL-terminated id owned by libobs.
+        if !found.is_null() && unsafe { CStr::from_ptr(found) } == id {
+            return true;
+        }
+        idx += 1;
+    }
+    false
+}
+
 /// Registers `T` with libobs, sized for the running libobs version.
 pub fn register<T: ServiceType>() {
     let info = sys::obs_service_info {

@@ -17,9 +17,46 @@ fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
-/// Streams `media` to `whip_url` through the real frontend for `seconds`, then presses Stop Streaming and exits.
-pub fn stream_with_obs(whip_url: &str, media: &Path, seconds: u32) -> FrontendRun {
-    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("obs-frontend-home");
+/// How one run of `obs` goes: the profile's streaming service, and what happens once OBS is up.
+pub struct Scenario {
+    /// `service.json` of the profile: `{"type": ..., "settings": {...}}`.
+    pub service: serde_json::Value,
+    /// Shell commands run beside OBS (under the same display) before it is asked to exit; `$OBS_PID` is OBS.
+    pub script: String,
+    /// Start streaming from the command line (`--startstreaming`) with the main window in the tray, or show the
+    /// window and leave streaming to the script.
+    pub start_streaming: bool,
+    /// A name for the run's home directory.
+    pub name: &'static str,
+}
+
+impl Scenario {
+    /// `obs --startstreaming` with `service`; after `seconds`, the Stop Streaming hotkey.
+    pub fn start_and_stop(
+        name: &'static str,
+        service: serde_json::Value,
+        seconds: u32,
+    ) -> Scenario {
+        Scenario {
+            service,
+            script: format!("sleep {seconds}; xdotool key ctrl+F12; sleep 2"),
+            start_streaming: true,
+            name,
+        }
+    }
+}
+
+/// Where `obs` keeps the profile `P` of a run.
+pub fn profile_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(name)
+        .join(".config/obs-studio/basic/profiles/P")
+}
+
+/// Runs the real frontend with the scenario's profile, a looping `media` scene, and hotkeys for Start Streaming
+/// (Ctrl+F11) and Stop Streaming (Ctrl+F12); then asks OBS to exit (SIGINT) and waits for it.
+pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
+    let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(scenario.name);
     let _ = std::fs::remove_dir_all(&home);
     let cfg = home.join(".config/obs-studio");
     let build = super::obs_run::build_dir();
@@ -46,17 +83,14 @@ pub fn stream_with_obs(whip_url: &str, media: &Path, seconds: u32) -> FrontendRu
         "[General]\nName=P\n\n[Output]\nMode=Advanced\n\n[AdvOut]\nEncoder=obs_x264\nTrackIndex=1\n\n[Video]\n\
          BaseCX=640\nBaseCY=360\nOutputCX=640\nOutputCY=360\nFPSType=0\nFPSCommon=30\n\n[Audio]\nSampleRate=48000\n\
          ChannelSetup=Stereo\n\n[Hotkeys]\n\
+         OBSBasic.StartStreaming={\"bindings\":[{\"control\":true,\"key\":\"OBS_KEY_F11\"}]}\n\
          OBSBasic.StopStreaming={\"bindings\":[{\"control\":true,\"key\":\"OBS_KEY_F12\"}]}\n",
     );
     write(
         &profile.join("streamEncoder.json"),
         r#"{"rate_control":"CBR","bitrate":1500,"keyint_sec":1,"preset":"veryfast","x264opts":"bframes=0"}"#,
     );
-    write(
-        &profile.join("service.json"),
-        &serde_json::json!({"type": "rtc_studio_service", "settings": {"server": whip_url}})
-            .to_string(),
-    );
+    write(&profile.join("service.json"), &scenario.service.to_string());
     let scenes = serde_json::json!({
         "current_scene": "Scene", "current_program_scene": "Scene", "name": "C",
         "scene_order": [{"name": "Scene"}],
@@ -69,9 +103,15 @@ pub fn stream_with_obs(whip_url: &str, media: &Path, seconds: u32) -> FrontendRu
     });
     write(&cfg.join("basic/scenes/C.json"), &scenes.to_string());
 
+    let start = if scenario.start_streaming {
+        "--startstreaming --minimize-to-tray"
+    } else {
+        ""
+    };
     let script = format!(
-        "obs --startstreaming --minimize-to-tray --profile P --collection C --multi & \
-         sleep {seconds}; xdotool key ctrl+F12; sleep 2; kill -INT $!; wait $!; echo \"obs exit $?\""
+        "obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
+         kill -INT $OBS_PID; wait $OBS_PID; echo \"obs exit $?\"",
+        scenario.script
     );
     let out = Command::new("timeout")
         .args([
