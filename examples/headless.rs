@@ -16,7 +16,11 @@ USAGE:
 
 WHERE TO:
     --url URL            WHIP endpoint of the server (the service's `server` setting)
-    --token TOKEN        bearer token sent to the server (never printed)
+    --token TOKEN        bearer token sent to the server (never printed); with --janus-room, Janus's API secret/token
+    --janus-room N       publish into Janus VideoRoom N through Janus's REST API (--url is then the API root,
+                         e.g. http://host:8088/janus) instead of WHIP
+    --janus-pin PIN      the room's PIN (never printed)
+    --janus-display NAME the publisher's display name in the room (default OBS)
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
@@ -53,6 +57,9 @@ OUTPUT:
 struct Options {
     url: String,
     token: String,
+    janus_room: String,
+    janus_pin: String,
+    janus_display: String,
     packet_log: String,
     media: Option<String>,
     duration: f64,
@@ -96,6 +103,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
     let mut o = Options {
         url: String::new(),
         token: String::new(),
+        janus_room: String::new(),
+        janus_pin: String::new(),
+        janus_display: String::new(),
         packet_log: String::new(),
         media: None,
         duration: 5.0,
@@ -129,6 +139,9 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         match flag.as_str() {
             "--url" => o.url = value.clone(),
             "--token" => o.token = value.clone(),
+            "--janus-room" => o.janus_room = value.clone(),
+            "--janus-pin" => o.janus_pin = value.clone(),
+            "--janus-display" => o.janus_display = value.clone(),
             "--packet-log" => o.packet_log = value.clone(),
             "--media" => o.media = Some(value.clone()),
             "--duration" => {
@@ -250,6 +263,12 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let mut svc = Data::new();
     svc.set_string("server", &o.url)
         .set_string("bearer_token", &o.token);
+    if !o.janus_room.is_empty() {
+        svc.set_string("signalling", "janus")
+            .set_string("janus_room", &o.janus_room)
+            .set_string("janus_pin", &o.janus_pin)
+            .set_string("janus_display", &o.janus_display);
+    }
     let service = host.create_service("rtc_studio_service", "service", &svc)?;
     let mut out = Data::new();
     out.set_string("packet_log", &o.packet_log)

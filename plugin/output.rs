@@ -9,6 +9,11 @@ use crate::obs::output::{OutputHandle, OutputType, StopCode};
 use crate::obs::properties::{Properties, TextKind};
 use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
+use crate::service::{
+    SETTING_JANUS_DISPLAY, SETTING_JANUS_PIN, SETTING_JANUS_ROOM, SETTING_SIGNALLING,
+    SIGNALLING_JANUS,
+};
+use crate::signal::janus::{self, JanusRoom};
 use crate::signal::Failure;
 use crate::stream::{Connector, PacketSink, Stream, StreamStats};
 use crate::transport::session::PublishConfig;
@@ -72,6 +77,27 @@ impl RtcOutput {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The Janus room to publish into, when the service selects Janus signalling (only our own service can).
+    fn janus_room(&self) -> Result<Option<JanusRoom>, Failure> {
+        let Some(data) = self.handle.service_settings() else {
+            return Ok(None);
+        };
+        let s = data.as_settings();
+        if s.string(SETTING_SIGNALLING) != SIGNALLING_JANUS {
+            return Ok(None);
+        }
+        let display = s.string(SETTING_JANUS_DISPLAY).trim().to_string();
+        Ok(Some(JanusRoom {
+            room: janus::parse_room(&s.string(SETTING_JANUS_ROOM))?,
+            pin: s.string(SETTING_JANUS_PIN),
+            display: if display.is_empty() {
+                "OBS".into()
+            } else {
+                display
+            },
+        }))
+    }
+
     /// Chooses where packets go for this start; errors are shown to the streamer.
     fn connector(&self) -> Result<Connector, Failure> {
         let settings = self
@@ -122,9 +148,11 @@ impl RtcOutput {
             ));
         }
         crate::signal::whip::validate_endpoint(&url)?;
+        let janus = self.janus_room()?;
         let config = PublishConfig {
             endpoint: url,
             bearer_token: token,
+            janus,
             ice_servers: Vec::new(),
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,

@@ -28,7 +28,17 @@ impl WhipSink {
                 format!("cannot start the network runtime: {e}"),
             )
         })?;
-        log::info(&format!("connecting to {}", redact_url(&config.endpoint)));
+        match &config.janus {
+            None => log::info(&format!(
+                "connecting to {} (WHIP)",
+                redact_url(&config.endpoint)
+            )),
+            Some(room) => log::info(&format!(
+                "connecting to {} (Janus VideoRoom, room {})",
+                redact_url(&config.endpoint),
+                room.room
+            )),
+        }
         let stopped = async move {
             while !stop.load(Ordering::SeqCst) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -91,9 +101,10 @@ impl PacketSink for WhipSink {
                     pli + fir
                 ));
             }
+            let name = p.signalling_name();
             match self.runtime.block_on(p.close(TEARDOWN_DEADLINE)) {
-                Ok(status) => log::info(&format!("WHIP session ended (DELETE answered {status})")),
-                Err(e) => log::warn(&format!("WHIP session DELETE failed: {e}")),
+                Ok(how) => log::info(&format!("{name} session ended ({how})")),
+                Err(e) => log::warn(&format!("{name} session did not end cleanly: {e}")),
             }
         }
     }

@@ -13,6 +13,13 @@ pub const SERVICE_ID: &CStr = c"rtc_studio_service";
 pub const WHIP_SERVICE_ID: &CStr = c"whip_custom";
 pub const SETTING_SERVER: &str = "server";
 pub const SETTING_BEARER_TOKEN: &str = "bearer_token";
+/// How the offer reaches the server: `whip` (default) or `janus` (Janus's VideoRoom REST API).
+pub const SETTING_SIGNALLING: &str = "signalling";
+pub const SIGNALLING_WHIP: &str = "whip";
+pub const SIGNALLING_JANUS: &str = "janus";
+pub const SETTING_JANUS_ROOM: &str = "janus_room";
+pub const SETTING_JANUS_PIN: &str = "janus_pin";
+pub const SETTING_JANUS_DISPLAY: &str = "janus_display";
 
 pub struct RtcService;
 
@@ -31,7 +38,7 @@ impl ServiceType for WhipService {
     }
 
     fn properties() -> Properties {
-        RtcService::properties()
+        RtcService::whip_properties()
     }
 
     fn endpoint(settings: &Settings) -> ServiceEndpoint {
@@ -118,6 +125,44 @@ impl ServiceType for RtcService {
     }
 
     fn properties() -> Properties {
+        let mut p = RtcService::whip_properties();
+        p.choice(
+            SETTING_SIGNALLING,
+            &text(c"RtcStudio.Signalling"),
+            &[
+                (&text(c"RtcStudio.Signalling.Whip"), SIGNALLING_WHIP),
+                (&text(c"RtcStudio.Signalling.Janus"), SIGNALLING_JANUS),
+            ],
+        )
+        .tooltip(&text(c"RtcStudio.Signalling.Tooltip"));
+        p.text(
+            SETTING_JANUS_ROOM,
+            &text(c"RtcStudio.JanusRoom"),
+            TextKind::Plain,
+        );
+        p.text(
+            SETTING_JANUS_PIN,
+            &text(c"RtcStudio.JanusPin"),
+            TextKind::Password,
+        );
+        p.text(
+            SETTING_JANUS_DISPLAY,
+            &text(c"RtcStudio.JanusDisplay"),
+            TextKind::Plain,
+        );
+        p
+    }
+
+    fn endpoint(settings: &Settings) -> ServiceEndpoint {
+        ServiceEndpoint {
+            url: settings.string(SETTING_SERVER).trim().to_string(),
+            bearer_token: settings.string(SETTING_BEARER_TOKEN).trim().to_string(),
+        }
+    }
+}
+
+impl RtcService {
+    fn whip_properties() -> Properties {
         let mut p = Properties::new();
         p.text(SETTING_SERVER, &text(c"RtcStudio.Server"), TextKind::Plain)
             .tooltip(&text(c"RtcStudio.Server.Tooltip"));
@@ -128,12 +173,5 @@ impl ServiceType for RtcService {
         )
         .tooltip(&text(c"RtcStudio.BearerToken.Tooltip"));
         p
-    }
-
-    fn endpoint(settings: &Settings) -> ServiceEndpoint {
-        ServiceEndpoint {
-            url: settings.string(SETTING_SERVER).trim().to_string(),
-            bearer_token: settings.string(SETTING_BEARER_TOKEN).trim().to_string(),
-        }
     }
 }

@@ -3,7 +3,8 @@
 # Usage: scripts/deps.sh            (the default set)
 #        scripts/deps.sh PKG...     (extra packages, e.g. janus coturn chromium)
 set -euo pipefail
-base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool)
+base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool
+      janus curl iproute2)
 want=("${base[@]}" "$@")
 missing=()
 for p in "${want[@]}"; do

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 use support::bad_whip::{self, Misbehaviour};
-use support::obs_run::{flash_beep_clip, headless, packets_sent};
+use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
 use support::receiver::{Receiver, ReceiverOptions};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -22,6 +22,7 @@ const INVALID_STREAM: i64 = -3;
 
 /// Publishes the flash/beep clip with x264 `bframes` and checks everything the receiver measured.
 fn publish_and_measure(bframes: &str) {
+    let _alone = receiving();
     let clip = flash_beep_clip("640x360");
     let rt = runtime();
     let token = "test-token-9f8e7d";
@@ -316,6 +317,7 @@ fn nothing_listening_and_bad_urls_fail_fast_and_clearly() {
 
 #[test]
 fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
+    let _alone = receiving();
     let clip = flash_beep_clip("640x360");
     let rt = runtime();
     let receiver = rt
@@ -373,6 +375,7 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
 
 #[test]
 fn a_307_redirect_is_followed_to_the_real_endpoint() {
+    let _alone = receiving();
     let clip = flash_beep_clip("640x360");
     let rt = runtime();
     let receiver = rt

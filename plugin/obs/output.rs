@@ -148,6 +148,20 @@ impl OutputHandle {
         .flatten()
     }
 
+    /// A copy of the output's service settings (a reference of our own).
+    pub fn service_settings(&self) -> Option<super::data::Data> {
+        self.with(|o| {
+            // SAFETY: the service pointer is borrowed from the live output; get_settings adds a reference we own.
+            let service = unsafe { sys::obs_output_get_service(o) };
+            if service.is_null() {
+                return None;
+            }
+            let raw = unsafe { sys::obs_service_get_settings(service) };
+            (!raw.is_null()).then(|| unsafe { super::data::Data::from_owned(raw) })
+        })
+        .flatten()
+    }
+
     pub fn video_encoder(&self) -> Option<VideoEncoderInfo> {
         self.with(|o| {
             // SAFETY: the encoder pointer is borrowed from the live output.

@@ -163,6 +163,54 @@ impl WhipHttp {
         }
     }
 
+    /// POSTs a JSON request (Janus's REST API); returns the status and at most `MAX_BODY_BYTES` of body.
+    pub async fn post_json(
+        &self,
+        url: &Url,
+        body: &serde_json::Value,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let resp = self
+            .client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        self.small_body(resp).await
+    }
+
+    /// GETs `url` (a Janus long poll) with its own time limit.
+    pub async fn get_with_limit(
+        &self,
+        url: &Url,
+        limit: Duration,
+    ) -> Result<(u16, Vec<u8>), String> {
+        let resp = self
+            .client
+            .get(url.clone())
+            .timeout(limit)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        self.small_body(resp).await
+    }
+
+    async fn small_body(&self, mut resp: reqwest::Response) -> Result<(u16, Vec<u8>), String> {
+        let status = resp.status().as_u16();
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+            if body.len() + chunk.len() > whip::MAX_BODY_BYTES {
+                return Err(format!(
+                    "the answer is larger than {} KiB",
+                    whip::MAX_BODY_BYTES / 1024
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((status, body))
+    }
+
     /// DELETEs the session resource; returns the HTTP status.
     pub async fn delete(&self, resource: &str, token: &str) -> Result<u16, String> {
         let mut req = self.client.delete(resource);

@@ -1,7 +1,9 @@
 //! The only network code: an HTTP client for signalling and a WebRTC session, on a tokio runtime the plugin owns.
 //! OBS's threads never enter here; the stream worker does, and module unload shuts the runtime down.
 pub mod http;
+pub mod janus;
 pub mod session;
+pub mod signalling;
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -6,11 +6,14 @@
 //! audio and video that mapping is off by tens of milliseconds. We leave it out and send reports from
 //! [`SessionClock::sender_report`], which maps both streams from the capture clock, so receivers lip-sync.
 use super::http::WhipHttp;
+use super::janus::JanusSignalling;
+use super::signalling::{Signalling, WhipSignalling};
 use crate::media::clock::{SessionClock, Track};
 use crate::media::h264::{access_unit_nals, ParameterSets};
 use crate::media::h264_rtp::{H264Packetizer, RtpPayload};
 use crate::media::opus::OpusHead;
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::signal::janus::JanusRoom;
 use crate::signal::whip::{self, IceServer};
 use crate::signal::{Failure, StopCode};
 use bytes::Bytes;
@@ -53,8 +56,11 @@ const PREFLIGHT_LIMIT: Duration = Duration::from_secs(2);
 /// Everything needed to connect, from the output's settings and encoders.
 #[derive(Clone)]
 pub struct PublishConfig {
+    /// The WHIP endpoint, or Janus's REST API root when `janus` is set.
     pub endpoint: String,
     pub bearer_token: String,
+    /// Publish into this Janus VideoRoom through Janus's own API instead of WHIP.
+    pub janus: Option<JanusRoom>,
     pub ice_servers: Vec<IceServer>,
     /// Limit for the whole connect (HTTP + ICE + DTLS).
     pub connect_timeout: Duration,
@@ -78,6 +84,7 @@ impl std::fmt::Debug for PublishConfig {
                 },
             )
             .field("ice_servers", &self.ice_servers)
+            .field("janus", &self.janus)
             .finish_non_exhaustive()
     }
 }
@@ -242,9 +249,7 @@ impl Outgoing {
 pub struct Publisher {
     pc: Box<dyn PeerConnection>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    http: WhipHttp,
-    resource: String,
-    token: String,
+    signalling: Box<dyn Signalling>,
     clock: SessionClock,
     params: ParameterSets,
     packetizer: H264Packetizer,
@@ -354,19 +359,28 @@ async fn wait_for<T: Clone>(
 }
 
 impl Publisher {
-    /// Signals over WHIP and waits until ICE and DTLS are connected.
+    /// Signals (WHIP or Janus) and waits until ICE and DTLS are connected.
     pub async fn connect(cfg: PublishConfig) -> Result<Publisher, Failure> {
         let started = Instant::now();
         let deadline = started + cfg.connect_timeout;
         let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
         let http = WhipHttp::new(cfg.connect_timeout)?;
+        let mut signalling: Box<dyn Signalling> = match &cfg.janus {
+            None => Box::new(WhipSignalling::new(
+                http,
+                endpoint,
+                cfg.bearer_token.clone(),
+            )),
+            Some(room) => Box::new(JanusSignalling::new(
+                http,
+                endpoint,
+                cfg.bearer_token.clone(),
+                room.clone(),
+            )),
+        };
         let mut ice_servers = cfg.ice_servers.clone();
-        let announced = http
-            .ice_servers(
-                &endpoint,
-                &cfg.bearer_token,
-                PREFLIGHT_LIMIT.min(cfg.connect_timeout / 3),
-            )
+        let announced = signalling
+            .ice_servers(PREFLIGHT_LIMIT.min(cfg.connect_timeout / 3))
             .await;
         ice_servers.extend(announced.iter().cloned());
 
@@ -461,53 +475,46 @@ impl Publisher {
             .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))?;
 
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let session = match tokio::time::timeout(
-            remaining,
-            http.post_offer(&endpoint, &cfg.bearer_token, offer_sdp),
-        )
-        .await
+        let exchanged = match tokio::time::timeout(remaining, signalling.exchange(offer_sdp)).await
         {
             Ok(r) => r,
             Err(_) => Err(Failure::new(
                 StopCode::ConnectFailed,
                 format!(
-                    "The WHIP server did not answer within {} s",
+                    "The {} server did not answer within {} s",
+                    signalling.name(),
                     cfg.connect_timeout.as_secs()
                 ),
             )),
         };
-        let session = match session {
-            Ok(s) => s,
-            Err(e) => {
-                let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
-                return Err(e);
-            }
+        // From here on a failure closes the peer connection and ends whatever the server created.
+        let answer_sdp = match exchanged {
+            Ok(sdp) => sdp,
+            Err(e) => return Err(abandon(pc.as_ref(), signalling.as_mut(), e).await),
         };
-        let cleanup = |e: Failure| async {
-            let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
-            // The server created a session: end it.
-            let _ = tokio::time::timeout(
-                CLOSE_LIMIT,
-                http.delete(&session.resource, &cfg.bearer_token),
-            )
-            .await;
-            e
-        };
-        let answer = match RTCSessionDescription::answer(session.answer_sdp.clone()) {
+        let answer = match RTCSessionDescription::answer(answer_sdp.clone()) {
             Ok(a) => a,
             Err(e) => {
-                return Err(cleanup(Failure::new(
-                    StopCode::ConnectFailed,
-                    format!("The server's SDP answer is invalid: {e}"),
-                ))
+                return Err(abandon(
+                    pc.as_ref(),
+                    signalling.as_mut(),
+                    Failure::new(
+                        StopCode::ConnectFailed,
+                        format!("The server's SDP answer is invalid: {e}"),
+                    ),
+                )
                 .await)
             }
         };
         if let Err(e) = pc.set_remote_description(answer).await {
-            return Err(cleanup(Failure::new(
-                StopCode::ConnectFailed,
-                format!("The server's SDP answer could not be used: {e}"),
-            ))
+            return Err(abandon(
+                pc.as_ref(),
+                signalling.as_mut(),
+                Failure::new(
+                    StopCode::ConnectFailed,
+                    format!("The server's SDP answer could not be used: {e}"),
+                ),
+            )
             .await);
         }
 
@@ -525,10 +532,14 @@ impl Publisher {
                 Some(s) => format!("ended in state {s}"),
                 None => format!("did not connect within {} s", cfg.connect_timeout.as_secs()),
             };
-            return Err(cleanup(Failure::new(
-                StopCode::ConnectFailed,
-                format!("The WebRTC connection (ICE/DTLS) to the server {why}"),
-            ))
+            return Err(abandon(
+                pc.as_ref(),
+                signalling.as_mut(),
+                Failure::new(
+                    StopCode::ConnectFailed,
+                    format!("The WebRTC connection (ICE/DTLS) to the server {why}"),
+                ),
+            )
             .await);
         }
 
@@ -541,9 +552,7 @@ impl Publisher {
         Ok(Publisher {
             pc,
             state,
-            http,
-            resource: session.resource,
-            token: cfg.bearer_token,
+            signalling,
             clock: SessionClock::new(rand::random(), rand::random()),
             params,
             packetizer: H264Packetizer::new(cfg.max_payload),
@@ -568,7 +577,7 @@ impl Publisher {
             keyframe_requests,
             announced_ice_servers: announced,
             disconnected_since: None,
-            answer_sdp: session.answer_sdp,
+            answer_sdp,
         })
     }
 
@@ -655,16 +664,27 @@ impl Publisher {
         }
     }
 
-    /// Ends the session: WHIP DELETE and DTLS close, each bounded by `deadline`. Returns the DELETE's status.
-    pub async fn close(self, deadline: Duration) -> Result<u16, String> {
-        let delete =
-            tokio::time::timeout(deadline, self.http.delete(&self.resource, &self.token)).await;
+    /// Which signalling this session used ("WHIP", "Janus VideoRoom").
+    pub fn signalling_name(&self) -> &'static str {
+        self.signalling.name()
+    }
+
+    /// Ends the session: the server side (WHIP DELETE, Janus leave) and DTLS close, each bounded by `deadline`.
+    pub async fn close(mut self, deadline: Duration) -> Result<String, String> {
+        let ended = tokio::time::timeout(deadline, self.signalling.end()).await;
         let _ = tokio::time::timeout(deadline, self.pc.close()).await;
-        match delete {
+        match ended {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
         }
     }
+}
+
+/// A connect that failed after signalling began: close the peer connection and end what the server created.
+async fn abandon(pc: &dyn PeerConnection, signalling: &mut dyn Signalling, e: Failure) -> Failure {
+    let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
+    let _ = tokio::time::timeout(CLOSE_LIMIT, signalling.end()).await;
+    e
 }
 
 async fn negotiated_payload_types(pc: &dyn PeerConnection) -> (u8, u8) {

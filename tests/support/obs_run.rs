@@ -9,6 +9,15 @@ use std::time::SystemTime;
 /// libobs runs are serialised: one display, one encoder load on a 2-core machine.
 pub static OBS: Mutex<()> = Mutex::new(());
 
+/// Held for the whole of a test whose receiver decodes a stream (and may decode more after OBS stops): measuring
+/// lip sync while another test's receiver decodes on the same 2 cores starves OBS's renderer, which then shows the
+/// flash a frame late — OBS's behaviour under load, not ours.
+pub static RECEIVING: Mutex<()> = Mutex::new(());
+
+pub fn receiving() -> std::sync::MutexGuard<'static, ()> {
+    RECEIVING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub fn build_dir() -> PathBuf {
     // target/<profile>/deps/<test binary>
     std::env::current_exe()

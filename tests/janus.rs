@@ -1,0 +1,122 @@
+//! Real Janus 1.1.2 (Debian's package, started here): real libobs + our plugin publish into a Janus VideoRoom over
+//! Janus's own REST API (native signalling), and Janus's Admin API shows the RTP arriving; wrong rooms and PINs end
+//! with the right OBS stop code and message.
+mod support;
+
+use std::time::Duration;
+use support::janus::Janus;
+use support::obs_run::{flash_beep_clip, headless};
+
+const BAD_PATH: i64 = -1;
+const INVALID_STREAM: i64 = -3;
+
+/// What Janus received from its publishers so far, from the Admin API's `handle_info`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Inbound {
+    video_packets: u64,
+    video_bytes: u64,
+    audio_packets: u64,
+    nacks: u64,
+    peer_connections: usize,
+}
+
+fn inbound(janus: &Janus) -> Inbound {
+    let mut t = Inbound::default();
+    for h in janus.handles() {
+        let Some(media) = h["webrtc"]["media"].as_object() else { continue };
+        t.peer_connections += 1;
+        for m in media.values() {
+            let stats = &m["stats"]["in"];
+            let n = |k: &str| stats[k].as_u64().unwrap_or(0);
+            match (m["type"].as_str(), m["codecs"]["codec"].as_str()) {
+                (Some("video"), Some("h264")) => {
+                    t.video_packets += n("packets");
+                    t.video_bytes += n("bytes");
+                    t.nacks += n("nacks");
+                }
+                (Some("audio"), Some("opus")) => t.audio_packets += n("packets"),
+                _ => {} // not negotiated yet
+            }
+        }
+    }
+    t
+}
+
+#[test]
+fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
+    let janus = Janus::start("janus-native");
+    let room = janus.create_room(Some("room-pin-31"));
+    let clip = flash_beep_clip("640x360");
+    let api = janus.api.clone();
+    let room_arg = room.to_string();
+    let publisher = std::thread::spawn(move || {
+        headless(
+            &[
+                "--media", clip.to_str().unwrap(), "--duration", "8", "--url", &api, "--janus-room", &room_arg,
+                "--janus-pin", "room-pin-31", "--janus-display", "RTC Studio test", "--bframes", "0",
+            ],
+            None,
+        )
+    });
+    // While it streams, Janus's own counters for our PeerConnection must keep growing.
+    let mut samples = Vec::new();
+    for _ in 0..40 {
+        std::thread::sleep(Duration::from_millis(500));
+        let s = inbound(&janus);
+        if s.video_packets > 0 {
+            samples.push(s);
+        }
+        if samples.len() >= 6 {
+            break;
+        }
+    }
+    let run = publisher.join().unwrap();
+    let s = &run.summary;
+    println!("summary {s}\nJanus inbound samples {samples:?}");
+    assert_eq!(s["connected"], true, "{}\n{}", run.log, janus.log());
+    assert!(samples.len() >= 6, "Janus saw no RTP from us: {samples:?}\n{}", janus.log());
+    let (first, last) = (samples[0], samples[samples.len() - 1]);
+    // ≥ 2.5 s between first and last sample: at 1.5 Mb/s and 50 audio packets/s, far more than these floors.
+    assert!(
+        last.video_packets > first.video_packets + 200 && last.video_bytes > first.video_bytes + 200_000,
+        "video did not keep flowing: {samples:?}"
+    );
+    assert!(last.audio_packets > first.audio_packets + 100, "audio did not keep flowing: {samples:?}");
+    assert!(last.nacks < 20, "NACK storm: {} NACKs", last.nacks);
+    assert_eq!(s["stop_code"], 0, "{s}");
+    for expected in [
+        "connecting to http://127.0.0.1:".to_string(),
+        format!("(Janus VideoRoom, room {room})"),
+        "Janus VideoRoom session ended (left the room, session destroyed)".to_string(),
+    ] {
+        assert!(run.log.contains(&expected), "log lacks {expected:?}:\n{}", run.log);
+    }
+    assert!(!run.log.contains("room-pin-31"), "the PIN reached the log");
+    // Janus let us go: no session left behind.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(inbound(&janus).peer_connections, 0, "a PeerConnection is still open in Janus");
+}
+
+#[test]
+fn wrong_rooms_and_pins_end_with_clear_errors() {
+    let janus = Janus::start("janus-errors");
+    let room = janus.create_room(Some("right-pin"));
+    let api = janus.api.clone();
+    for (room_arg, pin, code, message) in [
+        ("987654321".to_string(), "", BAD_PATH, "There is no such Janus room"),
+        (room.to_string(), "wrong-pin", INVALID_STREAM, "The Janus room refused the PIN"),
+        ("lobby".to_string(), "", BAD_PATH, "The Janus room must be a positive number"),
+    ] {
+        let run = headless(&["--duration", "1", "--url", &api, "--janus-room", &room_arg, "--janus-pin", pin], None);
+        let s = &run.summary;
+        println!("{room_arg}: {s}");
+        // A room that is not a number fails at Start (OBS shows the message at once); the others once Janus answers.
+        if s["started"] == false {
+            assert_eq!(code, BAD_PATH);
+        } else {
+            assert_eq!(s["connected"], false, "{s}");
+            assert_eq!(s["stop_code"], code, "{s}");
+        }
+        assert!(s["last_error"].as_str().unwrap_or("").starts_with(message), "{s}");
+    }
+}

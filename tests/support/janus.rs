@@ -1,0 +1,202 @@
+//! Debian's Janus 1.1.2, started by a test from a configuration written here: the HTTP REST API and the Admin API
+//! on 127.0.0.1 (free ports), the VideoRoom plugin only, ICE on one non-loopback address of this machine (Janus never
+//! offers loopback candidates). Stopped (and its directory kept for reading) when dropped.
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PLUGINS: &str = "/usr/lib/x86_64-linux-gnu/janus/plugins";
+const TRANSPORTS: &str = "/usr/lib/x86_64-linux-gnu/janus/transports";
+const ADMIN_SECRET: &str = "rtc-studio-admin";
+
+pub struct Janus {
+    child: Child,
+    pub dir: PathBuf,
+    pub api: String,
+    admin: String,
+    /// The address Janus uses for ICE.
+    pub ice_address: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An IPv4 address of this machine that is not loopback; a dummy interface is made if there is none.
+pub fn non_loopback_address() -> String {
+    let list = || {
+        let out = Command::new("ip").args(["-4", "-o", "addr", "show"]).output().expect("ip (iproute2)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                let ifname = words.nth(1)?;
+                let addr = words.nth(1)?.split('/').next()?.to_string();
+                (ifname != "lo" && !addr.starts_with("127.")).then_some(addr)
+            })
+            .next()
+    };
+    if let Some(a) = list() {
+        return a;
+    }
+    // A machine with loopback only: give it a private address on a dummy interface (needs root, as CI has).
+    for args in [
+        &["link", "add", "rtcs-janus0", "type", "dummy"][..],
+        &["addr", "add", "10.254.77.1/24", "dev", "rtcs-janus0"],
+        &["link", "set", "rtcs-janus0", "up"],
+    ] {
+        let _ = Command::new("ip").args(args).status();
+    }
+    list().expect("Janus needs a non-loopback IPv4 address and none could be made (ip link add … type dummy)")
+}
+
+impl Janus {
+    pub fn start(name: &str) -> Janus {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let empty = dir.join("none");
+        std::fs::create_dir_all(&empty).unwrap();
+        let (port, admin_port) = (free_port(), free_port());
+        let ice_address = non_loopback_address();
+        let others: Vec<String> = std::fs::read_dir(PLUGINS)
+            .expect("janus (make deps)")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".so") && n != "libjanus_videoroom.so")
+            .collect();
+        let transports: Vec<String> = std::fs::read_dir(TRANSPORTS)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".so") && n != "libjanus_http.so")
+            .collect();
+        let write = |file: &str, text: String| std::fs::write(dir.join(file), text).unwrap();
+        write(
+            "janus.jcfg",
+            format!(
+                "general: {{\n configs_folder = \"{cfg}\"\n plugins_folder = \"{PLUGINS}\"\n transports_folder = \"{TRANSPORTS}\"\n \
+                 events_folder = \"{none}\"\n loggers_folder = \"{none}\"\n debug_level = 4\n admin_secret = \"{ADMIN_SECRET}\"\n \
+                 session_timeout = 60\n}}\nmedia: {{\n rtp_port_range = \"20000-40000\"\n}}\nnat: {{\n ice_enforce_list = \"{ice_address}\"\n}}\n\
+                 plugins: {{\n disable = \"{plugins}\"\n}}\ntransports: {{\n disable = \"{transports}\"\n}}\n",
+                cfg = dir.display(),
+                none = empty.display(),
+                plugins = others.join(","),
+                transports = transports.join(","),
+            ),
+        );
+        write(
+            "janus.transport.http.jcfg",
+            format!(
+                "general: {{\n json = \"compact\"\n base_path = \"/janus\"\n http = true\n port = {port}\n ip = \"127.0.0.1\"\n https = false\n}}\n\
+                 admin: {{\n admin_base_path = \"/admin\"\n admin_http = true\n admin_port = {admin_port}\n admin_ip = \"127.0.0.1\"\n admin_https = false\n}}\n"
+            ),
+        );
+        write("janus.plugin.videoroom.jcfg", "general: {\n}\n".into());
+        let log = std::fs::File::create(dir.join("janus.log")).unwrap();
+        let child = Command::new("janus")
+            .arg("-F")
+            .arg(&dir)
+            .arg("-o")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("janus (make deps)");
+        let janus = Janus {
+            child,
+            api: format!("http://127.0.0.1:{port}/janus"),
+            admin: format!("http://127.0.0.1:{admin_port}/admin"),
+            dir,
+            ice_address,
+        };
+        let up = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < up {
+            if post(&janus.api, &json!({"janus": "info", "transaction": "up"})).is_ok_and(|v| v["janus"] == "server_info") {
+                return janus;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("Janus did not come up in 15 s:\n{}", janus.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("janus.log")).unwrap_or_default()
+    }
+
+    /// Creates an H.264 + Opus VideoRoom (optionally with a PIN) through the REST API; returns its number.
+    pub fn create_room(&self, pin: Option<&str>) -> u64 {
+        let room = 100_000 + u64::from(rand_u16());
+        let session = self.call(&self.api, json!({"janus": "create"}))["data"]["id"].as_u64().unwrap();
+        let s_url = format!("{}/{session}", self.api);
+        let handle = self.call(&s_url, json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}))["data"]["id"]
+            .as_u64()
+            .unwrap();
+        let mut body = json!({"request": "create", "room": room, "description": "rtc-studio test",
+            "publishers": 2, "videocodec": "h264", "audiocodec": "opus", "permanent": false});
+        if let Some(pin) = pin {
+            body["pin"] = json!(pin);
+        }
+        let r = self.call(&format!("{s_url}/{handle}"), json!({"janus": "message", "body": body}));
+        assert_eq!(r["plugindata"]["data"]["videoroom"], "created", "room not created: {r}");
+        self.call(&s_url, json!({"janus": "destroy"}));
+        room
+    }
+
+    fn call(&self, url: &str, mut body: Value) -> Value {
+        body["transaction"] = json!(format!("t{}", rand_u16()));
+        post(url, &body).unwrap_or_else(|e| panic!("Janus {url}: {e}"))
+    }
+
+    fn admin(&self, path: &str, request: &str) -> Value {
+        let url = format!("{}{path}", self.admin);
+        let v = self.call(&url, json!({"janus": request, "admin_secret": ADMIN_SECRET}));
+        assert_eq!(v["janus"], "success", "admin {request}: {v}");
+        v
+    }
+
+    /// Janus's own statistics of every PeerConnection it has, from the Admin API (`handle_info`).
+    pub fn handles(&self) -> Vec<Value> {
+        let mut all = Vec::new();
+        for s in self.admin("", "list_sessions")["sessions"].as_array().cloned().unwrap_or_default() {
+            let s = s.as_u64().unwrap();
+            for h in self.admin(&format!("/{s}"), "list_handles")["handles"].as_array().cloned().unwrap_or_default() {
+                let h = h.as_u64().unwrap();
+                all.push(self.admin(&format!("/{s}/{h}"), "handle_info")["info"].clone());
+            }
+        }
+        all
+    }
+}
+
+impl Drop for Janus {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rand_u16() -> u16 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    (t ^ (std::process::id() << 7)) as u16
+}
+
+/// A blocking JSON POST with curl (the tests' only HTTP client that needs no runtime).
+pub fn post(url: &str, body: &Value) -> Result<Value, String> {
+    let out = Command::new("curl")
+        .args(["-s", "-m", "5", "-H", "Content-Type: application/json", "-d"])
+        .arg(body.to_string())
+        .arg(url)
+        .output()
+        .map_err(|e| format!("curl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("curl exit {:?}", out.status.code()));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
