@@ -1,6 +1,6 @@
 # RTC Studio — the commands a newcomer needs. Each installs its own Debian packages when missing.
 SHELL := /bin/bash
-CLIP := target/demo/flash-beep.mkv
+CLIP := target/demo/flash-beep-v3.mkv
 XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
 
 .PHONY: deps build demo test bench fuzz install uninstall clean

@@ -21,6 +21,11 @@ WHERE TO:
                          e.g. http://host:8088/janus) instead of WHIP
     --janus-pin PIN      the room's PIN (never printed)
     --janus-display NAME the publisher's display name in the room (default OBS)
+    --ice-server URL     a STUN/TURN server (stun:host:port, turn:host:port); repeat for more
+    --ice-username U     TURN username (with --turn-secret: appended to the expiry time)
+    --ice-credential P   TURN password (never printed)
+    --turn-secret S      coturn's static-auth-secret: time-limited TURN credentials are made from it (never printed)
+    --ice-policy P       all (default) or relay: send only through TURN
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
@@ -60,6 +65,11 @@ struct Options {
     janus_room: String,
     janus_pin: String,
     janus_display: String,
+    ice_servers: Vec<String>,
+    ice_username: String,
+    ice_credential: String,
+    turn_secret: String,
+    relay_only: bool,
     packet_log: String,
     media: Option<String>,
     duration: f64,
@@ -106,6 +116,11 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         janus_room: String::new(),
         janus_pin: String::new(),
         janus_display: String::new(),
+        ice_servers: Vec::new(),
+        ice_username: String::new(),
+        ice_credential: String::new(),
+        turn_secret: String::new(),
+        relay_only: false,
         packet_log: String::new(),
         media: None,
         duration: 5.0,
@@ -142,6 +157,17 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--janus-room" => o.janus_room = value.clone(),
             "--janus-pin" => o.janus_pin = value.clone(),
             "--janus-display" => o.janus_display = value.clone(),
+            "--ice-server" => o.ice_servers.push(value.clone()),
+            "--ice-username" => o.ice_username = value.clone(),
+            "--ice-credential" => o.ice_credential = value.clone(),
+            "--turn-secret" => o.turn_secret = value.clone(),
+            "--ice-policy" => {
+                o.relay_only = match value.as_str() {
+                    "relay" => true,
+                    "all" => false,
+                    _ => return Err(format!("--ice-policy is all or relay, got {value}")),
+                }
+            }
             "--packet-log" => o.packet_log = value.clone(),
             "--media" => o.media = Some(value.clone()),
             "--duration" => {
@@ -263,6 +289,11 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let mut svc = Data::new();
     svc.set_string("server", &o.url)
         .set_string("bearer_token", &o.token);
+    svc.set_string("ice_servers", &o.ice_servers.join("\n"))
+        .set_string("ice_username", &o.ice_username)
+        .set_string("ice_credential", &o.ice_credential)
+        .set_string("turn_secret", &o.turn_secret)
+        .set_bool("ice_relay_only", o.relay_only);
     if !o.janus_room.is_empty() {
         svc.set_string("signalling", "janus")
             .set_string("janus_room", &o.janus_room)

@@ -10,10 +10,13 @@ use crate::obs::properties::{Properties, TextKind};
 use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
 use crate::service::{
-    SETTING_JANUS_DISPLAY, SETTING_JANUS_PIN, SETTING_JANUS_ROOM, SETTING_SIGNALLING,
-    SIGNALLING_JANUS,
+    SETTING_ICE_CREDENTIAL, SETTING_ICE_SERVERS, SETTING_ICE_USERNAME, SETTING_JANUS_DISPLAY,
+    SETTING_JANUS_PIN, SETTING_JANUS_ROOM, SETTING_RELAY_ONLY, SETTING_SIGNALLING,
+    SETTING_TURN_SECRET, SIGNALLING_JANUS,
 };
+use crate::signal::ice::{self, IceSettings};
 use crate::signal::janus::{self, JanusRoom};
+use crate::signal::whip::IceServer;
 use crate::signal::Failure;
 use crate::stream::{Connector, PacketSink, Stream, StreamStats};
 use crate::transport::session::PublishConfig;
@@ -98,6 +101,54 @@ impl RtcOutput {
         }))
     }
 
+    /// The STUN/TURN servers from the service settings (only our own service has them) and the relay-only policy.
+    fn ice(&self) -> Result<(Vec<IceServer>, bool), Failure> {
+        let Some(data) = self.handle.service_settings() else {
+            return Ok((Vec::new(), false));
+        };
+        let s = data.as_settings();
+        let typed = IceSettings {
+            urls: s.string(SETTING_ICE_SERVERS),
+            username: s.string(SETTING_ICE_USERNAME),
+            credential: s.string(SETTING_ICE_CREDENTIAL),
+            turn_secret: s.string(SETTING_TURN_SECRET),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut servers = ice::ice_servers(&typed, now)?;
+        for server in &mut servers {
+            server.urls.retain(|u| {
+                let usable = ice::turn_transport_supported(u);
+                if !usable {
+                    log::warn(&format!(
+                        "ICE server {u} skipped: TURN over TCP/TLS is not supported yet (UDP is)"
+                    ));
+                }
+                usable
+            });
+        }
+        servers.retain(|s| !s.urls.is_empty());
+        let relay_only = s.bool(SETTING_RELAY_ONLY);
+        let has_turn = servers
+            .iter()
+            .flat_map(|s| &s.urls)
+            .any(|u| u.to_ascii_lowercase().starts_with("turn:"));
+        if relay_only && !has_turn {
+            return Err(Failure::new(
+                StopCode::BadPath,
+                "\"Relay only\" needs a TURN server (turn:host:port, over UDP) under Settings → Stream",
+            ));
+        }
+        if !servers.is_empty() {
+            log::info(&format!(
+                "ICE servers from the settings: {servers:?}{}",
+                if relay_only { ", relay only" } else { "" }
+            ));
+        }
+        Ok((servers, relay_only))
+    }
+
     /// Chooses where packets go for this start; errors are shown to the streamer.
     fn connector(&self) -> Result<Connector, Failure> {
         let settings = self
@@ -149,11 +200,13 @@ impl RtcOutput {
         }
         crate::signal::whip::validate_endpoint(&url)?;
         let janus = self.janus_room()?;
+        let (ice_servers, relay_only) = self.ice()?;
         let config = PublishConfig {
             endpoint: url,
             bearer_token: token,
             janus,
-            ice_servers: Vec::new(),
+            ice_servers,
+            relay_only,
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,
             video_extra_data: Bytes::from(video.map(|v| v.extra_data).unwrap_or_default()),

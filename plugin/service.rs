@@ -20,6 +20,13 @@ pub const SIGNALLING_JANUS: &str = "janus";
 pub const SETTING_JANUS_ROOM: &str = "janus_room";
 pub const SETTING_JANUS_PIN: &str = "janus_pin";
 pub const SETTING_JANUS_DISPLAY: &str = "janus_display";
+/// STUN/TURN servers, one URL per line; their long-term credentials, or coturn's shared secret.
+pub const SETTING_ICE_SERVERS: &str = "ice_servers";
+pub const SETTING_ICE_USERNAME: &str = "ice_username";
+pub const SETTING_ICE_CREDENTIAL: &str = "ice_credential";
+pub const SETTING_TURN_SECRET: &str = "turn_secret";
+/// Only relayed (TURN) candidates: hides the machine's addresses, or tests the TURN path.
+pub const SETTING_RELAY_ONLY: &str = "ice_relay_only";
 
 pub struct RtcService;
 
@@ -150,6 +157,29 @@ impl ServiceType for RtcService {
             &text(c"RtcStudio.JanusDisplay"),
             TextKind::Plain,
         );
+        p.text(
+            SETTING_ICE_SERVERS,
+            &text(c"RtcStudio.IceServers"),
+            TextKind::Multiline,
+        )
+        .tooltip(&text(c"RtcStudio.IceServers.Tooltip"));
+        p.text(
+            SETTING_ICE_USERNAME,
+            &text(c"RtcStudio.IceUsername"),
+            TextKind::Plain,
+        );
+        p.text(
+            SETTING_ICE_CREDENTIAL,
+            &text(c"RtcStudio.IceCredential"),
+            TextKind::Password,
+        );
+        p.text(
+            SETTING_TURN_SECRET,
+            &text(c"RtcStudio.TurnSecret"),
+            TextKind::Password,
+        )
+        .tooltip(&text(c"RtcStudio.TurnSecret.Tooltip"));
+        p.bool(SETTING_RELAY_ONLY, &text(c"RtcStudio.RelayOnly"));
         p
     }
 

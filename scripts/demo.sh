@@ -3,7 +3,7 @@
 # 10 s, then what the receiver decoded and measured. Run through `make demo` (which builds first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-clip=target/demo/flash-beep.mkv
+clip=target/demo/flash-beep-v3.mkv
 scripts/demo-clip.sh "$clip" 10
 out=$(mktemp -d)
 trap 'kill $sfu 2>/dev/null || true; rm -rf "$out"' EXIT

@@ -23,7 +23,9 @@ struct Inbound {
 fn inbound(janus: &Janus) -> Inbound {
     let mut t = Inbound::default();
     for h in janus.handles() {
-        let Some(media) = h["webrtc"]["media"].as_object() else { continue };
+        let Some(media) = h["webrtc"]["media"].as_object() else {
+            continue;
+        };
         t.peer_connections += 1;
         for m in media.values() {
             let stats = &m["stats"]["in"];
@@ -52,8 +54,20 @@ fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
     let publisher = std::thread::spawn(move || {
         headless(
             &[
-                "--media", clip.to_str().unwrap(), "--duration", "8", "--url", &api, "--janus-room", &room_arg,
-                "--janus-pin", "room-pin-31", "--janus-display", "RTC Studio test", "--bframes", "0",
+                "--media",
+                clip.to_str().unwrap(),
+                "--duration",
+                "8",
+                "--url",
+                &api,
+                "--janus-room",
+                &room_arg,
+                "--janus-pin",
+                "room-pin-31",
+                "--janus-display",
+                "RTC Studio test",
+                "--bframes",
+                "0",
             ],
             None,
         )
@@ -74,14 +88,22 @@ fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
     let s = &run.summary;
     println!("summary {s}\nJanus inbound samples {samples:?}");
     assert_eq!(s["connected"], true, "{}\n{}", run.log, janus.log());
-    assert!(samples.len() >= 6, "Janus saw no RTP from us: {samples:?}\n{}", janus.log());
+    assert!(
+        samples.len() >= 6,
+        "Janus saw no RTP from us: {samples:?}\n{}",
+        janus.log()
+    );
     let (first, last) = (samples[0], samples[samples.len() - 1]);
     // ≥ 2.5 s between first and last sample: at 1.5 Mb/s and 50 audio packets/s, far more than these floors.
     assert!(
-        last.video_packets > first.video_packets + 200 && last.video_bytes > first.video_bytes + 200_000,
+        last.video_packets > first.video_packets + 200
+            && last.video_bytes > first.video_bytes + 200_000,
         "video did not keep flowing: {samples:?}"
     );
-    assert!(last.audio_packets > first.audio_packets + 100, "audio did not keep flowing: {samples:?}");
+    assert!(
+        last.audio_packets > first.audio_packets + 100,
+        "audio did not keep flowing: {samples:?}"
+    );
     assert!(last.nacks < 20, "NACK storm: {} NACKs", last.nacks);
     assert_eq!(s["stop_code"], 0, "{s}");
     for expected in [
@@ -89,12 +111,20 @@ fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
         format!("(Janus VideoRoom, room {room})"),
         "Janus VideoRoom session ended (left the room, session destroyed)".to_string(),
     ] {
-        assert!(run.log.contains(&expected), "log lacks {expected:?}:\n{}", run.log);
+        assert!(
+            run.log.contains(&expected),
+            "log lacks {expected:?}:\n{}",
+            run.log
+        );
     }
     assert!(!run.log.contains("room-pin-31"), "the PIN reached the log");
     // Janus let us go: no session left behind.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(inbound(&janus).peer_connections, 0, "a PeerConnection is still open in Janus");
+    assert_eq!(
+        inbound(&janus).peer_connections,
+        0,
+        "a PeerConnection is still open in Janus"
+    );
 }
 
 #[test]
@@ -103,11 +133,38 @@ fn wrong_rooms_and_pins_end_with_clear_errors() {
     let room = janus.create_room(Some("right-pin"));
     let api = janus.api.clone();
     for (room_arg, pin, code, message) in [
-        ("987654321".to_string(), "", BAD_PATH, "There is no such Janus room"),
-        (room.to_string(), "wrong-pin", INVALID_STREAM, "The Janus room refused the PIN"),
-        ("lobby".to_string(), "", BAD_PATH, "The Janus room must be a positive number"),
+        (
+            "987654321".to_string(),
+            "",
+            BAD_PATH,
+            "There is no such Janus room",
+        ),
+        (
+            room.to_string(),
+            "wrong-pin",
+            INVALID_STREAM,
+            "The Janus room refused the PIN",
+        ),
+        (
+            "lobby".to_string(),
+            "",
+            BAD_PATH,
+            "The Janus room must be a positive number",
+        ),
     ] {
-        let run = headless(&["--duration", "1", "--url", &api, "--janus-room", &room_arg, "--janus-pin", pin], None);
+        let run = headless(
+            &[
+                "--duration",
+                "1",
+                "--url",
+                &api,
+                "--janus-room",
+                &room_arg,
+                "--janus-pin",
+                pin,
+            ],
+            None,
+        );
         let s = &run.summary;
         println!("{room_arg}: {s}");
         // A room that is not a number fails at Start (OBS shows the message at once); the others once Janus answers.
@@ -117,6 +174,9 @@ fn wrong_rooms_and_pins_end_with_clear_errors() {
             assert_eq!(s["connected"], false, "{s}");
             assert_eq!(s["stop_code"], code, "{s}");
         }
-        assert!(s["last_error"].as_str().unwrap_or("").starts_with(message), "{s}");
+        assert!(
+            s["last_error"].as_str().unwrap_or("").starts_with(message),
+            "{s}"
+        );
     }
 }

@@ -38,8 +38,8 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCPeerConnectionState,
-    RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -62,6 +62,8 @@ pub struct PublishConfig {
     /// Publish into this Janus VideoRoom through Janus's own API instead of WHIP.
     pub janus: Option<JanusRoom>,
     pub ice_servers: Vec<IceServer>,
+    /// Only relayed (TURN) candidates.
+    pub relay_only: bool,
     /// Limit for the whole connect (HTTP + ICE + DTLS).
     pub connect_timeout: Duration,
     pub max_payload: usize,
@@ -415,8 +417,14 @@ impl Publisher {
                 credential: s.credential.clone(),
             })
             .collect();
+        let policy = if cfg.relay_only {
+            RTCIceTransportPolicy::Relay
+        } else {
+            RTCIceTransportPolicy::All
+        };
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(ice_servers)
+            .with_ice_transport_policy(policy)
             .build();
         let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, mut gathered) = watch::channel(false);
@@ -473,6 +481,18 @@ impl Publisher {
             .await
             .map(|d| d.sdp)
             .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))?;
+        if cfg.relay_only
+            && !offer_sdp
+                .lines()
+                .any(|l| l.starts_with("a=candidate:") && l.contains(" typ relay"))
+        {
+            let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
+            return Err(Failure::new(
+                StopCode::ConnectFailed,
+                "The TURN server gave no relay address (\"Relay only\" is on): check the TURN URL, username and \
+                 password or shared secret",
+            ));
+        }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
         let exchanged = match tokio::time::timeout(remaining, signalling.exchange(offer_sdp)).await

@@ -20,13 +20,20 @@ pub struct Janus {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// An IPv4 address of this machine that is not loopback; a dummy interface is made if there is none.
 pub fn non_loopback_address() -> String {
     let list = || {
-        let out = Command::new("ip").args(["-4", "-o", "addr", "show"]).output().expect("ip (iproute2)");
+        let out = Command::new("ip")
+            .args(["-4", "-o", "addr", "show"])
+            .output()
+            .expect("ip (iproute2)");
         String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter_map(|l| {
@@ -48,7 +55,9 @@ pub fn non_loopback_address() -> String {
     ] {
         let _ = Command::new("ip").args(args).status();
     }
-    list().expect("Janus needs a non-loopback IPv4 address and none could be made (ip link add … type dummy)")
+    list().expect(
+        "Janus needs a non-loopback IPv4 address and none could be made (ip link add … type dummy)",
+    )
 }
 
 impl Janus {
@@ -110,7 +119,9 @@ impl Janus {
         };
         let up = Instant::now() + Duration::from_secs(15);
         while Instant::now() < up {
-            if post(&janus.api, &json!({"janus": "info", "transaction": "up"})).is_ok_and(|v| v["janus"] == "server_info") {
+            if post(&janus.api, &json!({"janus": "info", "transaction": "up"}))
+                .is_ok_and(|v| v["janus"] == "server_info")
+            {
                 return janus;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -125,9 +136,14 @@ impl Janus {
     /// Creates an H.264 + Opus VideoRoom (optionally with a PIN) through the REST API; returns its number.
     pub fn create_room(&self, pin: Option<&str>) -> u64 {
         let room = 100_000 + u64::from(rand_u16());
-        let session = self.call(&self.api, json!({"janus": "create"}))["data"]["id"].as_u64().unwrap();
+        let session = self.call(&self.api, json!({"janus": "create"}))["data"]["id"]
+            .as_u64()
+            .unwrap();
         let s_url = format!("{}/{session}", self.api);
-        let handle = self.call(&s_url, json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}))["data"]["id"]
+        let handle = self.call(
+            &s_url,
+            json!({"janus": "attach", "plugin": "janus.plugin.videoroom"}),
+        )["data"]["id"]
             .as_u64()
             .unwrap();
         let mut body = json!({"request": "create", "room": room, "description": "rtc-studio test",
@@ -135,8 +151,14 @@ impl Janus {
         if let Some(pin) = pin {
             body["pin"] = json!(pin);
         }
-        let r = self.call(&format!("{s_url}/{handle}"), json!({"janus": "message", "body": body}));
-        assert_eq!(r["plugindata"]["data"]["videoroom"], "created", "room not created: {r}");
+        let r = self.call(
+            &format!("{s_url}/{handle}"),
+            json!({"janus": "message", "body": body}),
+        );
+        assert_eq!(
+            r["plugindata"]["data"]["videoroom"], "created",
+            "room not created: {r}"
+        );
         self.call(&s_url, json!({"janus": "destroy"}));
         room
     }
@@ -148,7 +170,10 @@ impl Janus {
 
     fn admin(&self, path: &str, request: &str) -> Value {
         let url = format!("{}{path}", self.admin);
-        let v = self.call(&url, json!({"janus": request, "admin_secret": ADMIN_SECRET}));
+        let v = self.call(
+            &url,
+            json!({"janus": request, "admin_secret": ADMIN_SECRET}),
+        );
         assert_eq!(v["janus"], "success", "admin {request}: {v}");
         v
     }
@@ -156,9 +181,17 @@ impl Janus {
     /// Janus's own statistics of every PeerConnection it has, from the Admin API (`handle_info`).
     pub fn handles(&self) -> Vec<Value> {
         let mut all = Vec::new();
-        for s in self.admin("", "list_sessions")["sessions"].as_array().cloned().unwrap_or_default() {
+        for s in self.admin("", "list_sessions")["sessions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
             let s = s.as_u64().unwrap();
-            for h in self.admin(&format!("/{s}"), "list_handles")["handles"].as_array().cloned().unwrap_or_default() {
+            for h in self.admin(&format!("/{s}"), "list_handles")["handles"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+            {
                 let h = h.as_u64().unwrap();
                 all.push(self.admin(&format!("/{s}/{h}"), "handle_info")["info"].clone());
             }
@@ -169,7 +202,10 @@ impl Janus {
 
 impl Drop for Janus {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-INT").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -183,14 +219,24 @@ impl Drop for Janus {
 }
 
 fn rand_u16() -> u16 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
     (t ^ (std::process::id() << 7)) as u16
 }
 
 /// A blocking JSON POST with curl (the tests' only HTTP client that needs no runtime).
 pub fn post(url: &str, body: &Value) -> Result<Value, String> {
     let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-H", "Content-Type: application/json", "-d"])
+        .args([
+            "-s",
+            "-m",
+            "5",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
         .arg(body.to_string())
         .arg(url)
         .output()
@@ -198,5 +244,6 @@ pub fn post(url: &str, body: &Value) -> Result<Value, String> {
     if !out.status.success() {
         return Err(format!("curl exit {:?}", out.status.code()));
     }
-    serde_json::from_slice(&out.stdout).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
 }

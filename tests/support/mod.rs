@@ -5,3 +5,4 @@ pub mod janus;
 pub mod obs_frontend;
 pub mod obs_run;
 pub mod receiver;
+pub mod turn;

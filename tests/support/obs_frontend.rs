@@ -108,8 +108,9 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
     } else {
         ""
     };
+    // A crash leaves a core file in OBS's working directory (the run's home); its backtrace goes into the console.
     let script = format!(
-        "obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
+        "ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
          kill -INT $OBS_PID; wait $OBS_PID; echo \"obs exit $?\"",
         scenario.script
     );
@@ -124,13 +125,29 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
             "-c",
             &script,
         ])
+        .current_dir(&home)
         .env("HOME", &home)
         .env("OBS_PLUGINS_PATH", &bin)
         .env("OBS_PLUGINS_DATA_PATH", &data)
         .output()
         .expect("xvfb-run (make deps)");
-    let console =
+    let mut console =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if let Some(core) = std::fs::read_dir(&home)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("core")))
+    {
+        let bt = Command::new("gdb")
+            .args(["-batch", "-ex", "thread apply all bt 20", "/usr/bin/obs"])
+            .arg(&core)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("(no gdb: {e})"));
+        console += &format!("\nOBS crashed; backtrace from {}:\n{bt}", core.display());
+    }
     let log = std::fs::read_dir(cfg.join("logs"))
         .ok()
         .and_then(|mut d| d.next())

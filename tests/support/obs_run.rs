@@ -151,7 +151,7 @@ pub fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
 
 /// The flash/beep demo clip (see scripts/demo-clip.sh) at `size`, made once per build directory.
 pub fn flash_beep_clip(size: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("flash-beep-{size}.mkv"));
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("flash-beep-v3-{size}.mkv"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo-clip.sh");
     let status = Command::new("bash")
         .arg(script)

@@ -81,6 +81,8 @@ struct Stats {
     reports: HashMap<u32, Vec<(u64, u32)>>,
     delete_received: bool,
     auth_failures: u32,
+    /// The candidate types (host, srflx, relay) in the last offer.
+    offer_candidate_types: Vec<String>,
     /// Access units as received (Annex-B) with their RTP timestamps, for a second decoder when needed.
     units: Vec<(u32, Vec<u8>)>,
     b_slices: u64,
@@ -189,6 +191,7 @@ impl Receiver {
             "b_slice_units": s.b_slices,
             "sessions": s.sessions,
             "auth_failures": s.auth_failures,
+            "offer_candidate_types": s.offer_candidate_types,
         })
     }
 
@@ -368,6 +371,20 @@ async fn serve(
                     ..Default::default()
                 };
                 s.post_at = Some(arrived);
+                let mut types: Vec<String> = offer
+                    .lines()
+                    .filter(|l| l.starts_with("a=candidate:"))
+                    .filter_map(|l| {
+                        l.split(" typ ")
+                            .nth(1)?
+                            .split_whitespace()
+                            .next()
+                            .map(str::to_string)
+                    })
+                    .collect();
+                types.sort();
+                types.dedup();
+                s.offer_candidate_types = types;
             }
             match answer(offer, stats.clone(), &options).await {
                 Ok((pc, sdp)) => {

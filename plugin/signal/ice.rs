@@ -1,0 +1,188 @@
+//! STUN/TURN servers a streamer configures, sans-IO: one URL per line, long-term credentials, or coturn's REST-style
+//! time-limited credentials computed from a shared secret (`use-auth-secret`): username `<expiry>:<name>`,
+//! password base64(HMAC-SHA1(secret, username)). Time is an argument.
+use super::whip::IceServer;
+use super::{Failure, StopCode};
+use base64::Engine;
+
+/// How long REST credentials stay valid.
+pub const TURN_CREDENTIAL_TTL_S: u64 = 24 * 3600;
+
+/// What the streamer typed for ICE.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct IceSettings {
+    /// One `stun:`/`turn:`/`turns:` URL per line (commas also separate).
+    pub urls: String,
+    pub username: String,
+    pub credential: String,
+    /// coturn's `static-auth-secret`: if set, username and credential are computed from it.
+    pub turn_secret: String,
+}
+
+impl std::fmt::Debug for IceSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceSettings")
+            .field("urls", &self.urls)
+            .field(
+                "credential",
+                &if self.credential.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field(
+                "turn_secret",
+                &if self.turn_secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// coturn REST API credentials for `name` valid until `now_unix + ttl`.
+pub fn rest_credentials(secret: &str, name: &str, now_unix: u64, ttl: u64) -> (String, String) {
+    let expiry = now_unix + ttl;
+    let username = if name.is_empty() {
+        expiry.to_string()
+    } else {
+        format!("{expiry}:{name}")
+    };
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, username.as_bytes());
+    (
+        username,
+        base64::engine::general_purpose::STANDARD.encode(tag.as_ref()),
+    )
+}
+
+/// Whether a TURN URL can be used by our WebRTC stack (webrtc-rs 0.21 relays over UDP only).
+pub fn turn_transport_supported(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("turns:") {
+        return false;
+    }
+    !lower.starts_with("turn:") || !lower.contains("transport=tcp")
+}
+
+/// The configured servers; an error names the line a streamer must fix.
+pub fn ice_servers(settings: &IceSettings, now_unix: u64) -> Result<Vec<IceServer>, Failure> {
+    let urls: Vec<String> = settings
+        .urls
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect();
+    for u in &urls {
+        let scheme = u.split(':').next().unwrap_or("").to_ascii_lowercase();
+        if !matches!(scheme.as_str(), "stun" | "stuns" | "turn" | "turns")
+            || u.len() <= scheme.len() + 1
+        {
+            return Err(Failure::new(
+                StopCode::BadPath,
+                format!("ICE server {u:?} is not a stun:, turn: or turns: URL (e.g. turn:turn.example.com:3478)"),
+            ));
+        }
+    }
+    if urls.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (username, credential) = if settings.turn_secret.is_empty() {
+        (
+            settings.username.trim().to_string(),
+            settings.credential.clone(),
+        )
+    } else {
+        rest_credentials(
+            &settings.turn_secret,
+            settings.username.trim(),
+            now_unix,
+            TURN_CREDENTIAL_TTL_S,
+        )
+    };
+    Ok(vec![IceServer {
+        urls,
+        username,
+        credential,
+    }])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rest_credentials_match_coturns_formula() {
+        // HMAC-SHA1("secret", "1700086400:obs") computed independently with `openssl dgst -sha1 -hmac secret -binary |
+        // base64`.
+        let (user, pass) = rest_credentials("secret", "obs", 1_700_000_000, 86_400);
+        assert_eq!(user, "1700086400:obs");
+        assert_eq!(pass, "6xYzFkXulsWJgPPkIViDZ8kINAI=");
+        assert_eq!(rest_credentials("secret", "", 10, 5).0, "15");
+    }
+
+    #[test]
+    fn urls_are_split_checked_and_share_the_credentials() {
+        let s = IceSettings {
+            urls: " stun:127.0.0.1:3478\nturn:127.0.0.1:3478?transport=udp , turn:h.example".into(),
+            username: "u".into(),
+            credential: "p".into(),
+            turn_secret: String::new(),
+        };
+        let servers = ice_servers(&s, 0).unwrap();
+        assert_eq!(servers.len(), 1);
+        assert_eq!(
+            servers[0].urls,
+            [
+                "stun:127.0.0.1:3478",
+                "turn:127.0.0.1:3478?transport=udp",
+                "turn:h.example"
+            ]
+        );
+        assert_eq!(
+            (servers[0].username.as_str(), servers[0].credential.as_str()),
+            ("u", "p")
+        );
+        assert!(ice_servers(&IceSettings::default(), 0).unwrap().is_empty());
+        let bad = ice_servers(
+            &IceSettings {
+                urls: "http://x".into(),
+                ..Default::default()
+            },
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(bad.code, StopCode::BadPath);
+        assert!(bad.message.contains("http://x"));
+        assert!(ice_servers(
+            &IceSettings {
+                urls: "turn:".into(),
+                ..Default::default()
+            },
+            0
+        )
+        .is_err());
+        let secret = IceSettings {
+            urls: "turn:t".into(),
+            turn_secret: "k".into(),
+            ..Default::default()
+        };
+        assert!(ice_servers(&secret, 100).unwrap()[0]
+            .username
+            .starts_with(&(100 + TURN_CREDENTIAL_TTL_S).to_string()));
+        assert!(!format!("{secret:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn only_udp_turn_is_usable() {
+        assert!(turn_transport_supported("turn:h:3478"));
+        assert!(turn_transport_supported("turn:h:3478?transport=udp"));
+        assert!(turn_transport_supported("stun:h"));
+        assert!(!turn_transport_supported("turn:h:3478?transport=tcp"));
+        assert!(!turn_transport_supported("turns:h:5349"));
+    }
+}
