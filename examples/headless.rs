@@ -17,6 +17,7 @@ USAGE:
 WHERE TO:
     --url URL            WHIP endpoint of the server (the service's `server` setting)
     --token TOKEN        bearer token sent to the server (never printed); with --janus-room, Janus's API secret/token
+    --profile P          x264 profile: high (default), main or baseline (browsers decode main and baseline)
     --janus-room N       publish into Janus VideoRoom N through Janus's REST API (--url is then the API root,
                          e.g. http://host:8088/janus) instead of WHIP
     --janus-pin PIN      the room's PIN (never printed)
@@ -63,6 +64,7 @@ struct Options {
     url: String,
     token: String,
     janus_room: String,
+    profile: String,
     janus_pin: String,
     janus_display: String,
     ice_servers: Vec<String>,
@@ -114,6 +116,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         url: String::new(),
         token: String::new(),
         janus_room: String::new(),
+        profile: "high".into(),
         janus_pin: String::new(),
         janus_display: String::new(),
         ice_servers: Vec::new(),
@@ -155,6 +158,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--url" => o.url = value.clone(),
             "--token" => o.token = value.clone(),
             "--janus-room" => o.janus_room = value.clone(),
+            "--profile" => o.profile = value.clone(),
             "--janus-pin" => o.janus_pin = value.clone(),
             "--janus-display" => o.janus_display = value.clone(),
             "--ice-server" => o.ice_servers.push(value.clone()),
@@ -278,7 +282,7 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
         .set_int("bitrate", o.bitrate)
         .set_int("keyint_sec", o.keyint)
         .set_string("preset", &o.preset)
-        .set_string("profile", "high")
+        .set_string("profile", &o.profile)
         .set_string("tune", &o.tune)
         .set_string("x264opts", &format!("bframes={}", o.bframes));
     let video = host.create_video_encoder("obs_x264", "video", &v)?;

@@ -199,6 +199,20 @@ impl RtcOutput {
             ));
         }
         crate::signal::whip::validate_endpoint(&url)?;
+        if let Some(v) = &video {
+            let mut params = crate::media::h264::ParameterSets::default();
+            params.learn(&Bytes::from(v.extra_data.clone()));
+            if params
+                .profile_level_id()
+                .is_some_and(|p| p.starts_with("64"))
+            {
+                log::warn(
+                    "the video encoder produces H.264 High profile: browsers that watch through an SFU may refuse it \
+                     (Debian's Chromium decodes only Baseline and Main over WebRTC); choose profile main or baseline in \
+                     the encoder settings for the widest reach",
+                );
+            }
+        }
         let janus = self.janus_room()?;
         let (ice_servers, relay_only) = self.ice()?;
         let config = PublishConfig {

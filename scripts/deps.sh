@@ -4,7 +4,7 @@
 #        scripts/deps.sh PKG...     (extra packages, e.g. janus coturn chromium)
 set -euo pipefail
 base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool
-      janus coturn curl iproute2)
+      janus coturn curl iproute2 chromium)
 want=("${base[@]}" "$@")
 missing=()
 for p in "${want[@]}"; do

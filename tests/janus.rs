@@ -180,3 +180,90 @@ fn wrong_rooms_and_pins_end_with_clear_errors() {
         );
     }
 }
+
+#[test]
+fn a_browser_watches_what_obs_publishes_into_janus() {
+    let janus = Janus::start("janus-viewer");
+    let room = janus.create_room(None);
+    let clip = flash_beep_clip("640x360");
+    let (api, room_arg) = (janus.api.clone(), room.to_string());
+    let publisher = std::thread::spawn(move || {
+        headless(
+            &[
+                "--media",
+                clip.to_str().unwrap(),
+                "--duration",
+                "16",
+                "--url",
+                &api,
+                "--janus-room",
+                &room_arg,
+                "--bframes",
+                "0",
+                // Debian's Chromium decodes H.264 Baseline and Main over WebRTC, not High.
+                "--profile",
+                "main",
+            ],
+            None,
+        )
+    });
+    // Chromium subscribes once our publisher is in the room and sending.
+    let mut sending = false;
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(250));
+        if inbound(&janus).video_packets > 0 {
+            sending = true;
+            break;
+        }
+    }
+    assert!(
+        sending,
+        "the publisher never reached Janus:\n{}",
+        janus.log()
+    );
+    let page =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
+    let profile = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile");
+    let query = format!("api={}&room={room}&seconds=5", janus.api);
+    let result = support::browser::run_page(&page, &query, Duration::from_secs(40), &profile);
+    let run = publisher.join().unwrap();
+    let result =
+        result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
+    let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("janus-viewer.png");
+    if let Some(png) = result["snapshot"]["png"].as_str() {
+        support::browser::save_data_url_png(png, &shot).unwrap();
+    }
+    let mut shown = result.clone();
+    shown["snapshot"]["png"] = serde_json::json!(format!("saved to {}", shot.display()));
+    println!("browser {shown}");
+    assert!(
+        result.get("error").is_none(),
+        "the page failed: {shown}\n{}",
+        janus.log()
+    );
+    assert_eq!(result["connection"], "connected", "{shown}");
+    let v = &result["video"];
+    assert_eq!(v["codec"], "video/H264", "{shown}");
+    assert_eq!(
+        (v["frameWidth"].as_u64(), v["frameHeight"].as_u64()),
+        (Some(640), Some(360)),
+        "{shown}"
+    );
+    // 5 s of watching at 30 fps.
+    assert!(v["framesDecoded"].as_u64().unwrap_or(0) >= 100, "{shown}");
+    let a = &result["audio"];
+    assert_eq!(a["codec"], "audio/opus", "{shown}");
+    assert!(a["packetsReceived"].as_u64().unwrap_or(0) >= 200, "{shown}");
+    // The picture is our moving test pattern, not a black or blank element.
+    let snap = &result["snapshot"];
+    assert_eq!(
+        (snap["width"].as_u64(), snap["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{shown}"
+    );
+    assert!(
+        snap["lumaStd"].as_f64().unwrap_or(0.0) > 20.0,
+        "the video element shows a flat picture: {shown}"
+    );
+    assert_eq!(run.summary["stop_code"], 0, "{}", run.summary);
+}

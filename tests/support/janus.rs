@@ -83,10 +83,12 @@ impl Janus {
             "janus.jcfg",
             format!(
                 "general: {{\n configs_folder = \"{cfg}\"\n plugins_folder = \"{PLUGINS}\"\n transports_folder = \"{TRANSPORTS}\"\n \
-                 events_folder = \"{none}\"\n loggers_folder = \"{none}\"\n debug_level = 4\n admin_secret = \"{ADMIN_SECRET}\"\n \
-                 session_timeout = 60\n}}\nmedia: {{\n rtp_port_range = \"20000-40000\"\n}}\nnat: {{\n ice_enforce_list = \"{ice_address}\"\n}}\n\
+                 events_folder = \"{none}\"\n loggers_folder = \"{none}\"\n debug_level = {level}\n admin_secret = \"{ADMIN_SECRET}\"\n \
+                 session_timeout = 60\n}}\nmedia: {{\n rtp_port_range = \"20000-40000\"\n}}\nnat: {{\n nice_debug = {nice}\n ice_enforce_list = \"{ice_address}\"\n}}\n\
                  plugins: {{\n disable = \"{plugins}\"\n}}\ntransports: {{\n disable = \"{transports}\"\n}}\n",
                 cfg = dir.display(),
+                level = std::env::var("JANUS_DEBUG_LEVEL").unwrap_or_else(|_| "4".into()),
+                nice = std::env::var("JANUS_DEBUG_LEVEL").is_ok(),
                 none = empty.display(),
                 plugins = others.join(","),
                 transports = transports.join(","),

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 pub mod bad_whip;
+pub mod browser;
 pub mod janus;
 pub mod obs_frontend;
 pub mod obs_run;

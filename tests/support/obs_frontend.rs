@@ -138,7 +138,10 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
         .flatten()
         .filter_map(|e| e.ok())
         .map(|e| e.path())
-        .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("core")))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("core"))
+        })
     {
         let bt = Command::new("gdb")
             .args(["-batch", "-ex", "thread apply all bt 20", "/usr/bin/obs"])
