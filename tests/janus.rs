@@ -1,11 +1,12 @@
 //! Real Janus 1.1.2 (Debian's package, started here): real libobs + our plugin publish into a Janus VideoRoom over
-//! Janus's own REST API (native signalling), and Janus's Admin API shows the RTP arriving; wrong rooms and PINs end
-//! with the right OBS stop code and message.
+//! Janus's own REST API (native signalling) and over WHIP through Meetecho's simple-whip-server, and Janus's Admin
+//! API shows the RTP arriving; headless Chromium watches; wrong rooms and PINs end with the right code and message.
 mod support;
 
 use std::time::Duration;
 use support::janus::Janus;
 use support::obs_run::{flash_beep_clip, headless};
+use support::whip_front::WhipFront;
 
 const BAD_PATH: i64 = -1;
 const INVALID_STREAM: i64 = -3;
@@ -44,39 +45,18 @@ fn inbound(janus: &Janus) -> Inbound {
     t
 }
 
-#[test]
-fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
-    let janus = Janus::start("janus-native");
-    let room = janus.create_room(Some("room-pin-31"));
-    let clip = flash_beep_clip("640x360");
-    let api = janus.api.clone();
-    let room_arg = room.to_string();
+/// Publishes with the headless runner while sampling Janus's counters for our PeerConnection; asserts that video
+/// and audio kept flowing without a NACK storm.
+fn publish_and_watch_janus(janus: &Janus, args: &[&str]) -> support::obs_run::Run {
+    let owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let publisher = std::thread::spawn(move || {
-        headless(
-            &[
-                "--media",
-                clip.to_str().unwrap(),
-                "--duration",
-                "8",
-                "--url",
-                &api,
-                "--janus-room",
-                &room_arg,
-                "--janus-pin",
-                "room-pin-31",
-                "--janus-display",
-                "RTC Studio test",
-                "--bframes",
-                "0",
-            ],
-            None,
-        )
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        headless(&args, None)
     });
-    // While it streams, Janus's own counters for our PeerConnection must keep growing.
     let mut samples = Vec::new();
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(500));
-        let s = inbound(&janus);
+        let s = inbound(janus);
         if s.video_packets > 0 {
             samples.push(s);
         }
@@ -105,6 +85,74 @@ fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
         "audio did not keep flowing: {samples:?}"
     );
     assert!(last.nacks < 20, "NACK storm: {} NACKs", last.nacks);
+    run
+}
+
+#[test]
+fn obs_publishes_through_simple_whip_server_into_janus() {
+    let janus = Janus::start_with("janus-whip", true);
+    let room = janus.create_room(None);
+    let front = WhipFront::start(
+        janus.websocket.as_deref().unwrap(),
+        "simple-whip-server-run",
+    );
+    let token = "whip-front-token-6120";
+    let endpoint = front.create_endpoint("obs-test", room, token);
+    let clip = flash_beep_clip("640x360");
+    let args = [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        "8",
+        "--url",
+        &endpoint,
+        "--token",
+        token,
+        "--bframes",
+        "0",
+    ];
+    let run = publish_and_watch_janus(&janus, &args);
+    assert_eq!(run.summary["stop_code"], 0, "{}", run.summary);
+    assert!(
+        run.log.contains("WHIP session ended (DELETE answered 200)"),
+        "{}\n{}",
+        run.log,
+        front.log()
+    );
+    assert!(!run.log.contains(token), "the bearer token reached the log");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        inbound(&janus).peer_connections,
+        0,
+        "a PeerConnection is still open in Janus"
+    );
+}
+
+#[test]
+fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
+    let janus = Janus::start("janus-native");
+    let room = janus.create_room(Some("room-pin-31"));
+    let clip = flash_beep_clip("640x360");
+    let api = janus.api.clone();
+    let room_arg = room.to_string();
+    let args = [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        "8",
+        "--url",
+        &api,
+        "--janus-room",
+        &room_arg,
+        "--janus-pin",
+        "room-pin-31",
+        "--janus-display",
+        "RTC Studio test",
+        "--bframes",
+        "0",
+    ];
+    let run = publish_and_watch_janus(&janus, &args);
+    let s = &run.summary;
     assert_eq!(s["stop_code"], 0, "{s}");
     for expected in [
         "connecting to http://127.0.0.1:".to_string(),

@@ -17,6 +17,8 @@ pub struct Janus {
     admin: String,
     /// The address Janus uses for ICE.
     pub ice_address: String,
+    /// Janus's WebSocket API (`ws://127.0.0.1:<port>`), when started with it.
+    pub websocket: Option<String>,
 }
 
 fn free_port() -> u16 {
@@ -62,6 +64,11 @@ pub fn non_loopback_address() -> String {
 
 impl Janus {
     pub fn start(name: &str) -> Janus {
+        Self::start_with(name, false)
+    }
+
+    /// With the WebSocket API too (on 127.0.0.1), for clients such as Meetecho's simple-whip-server.
+    pub fn start_with(name: &str, websockets: bool) -> Janus {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         let empty = dir.join("none");
@@ -76,7 +83,11 @@ impl Janus {
         let transports: Vec<String> = std::fs::read_dir(TRANSPORTS)
             .unwrap()
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".so") && n != "libjanus_http.so")
+            .filter(|n| {
+                n.ends_with(".so")
+                    && n != "libjanus_http.so"
+                    && !(websockets && n == "libjanus_websockets.so")
+            })
             .collect();
         let write = |file: &str, text: String| std::fs::write(dir.join(file), text).unwrap();
         write(
@@ -102,6 +113,13 @@ impl Janus {
             ),
         );
         write("janus.plugin.videoroom.jcfg", "general: {\n}\n".into());
+        let ws_port = free_port();
+        if websockets {
+            write(
+                "janus.transport.websockets.jcfg",
+                format!("general: {{\n json = \"compact\"\n ws = true\n ws_port = {ws_port}\n ws_ip = \"127.0.0.1\"\n wss = false\n}}\nadmin: {{\n admin_ws = false\n}}\n"),
+            );
+        }
         let log = std::fs::File::create(dir.join("janus.log")).unwrap();
         let child = Command::new("janus")
             .arg("-F")
@@ -118,6 +136,7 @@ impl Janus {
             admin: format!("http://127.0.0.1:{admin_port}/admin"),
             dir,
             ice_address,
+            websocket: websockets.then(|| format!("ws://127.0.0.1:{ws_port}")),
         };
         let up = Instant::now() + Duration::from_secs(15);
         while Instant::now() < up {

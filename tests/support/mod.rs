@@ -7,3 +7,4 @@ pub mod obs_frontend;
 pub mod obs_run;
 pub mod receiver;
 pub mod turn;
+pub mod whip_front;
