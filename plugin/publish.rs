@@ -50,6 +50,18 @@ impl WhipSink {
                 () = stopped => Err(Failure::new(StopCode::Success, "stopped while connecting")),
             }
         })?;
+        let t = publisher.timings;
+        log::info(&format!(
+            "connect timeline: offer ready {} ms ({}), answer {} ms, ICE+DTLS connected {} ms",
+            t.offer_ms,
+            if t.gathering_complete {
+                "all candidates"
+            } else {
+                "candidate gathering cut short"
+            },
+            t.answer_ms,
+            t.connected_ms
+        ));
         if !publisher.announced_ice_servers.is_empty() {
             log::info(&format!(
                 "ICE servers announced by the WHIP server: {:?}",

@@ -47,6 +47,14 @@ fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &s
     let r = receiver.report();
     let s = &run.summary;
     println!("summary {s}\nreceiver {r}");
+    println!(
+        "{}",
+        run.log
+            .lines()
+            .filter(|l| l.contains("connect timeline"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     assert_eq!(
         s["connected"],
         true,

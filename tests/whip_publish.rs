@@ -60,6 +60,14 @@ fn publish_and_measure(bframes: &str) {
     let r = receiver.report();
     let s = &run.summary;
     println!("summary {s}\nreceiver {r}");
+    println!(
+        "{}",
+        run.log
+            .lines()
+            .filter(|l| l.contains("connect timeline"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 
     assert_eq!(s["connected"], true, "did not connect: {s}\n{}", run.log);
     assert_eq!(s["ended_by_itself"], false, "{s}");

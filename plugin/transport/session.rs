@@ -46,7 +46,11 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit}
 pub const VIDEO_PAYLOAD_TYPE: u8 = 102;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// How long we wait for our own ICE candidates before sending the offer with what we have.
-const GATHER_LIMIT: Duration = Duration::from_secs(2);
+/// STUN answers and TURN allocations (three round trips with authentication) take well under a second on real
+/// networks; an unreachable server must not hold the first frame back longer than that.
+const GATHER_LIMIT: Duration = Duration::from_secs(1);
+/// How long ICE looks for a direct path before it settles for a TURN relay (when direct paths are allowed).
+const RELAY_ACCEPTANCE_WAIT: Duration = Duration::from_millis(1000);
 const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Closing a peer connection on a failure path may take at most this long.
 const CLOSE_LIMIT: Duration = Duration::from_secs(2);
@@ -265,6 +269,22 @@ pub struct Publisher {
     /// Since when ICE has been disconnected (it may recover by itself).
     disconnected_since: Option<Instant>,
     pub answer_sdp: String,
+    /// Where the connect time went.
+    pub timings: ConnectTimings,
+}
+
+/// Milliseconds from the start of `connect` to: the offer being ready (after ICE gathering completed or its limit
+/// passed), the server's answer, and ICE + DTLS being connected.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ConnectTimings {
+    pub offer_ms: u64,
+    pub gathering_complete: bool,
+    pub answer_ms: u64,
+    pub connected_ms: u64,
+}
+
+fn ms_since(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
 }
 
 /// How long ICE may stay disconnected before the stream is declared lost (OBS then reconnects).
@@ -438,6 +458,13 @@ impl Publisher {
                 Some(ICE_FAILED),
                 Some(Duration::from_secs(1)),
             )
+            // ICE waits before it settles for a relayed path, in case a direct one turns up (webrtc-rs: 2 s). With
+            // "relay only" nothing better can come; otherwise a direct path shows within a few round trips.
+            .with_relay_acceptance_min_wait(Some(if cfg.relay_only {
+                Duration::ZERO
+            } else {
+                RELAY_ACCEPTANCE_WAIT
+            }))
             .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
@@ -470,12 +497,18 @@ impl Publisher {
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error("offer"))?;
-        wait_for(
+        let complete = wait_for(
             &mut gathered,
             (Instant::now() + GATHER_LIMIT).min(deadline),
             |g| *g,
         )
-        .await;
+        .await
+        .is_some();
+        let mut timings = ConnectTimings {
+            offer_ms: ms_since(started),
+            gathering_complete: complete,
+            ..Default::default()
+        };
         let offer_sdp = pc
             .local_description()
             .await
@@ -512,6 +545,7 @@ impl Publisher {
             Ok(sdp) => sdp,
             Err(e) => return Err(abandon(pc.as_ref(), signalling.as_mut(), e).await),
         };
+        timings.answer_ms = ms_since(started);
         let answer = match RTCSessionDescription::answer(answer_sdp.clone()) {
             Ok(a) => a,
             Err(e) => {
@@ -598,6 +632,10 @@ impl Publisher {
             announced_ice_servers: announced,
             disconnected_since: None,
             answer_sdp,
+            timings: ConnectTimings {
+                connected_ms: ms_since(started),
+                ..timings
+            },
         })
     }
 

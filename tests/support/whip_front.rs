@@ -144,13 +144,26 @@ impl WhipFront {
     pub fn create_endpoint(&self, id: &str, room: u64, token: &str) -> String {
         let body = json!({"id": id, "room": room, "token": token, "label": "RTC Studio"});
         let out = Command::new("curl")
-            .args(["-s", "-m", "5", "-w", "\n%{http_code}", "-H", "Content-Type: application/json", "-d"])
+            .args([
+                "-s",
+                "-m",
+                "5",
+                "-w",
+                "\n%{http_code}",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+            ])
             .arg(body.to_string())
             .arg(format!("{}/create", self.base))
             .output()
             .expect("curl");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(text.ends_with("\n200"), "create endpoint answered {text:?}\n{}", self.log());
+        assert!(
+            text.ends_with("\n200"),
+            "create endpoint answered {text:?}\n{}",
+            self.log()
+        );
         format!("{}/endpoint/{id}", self.base)
     }
 
