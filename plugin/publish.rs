@@ -1,4 +1,5 @@
 //! The WHIP sink: runs the transport's [`Publisher`] on the plugin's runtime from the stream worker thread.
+use crate::media::latency::LatencyHistogram;
 use crate::media::packet::EncodedPacket;
 use crate::obs::log;
 use crate::signal::whip::redact_url;
@@ -16,6 +17,17 @@ pub struct WhipSink {
     runtime: tokio::runtime::Handle,
     publisher: Option<Publisher>,
     discontinuities: u64,
+    latency: Latency,
+}
+
+/// Where the time between OBS capturing a frame (`sys_dts_usec`) and its packet leaving goes: encoder and libobs
+/// (capture → hand-off to the plugin), then the plugin (hand-off → wire), per media kind.
+#[derive(Default)]
+struct Latency {
+    video_handoff: LatencyHistogram,
+    video_wire: LatencyHistogram,
+    audio_handoff: LatencyHistogram,
+    audio_wire: LatencyHistogram,
 }
 
 impl WhipSink {
@@ -72,6 +84,7 @@ impl WhipSink {
             runtime,
             publisher: Some(publisher),
             discontinuities: 0,
+            latency: Latency::default(),
         })
     }
 }
@@ -87,6 +100,15 @@ impl PacketSink for WhipSink {
         let (bytes, discontinuity) = self
             .runtime
             .block_on(publisher.send(packet, capture_unix_usec))?;
+        let on_wire = crate::obs::clock_usec();
+        let (handoff, wire) = match packet.kind {
+            crate::media::packet::MediaKind::Video => (&mut self.latency.video_handoff, &mut self.latency.video_wire),
+            crate::media::packet::MediaKind::Audio => (&mut self.latency.audio_handoff, &mut self.latency.audio_wire),
+        };
+        if packet.sys_dts_usec > 0 {
+            handoff.record(packet.handoff_usec - packet.sys_dts_usec);
+            wire.record(on_wire - packet.sys_dts_usec);
+        }
         if let Some(d) = discontinuity {
             self.discontinuities += 1;
             log::warn(&format!(
@@ -101,6 +123,14 @@ impl PacketSink for WhipSink {
 
     fn close(&mut self) {
         if let Some(p) = self.publisher.take() {
+            let l = &self.latency;
+            log::info(&format!(
+                "capture → wire: video {}; audio {}. Of that, capture → plugin (encoder + libobs): video {}; audio {}",
+                l.video_wire.summary(),
+                l.audio_wire.summary(),
+                l.video_handoff.summary(),
+                l.audio_handoff.summary()
+            ));
             let requests = p.keyframe_requests.clone();
             let (pli, fir) = (
                 requests.pli.load(Ordering::Relaxed),

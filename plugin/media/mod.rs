@@ -3,5 +3,6 @@
 pub mod clock;
 pub mod h264;
 pub mod h264_rtp;
+pub mod latency;
 pub mod opus;
 pub mod packet;
