@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CLIP := target/demo/flash-beep-v3.mkv
 XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
 
-.PHONY: deps build demo test bench fuzz install uninstall clean
+.PHONY: deps build demo test bench fuzz compat install uninstall clean
 
 deps:
 	@scripts/deps.sh
@@ -28,6 +28,11 @@ bench: deps
 fuzz: deps
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run annexb -- -runs=1000000 -max_len=8192
 	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run depacketize -- -runs=1000000 -max_len=8192
+
+# The same binaries on newer OBS: Debian trixie (30.2.3) and sid, each in a debootstrap root (opt-in, root, ~1 GB).
+compat: build
+	scripts/compat.sh trixie
+	scripts/compat.sh sid
 
 install: deps
 	scripts/install.sh

@@ -274,9 +274,12 @@ bool calldata_get_data(const calldata_t *data, const char *name, void *out, size
 /* ---- services ------------------------------------------------------------------------------------------------- */
 obs_service_t *obs_service_create(const char *id, const char *name, obs_data_t *settings, obs_data_t *hotkey_data);
 void obs_service_release(obs_service_t *service);
-const char *obs_service_get_url(const obs_service_t *service);
-const char *obs_service_get_key(const obs_service_t *service);
-const char *obs_service_get_output_type(const obs_service_t *service);
+/* The service's URL and key changed API across versions: obs_service_get_url/get_key exist up to 31 (removed in 32),
+ * obs_service_get_connect_info exists from 29.1. The plugin looks them up at run time (dlsym) and never links them,
+ * so one binary loads on 29.0 through 32.x. */
+typedef const char *(*obs_service_get_url_fn)(const obs_service_t *service);
+typedef const char *(*obs_service_get_key_fn)(const obs_service_t *service);
+typedef const char *(*obs_service_get_connect_info_fn)(const obs_service_t *service, uint32_t type);
 const char *obs_service_get_id(const obs_service_t *service);
 obs_data_t *obs_service_get_settings(const obs_service_t *service);
 bool obs_enum_service_types(size_t idx, const char **id);

@@ -102,8 +102,14 @@ impl PacketSink for WhipSink {
             .block_on(publisher.send(packet, capture_unix_usec))?;
         let on_wire = crate::obs::clock_usec();
         let (handoff, wire) = match packet.kind {
-            crate::media::packet::MediaKind::Video => (&mut self.latency.video_handoff, &mut self.latency.video_wire),
-            crate::media::packet::MediaKind::Audio => (&mut self.latency.audio_handoff, &mut self.latency.audio_wire),
+            crate::media::packet::MediaKind::Video => (
+                &mut self.latency.video_handoff,
+                &mut self.latency.video_wire,
+            ),
+            crate::media::packet::MediaKind::Audio => (
+                &mut self.latency.audio_handoff,
+                &mut self.latency.audio_wire,
+            ),
         };
         if packet.sys_dts_usec > 0 {
             handoff.record(packet.handoff_usec - packet.sys_dts_usec);

@@ -310,6 +310,32 @@ fn every_declared_function_is_exported_by_the_system_libraries() {
         missing.is_empty(),
         "not exported by {FRONTEND_API}: {missing:?}"
     );
+    // libobs functions looked up at run time because some versions lack them: 29.0 has the old pair (32 does not;
+    // obs_service_get_connect_info is 29.1+).
+    for f in ["obs_service_get_url", "obs_service_get_key"] {
+        assert!(header_declares_fn_type(f), "{f}_fn is no longer declared");
+        assert!(symbols.contains(f), "{f} not exported by libobs 29.0");
+    }
+    assert!(header_declares_fn_type("obs_service_get_connect_info"));
+    for f in [
+        "obs_service_get_url",
+        "obs_service_get_key",
+        "obs_service_get_connect_info",
+    ] {
+        assert!(
+            !declared.iter().any(|d| d == f),
+            "{f} must not be linked directly (missing in some libobs)"
+        );
+    }
+}
+
+fn header_declares_fn_type(name: &str) -> bool {
+    let header = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/obs-headers/rtc-obs.h"
+    ))
+    .unwrap();
+    header.contains(&format!("(*{name}_fn)("))
 }
 
 const FRONTEND_API: &str = "/usr/lib/x86_64-linux-gnu/libobs-frontend-api.so.0";

@@ -14,7 +14,11 @@ pub struct LatencyHistogram {
 
 impl Default for LatencyHistogram {
     fn default() -> Self {
-        LatencyHistogram { buckets: vec![0; BUCKETS], over: 0, count: 0 }
+        LatencyHistogram {
+            buckets: vec![0; BUCKETS],
+            over: 0,
+            count: 0,
+        }
     }
 }
 
@@ -51,9 +55,16 @@ impl LatencyHistogram {
 
     /// "p50 X ms, p99 Y ms, max Z ms (N)" for logs.
     pub fn summary(&self) -> String {
-        match (self.quantile_ms(0.5), self.quantile_ms(0.99), self.quantile_ms(1.0)) {
+        match (
+            self.quantile_ms(0.5),
+            self.quantile_ms(0.99),
+            self.quantile_ms(1.0),
+        ) {
             (Some(p50), Some(p99), Some(max)) => {
-                format!("p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} packets)", self.count)
+                format!(
+                    "p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms ({} packets)",
+                    self.count
+                )
             }
             _ => "no packets".into(),
         }

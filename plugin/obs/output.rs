@@ -141,9 +141,20 @@ impl OutputHandle {
             if service.is_null() {
                 return None;
             }
-            let url = cstr_to_string(unsafe { sys::obs_service_get_url(service) });
-            let key = cstr_to_string(unsafe { sys::obs_service_get_key(service) });
-            Some((url, key))
+            let api = service_api();
+            // SAFETY: live service; the functions (when found) have these signatures in every libobs that exports
+            // them (checked against 29.0's exports by tests/abi_layout.rs); returned strings belong to the service.
+            let (url, key) = unsafe {
+                match (api.connect_info, api.url, api.key) {
+                    (Some(info), _, _) => (
+                        info(service, CONNECT_INFO_SERVER_URL),
+                        info(service, CONNECT_INFO_BEARER_TOKEN),
+                    ),
+                    (None, Some(url), Some(key)) => (url(service), key(service)),
+                    _ => return None,
+                }
+            };
+            Some((cstr_to_string(url), cstr_to_string(key)))
         })
         .flatten()
     }
@@ -419,4 +430,39 @@ pub fn register<T: OutputType>() {
     );
     // SAFETY: libobs copies `size` bytes of the struct; every pointer in it is 'static.
     unsafe { sys::obs_register_output_s(&info, size) };
+}
+
+/// `obs_service_connect_info` values (libobs 29.1+).
+const CONNECT_INFO_SERVER_URL: u32 = 0;
+const CONNECT_INFO_BEARER_TOKEN: u32 = 10;
+
+/// How this libobs gives a service's URL and key: `obs_service_get_connect_info` (29.1+) or the older
+/// `obs_service_get_url`/`get_key` (removed in 32).
+struct ServiceApi {
+    connect_info: sys::obs_service_get_connect_info_fn,
+    url: sys::obs_service_get_url_fn,
+    key: sys::obs_service_get_key_fn,
+}
+
+fn service_api() -> &'static ServiceApi {
+    static API: std::sync::OnceLock<ServiceApi> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        // SAFETY: RTLD_DEFAULT (null) searches the process's global scope, where libobs is; each symbol, if
+        // present, has the signature its `_fn` type declares. A missing symbol becomes None.
+        unsafe {
+            let find = |name: &std::ffi::CStr| sys::dlsym(std::ptr::null_mut(), name.as_ptr());
+            ServiceApi {
+                connect_info: std::mem::transmute::<
+                    *mut c_void,
+                    sys::obs_service_get_connect_info_fn,
+                >(find(c"obs_service_get_connect_info")),
+                url: std::mem::transmute::<*mut c_void, sys::obs_service_get_url_fn>(find(
+                    c"obs_service_get_url",
+                )),
+                key: std::mem::transmute::<*mut c_void, sys::obs_service_get_key_fn>(find(
+                    c"obs_service_get_key",
+                )),
+            }
+        }
+    })
 }

@@ -166,15 +166,11 @@ unsafe extern "C" fn get_connect_info(data: *mut c_void, kind: u32) -> *const c_
     })
 }
 
-unsafe extern "C" fn can_try_to_connect(data: *mut c_void) -> bool {
-    guard("service can_try_to_connect", false, || {
-        let Some(i) = (unsafe { instance(data) }) else {
-            return false;
-        };
-        let url = i.current(|p| &p.0);
-        // SAFETY: pointer into a CString kept alive by the instance.
-        !url.is_null() && !unsafe { CStr::from_ptr(url) }.is_empty()
-    })
+/// libobs 30+ refuses to start an output whose service says it cannot connect, with no message of its own. We
+/// always say yes: the output's start then explains what is missing ("No server URL is set …") in OBS's error
+/// dialog, and a diagnostics run with a packet log needs no URL at all.
+unsafe extern "C" fn can_try_to_connect(_data: *mut c_void) -> bool {
+    true
 }
 
 /// Whether some module has registered a service type with this id.
