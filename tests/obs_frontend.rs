@@ -8,24 +8,14 @@ mod support;
 use std::time::Duration;
 use support::obs_frontend::{profile_dir, run_obs, FrontendRun, Scenario};
 use support::obs_run::{flash_beep_clip, packets_sent, OBS};
-use support::receiver::{Receiver, ReceiverOptions};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
 #[test]
 fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
     let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
     support::obs_run::binaries(); // refuses a stale plugin
     let clip = flash_beep_clip("640x360");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions {
-            token: Some(TOKEN.into()),
-            ..Default::default()
-        }))
-        .unwrap();
+    let (rt, receiver) = receiver_requiring_token();
     let service = serde_json::json!({"type": "whip_custom",
         "settings": {"server": receiver.whip_url(), "bearer_token": TOKEN}});
     let run = run_obs(
@@ -70,6 +60,18 @@ fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
 
 const TOKEN: &str = "frontend-s3cret-token";
 
+/// Our receiver, requiring the test's bearer token, on a runtime of its own.
+fn receiver_requiring_token() -> (tokio::runtime::Runtime, Receiver) {
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions {
+            token: Some(TOKEN.into()),
+            ..Default::default()
+        }))
+        .unwrap();
+    (rt, receiver)
+}
+
 /// The receiver decoded what OBS sent, in sync, and saw the DELETE; the token never reached OBS's log.
 fn assert_received_everything(run: &FrontendRun, r: &serde_json::Value) {
     let log = &run.log;
@@ -102,17 +104,7 @@ fn the_tools_menu_makes_rtc_studio_the_streaming_service_keeping_url_and_token()
     let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
     support::obs_run::binaries();
     let clip = flash_beep_clip("640x360");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions {
-            token: Some(TOKEN.into()),
-            ..Default::default()
-        }))
-        .unwrap();
+    let (rt, receiver) = receiver_requiring_token();
     // What a streamer on OBS 29 types into Settings → Stream → Custom...: the WHIP URL and the token as key.
     let service = serde_json::json!({"type": "rtmp_custom",
         "settings": {"server": receiver.whip_url(), "key": TOKEN}});

@@ -5,25 +5,17 @@ mod support;
 
 use std::time::Duration;
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
-use support::receiver::{Receiver, ReceiverOptions};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::turn::{Turn, TurnAuth};
 
 const CONNECT_FAILED: i64 = -2;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 /// Streams through `turn` relay-only with `ice_args`; checks the receiver got it all and coturn relayed it.
 /// `user_in_log`: how coturn's log ends the user name (`<obs>`, or `:obs-studio>` for REST credentials).
 fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &str) {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");
-    let rt = runtime();
+    let rt = test_runtime();
     let receiver = rt
         .block_on(Receiver::start(ReceiverOptions::default()))
         .unwrap();

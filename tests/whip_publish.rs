@@ -5,15 +5,7 @@ mod support;
 use std::time::Duration;
 use support::bad_whip::{self, Misbehaviour};
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
-use support::receiver::{Receiver, ReceiverOptions};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
+use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
 /// OBS_OUTPUT_* codes as libobs defines them.
 const BAD_PATH: i64 = -1;
@@ -24,7 +16,7 @@ const INVALID_STREAM: i64 = -3;
 fn publish_and_measure(bframes: &str) {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");
-    let rt = runtime();
+    let rt = test_runtime();
     let token = "test-token-9f8e7d";
     // The receiver announces a STUN and a TURN server on OPTIONS; nothing listens there, so host candidates carry
     // the session, but the plugin must take them (and never print the TURN credential).
@@ -242,7 +234,7 @@ fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
             words: "larger than",
         },
     ];
-    let rt = runtime();
+    let rt = test_runtime();
     let mut failures = Vec::new();
     for case in cases {
         let url = rt.block_on(bad_whip::serve(case.server.clone()));
@@ -327,7 +319,7 @@ fn nothing_listening_and_bad_urls_fail_fast_and_clearly() {
 fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");
-    let rt = runtime();
+    let rt = test_runtime();
     let receiver = rt
         .block_on(Receiver::start(ReceiverOptions {
             drop_first_session_after: Some(Duration::from_secs(2)),
@@ -385,7 +377,7 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
 fn a_307_redirect_is_followed_to_the_real_endpoint() {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");
-    let rt = runtime();
+    let rt = test_runtime();
     let receiver = rt
         .block_on(Receiver::start(ReceiverOptions::default()))
         .unwrap();
@@ -417,7 +409,7 @@ fn a_307_redirect_is_followed_to_the_real_endpoint() {
 
 #[test]
 fn an_untrusted_tls_certificate_is_refused() {
-    let rt = runtime();
+    let rt = test_runtime();
     let url = rt.block_on(bad_whip::serve_untrusted_tls());
     let run = headless(&["--duration", "1", "--url", &url], None);
     let s = &run.summary;
@@ -437,7 +429,7 @@ fn an_untrusted_tls_certificate_is_refused() {
 #[test]
 fn stopping_while_connecting_ends_at_once_and_unload_finds_no_thread() {
     // The server never answers and the connect timeout is long: stopping must not wait for it.
-    let rt = runtime();
+    let rt = test_runtime();
     let url = rt.block_on(bad_whip::serve(Misbehaviour::Silent));
     let t0 = std::time::Instant::now();
     let run = headless(

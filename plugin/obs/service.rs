@@ -22,11 +22,7 @@ impl std::fmt::Debug for ServiceEndpoint {
             .field("url", &self.url)
             .field(
                 "bearer_token",
-                &if self.bearer_token.is_empty() {
-                    "<none>"
-                } else {
-                    "<redacted>"
-                },
+                &crate::signal::secret_shown(&self.bearer_token),
             )
             .finish()
     }

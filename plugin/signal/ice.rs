@@ -23,21 +23,10 @@ impl std::fmt::Debug for IceSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IceSettings")
             .field("urls", &self.urls)
-            .field(
-                "credential",
-                &if self.credential.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("credential", &crate::signal::secret_shown(&self.credential))
             .field(
                 "turn_secret",
-                &if self.turn_secret.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
+                &crate::signal::secret_shown(&self.turn_secret),
             )
             .finish_non_exhaustive()
     }

@@ -20,14 +20,7 @@ impl std::fmt::Debug for JanusRoom {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JanusRoom")
             .field("room", &self.room)
-            .field(
-                "pin",
-                &if self.pin.is_empty() {
-                    "<none>"
-                } else {
-                    "<redacted>"
-                },
-            )
+            .field("pin", &crate::signal::secret_shown(&self.pin))
             .field("display", &self.display)
             .finish()
     }

@@ -83,11 +83,7 @@ impl std::fmt::Debug for PublishConfig {
             .field("endpoint", &whip::redact_url(&self.endpoint))
             .field(
                 "bearer_token",
-                &if self.bearer_token.is_empty() {
-                    "<none>"
-                } else {
-                    "<redacted>"
-                },
+                &crate::signal::secret_shown(&self.bearer_token),
             )
             .field("ice_servers", &self.ice_servers)
             .field("janus", &self.janus)

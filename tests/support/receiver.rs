@@ -800,3 +800,12 @@ fn decode_audio(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>)>, stats: Shared) {
         }
     }
 }
+
+/// The runtime a test drives its receiver on.
+pub fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
