@@ -236,13 +236,17 @@ fn struct_layouts_and_constants_match_system_libobs_headers() {
     assert!(checked > 100, "checked only {checked} items");
 }
 
-/// Function names declared at top level in our header.
-fn declared_functions() -> Vec<String> {
-    let header = std::fs::read_to_string(concat!(
+fn our_header() -> String {
+    std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/obs-headers/rtc-obs.h"
     ))
-    .unwrap();
+    .unwrap()
+}
+
+/// Function names declared at top level in our header.
+fn declared_functions() -> Vec<String> {
+    let header = our_header();
     header
         .lines()
         .filter(|l| {
@@ -330,11 +334,7 @@ fn every_declared_function_is_exported_by_the_system_libraries() {
 }
 
 fn header_declares_fn_type(name: &str) -> bool {
-    let header = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/obs-headers/rtc-obs.h"
-    ))
-    .unwrap();
+    let header = our_header();
     header.contains(&format!("(*{name}_fn)("))
 }
 
@@ -342,11 +342,7 @@ const FRONTEND_API: &str = "/usr/lib/x86_64-linux-gnu/libobs-frontend-api.so.0";
 
 /// `obs_frontend_x` for every `typedef ... (*obs_frontend_x_fn)(...)` in our header.
 fn frontend_function_types() -> Vec<String> {
-    let header = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/obs-headers/rtc-obs.h"
-    ))
-    .unwrap();
+    let header = our_header();
     header
         .lines()
         .filter(|l| l.starts_with("typedef"))

@@ -22,9 +22,7 @@ fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
         &Scenario::start_and_stop("obs-frontend-whip", service, 7),
         &clip,
     );
-    rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
-    std::thread::sleep(Duration::from_millis(300));
-    let r = receiver.report();
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     println!("receiver {r}");
     let log = &run.log;
     for expected in [
@@ -119,9 +117,7 @@ fn the_tools_menu_makes_rtc_studio_the_streaming_service_keeping_url_and_token()
         name: "obs-frontend-menu",
     };
     let run = run_obs(&scenario, &clip);
-    rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
-    std::thread::sleep(Duration::from_millis(300));
-    let r = receiver.report();
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     println!("receiver {r}");
     let log = &run.log;
     for expected in [

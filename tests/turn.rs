@@ -34,9 +34,7 @@ fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &s
     args.extend(["--ice-server", &turn_url, "--ice-policy", "relay"]);
     args.extend(ice_args);
     let run = headless(&args, None);
-    rt.block_on(receiver.wait_for_delete(Duration::from_secs(3)));
-    std::thread::sleep(Duration::from_millis(300));
-    let r = receiver.report();
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     let s = &run.summary;
     println!("summary {s}\nreceiver {r}");
     println!(

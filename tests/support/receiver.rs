@@ -144,6 +144,13 @@ impl Receiver {
     }
 
     /// The measurements as one JSON object.
+    /// After a stream: waits (bounded) for the WHIP DELETE and for the last frames to leave the decoder.
+    pub async fn settled_report(&self, limit: Duration) -> serde_json::Value {
+        self.wait_for_delete(limit).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.report()
+    }
+
     pub fn report(&self) -> serde_json::Value {
         let mut s = self.stats.lock().unwrap();
         s.decoder = "openh264";
