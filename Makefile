@@ -21,8 +21,9 @@ test: build
 	cargo test --no-fail-fast 2>&1
 
 # Benchmarks print numbers (never part of make test).
-bench: deps
+bench: build
 	cargo bench --bench packetize
+	scripts/bench-first-frame.sh 20
 
 # 1 M inputs per fuzz target (needs `cargo install cargo-fuzz`; stable toolchain via RUSTC_BOOTSTRAP).
 fuzz: deps

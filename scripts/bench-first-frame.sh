@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Time to first frame, over N starts (default 20): for each, a fresh receiver (examples/mock_sfu) and a fresh
+# headless OBS (examples/headless) publishing the flash/beep clip with x264 zerolatency; prints per-start numbers and
+# the median and p90 of
+#   connect:      obs_output_start → the output active (WHIP + ICE + DTLS), from the runner's summary
+#   first frame:  the WHIP POST's arrival → the first decoded frame, from the receiver
+# A benchmark: it prints numbers and never fails on them. Part of `make bench`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n="${1:-20}"
+clip=target/bench/flash-beep-v3-640x360.mkv
+scripts/demo-clip.sh "$clip" 8 640x360
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+connect=(); first=()
+for i in $(seq "$n"); do
+  target/debug/examples/mock_sfu --timeout 20 >"$out/r.txt" &
+  sfu=$!
+  for _ in $(seq 100); do grep -q '^whip-url ' "$out/r.txt" && break; sleep 0.05; done
+  url=$(sed -n 's/^whip-url //p' "$out/r.txt")
+  xvfb-run -a -s "-screen 0 1280x720x24" target/debug/examples/headless --media "$clip" --duration 1.5 \
+    --tune zerolatency --bframes 0 --url "$url" >"$out/o.txt" 2>&1 || true
+  wait "$sfu" || true
+  c=$(sed -n 's/^summary //p' "$out/o.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("start_ms"))')
+  f=$(tail -n 1 "$out/r.txt" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("first_frame_ms"))')
+  printf 'start %2d: connect %s ms, first frame %s ms\n' "$i" "$c" "$f"
+  connect+=("$c"); first+=("$f")
+done
+python3 - "${connect[*]}" "${first[*]}" <<'PY'
+import sys
+def stats(name, text):
+    v = sorted(float(x) for x in text.split() if x not in ("None", "null"))
+    if not v:
+        print(f"{name}: no data"); return
+    q = lambda p: v[min(len(v) - 1, int(round(p * (len(v) - 1))))]
+    print(f"{name}: median {q(0.5):.0f} ms, p90 {q(0.9):.0f} ms, min {v[0]:.0f}, max {v[-1]:.0f} ({len(v)} starts)")
+stats("connect (start -> active)", sys.argv[1])
+stats("first frame (WHIP POST -> decoded)", sys.argv[2])
+PY
