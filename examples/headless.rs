@@ -30,6 +30,8 @@ WHERE TO:
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
+    --packets-from P     encoders (default: straight from the encoders) or interleaver (through libobs's
+                         interleaver, as OBS feeds outputs by itself; adds the video encoder's delay to audio)
 
 WHAT TO STREAM:
     --media FILE         loop this media file (video and audio) as the scene; default: a solid colour with silence
@@ -85,6 +87,7 @@ struct Options {
     tune: String,
     audio_bitrate: i64,
     connect_timeout: i64,
+    through_interleaver: bool,
     stop_after: Option<f64>,
     plugin: String,
     plugin_data: String,
@@ -137,6 +140,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         tune: String::new(),
         audio_bitrate: 128,
         connect_timeout: 10,
+        through_interleaver: false,
         stop_after: None,
         plugin: default_plugin(),
         plugin_data: concat!(env!("CARGO_MANIFEST_DIR"), "/data").into(),
@@ -192,6 +196,17 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--tune" => o.tune = value.clone(),
             "--audio-bitrate" => o.audio_bitrate = num("--audio-bitrate")?,
             "--connect-timeout" => o.connect_timeout = num("--connect-timeout")?.clamp(1, 120),
+            "--packets-from" => {
+                o.through_interleaver = match value.as_str() {
+                    "interleaver" => true,
+                    "encoders" => false,
+                    _ => {
+                        return Err(format!(
+                            "--packets-from is encoders or interleaver, got {value}"
+                        ))
+                    }
+                }
+            }
             "--stop-after" => {
                 o.stop_after = Some(
                     value
@@ -307,7 +322,8 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let service = host.create_service("rtc_studio_service", "service", &svc)?;
     let mut out = Data::new();
     out.set_string("packet_log", &o.packet_log)
-        .set_int("connect_timeout_s", o.connect_timeout);
+        .set_int("connect_timeout_s", o.connect_timeout)
+        .set_bool("direct_from_encoders", !o.through_interleaver);
     let output = host.create_output("rtc_studio_output", "stream", &out)?;
     output.set_encoders(&video, &audio);
     output.set_service(&service);

@@ -27,6 +27,7 @@ const UNLOAD_DEADLINE: Duration = Duration::from_secs(3);
 pub(crate) fn module_load() -> bool {
     obs::output::register::<output::RtcOutput>();
     obs::service::register::<service::RtcService>();
+    obs::tap::register();
     obs::log::info(&format!(
         "version {} loaded into libobs {}",
         env!("CARGO_PKG_VERSION"),

@@ -37,6 +37,9 @@ pub const SETTING_CONNECT_TIMEOUT: &str = "connect_timeout_s";
 pub const DEFAULT_CONNECT_TIMEOUT_S: i64 = 10;
 /// Output setting: largest RTP payload in bytes.
 pub const SETTING_MAX_PAYLOAD: &str = "max_rtp_payload";
+/// Output setting: take packets straight from the encoders (bypassing libobs's interleaver, which holds audio back
+/// for as long as the video encoder's delay). On by default.
+pub const SETTING_DIRECT: &str = "direct_from_encoders";
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct OutputSettings {
@@ -44,6 +47,7 @@ struct OutputSettings {
     queue_packets: usize,
     connect_timeout: Duration,
     max_payload: usize,
+    direct: bool,
 }
 
 impl OutputSettings {
@@ -64,6 +68,7 @@ impl OutputSettings {
                 p @ 300..=1400 => p as usize,
                 _ => DEFAULT_MAX_PAYLOAD,
             },
+            direct: settings.bool(SETTING_DIRECT),
         }
     }
 }
@@ -257,6 +262,7 @@ impl OutputType for RtcOutput {
         settings.set_default_int(SETTING_QUEUE_PACKETS, DEFAULT_QUEUE_PACKETS);
         settings.set_default_int(SETTING_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S);
         settings.set_default_int(SETTING_MAX_PAYLOAD, DEFAULT_MAX_PAYLOAD as i64);
+        settings.set_default_bool(SETTING_DIRECT, true);
     }
 
     fn properties() -> Properties {
@@ -282,6 +288,8 @@ impl OutputType for RtcOutput {
             1400,
             10,
         );
+        p.bool(SETTING_DIRECT, &text(c"RtcStudio.DirectFromEncoders"))
+            .tooltip(&text(c"RtcStudio.DirectFromEncoders.Tooltip"));
         p.text(
             SETTING_PACKET_LOG,
             &text(c"RtcStudio.PacketLog"),
@@ -315,12 +323,11 @@ impl OutputType for RtcOutput {
             ..Default::default()
         });
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats.clone();
-        let queue = self
-            .settings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .queue_packets;
-        let started = Stream::start(self.handle.clone(), connector, queue, stats);
+        let (queue, direct) = {
+            let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            (s.queue_packets, s.direct)
+        };
+        let started = Stream::start(self.handle.clone(), connector, queue, stats, direct);
         *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         true
     }
@@ -341,7 +348,7 @@ impl OutputType for RtcOutput {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
         {
-            s.queue.push(packet);
+            s.offer(packet);
         }
     }
 

@@ -28,6 +28,16 @@ struct Latency {
     video_wire: LatencyHistogram,
     audio_handoff: LatencyHistogram,
     audio_wire: LatencyHistogram,
+    /// Hand-off → wire, both kinds: the plugin's own share.
+    plugin: LatencyHistogram,
+}
+
+/// What a sink measured, for benchmarks.
+#[derive(Clone, Debug)]
+pub struct SinkReport {
+    /// Hand-off → wire per packet (ms): p50, p99, max.
+    pub plugin_ms: [f64; 3],
+    pub rtp_packets: u64,
 }
 
 impl WhipSink {
@@ -89,6 +99,16 @@ impl WhipSink {
     }
 }
 
+impl WhipSink {
+    pub fn report(&self) -> SinkReport {
+        let q = |x| self.latency.plugin.quantile_ms(x).unwrap_or(0.0);
+        SinkReport {
+            plugin_ms: [q(0.5), q(0.99), q(1.0)],
+            rtp_packets: self.publisher.as_ref().map_or(0, |p| p.rtp_packets()),
+        }
+    }
+}
+
 impl PacketSink for WhipSink {
     fn send(&mut self, packet: &EncodedPacket) -> Result<u64, Failure> {
         let Some(publisher) = self.publisher.as_mut() else {
@@ -111,6 +131,7 @@ impl PacketSink for WhipSink {
                 &mut self.latency.audio_wire,
             ),
         };
+        self.latency.plugin.record(on_wire - packet.handoff_usec);
         if packet.sys_dts_usec > 0 {
             handoff.record(packet.handoff_usec - packet.sys_dts_usec);
             wire.record(on_wire - packet.sys_dts_usec);
@@ -131,11 +152,13 @@ impl PacketSink for WhipSink {
         if let Some(p) = self.publisher.take() {
             let l = &self.latency;
             log::info(&format!(
-                "capture → wire: video {}; audio {}. Of that, capture → plugin (encoder + libobs): video {}; audio {}",
+                "capture → wire: video {}; audio {}. Of that, capture → plugin (encoder + libobs): video {}; audio {}; \
+                 plugin (hand-off → wire): {}",
                 l.video_wire.summary(),
                 l.audio_wire.summary(),
                 l.video_handoff.summary(),
-                l.audio_handoff.summary()
+                l.audio_handoff.summary(),
+                l.plugin.summary()
             ));
             let requests = p.keyframe_requests.clone();
             let (pli, fir) = (

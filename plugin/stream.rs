@@ -2,6 +2,7 @@
 //! worker thread that connects, begins OBS's data capture, forwards packets to a [`PacketSink`] and tears down.
 //!
 //! OBS's threads only ever `try_send` into the queue or flip flags; the worker does everything that can wait.
+use crate::media::latency::LatencyHistogram;
 use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::log;
 use crate::obs::output::OutputHandle;
@@ -176,27 +177,49 @@ struct Ending {
     worker_done: bool,
 }
 
+/// While taps feed the stream, the packets OBS hands the main output (through its interleaver) are not sent:
+/// only their capture → hand-off delay is kept, to show in the log what the interleaver would have added.
+#[derive(Default)]
+struct InterleavedProbe {
+    video: LatencyHistogram,
+    audio: LatencyHistogram,
+}
+
 /// Control of one running stream, held by the output.
 pub struct Stream {
-    pub queue: PacketQueue,
+    pub queue: Arc<PacketQueue>,
+    /// Packets come from encoder taps ([`OutputHandle::tap_encoders`]), not from the main output's callback.
+    direct: Arc<AtomicBool>,
+    probe: Arc<Mutex<Option<InterleavedProbe>>>,
     stopping: Arc<AtomicBool>,
     ending: Arc<Mutex<Ending>>,
     output: OutputHandle,
 }
 
 impl Stream {
-    /// Spawns the worker: connect, begin capture, forward packets until stopped or failed.
+    /// Spawns the worker: connect, begin capture, forward packets until stopped or failed. With `direct`, the
+    /// worker takes packets from encoder taps, bypassing libobs's interleaver (falling back to it if a tap
+    /// cannot be opened).
     pub fn start(
         output: OutputHandle,
         connector: Connector,
         capacity: usize,
         stats: Arc<StreamStats>,
+        direct: bool,
     ) -> Stream {
         let (queue, rx) = PacketQueue::new(capacity, stats.clone());
+        let queue = Arc::new(queue);
+        let direct = Arc::new(AtomicBool::new(direct));
+        let probe = Arc::new(Mutex::new(None));
         let stopping = Arc::new(AtomicBool::new(false));
         let ending = Arc::new(Mutex::new(Ending::default()));
         let (worker_output, worker_stopping, worker_ending) =
             (output.clone(), stopping.clone(), ending.clone());
+        let feed = Feed {
+            queue: queue.clone(),
+            direct: direct.clone(),
+            probe: probe.clone(),
+        };
         let started = Instant::now();
         let spawned = std::thread::Builder::new()
             .name("rtc-studio-stream".into())
@@ -205,6 +228,7 @@ impl Stream {
                     &worker_output,
                     connector,
                     rx,
+                    feed,
                     stats,
                     worker_stopping,
                     started,
@@ -234,9 +258,28 @@ impl Stream {
         }
         Stream {
             queue,
+            direct,
+            probe,
             stopping,
             ending,
             output,
+        }
+    }
+
+    /// A packet OBS handed the main output (on OBS's output thread): queued, unless taps feed the stream.
+    pub fn offer(&self, packet: EncodedPacket) {
+        if !self.direct.load(Ordering::SeqCst) {
+            self.queue.push(packet);
+            return;
+        }
+        if packet.sys_dts_usec > 0 {
+            let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
+            let probe = probe.get_or_insert_with(InterleavedProbe::default);
+            let h = match packet.kind {
+                MediaKind::Video => &mut probe.video,
+                MediaKind::Audio => &mut probe.audio,
+            };
+            h.record(packet.handoff_usec - packet.sys_dts_usec);
         }
     }
 
@@ -271,12 +314,88 @@ fn fail(output: &OutputHandle, err: &Failure, asked: bool) -> bool {
     asked && !output.reconnecting()
 }
 
+/// Forwards queued packets to the sink until the queue closes, `stopping` turns true or the sink fails (the
+/// failure is returned). The stream worker's loop, also driven by the replay benchmark.
+pub fn pump(
+    rx: &Receiver<EncodedPacket>,
+    sink: &mut dyn PacketSink,
+    stats: &StreamStats,
+    stopping: &AtomicBool,
+) -> Option<Failure> {
+    while let Ok(packet) = rx.recv() {
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        match sink.send(&packet) {
+            Ok(bytes) => {
+                stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                match packet.kind {
+                    MediaKind::Video => stats.video_packets.fetch_add(1, Ordering::Relaxed),
+                    MediaKind::Audio => stats.audio_packets.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+            Err(err) => return Some(err),
+        }
+    }
+    None
+}
+
+/// How packets reach the worker's queue.
+struct Feed {
+    queue: Arc<PacketQueue>,
+    direct: Arc<AtomicBool>,
+    probe: Arc<Mutex<Option<InterleavedProbe>>>,
+}
+
+impl Feed {
+    /// Opens encoder taps when asked for; on failure packets come through the interleaver instead.
+    fn open_taps(&self, output: &OutputHandle) -> Option<crate::obs::tap::EncoderTaps> {
+        if !self.direct.load(Ordering::SeqCst) {
+            log::info("packets come through OBS's interleaver (as asked in the output settings)");
+            return None;
+        }
+        let queue = self.queue.clone();
+        match output.tap_encoders(Arc::new(move |p| {
+            queue.push(p);
+        })) {
+            Ok(taps) => {
+                log::info("packets come straight from the encoders (OBS's interleaver bypassed)");
+                Some(taps)
+            }
+            Err(e) => {
+                log::warn(&format!(
+                    "packets come through OBS's interleaver (adds latency): {e}"
+                ));
+                self.direct.store(false, Ordering::SeqCst);
+                None
+            }
+        }
+    }
+
+    fn log_probe(&self) {
+        if let Some(p) = self
+            .probe
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            log::info(&format!(
+                "OBS's interleaver (bypassed) handed the same packets over at capture + video {}; audio {}",
+                p.video.summary(),
+                p.audio.summary()
+            ));
+        }
+    }
+}
+
 /// Runs one stream; returns whether it ended OBS's data capture after a stop had been requested (which answers
 /// that request). A failure reported before any stop request answers nothing.
 fn run_worker(
     output: &OutputHandle,
     connector: Connector,
     rx: Receiver<EncodedPacket>,
+    feed: Feed,
     stats: Arc<StreamStats>,
     stopping: Arc<AtomicBool>,
     started: Instant,
@@ -297,7 +416,11 @@ fn run_worker(
             sink.close();
             return true;
         }
+        // Taps first, so they see the encoders' very first packets (a keyframe); then OBS's own capture, which
+        // signals "started" to the frontend.
+        let taps = feed.open_taps(output);
         if !output.begin_data_capture() {
+            drop(taps);
             let asked = stopping.load(Ordering::SeqCst);
             let answered = fail(
                 output,
@@ -318,27 +441,10 @@ fn run_worker(
             "streaming (connected in {} ms)",
             started.elapsed().as_millis()
         ));
-        let mut failure = None;
-        while let Ok(packet) = rx.recv() {
-            stats.queued.fetch_sub(1, Ordering::Relaxed);
-            if stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            match sink.send(&packet) {
-                Ok(bytes) => {
-                    stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-                    match packet.kind {
-                        MediaKind::Video => stats.video_packets.fetch_add(1, Ordering::Relaxed),
-                        MediaKind::Audio => stats.audio_packets.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-                Err(err) => {
-                    failure = Some(err);
-                    break;
-                }
-            }
-        }
-        // Tell OBS first (the streamer sees "stopped" at once), then tear down.
+        let failure = pump(&rx, sink.as_mut(), &stats, &stopping);
+        // No packet reaches the queue once the taps are closed. Then tell OBS (the streamer sees "stopped" at
+        // once), then tear down.
+        drop(taps);
         let asked = stopping.load(Ordering::SeqCst);
         let answered = match &failure {
             Some(err) => fail(output, err, asked),
@@ -349,6 +455,7 @@ fn run_worker(
         };
         drop(rx);
         sink.close();
+        feed.log_probe();
         log::info(&format!(
             "stream ended: {} video and {} audio packets, {} bytes, {} frames dropped",
             stats.video_packets.load(Ordering::Relaxed),

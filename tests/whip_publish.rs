@@ -89,10 +89,12 @@ fn publish_and_measure(bframes: &str) {
     assert_eq!(r["auth_failures"], 0);
 
     let (video_sent, audio_sent) = packets_sent(&run.log);
-    // OBS counts what it handed us; packets still queued when stop arrived are discarded, never sent late.
+    // OBS counts the frames its interleaver handed the output; the encoder taps delivered the same frames a
+    // little earlier, and packets still queued when stop arrived are discarded: the counts differ by the few
+    // frames in flight at the stop.
     let handed = s["total_frames"].as_u64().unwrap();
     assert!(
-        video_sent <= handed && handed <= video_sent + 3,
+        video_sent.abs_diff(handed) <= 3,
         "OBS handed {handed} frames, {video_sent} sent"
     );
     let decoded = r["video_frames_decoded"].as_u64().unwrap();

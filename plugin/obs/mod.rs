@@ -10,6 +10,7 @@ pub mod output;
 pub mod properties;
 pub mod service;
 pub mod sys;
+pub mod tap;
 
 /// OBS's monotonic clock in microseconds (`os_gettime_ns() / 1000`), the clock of `sys_dts_usec`.
 pub fn clock_usec() -> i64 {

@@ -108,6 +108,17 @@ impl OutputHandle {
             .unwrap_or(false)
     }
 
+    /// Opens taps on the output's encoders (see [`super::tap`]): packets then also reach `deliver` straight from
+    /// the encoders, ahead of libobs's interleaver.
+    pub fn tap_encoders(
+        &self,
+        deliver: super::tap::Deliver,
+    ) -> Result<super::tap::EncoderTaps, String> {
+        // SAFETY: the output is alive while `with` holds the link.
+        self.with(|o| unsafe { super::tap::open(o, deliver) })
+            .unwrap_or_else(|| Err("the output is gone".into()))
+    }
+
     pub fn end_data_capture(&self) {
         // SAFETY: as above.
         self.with(|o| unsafe { sys::obs_output_end_data_capture(o) });
@@ -309,7 +320,7 @@ unsafe extern "C" fn stop<T: OutputType>(data: *mut c_void, ts: u64) {
 ///
 /// # Safety
 /// `packet` is null or points at a valid `encoder_packet` whose `data` holds `size` bytes for this call.
-unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<EncodedPacket> {
+pub(super) unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<EncodedPacket> {
     let p = packet.as_ref()?;
     if p.data.is_null() || p.size == 0 {
         return None;

@@ -719,6 +719,11 @@ impl Publisher {
     }
 
     /// Which signalling this session used ("WHIP", "Janus VideoRoom").
+    /// RTP packets sent so far, audio and video.
+    pub fn rtp_packets(&self) -> u64 {
+        u64::from(self.video.packets) + u64::from(self.audio.packets)
+    }
+
     pub fn signalling_name(&self) -> &'static str {
         self.signalling.name()
     }

@@ -62,6 +62,8 @@ impl Default for ReceiverOptions {
 struct Stats {
     post_at: Option<Instant>,
     first_frame_at: Option<Instant>,
+    /// The same instant on the wall clock (for benchmarks timing a start from another process).
+    first_frame_wall: Option<std::time::SystemTime>,
     sessions: u32,
     video_frames_decoded: u64,
     decode_errors: u64,
@@ -188,6 +190,8 @@ impl Receiver {
             "audio_packets": s.audio_packets,
             "audio_decode_errors": s.audio_decode_errors,
             "first_frame_ms": first_frame_ms,
+            "first_frame_unix_ms": s.first_frame_wall.and_then(|w| w.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| round1(d.as_secs_f64() * 1000.0)),
             "av_offset_ms": offset.map(round1),
             "av_pairs": pairs,
             "flashes": s.flashes.len(),
@@ -745,6 +749,7 @@ fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shar
                 s.height = h as u32;
                 if s.first_frame_at.is_none() {
                     s.first_frame_at = Some(Instant::now());
+                    s.first_frame_wall = Some(std::time::SystemTime::now());
                     s.first_frame_ts = Some(ts);
                 }
                 s.last_frame_ts = Some(ts);
