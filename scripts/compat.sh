@@ -53,16 +53,20 @@ summary=$(sed -n 's/^summary //p' "$out/obs.txt")
 report=$(tail -n 1 "$out/receiver.txt")
 echo "obs      $summary"
 echo "receiver $report"
-python3 - "$summary" "$report" "$suite" "$version" <<'PY'
+direct=$(grep -c 'packets come straight from the encoders' "$out/obs.txt" || true)
+python3 - "$summary" "$report" "$suite" "$version" "$direct" <<'PY'
 import json, sys
 s, r, suite, version = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}"), sys.argv[3], sys.argv[4]
-# Loads and streams: connected, stopped cleanly, >= 98 % of the frames decoded, Opus decoded, WHIP DELETE seen.
+direct = sys.argv[5] not in ("", "0")
+# Loads and streams: connected, stopped cleanly, >= 98 % of the frames decoded, Opus decoded, WHIP DELETE seen,
+# packets taken straight from the encoders (the interleaver bypass works on this libobs).
 # Reported beside it (not judged here): libobs's leak count at shutdown and the content-measured A/V offset.
-ok = (s.get("connected") and s.get("stop_code") == 0
+ok = (direct and s.get("connected") and s.get("stop_code") == 0
       and r.get("video_frames_decoded", 0) >= 0.98 * (s.get("total_frames") or 1e9) - 3
       and r.get("decode_errors") == 0 and r.get("audio_packets", 0) > 150 and r.get("delete_received"))
 print(f"compat {suite} (OBS {version}): {'PASS' if ok else 'FAIL'} — decoded {r.get('video_frames_decoded')} of "
       f"{s.get('total_frames')} frames, {r.get('audio_packets')} Opus packets, A/V {r.get('av_offset_ms')} ms, "
-      f"libobs leak count at shutdown {s.get('leaks')}")
+      f"libobs leak count at shutdown {s.get('leaks')}, "
+      f"{'straight from the encoders' if direct else 'NOT straight from the encoders'}")
 sys.exit(0 if ok else 1)
 PY

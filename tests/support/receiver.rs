@@ -73,6 +73,8 @@ struct Stats {
     first_frame_ts: Option<u32>,
     last_frame_ts: Option<u32>,
     audio_packets: u64,
+    /// RTP packets received, video and audio (counted as they arrive, before decoding).
+    rtp_packets: u64,
     audio_decode_errors: u64,
     video_ssrc: Option<u32>,
     audio_ssrc: Option<u32>,
@@ -188,6 +190,7 @@ impl Receiver {
             "height": s.height,
             "fps": round1(fps),
             "audio_packets": s.audio_packets,
+            "rtp_packets": s.rtp_packets,
             "audio_decode_errors": s.audio_decode_errors,
             "first_frame_ms": first_frame_ms,
             "first_frame_unix_ms": s.first_frame_wall.and_then(|w| w.duration_since(std::time::UNIX_EPOCH).ok())
@@ -591,6 +594,7 @@ async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(p) => {
+                stats.lock().unwrap().rtp_packets += 1;
                 let (units, _err) = depacketizer.push(
                     p.header.sequence_number,
                     p.header.timestamp,
@@ -770,12 +774,12 @@ async fn receive_audio(track: Arc<dyn TrackRemote>, stats: Shared) {
     std::thread::spawn(move || decode_audio(rx, decode_stats));
     while let Some(event) = track.poll().await {
         match event {
-            TrackRemoteEvent::OnRtpPacket(p)
-                if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() =>
-            {
-                return
+            TrackRemoteEvent::OnRtpPacket(p) => {
+                stats.lock().unwrap().rtp_packets += 1;
+                if tx.send((p.header.timestamp, p.payload.to_vec())).is_err() {
+                    return;
+                }
             }
-            TrackRemoteEvent::OnRtpPacket(_) => {}
             TrackRemoteEvent::OnRtcpPacket(packets) => record_reports(&stats, &packets),
             TrackRemoteEvent::OnEnded => break,
             _ => {}

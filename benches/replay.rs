@@ -1,0 +1,674 @@
+//! Replay benchmark: pre-encoded H.264 (Annex-B) + Opus, fed at real-time pace through the plugin's stream engine
+//! (the bounded hand-off queue and the worker loop `encoded_packet` feeds in OBS, the WebRTC session behind it) and
+//! published over WHIP to our receiver, side by side with a GStreamer `webrtcbin` publisher
+//! (`scripts/gst-whip-publish.py`) sending the same file to the same kind of receiver, in the same run.
+//!
+//! Media (made once by ffmpeg in target/bench/): 1080p30 at 6 Mbit/s and 720p30 at 2.5 Mbit/s, x264 veryfast
+//! main profile without B-frames, 2 s GOP, Opus 128 kbit/s.
+//!
+//! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system,
+//! from /proc), its peak RSS (VmHWM), RTP packets per second (counted by the receiver) and, for ours, the delay of
+//! each packet from hand-off to the UDP send (p50/p99/max). Then the time to first frame (Start → first decoded
+//! frame at the receiver) over N starts for each publisher, and the ratios ours / GStreamer.
+//!
+//! Every publisher runs in a process of its own, in a network namespace this benchmark creates (a veth address,
+//! since GStreamer's ICE agent never uses loopback), with its own receiver: needs root, iproute2, ffmpeg and the
+//! GStreamer packages (`scripts/deps.sh` installs them). Prints numbers and never fails on them.
+//!
+//! Run: `make bench`, or alone: `cargo build --release --example mock_sfu && cargo bench --bench replay`.
+//! Environment: RTC_BENCH_SECONDS (stream length, default 10), RTC_BENCH_STARTS (starts per publisher, default 20).
+use bytes::Bytes;
+use rtc_studio::media::h264::{nal, nal_type, split_at_aud, to_annexb, ParameterSets};
+use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
+use rtc_studio::media::packet::{EncodedPacket, MediaKind};
+use rtc_studio::publish::WhipSink;
+use rtc_studio::stream::{pump, PacketQueue, PacketSink, StreamStats};
+use rtc_studio::transport::session::PublishConfig;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const NS_ADDR: &str = "10.231.0.1";
+
+struct Medium {
+    name: &'static str,
+    size: &'static str,
+    kbps: u32,
+}
+
+const MEDIA: [Medium; 2] = [
+    Medium {
+        name: "1080p30 6 Mbit/s",
+        size: "1920x1080",
+        kbps: 6000,
+    },
+    Medium {
+        name: "720p30 2.5 Mbit/s",
+        size: "1280x720",
+        kbps: 2500,
+    },
+];
+
+fn env_num(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn unix_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Media
+
+/// target/bench/replay-<size>-<kbps>.{mkv,h264,ogg}: one ffmpeg encode, then the streams copied out of it.
+fn make_media(m: &Medium, seconds: f64) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = root().join("target/bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = dir.join(format!("replay-{}-{}k-{}s", m.size, m.kbps, seconds));
+    let (mkv, h264, ogg) = (
+        base.with_extension("mkv"),
+        base.with_extension("h264"),
+        base.with_extension("ogg"),
+    );
+    if !(mkv.exists() && h264.exists() && ogg.exists()) {
+        let rate = format!("{}k", m.kbps);
+        let run = |args: &[&str]| {
+            let ok = Command::new("ffmpeg")
+                .args(["-v", "error", "-y"])
+                .args(args)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "ffmpeg failed (make deps): {args:?}");
+        };
+        let secs = seconds.to_string();
+        // Moving, noisy content so the encoder really spends the bitrate.
+        let video = format!("testsrc2=size={}:rate=30,noise=alls=10:allf=t", m.size);
+        run(&[
+            "-f",
+            "lavfi",
+            "-i",
+            &video,
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &secs,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "main",
+            "-bf",
+            "0",
+            "-g",
+            "60",
+            "-b:v",
+            &rate,
+            "-maxrate",
+            &rate,
+            "-bufsize",
+            &rate,
+            "-x264-params",
+            "aud=1",
+            "-c:a",
+            "libopus",
+            "-b:a",
+            "128k",
+            "-ac",
+            "2",
+            mkv.to_str().unwrap(),
+        ]);
+        run(&[
+            "-i",
+            mkv.to_str().unwrap(),
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-bsf:v",
+            "h264_mp4toannexb",
+            "-f",
+            "h264",
+            h264.to_str().unwrap(),
+        ]);
+        run(&[
+            "-i",
+            mkv.to_str().unwrap(),
+            "-map",
+            "0:a",
+            "-c",
+            "copy",
+            "-f",
+            "ogg",
+            ogg.to_str().unwrap(),
+        ]);
+    }
+    (mkv, h264, ogg)
+}
+
+/// Access units of an Annex-B file written with AUDs, read as needed (the file is never held whole).
+struct AnnexBReader {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    ready: std::collections::VecDeque<Bytes>,
+    eof: bool,
+}
+
+impl AnnexBReader {
+    fn open(path: &Path) -> Self {
+        AnnexBReader {
+            file: std::fs::File::open(path).unwrap(),
+            buf: Vec::new(),
+            ready: Default::default(),
+            eof: false,
+        }
+    }
+}
+
+impl Iterator for AnnexBReader {
+    type Item = Bytes;
+    fn next(&mut self) -> Option<Bytes> {
+        loop {
+            if let Some(au) = self.ready.pop_front() {
+                return Some(au);
+            }
+            if self.eof {
+                return None;
+            }
+            let mut chunk = vec![0u8; 256 * 1024];
+            let n = self.file.read(&mut chunk).unwrap();
+            if n == 0 {
+                self.eof = true;
+                let rest = Bytes::from(std::mem::take(&mut self.buf));
+                self.ready
+                    .extend(split_at_aud(&rest).into_iter().filter(|a| !a.is_empty()));
+                continue;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            let all = Bytes::from(std::mem::take(&mut self.buf));
+            let mut parts = split_at_aud(&all);
+            // The last part may continue in the next chunk.
+            if let Some(last) = parts.pop() {
+                self.buf = last.to_vec();
+            }
+            self.ready.extend(parts);
+        }
+    }
+}
+
+/// The Opus packets of an Ogg file (RFC 7845), after OpusHead and OpusTags; returns (OpusHead, packets).
+fn ogg_opus(path: &Path) -> (Bytes, Vec<Bytes>) {
+    let data = std::fs::read(path).unwrap();
+    let (mut packets, mut current, mut i) = (Vec::new(), Vec::new(), 0);
+    while i + 27 <= data.len() && &data[i..i + 4] == b"OggS" {
+        let segments = data[i + 26] as usize;
+        let table = &data[i + 27..i + 27 + segments];
+        let mut at = i + 27 + segments;
+        for &len in table {
+            current.extend_from_slice(&data[at..at + len as usize]);
+            at += len as usize;
+            if len < 255 {
+                packets.push(Bytes::from(std::mem::take(&mut current)));
+            }
+        }
+        i = at;
+    }
+    assert!(
+        packets.len() > 2 && packets[0].starts_with(b"OpusHead"),
+        "not an Ogg Opus file"
+    );
+    let head = packets.remove(0);
+    packets.remove(0); // OpusTags
+    (head, packets)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Processes and the namespace
+
+/// CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat (clock ticks of 10 ms).
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields after the command: state is 0, utime 11, stime 12.
+    (ticks(11) + ticks(12)) * 10.0
+}
+
+/// Peak resident set (VmHWM) of a process in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// A network namespace of our own with one veth address (and no IPv6): every publisher and receiver runs inside.
+struct Namespace(String);
+
+impl Namespace {
+    fn create() -> Namespace {
+        let name = format!("rtcs-bench-{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let ok = Command::new("ip")
+                .args(args)
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "ip {args:?} failed (root and iproute2 needed)");
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Namespace(name.clone());
+        let _ = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &name,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+            ])
+            .args(["net.ipv6.conf.default.disable_ipv6=1"])
+            .status();
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", &name, "link", "add", "bench0", "type", "veth", "peer", "name", "bench1",
+        ]);
+        ip(&[
+            "-n",
+            &name,
+            "addr",
+            "add",
+            &format!("{NS_ADDR}/24"),
+            "dev",
+            "bench0",
+        ]);
+        ip(&["-n", &name, "link", "set", "bench0", "up"]);
+        ip(&["-n", &name, "link", "set", "bench1", "up"]);
+        // webrtc-rs joins the mDNS multicast group, which needs a route.
+        ip(&["-n", &name, "route", "add", "default", "dev", "bench0"]);
+        ns
+    }
+
+    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).arg(program);
+        c
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+fn mock_sfu() -> PathBuf {
+    for profile in ["release", "debug"] {
+        let p = root().join(format!("target/{profile}/examples/mock_sfu"));
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("build the receiver first: cargo build --release --example mock_sfu");
+}
+
+struct Receiver {
+    child: Child,
+    url: String,
+}
+
+impl Receiver {
+    fn start(ns: &Namespace, timeout_s: f64) -> Receiver {
+        let mut child = ns
+            .command(mock_sfu())
+            .args([
+                "--udp",
+                &format!("{NS_ADDR}:0"),
+                "--timeout",
+                &timeout_s.to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("whip-url ")
+            .expect("receiver URL")
+            .to_string();
+        Receiver { child, url }
+    }
+
+    /// Its JSON report (after the publisher's DELETE, or its timeout).
+    fn report(mut self) -> Value {
+        let mut rest = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut rest)
+            .unwrap();
+        let _ = self.child.wait();
+        rest.lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(Value::Null)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Our publisher (a child process: `replay --publish H264 OGG URL SECONDS`)
+
+/// Connects, then hands packets over at real-time pace for `seconds` (as OBS's encoders would), and prints one
+/// JSON line: go_unix_ms (Start), connect_ms, cpu_ms and elapsed_ms over the window, peak RSS, plugin delays.
+fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
+    let go_unix_ms = unix_ms();
+    let go = Instant::now();
+    let cpu0 = cpu_ms(std::process::id());
+    let mut video = AnnexBReader::open(h264).peekable();
+    let first = video.peek().cloned().expect("video");
+    let mut params = ParameterSets::default();
+    params.learn(&first);
+    let (opus_head, audio) = ogg_opus(ogg);
+    let config = PublishConfig {
+        endpoint: url.into(),
+        bearer_token: String::new(),
+        janus: None,
+        ice_servers: Vec::new(),
+        relay_only: false,
+        connect_timeout: Duration::from_secs(10),
+        max_payload: DEFAULT_MAX_PAYLOAD,
+        video_extra_data: Bytes::from(to_annexb(&[
+            params.sps().cloned().unwrap_or_default(),
+            params.pps().cloned().unwrap_or_default(),
+        ])),
+        audio_extra_data: opus_head,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sink = match WhipSink::connect(config, stop.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("{}", json!({"error": e.message}));
+            return;
+        }
+    };
+    let connect_ms = go.elapsed().as_secs_f64() * 1000.0;
+    let stats = Arc::new(StreamStats::default());
+    let (queue, rx) = PacketQueue::new(256, stats.clone());
+    let worker_stats = stats.clone();
+    let worker = std::thread::spawn(move || {
+        let failure = pump(&rx, &mut sink, &worker_stats, &stop);
+        (sink, failure)
+    });
+    // The hand-off side: what `encoded_packet` does, at the media's own pace.
+    let start = Instant::now();
+    let (mut vi, mut ai) = (0i64, 0usize);
+    let mut audio = audio.into_iter().peekable();
+    loop {
+        let vt = Duration::from_secs_f64(vi as f64 / 30.0);
+        let at = Duration::from_secs_f64(ai as f64 * 0.02);
+        let (next_is_video, t) = match (video.peek().is_some(), audio.peek().is_some()) {
+            (true, true) => (vt <= at, vt.min(at)),
+            (true, false) => (true, vt),
+            (false, true) => (false, at),
+            (false, false) => break,
+        };
+        if t.as_secs_f64() >= seconds {
+            break;
+        }
+        if let Some(wait) = (start + t).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let now = rtc_studio::obs::clock_usec();
+        let (kind, data, pts, tb, keyframe) = if next_is_video {
+            let au = video.next().unwrap();
+            let key =
+                rtc_studio::media::h264::annexb_units(&au).any(|u| nal_type(u) == Some(nal::IDR));
+            vi += 1;
+            (MediaKind::Video, au, vi - 1, 30, key)
+        } else {
+            ai += 1;
+            (
+                MediaKind::Audio,
+                audio.next().unwrap(),
+                (ai as i64 - 1) * 960,
+                48_000,
+                false,
+            )
+        };
+        queue.push(EncodedPacket {
+            kind,
+            data,
+            pts,
+            dts: pts,
+            timebase_num: 1,
+            timebase_den: tb,
+            keyframe,
+            dts_usec: t.as_micros() as i64,
+            sys_dts_usec: now,
+            track: 0,
+            handoff_usec: now,
+        });
+    }
+    queue.close();
+    let (mut sink, failure) = worker.join().unwrap();
+    let elapsed_ms = go.elapsed().as_secs_f64() * 1000.0;
+    let cpu = cpu_ms(std::process::id()) - cpu0;
+    let report = sink.report();
+    sink.close();
+    println!(
+        "{}",
+        json!({
+            "go_unix_ms": go_unix_ms, "connect_ms": connect_ms, "cpu_ms": cpu, "elapsed_ms": elapsed_ms,
+            "peak_rss_mib": peak_rss_mib(std::process::id()), "plugin_ms": report.plugin_ms,
+            "rtp_packets_sent": report.rtp_packets, "video_frames": vi, "audio_packets": ai,
+            "failure": failure.map(|f| f.message),
+        })
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The runs
+
+struct Row {
+    cpu_per_s: f64,
+    rss_mib: f64,
+    pps: f64,
+    plugin_ms: Option<[f64; 3]>,
+    decoded: u64,
+    errors: u64,
+    ttff_ms: Option<f64>,
+}
+
+fn run_ours(ns: &Namespace, h264: &Path, ogg: &Path, seconds: f64) -> Row {
+    let receiver = Receiver::start(ns, seconds + 30.0);
+    let out = ns
+        .command(std::env::current_exe().unwrap())
+        .args([
+            "--publish",
+            h264.to_str().unwrap(),
+            ogg.to_str().unwrap(),
+            &receiver.url,
+        ])
+        .arg(seconds.to_string())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row: Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    let r = receiver.report();
+    let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
+    let plugin = row["plugin_ms"].as_array().map(|a| {
+        let g = |i: usize| a.get(i).and_then(Value::as_f64).unwrap_or(0.0);
+        [g(0), g(1), g(2)]
+    });
+    Row {
+        cpu_per_s: f(&row, "cpu_ms") / (f(&row, "elapsed_ms") / 1000.0).max(0.001),
+        rss_mib: f(&row, "peak_rss_mib"),
+        pps: f(&r, "rtp_packets") / seconds,
+        plugin_ms: plugin,
+        decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
+        errors: r["decode_errors"].as_u64().unwrap_or(0),
+        ttff_ms: r["first_frame_unix_ms"]
+            .as_f64()
+            .map(|t| t - f(&row, "go_unix_ms")),
+    }
+}
+
+fn run_gstreamer(ns: &Namespace, mkv: &Path, seconds: f64) -> Row {
+    let receiver = Receiver::start(ns, seconds + 30.0);
+    let mut child = ns
+        .command(root().join("scripts/gst-whip-publish.py"))
+        .arg(mkv)
+        .arg(&receiver.url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("scripts/gst-whip-publish.py (GStreamer packages: scripts/deps.sh)");
+    let pid = child.id();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "GStreamer publisher did not start");
+    let mut stdin = child.stdin.take().unwrap();
+    let cpu0 = cpu_ms(pid);
+    let go_unix_ms = unix_ms();
+    let go = Instant::now();
+    writeln!(stdin, "go").unwrap();
+    // The same window as ours: connect, then `seconds` of media (its connect time is not known from here: use
+    // ours, ~0.2 s, plus a margin that only adds idle time to GStreamer's share).
+    std::thread::sleep(Duration::from_secs_f64(seconds + 0.3));
+    let cpu = cpu_ms(pid) - cpu0;
+    let elapsed = go.elapsed().as_secs_f64();
+    let rss = peak_rss_mib(pid);
+    writeln!(stdin, "stop").unwrap();
+    drop(stdin);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let r = receiver.report();
+    Row {
+        cpu_per_s: cpu / elapsed,
+        rss_mib: rss,
+        pps: r["rtp_packets"].as_f64().unwrap_or(0.0) / seconds,
+        plugin_ms: None,
+        decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
+        errors: r["decode_errors"].as_u64().unwrap_or(0),
+        ttff_ms: r["first_frame_unix_ms"].as_f64().map(|t| t - go_unix_ms),
+    }
+}
+
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(((v.len().saturating_sub(1)) as f64 * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--publish") && args.len() == 5 {
+        publish_ours(
+            Path::new(&args[1]),
+            Path::new(&args[2]),
+            &args[3],
+            args[4].parse().unwrap(),
+        );
+        return;
+    }
+    let seconds = env_num("RTC_BENCH_SECONDS", 10.0);
+    let starts = env_num("RTC_BENCH_STARTS", 20.0) as usize;
+    let ns = Namespace::create();
+    println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
+    println!(
+        "{:<19} {:<10} {:>9} {:>9} {:>7} {:>22} {:>14}",
+        "medium",
+        "publisher",
+        "CPU ms/s",
+        "RSS MiB",
+        "pkt/s",
+        "hand-off→UDP p50/p99/max",
+        "decoded (err)"
+    );
+    let mut ratios = Vec::new();
+    for m in &MEDIA {
+        let (mkv, h264, ogg) = make_media(m, seconds);
+        let ours = run_ours(&ns, &h264, &ogg, seconds);
+        let gst = run_gstreamer(&ns, &mkv, seconds);
+        for (who, row) in [("ours", &ours), ("GStreamer", &gst)] {
+            let lat = row.plugin_ms.map_or("-".to_string(), |p| {
+                format!("{:.2}/{:.2}/{:.2} ms", p[0], p[1], p[2])
+            });
+            println!(
+                "{:<19} {:<10} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
+                m.name, who, row.cpu_per_s, row.rss_mib, row.pps, lat, row.decoded, row.errors
+            );
+        }
+        ratios.push((
+            m.name,
+            ours.cpu_per_s / gst.cpu_per_s,
+            ours.rss_mib / gst.rss_mib,
+        ));
+    }
+    // Time to first frame: short streams of the 720p medium, fresh receiver and publisher process each time.
+    let (mkv, h264, ogg) = make_media(&MEDIA[1], seconds);
+    let (mut ours_ttff, mut gst_ttff) = (Vec::new(), Vec::new());
+    for _ in 0..starts {
+        if let Some(t) = run_ours(&ns, &h264, &ogg, 1.0).ttff_ms {
+            ours_ttff.push(t);
+        }
+        if let Some(t) = run_gstreamer(&ns, &mkv, 1.0).ttff_ms {
+            gst_ttff.push(t);
+        }
+    }
+    println!("time to first frame (Start → first decoded frame), 720p30:");
+    let mut medians = Vec::new();
+    for (who, v) in [("ours", &mut ours_ttff), ("GStreamer", &mut gst_ttff)] {
+        let (median, p90) = (quantile(v, 0.5), quantile(v, 0.9));
+        let (min, max) = (quantile(v, 0.0), quantile(v, 1.0));
+        println!(
+            "  {who:<10} median {median:.0} ms, p90 {p90:.0} ms, min {min:.0}, max {max:.0} ({} of {starts} starts decoded)",
+            v.len()
+        );
+        medians.push(median);
+    }
+    println!("ratios ours / GStreamer (lower is better):");
+    for (name, cpu, rss) in ratios {
+        println!("  {name:<19} CPU/s {cpu:.2}, RSS {rss:.2}");
+    }
+    println!(
+        "  time to first frame (median) {:.2}",
+        medians[0] / medians[1]
+    );
+}
