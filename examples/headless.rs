@@ -55,7 +55,8 @@ WHERE THINGS ARE:
 OUTPUT:
     libobs's log on stdout, then one line `summary {json}` with: libobs version, started, connected, start_ms
     (obs_output_start to active, or to the failure's stop signal), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
-    total_bytes, total_frames, frames_dropped, last_error, stop_code (OBS_OUTPUT_* code of the output's last
+    total_bytes, total_frames, frames_dropped, congestion_max and congestion_mean (obs_output_get_congestion
+    sampled every 100 ms while streaming), last_error, stop_code (OBS_OUTPUT_* code of the output's last
     `stop` signal: 0 success, -1 bad path, -2 connect failed, -3 invalid stream, -4 error, -5 disconnected,
     -6 unsupported), leaks (libobs allocations left after shutdown).
     With --packet-log, `arrived:` lines follow: packets per second and capture → plugin delay per media kind.
@@ -346,11 +347,21 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
             ms(active.or_else(|| (output.stop_code() != NOT_STOPPED).then(|| t0.elapsed())));
         if active.is_some() {
             let end = Instant::now() + Duration::from_secs_f64(o.duration);
-            // Stop early if the output stops by itself (a failure).
+            // Stop early if the output stops by itself (a failure). OBS's status bar reads the congestion
+            // every second; sample it more often.
+            let mut congestion = Vec::new();
+            let mut next_sample = Instant::now();
             while Instant::now() < end && output.active() {
+                if Instant::now() >= next_sample {
+                    congestion.push(output.congestion() as f64);
+                    next_sample += Duration::from_millis(100);
+                }
                 std::thread::sleep(Duration::from_millis(10));
             }
             summary["ended_by_itself"] = json!(!output.active());
+            summary["congestion_max"] = json!(congestion.iter().copied().fold(0.0, f64::max));
+            summary["congestion_mean"] =
+                json!(congestion.iter().sum::<f64>() / congestion.len().max(1) as f64);
         }
         let t_stop = Instant::now();
         // libobs ignores obs_output_stop for an output that is not active yet (still connecting); one that has

@@ -255,6 +255,7 @@ obs_service_t *obs_output_get_service(const obs_output_t *output);
 uint64_t obs_output_get_total_bytes(const obs_output_t *output);
 int obs_output_get_total_frames(const obs_output_t *output);
 int obs_output_get_frames_dropped(const obs_output_t *output);
+float obs_output_get_congestion(obs_output_t *output);
 void obs_output_set_last_error(obs_output_t *output, const char *message);
 const char *obs_output_get_last_error(obs_output_t *output);
 bool obs_output_can_begin_data_capture(const obs_output_t *output, uint32_t flags);

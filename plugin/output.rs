@@ -360,12 +360,15 @@ impl OutputType for RtcOutput {
         self.stats().dropped_frames.load(Ordering::Relaxed)
     }
 
+    /// OBS's congestion square: the fuller of the send queue and the loss the server reports.
     fn congestion(&self) -> f32 {
-        self.stream
+        let queue = self
+            .stream
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
-            .map_or(0.0, |s| s.queue.fill())
+            .map_or(0.0, |s| s.queue.fill());
+        queue.max(self.stats().network_congestion())
     }
 
     fn connect_time_ms(&self) -> i32 {

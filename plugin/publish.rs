@@ -109,7 +109,16 @@ impl WhipSink {
     }
 }
 
+/// Loss reported by the server that shows as full congestion in OBS's status bar (red square): 10 %.
+const FULL_CONGESTION_LOSS: f32 = 0.10;
+
 impl PacketSink for WhipSink {
+    fn congestion(&self) -> f32 {
+        self.publisher
+            .as_ref()
+            .map_or(0.0, |p| (p.feedback.loss() / FULL_CONGESTION_LOSS).min(1.0))
+    }
+
     fn send(&mut self, packet: &EncodedPacket) -> Result<u64, Failure> {
         let Some(publisher) = self.publisher.as_mut() else {
             return Err(Failure::new(StopCode::Error, "the session is closed"));
@@ -160,11 +169,16 @@ impl PacketSink for WhipSink {
                 l.audio_handoff.summary(),
                 l.plugin.summary()
             ));
-            let requests = p.keyframe_requests.clone();
+            let feedback = p.feedback.clone();
             let (pli, fir) = (
-                requests.pli.load(Ordering::Relaxed),
-                requests.fir.load(Ordering::Relaxed),
+                feedback.pli.load(Ordering::Relaxed),
+                feedback.fir.load(Ordering::Relaxed),
             );
+            log::info(&format!(
+                "receiver reports from the server: {}, worst loss {:.1} %",
+                feedback.receiver_reports.load(Ordering::Relaxed),
+                feedback.worst_fraction_lost.load(Ordering::Relaxed) as f32 / 2.56
+            ));
             if pli + fir > 0 {
                 // OBS 29 offers outputs no way to ask the encoder for a keyframe; the next one comes with keyint.
                 log::info(&format!(

@@ -7,7 +7,7 @@ use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::log;
 use crate::obs::output::OutputHandle;
 use crate::signal::{Failure, StopCode};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -25,6 +25,14 @@ pub struct StreamStats {
     pub queued: AtomicUsize,
     /// Milliseconds from `start` until OBS began feeding packets; -1 before that.
     pub connect_time_ms: AtomicI32,
+    /// The sink's view of network congestion, 0..1 (`f32` bits): loss the server reports.
+    pub network_congestion: AtomicU32,
+}
+
+impl StreamStats {
+    pub fn network_congestion(&self) -> f32 {
+        f32::from_bits(self.network_congestion.load(Ordering::Relaxed))
+    }
 }
 
 /// What a full queue does to the next packets: drop video until the next keyframe (never a partial GOP), drop
@@ -132,6 +140,10 @@ pub trait PacketSink: Send {
     fn send(&mut self, packet: &EncodedPacket) -> Result<u64, Failure>;
     /// Tears the session down (runs on the worker thread, after OBS was told the stream stopped).
     fn close(&mut self);
+    /// Network congestion as the sink sees it, 0..1 (e.g. from the server's loss reports).
+    fn congestion(&self) -> f32 {
+        0.0
+    }
 }
 
 /// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread. It must give
@@ -330,6 +342,9 @@ pub fn pump(
         match sink.send(&packet) {
             Ok(bytes) => {
                 stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                stats
+                    .network_congestion
+                    .store(sink.congestion().to_bits(), Ordering::Relaxed);
                 match packet.kind {
                     MediaKind::Video => stats.video_packets.fetch_add(1, Ordering::Relaxed),
                     MediaKind::Audio => stats.audio_packets.fetch_add(1, Ordering::Relaxed),

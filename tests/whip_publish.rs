@@ -4,7 +4,8 @@ mod support;
 
 use std::time::Duration;
 use support::bad_whip::{self, Misbehaviour};
-use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
+use support::netns::{LinkedHosts, RemoteReceiver};
+use support::obs_run::{binaries, flash_beep_clip, headless, headless_in, packets_sent, receiving};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
 /// OBS_OUTPUT_* codes as libobs defines them.
@@ -460,4 +461,67 @@ fn stopping_while_connecting_ends_at_once_and_unload_finds_no_thread() {
         "the run waited for the connect timeout"
     );
     assert_eq!(s["leaks"], 0, "{s}");
+}
+
+#[test]
+fn obs_congestion_square_shows_the_loss_of_a_shaped_link() {
+    // Publisher and receiver on two hosts of our own (network namespaces) joined by a veth link: first clear,
+    // then shaped to 400 kbit/s publisher → server (x264 sends 1.5 Mbit/s). OBS's congestion (what its status bar
+    // square shows) follows the loss the receiver reports in RTCP receiver reports.
+    let _alone = receiving();
+    let clip = flash_beep_clip("640x360");
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let hosts = LinkedHosts::create("congest");
+    let publish = || {
+        let receiver = RemoteReceiver::start(&hosts, &mock_sfu);
+        let run = headless_in(
+            Some(&hosts.publisher),
+            &[
+                "--media",
+                clip.to_str().unwrap(),
+                "--duration",
+                "5",
+                "--url",
+                &receiver.url,
+            ],
+            None,
+        );
+        (run, receiver.report())
+    };
+    let (clear, clear_report) = publish();
+    let s = &clear.summary;
+    assert_eq!(s["connected"], true, "{s}\n{}", clear.log);
+    assert!(
+        clear.log.contains("receiver reports from the server: ")
+            && !clear.log.contains("receiver reports from the server: 0,"),
+        "no RTCP receiver report reached the plugin:\n{}",
+        clear.log
+    );
+    let clear_congestion = s["congestion_max"].as_f64().unwrap();
+    assert!(
+        clear_congestion < 0.25,
+        "congestion {clear_congestion} on a clear link: {s}"
+    );
+    assert!(
+        clear_report["video_frames_decoded"].as_u64().unwrap_or(0) >= 100,
+        "{clear_report}"
+    );
+
+    hosts.shape_publisher_egress("400kbit");
+    let (shaped, shaped_report) = publish();
+    let s = &shaped.summary;
+    assert_eq!(s["connected"], true, "{s}\n{}", shaped.log);
+    let shaped_congestion = s["congestion_max"].as_f64().unwrap();
+    assert!(
+        shaped_congestion >= 0.5,
+        "congestion only {shaped_congestion} through a 400 kbit/s link: {s}\nreceiver {shaped_report}"
+    );
+    assert_eq!(
+        s["stop_code"], 0,
+        "the output should keep streaming through loss: {s}"
+    );
+    println!(
+        "congestion max: clear {clear_congestion:.2}, shaped {shaped_congestion:.2} (mean {}); shaped receiver decoded {}",
+        s["congestion_mean"], shaped_report["video_frames_decoded"]
+    );
 }

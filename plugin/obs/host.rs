@@ -353,6 +353,12 @@ impl Output {
         unsafe { sys::obs_output_get_frames_dropped(self.raw) }
     }
 
+    /// What OBS's status bar shows as the congestion square, 0..1.
+    pub fn congestion(&self) -> f32 {
+        // SAFETY: live output.
+        unsafe { sys::obs_output_get_congestion(self.raw) }
+    }
+
     /// The code of the last "stop" signal (`OBS_OUTPUT_*`), or [`NOT_STOPPED`].
     pub fn stop_code(&self) -> i64 {
         self.stop_code.load(std::sync::atomic::Ordering::SeqCst)

@@ -23,13 +23,14 @@ use rtc::interceptor::{
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::watch;
@@ -149,25 +150,55 @@ impl Interceptor for RtcpTap {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// Keyframe requests (PLI, FIR), which the publisher counts.
-pub fn is_keyframe_request(p: &dyn rtc::rtcp::Packet) -> bool {
-    p.as_any().is::<PictureLossIndication>() || p.as_any().is::<FullIntraRequest>()
+/// The server's feedback the publisher reads: keyframe requests (PLI, FIR) and receiver reports.
+pub fn is_feedback(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().is::<PictureLossIndication>()
+        || p.as_any().is::<FullIntraRequest>()
+        || p.as_any().is::<ReceiverReport>()
 }
 
-/// Keyframe requests received from the server during a session.
+/// What the server told us during a session.
 #[derive(Debug, Default)]
-pub struct KeyframeRequests {
+pub struct Feedback {
     pub pli: AtomicU64,
     pub fir: AtomicU64,
+    pub receiver_reports: AtomicU64,
+    /// The loss the latest receiver report gave for our streams (RFC 3550 `fraction lost`, the worst of its
+    /// blocks): lost packets per 256 since the report before.
+    pub fraction_lost: AtomicU32,
+    /// The worst `fraction lost` of any report in the session.
+    pub worst_fraction_lost: AtomicU32,
 }
 
-async fn count_keyframe_requests(track: Arc<TrackLocalStaticRTP>, counts: Arc<KeyframeRequests>) {
+impl Feedback {
+    /// Loss since the server's previous report, 0..1.
+    pub fn loss(&self) -> f32 {
+        self.fraction_lost.load(Ordering::Relaxed) as f32 / 256.0
+    }
+}
+
+async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feedback: Arc<Feedback>) {
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
         for p in &packets {
-            if p.as_any().is::<PictureLossIndication>() {
-                counts.pli.fetch_add(1, Ordering::Relaxed);
-            } else if p.as_any().is::<FullIntraRequest>() {
-                counts.fir.fetch_add(1, Ordering::Relaxed);
+            let any = p.as_any();
+            if any.is::<PictureLossIndication>() {
+                feedback.pli.fetch_add(1, Ordering::Relaxed);
+            } else if any.is::<FullIntraRequest>() {
+                feedback.fir.fetch_add(1, Ordering::Relaxed);
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                feedback.receiver_reports.fetch_add(1, Ordering::Relaxed);
+                let worst = rr
+                    .reports
+                    .iter()
+                    .map(|b| b.fraction_lost)
+                    .max()
+                    .unwrap_or(0);
+                feedback
+                    .fraction_lost
+                    .store(u32::from(worst), Ordering::Relaxed);
+                feedback
+                    .worst_fraction_lost
+                    .fetch_max(u32::from(worst), Ordering::Relaxed);
             }
         }
     }
@@ -259,7 +290,7 @@ pub struct Publisher {
     video: Outgoing,
     audio: Outgoing,
     last_report: Option<Instant>,
-    pub keyframe_requests: Arc<KeyframeRequests>,
+    pub feedback: Arc<Feedback>,
     /// ICE servers the WHIP server announced in its OPTIONS pre-flight (used for this session).
     pub announced_ice_servers: Vec<IceServer>,
     /// Since when ICE has been disconnected (it may recover by itself).
@@ -420,10 +451,7 @@ impl Publisher {
             .map_err(webrtc_error("codec setup"))?;
         // NACK retransmission from a send history; no default sender reports (we send our own); keyframe requests
         // surfaced for counting.
-        let registry = RtcpTap::add_to(
-            configure_nack(Registry::new(), &mut media),
-            is_keyframe_request,
-        );
+        let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
 
         let ice_servers = ice_servers
             .iter()
@@ -594,11 +622,8 @@ impl Publisher {
         }
 
         let (video_pt, audio_pt) = negotiated_payload_types(pc.as_ref()).await;
-        let keyframe_requests = Arc::new(KeyframeRequests::default());
-        tokio::spawn(count_keyframe_requests(
-            video_track.clone(),
-            keyframe_requests.clone(),
-        ));
+        let feedback = Arc::new(Feedback::default());
+        tokio::spawn(watch_feedback(video_track.clone(), feedback.clone()));
         Ok(Publisher {
             pc,
             state,
@@ -624,7 +649,7 @@ impl Publisher {
                 octets: 0,
             },
             last_report: None,
-            keyframe_requests,
+            feedback,
             announced_ice_servers: announced,
             disconnected_since: None,
             answer_sdp,

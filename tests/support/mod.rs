@@ -3,6 +3,7 @@
 pub mod bad_whip;
 pub mod browser;
 pub mod janus;
+pub mod netns;
 pub mod obs_frontend;
 pub mod obs_run;
 pub mod receiver;

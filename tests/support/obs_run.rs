@@ -106,11 +106,23 @@ pub struct Run {
 }
 
 pub fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
+    headless_in(None, args, with_packet_log)
+}
+
+/// [`headless`] inside network namespace `netns` (see `support::netns`), or in ours with None.
+pub fn headless_in(netns: Option<&str>, args: &[&str], with_packet_log: Option<&str>) -> Run {
     let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
     let (plugin, runner) = binaries();
     let packet_log =
         with_packet_log.map(|name| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name));
-    let mut cmd = Command::new("xvfb-run");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "xvfb-run"]);
+            c
+        }
+        None => Command::new("xvfb-run"),
+    };
     cmd.args(["-a", "-s", "-screen 0 1280x720x24"])
         .arg(&runner)
         .arg("--plugin")

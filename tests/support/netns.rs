@@ -1,0 +1,136 @@
+//! Two network namespaces of our own joined by a veth pair — a publisher host and a server host — for tests that
+//! shape the link between them with `tc`. Needs root and iproute2; both namespaces are deleted on drop.
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+
+pub const PUBLISHER_ADDR: &str = "10.233.0.1";
+pub const SERVER_ADDR: &str = "10.233.0.2";
+
+pub struct LinkedHosts {
+    pub publisher: String,
+    pub server: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .expect("ip (iproute2: make deps)");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl LinkedHosts {
+    pub fn create(tag: &str) -> LinkedHosts {
+        let id = std::process::id();
+        let hosts = LinkedHosts {
+            publisher: format!("rtcs-{tag}-pub-{id}"),
+            server: format!("rtcs-{tag}-srv-{id}"),
+        };
+        for ns in [&hosts.publisher, &hosts.server] {
+            ip(&["netns", "add", ns]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+        }
+        ip(&[
+            "link",
+            "add",
+            "veth-pub",
+            "netns",
+            &hosts.publisher,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "veth-srv",
+            "netns",
+            &hosts.server,
+        ]);
+        for (ns, dev, addr) in [
+            (&hosts.publisher, "veth-pub", PUBLISHER_ADDR),
+            (&hosts.server, "veth-srv", SERVER_ADDR),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            // webrtc-rs joins the mDNS multicast group, which needs a route.
+            ip(&["-n", ns, "route", "add", "default", "dev", dev]);
+        }
+        hosts
+    }
+
+    /// Limits what the publisher sends to the server to `rate` (tc tbf, e.g. "400kbit"); the excess is dropped
+    /// after 50 ms of queueing. The server's replies (RTCP, HTTP) pass unshaped.
+    pub fn shape_publisher_egress(&self, rate: &str) {
+        let ok = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.publisher,
+                "tc",
+                "qdisc",
+                "replace",
+                "dev",
+                "veth-pub",
+                "root",
+            ])
+            .args(["tbf", "rate", rate, "burst", "16kb", "latency", "50ms"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "tc could not shape the link");
+    }
+
+    /// `program` run inside namespace `ns`.
+    pub fn command(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(program);
+        c
+    }
+}
+
+impl Drop for LinkedHosts {
+    fn drop(&mut self) {
+        for ns in [&self.publisher, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// Our receiver (`mock_sfu`) on the server host; `report` waits for its JSON line.
+pub struct RemoteReceiver {
+    child: Child,
+    pub url: String,
+}
+
+impl RemoteReceiver {
+    pub fn start(hosts: &LinkedHosts, mock_sfu: &std::path::Path) -> RemoteReceiver {
+        let addr = format!("{SERVER_ADDR}:0");
+        let mut child = LinkedHosts::command(&hosts.server, mock_sfu)
+            .args(["--http", &addr, "--udp", &addr, "--timeout", "40"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("mock_sfu");
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("whip-url ")
+            .unwrap_or_else(|| panic!("mock_sfu did not start: {line:?}"))
+            .to_string();
+        RemoteReceiver { child, url }
+    }
+
+    pub fn report(mut self) -> serde_json::Value {
+        let mut rest = String::new();
+        let _ = self.child.stdout.take().unwrap().read_to_string(&mut rest);
+        let _ = self.child.wait();
+        rest.lines()
+            .last()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
