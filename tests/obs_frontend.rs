@@ -2,12 +2,14 @@
 //! - a profile with OBS's "WHIP" service (`whip_custom`, which Debian's OBS lacks and the plugin provides) streams
 //!   with `obs --startstreaming`; the Stop Streaming hotkey ends the stream (WHIP DELETE); OBS exits cleanly;
 //! - a streamer who typed the WHIP URL and token into "Custom..." picks Tools → RTC Studio in OBS's window: the
-//!   profile's service becomes RTC Studio with that URL and token, and Start Streaming streams through it.
+//!   profile's service becomes RTC Studio with that URL and token, and Start Streaming streams through it;
+//! - OBS's status bar square, read from screenshots, is green on a clear link and red on a shaped, lossy one.
 mod support;
 
 use std::time::Duration;
-use support::obs_frontend::{profile_dir, run_obs, FrontendRun, Scenario};
-use support::obs_run::{flash_beep_clip, packets_sent, OBS};
+use support::netns::{LinkedHosts, RemoteReceiver};
+use support::obs_frontend::{home_dir, profile_dir, run_obs, FrontendRun, Scenario};
+use support::obs_run::{binaries, flash_beep_clip, packets_sent, OBS};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
 #[test]
@@ -115,6 +117,8 @@ fn the_tools_menu_makes_rtc_studio_the_streaming_service_keeping_url_and_token()
         script: script.into(),
         start_streaming: false,
         name: "obs-frontend-menu",
+        netns: None,
+        screen: "1280x720x24",
     };
     let run = run_obs(&scenario, &clip);
     let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
@@ -146,4 +150,111 @@ fn the_tools_menu_makes_rtc_studio_the_streaming_service_keeping_url_and_token()
     assert_eq!(saved["settings"]["bearer_token"], TOKEN, "{saved}");
     assert_received_everything(&run, &r);
     rt.block_on(receiver.stop());
+}
+
+const SCREEN: (usize, usize) = (1280, 1024);
+
+/// The top-left corner of a 20x20 block of exactly `rgb` in a raw RGB24 screenshot (OBS's status square).
+fn find_square(shot: &[u8], rgb: [u8; 3]) -> Option<(usize, usize)> {
+    let (w, h) = SCREEN;
+    let at = |x: usize, y: usize| &shot[(y * w + x) * 3..(y * w + x) * 3 + 3];
+    // Below OBS's preview (whose scene has coloured bars): the status bar is at the window's bottom.
+    (500..h - 20)
+        .flat_map(|y| (0..w - 20).map(move |x| (x, y)))
+        .find(|&(x, y)| {
+            at(x, y) == rgb && (0..20).all(|dy| (0..20).all(|dx| at(x + dx, y + dy) == rgb))
+        })
+}
+
+/// Screenshots taken while streaming: `shots` raw frames, one a second, and a PNG of the last.
+fn screenshots_script(shots: u32) -> String {
+    let grab = format!(
+        "ffmpeg -loglevel error -y -f x11grab -video_size {}x{} -i $DISPLAY -frames:v 1",
+        SCREEN.0, SCREEN.1
+    );
+    format!(
+        "sleep 5; for i in $(seq {shots}); do {grab} -f rawvideo -pix_fmt rgb24 shot$i.rgb; sleep 1; done; \
+         {grab} status.png; xdotool key ctrl+F12; sleep 2"
+    )
+}
+
+#[test]
+fn the_status_bar_square_turns_red_when_the_link_loses_packets() {
+    // OBS's own status bar (Debian's OBS 29.0.2 frontend) while streaming through RTC Studio, OBS on one host of
+    // ours and the receiver on another (network namespaces joined by veth): green on the clear link, red once the
+    // link is shaped to 400 kbit/s (x264 sends 1.5 Mbit/s). The square is OBS's drawing of get_congestion.
+    let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let clip = flash_beep_clip("640x360");
+    let hosts = LinkedHosts::create("statusbar");
+    let mut square = None;
+    for (name, shaped) in [
+        ("obs-statusbar-clear", false),
+        ("obs-statusbar-shaped", true),
+    ] {
+        if shaped {
+            hosts.shape_publisher_egress("400kbit");
+        }
+        let receiver = RemoteReceiver::start(&hosts, &mock_sfu);
+        let service =
+            serde_json::json!({"type": "rtc_studio_service", "settings": {"server": receiver.url}});
+        let mut scenario = Scenario::start_and_stop(name, service, 0);
+        scenario.script = screenshots_script(3);
+        scenario.netns = Some(hosts.publisher.clone());
+        scenario.screen = "1280x1024x24";
+        let run = run_obs(&scenario, &clip);
+        let report = receiver.report();
+        assert!(
+            run.log.contains("[rtc-studio] streaming (connected in")
+                && run.log.contains("Stopping stream due to hotkey")
+                && run.log.contains("[rtc-studio] stream ended:"),
+            "OBS did not stream and stop:\n{}\n{}",
+            run.log,
+            run.console
+        );
+        // A clean exit is the other tests' business. Debian's OBS 29 now and then crashes inside Qt once its
+        // shutdown has begun ("All scene data cleared", a posted QWidget event; seen about once in ten runs, with
+        // the status bar on screen too); say so with the backtrace run_obs printed, without failing this test.
+        if !run.console.contains("obs exit 0") {
+            println!(
+                "note: OBS did not exit cleanly after the stream ended:\n{}",
+                run.console
+            );
+        }
+        let shots: Vec<Vec<u8>> = (1..=3)
+            .map(|i| {
+                std::fs::read(home_dir(name).join(format!("shot{i}.rgb"))).expect("screenshot")
+            })
+            .collect();
+        if !shaped {
+            // Every second: a green square, never a red one.
+            for shot in &shots {
+                assert!(
+                    find_square(shot, [255, 0, 0]).is_none(),
+                    "red square on a clear link"
+                );
+            }
+            square = find_square(&shots[2], [0, 255, 0]);
+            assert!(
+                square.is_some(),
+                "no green status square; receiver {report}"
+            );
+        } else {
+            // Same place: red, or OBS's yellow-to-red mix for congestion between 0 and 1, mostly red.
+            let (x, y) = square.unwrap();
+            let (w, _) = SCREEN;
+            let colours: Vec<[u8; 3]> = shots
+                .iter()
+                .map(|s| {
+                    let i = ((y + 10) * w + x + 10) * 3;
+                    [s[i], s[i + 1], s[i + 2]]
+                })
+                .collect();
+            assert!(
+                colours.iter().any(|c| c[0] >= 128 && c[1] < c[0]),
+                "the status square stayed {colours:?} through a lossy link; receiver {report}"
+            );
+            println!("status square through the shaped link: {colours:?}");
+        }
+    }
 }

@@ -28,6 +28,10 @@ pub struct Scenario {
     pub start_streaming: bool,
     /// A name for the run's home directory.
     pub name: &'static str,
+    /// Run OBS inside this network namespace (see `support::netns`).
+    pub netns: Option<String>,
+    /// Xvfb's screen (taller than 720 shows OBS's status bar).
+    pub screen: &'static str,
 }
 
 impl Scenario {
@@ -44,8 +48,15 @@ impl Scenario {
             script: format!("sleep {seconds}; xdotool key ctrl+F12; sleep 2"),
             start_streaming: true,
             name,
+            netns: None,
+            screen: "1280x720x24",
         }
     }
+}
+
+/// The home directory of a run (OBS's config, logs, and files its script writes there).
+pub fn home_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
 /// Where `obs` keeps the profile `P` of a run.
@@ -116,17 +127,17 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
          kill -INT $OBS_PID; wait $OBS_PID; echo \"obs exit $?\"",
         scenario.script
     );
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            "xvfb-run",
-            "-a",
-            "-s",
-            "-screen 0 1280x720x24",
-            "sh",
-            "-c",
-            &script,
-        ])
+    let mut cmd = match &scenario.netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "timeout"]);
+            c
+        }
+        None => Command::new("timeout"),
+    };
+    let screen = format!("-screen 0 {}", scenario.screen);
+    let out = cmd
+        .args(["120", "xvfb-run", "-a", "-s", &screen, "sh", "-c", &script])
         .current_dir(&home)
         .env("HOME", &home)
         .env("OBS_PLUGINS_PATH", &bin)
