@@ -497,10 +497,12 @@ fn obs_congestion_square_shows_the_loss_of_a_shaped_link() {
         "no RTCP receiver report reached the plugin:\n{}",
         clear.log
     );
-    let clear_congestion = s["congestion_max"].as_f64().unwrap();
+    // Averaged over the stream (sampled every 100 ms): a moment of loss on a loaded machine may show on a clear
+    // link; a congested link shows most of the time.
+    let clear_congestion = s["congestion_mean"].as_f64().unwrap();
     assert!(
-        clear_congestion < 0.25,
-        "congestion {clear_congestion} on a clear link: {s}"
+        clear_congestion < 0.2,
+        "mean congestion {clear_congestion} on a clear link: {s}"
     );
     assert!(
         clear_report["video_frames_decoded"].as_u64().unwrap_or(0) >= 100,
@@ -511,17 +513,17 @@ fn obs_congestion_square_shows_the_loss_of_a_shaped_link() {
     let (shaped, shaped_report) = publish();
     let s = &shaped.summary;
     assert_eq!(s["connected"], true, "{s}\n{}", shaped.log);
-    let shaped_congestion = s["congestion_max"].as_f64().unwrap();
+    let shaped_congestion = s["congestion_mean"].as_f64().unwrap();
     assert!(
-        shaped_congestion >= 0.5,
-        "congestion only {shaped_congestion} through a 400 kbit/s link: {s}\nreceiver {shaped_report}"
+        shaped_congestion >= 0.4 && s["congestion_max"].as_f64().unwrap() >= 0.99,
+        "mean congestion only {shaped_congestion} through a 400 kbit/s link: {s}\nreceiver {shaped_report}"
     );
     assert_eq!(
         s["stop_code"], 0,
         "the output should keep streaming through loss: {s}"
     );
     println!(
-        "congestion max: clear {clear_congestion:.2}, shaped {shaped_congestion:.2} (mean {}); shaped receiver decoded {}",
-        s["congestion_mean"], shaped_report["video_frames_decoded"]
+        "mean congestion: clear {clear_congestion:.2}, shaped {shaped_congestion:.2} (max {}); shaped receiver decoded {}",
+        s["congestion_max"], shaped_report["video_frames_decoded"]
     );
 }
