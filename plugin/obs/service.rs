@@ -166,7 +166,7 @@ unsafe extern "C" fn get_connect_info(data: *mut c_void, kind: u32) -> *const c_
 /// always say yes: the output's start then explains what is missing ("No server URL is set …") in OBS's error
 /// dialog, and a diagnostics run with a packet log needs no URL at all.
 unsafe extern "C" fn can_try_to_connect(_data: *mut c_void) -> bool {
-    true
+    guard("service can_try_to_connect", true, || true)
 }
 
 /// Whether some module has registered a service type with this id.

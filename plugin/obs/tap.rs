@@ -35,7 +35,9 @@ struct TapData {
 }
 
 unsafe extern "C" fn get_name(_type_data: *mut c_void) -> *const c_char {
-    c"RTC Studio encoder tap (internal)".as_ptr()
+    guard("tap get_name", TAP_VIDEO_ID.as_ptr(), || {
+        c"RTC Studio encoder tap (internal)".as_ptr()
+    })
 }
 
 unsafe extern "C" fn create(
@@ -59,7 +61,7 @@ unsafe extern "C" fn destroy(data: *mut c_void) {
 
 /// Taps are begun directly by [`open`], never through `obs_output_start`.
 unsafe extern "C" fn start(_data: *mut c_void) -> bool {
-    false
+    guard("tap start", false, || false)
 }
 
 /// libobs stops every output of a failing encoder (`full_stop`): end the tap's capture.
