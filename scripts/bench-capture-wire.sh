@@ -7,6 +7,7 @@
 # Part of `make bench`; alone: scripts/bench-capture-wire.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/receiver.sh
 secs="${1:-8}"
 clip=target/bench/flash-beep-v3-640x360.mkv
 scripts/demo-clip.sh "$clip" 10 640x360
@@ -15,10 +16,7 @@ trap 'rm -rf "$out"' EXIT
 printf '%-12s %-12s %-26s %-26s %-22s\n' "x264 tune" "packets from" "video capture→wire p50/p99" "audio capture→wire p50/p99" "encoder delay v / a p50"
 for tune in default zerolatency; do
   for from in interleaver encoders; do
-    target/debug/examples/mock_sfu --timeout 40 >"$out/r.txt" &
-    sfu=$!
-    for _ in $(seq 100); do grep -q '^whip-url ' "$out/r.txt" && break; sleep 0.05; done
-    url=$(sed -n 's/^whip-url //p' "$out/r.txt")
+    start_receiver 40 "$out/r.txt"
     tune_args=()
     [ "$tune" = default ] || tune_args=(--tune "$tune")
     xvfb-run -a -s "-screen 0 1280x720x24" target/debug/examples/headless --media "$clip" --duration "$secs" \

@@ -7,6 +7,7 @@
 # A benchmark: it prints numbers and never fails on them. Part of `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/receiver.sh
 n="${1:-20}"
 clip=target/bench/flash-beep-v3-640x360.mkv
 scripts/demo-clip.sh "$clip" 8 640x360
@@ -14,10 +15,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 connect=(); first=()
 for i in $(seq "$n"); do
-  target/debug/examples/mock_sfu --timeout 20 >"$out/r.txt" &
-  sfu=$!
-  for _ in $(seq 100); do grep -q '^whip-url ' "$out/r.txt" && break; sleep 0.05; done
-  url=$(sed -n 's/^whip-url //p' "$out/r.txt")
+  start_receiver 20 "$out/r.txt"
   xvfb-run -a -s "-screen 0 1280x720x24" target/debug/examples/headless --media "$clip" --duration 1.5 \
     --tune zerolatency --bframes 0 --url "$url" >"$out/o.txt" 2>&1 || true
   wait "$sfu" || true

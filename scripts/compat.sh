@@ -8,6 +8,7 @@
 # while something is mounted in it (`mount | grep target/compat`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/receiver.sh
 suite="${1:-trixie}"
 root="$PWD/target/compat/$suite"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -39,10 +40,7 @@ echo "compat: Debian $suite, OBS $version"
 clip=target/compat/flash-beep-v3-640x360.mkv
 scripts/demo-clip.sh "$clip" 8 640x360
 out=$(mktemp -d)
-target/debug/examples/mock_sfu --timeout 60 >"$out/receiver.txt" &
-sfu=$!
-for _ in $(seq 100); do grep -q '^whip-url ' "$out/receiver.txt" && break; sleep 0.05; done
-url=$(sed -n 's/^whip-url //p' "$out/receiver.txt")
+start_receiver 60 "$out/receiver.txt"
 # The same binaries as on bookworm; OBS's own modules and data are the chroot's.
 chroot "$root" /usr/bin/xvfb-run -a -s "-screen 0 1280x720x24" /work/target/debug/examples/headless \
   --plugin /work/target/debug/librtc_studio.so --plugin-data /work/data --media "/work/$clip" --duration 6 \

@@ -3,14 +3,12 @@
 # 10 s, then what the receiver decoded and measured. Run through `make demo` (which builds first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/receiver.sh
 clip=target/demo/flash-beep-v3.mkv
 scripts/demo-clip.sh "$clip" 10
 out=$(mktemp -d)
 trap 'kill $sfu 2>/dev/null || true; rm -rf "$out"' EXIT
-target/debug/examples/mock_sfu --timeout 60 > "$out/receiver.txt" &
-sfu=$!
-for _ in $(seq 100); do grep -q '^whip-url ' "$out/receiver.txt" && break; sleep 0.05; done
-url=$(sed -n 's/^whip-url //p' "$out/receiver.txt")
+start_receiver 60 "$out/receiver.txt"
 echo "receiver listening at $url"
 xvfb-run -a -s "-screen 0 1280x720x24" target/debug/examples/headless --media "$clip" --duration 10 \
   --width 1280 --height 720 --url "$url" > "$out/obs.txt" 2>&1 || true
