@@ -27,12 +27,31 @@ use rtc_studio::transport::session::PublishConfig;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const NS_ADDR: &str = "10.231.0.1";
+
+#[allow(dead_code)]
+#[path = "../tests/support/netns.rs"]
+mod netns;
+use netns::{LinkedHosts, RemoteReceiver};
+
+/// A fresh receiver in the benchmark's namespace: ICE on the veth address, HTTP on loopback.
+fn start_receiver(ns: &Namespace, timeout_s: f64) -> RemoteReceiver {
+    RemoteReceiver::start_in(
+        &ns.0,
+        &mock_sfu(),
+        &[
+            "--udp",
+            &format!("{NS_ADDR}:0"),
+            "--timeout",
+            &timeout_s.to_string(),
+        ],
+    )
+}
 
 struct Medium {
     name: &'static str,
@@ -309,9 +328,7 @@ impl Namespace {
     }
 
     fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).arg(program);
-        c
+        LinkedHosts::command(&self.0, program)
     }
 }
 
@@ -329,53 +346,6 @@ fn mock_sfu() -> PathBuf {
         }
     }
     panic!("build the receiver first: cargo build --release --example mock_sfu");
-}
-
-struct Receiver {
-    child: Child,
-    url: String,
-}
-
-impl Receiver {
-    fn start(ns: &Namespace, timeout_s: f64) -> Receiver {
-        let mut child = ns
-            .command(mock_sfu())
-            .args([
-                "--udp",
-                &format!("{NS_ADDR}:0"),
-                "--timeout",
-                &timeout_s.to_string(),
-            ])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("whip-url ")
-            .expect("receiver URL")
-            .to_string();
-        Receiver { child, url }
-    }
-
-    /// Its JSON report (after the publisher's DELETE, or its timeout).
-    fn report(mut self) -> Value {
-        let mut rest = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut rest)
-            .unwrap();
-        let _ = self.child.wait();
-        rest.lines()
-            .last()
-            .and_then(|l| serde_json::from_str(l).ok())
-            .unwrap_or(Value::Null)
-    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -503,7 +473,7 @@ struct Row {
 }
 
 fn run_ours(ns: &Namespace, h264: &Path, ogg: &Path, seconds: f64) -> Row {
-    let receiver = Receiver::start(ns, seconds + 30.0);
+    let receiver = start_receiver(ns, seconds + 30.0);
     let out = ns
         .command(std::env::current_exe().unwrap())
         .args([
@@ -542,7 +512,7 @@ fn run_ours(ns: &Namespace, h264: &Path, ogg: &Path, seconds: f64) -> Row {
 }
 
 fn run_gstreamer(ns: &Namespace, mkv: &Path, seconds: f64) -> Row {
-    let receiver = Receiver::start(ns, seconds + 30.0);
+    let receiver = start_receiver(ns, seconds + 30.0);
     let mut child = ns
         .command(root().join("scripts/gst-whip-publish.py"))
         .arg(mkv)

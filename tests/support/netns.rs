@@ -98,17 +98,27 @@ impl Drop for LinkedHosts {
     }
 }
 
-/// Our receiver (`mock_sfu`) on the server host; `report` waits for its JSON line.
+/// Our receiver (`mock_sfu`) inside a network namespace; `report` waits for its JSON line.
 pub struct RemoteReceiver {
     child: Child,
     pub url: String,
 }
 
 impl RemoteReceiver {
+    /// On the server host, HTTP and ICE on its veth address.
     pub fn start(hosts: &LinkedHosts, mock_sfu: &std::path::Path) -> RemoteReceiver {
         let addr = format!("{SERVER_ADDR}:0");
-        let mut child = LinkedHosts::command(&hosts.server, mock_sfu)
-            .args(["--http", &addr, "--udp", &addr, "--timeout", "40"])
+        RemoteReceiver::start_in(
+            &hosts.server,
+            mock_sfu,
+            &["--http", &addr, "--udp", &addr, "--timeout", "40"],
+        )
+    }
+
+    /// In namespace `ns` with `mock_sfu`'s `args`.
+    pub fn start_in(ns: &str, mock_sfu: &std::path::Path, args: &[&str]) -> RemoteReceiver {
+        let mut child = LinkedHosts::command(ns, mock_sfu)
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("mock_sfu");
