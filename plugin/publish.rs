@@ -76,14 +76,30 @@ impl WhipSink {
         log::info(&format!(
             "connect timeline: offer ready {} ms ({}), answer {} ms, ICE+DTLS connected {} ms",
             t.offer_ms,
-            if t.gathering_complete {
-                "all candidates"
-            } else {
-                "candidate gathering cut short"
+            match (t.trickle, t.gathering_complete) {
+                (true, _) => "sent at once: the server takes trickle ICE",
+                (false, true) => "all candidates",
+                (false, false) => "candidate gathering cut short",
             },
             t.answer_ms,
             t.connected_ms
         ));
+        if t.trickle {
+            log::info(&format!(
+                "trickle ICE: {} candidate(s) sent by PATCH after the offer{}{}",
+                t.trickled_candidates,
+                if t.end_of_candidates_sent {
+                    ", then end-of-candidates"
+                } else {
+                    ""
+                },
+                publisher
+                    .trickle_note
+                    .0
+                    .as_ref()
+                    .map_or(String::new(), |n| format!("; stopped: {n}"))
+            ));
+        }
         if !publisher.announced_ice_servers.is_empty() {
             log::info(&format!(
                 "ICE servers announced by the WHIP server: {:?}",

@@ -1,6 +1,7 @@
 //! TURN through Debian's real coturn 4.6.1: with "Relay only", the plugin offers nothing but coturn's relay address,
 //! so every packet our receiver decodes went through coturn — with long-term credentials and with coturn's REST API
-//! (time-limited credentials from a shared secret). Wrong credentials and unusable TURN URLs fail clearly.
+//! (time-limited credentials from a shared secret, here with a receiver that takes trickle ICE, so the relay
+//! candidate follows the offer by PATCH). Wrong credentials and unusable TURN URLs fail clearly.
 mod support;
 
 use std::time::Duration;
@@ -12,12 +13,16 @@ const CONNECT_FAILED: i64 = -2;
 
 /// Streams through `turn` relay-only with `ice_args`; checks the receiver got it all and coturn relayed it.
 /// `user_in_log`: how coturn's log ends the user name (`<obs>`, or `:obs-studio>` for REST credentials).
-fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &str) {
+/// With `trickle`, the receiver takes trickle ICE: the offer goes at once and the relay candidate follows by PATCH.
+fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &str, trickle: bool) {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");
     let rt = test_runtime();
     let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions::default()))
+        .block_on(Receiver::start(ReceiverOptions {
+            trickle,
+            ..Default::default()
+        }))
         .unwrap();
     let url = receiver.whip_url();
     let turn_url = turn.url();
@@ -53,12 +58,34 @@ fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &s
         turn.log()
     );
     assert_eq!(s["stop_code"], 0, "{s}");
-    // The only candidates offered were relayed ones: the media can only have come through coturn.
-    assert_eq!(
-        r["offer_candidate_types"],
-        serde_json::json!(["relay"]),
-        "{r}"
-    );
+    if trickle {
+        // The offer went before gathering ended: it holds the relay candidate or none; the rest came by PATCH
+        // with the session's ETag, ending with end-of-candidates. Relay only: no host candidate exists at all.
+        assert!(
+            r["offer_candidate_types"] == serde_json::json!(["relay"])
+                || r["offer_candidate_types"] == serde_json::json!([]),
+            "{r}"
+        );
+        assert!(r["trickle_patches"].as_u64().unwrap() >= 1, "{r}");
+        assert_eq!(r["end_of_candidates"], true, "{r}");
+        assert_eq!(r["patch_precondition_failures"], 0, "{r}");
+        assert!(
+            run.log
+                .contains("sent at once: the server takes trickle ICE")
+                && run.log.contains("trickle ICE: ")
+                && run.log.contains("then end-of-candidates"),
+            "{}",
+            run.log
+        );
+    } else {
+        // The only candidates offered were relayed ones: the media can only have come through coturn.
+        assert_eq!(
+            r["offer_candidate_types"],
+            serde_json::json!(["relay"]),
+            "{r}"
+        );
+        assert_eq!(r["trickle_patches"], 0, "{r}");
+    }
     let (video_sent, _) = packets_sent(&run.log);
     let decoded = r["video_frames_decoded"].as_u64().unwrap();
     assert!(
@@ -108,11 +135,12 @@ fn media_flows_through_coturn_with_long_term_credentials() {
         ],
         "<obs>",
         "turn-pass-5521",
+        false,
     );
 }
 
 #[test]
-fn media_flows_through_coturn_with_rest_credentials_from_a_shared_secret() {
+fn media_flows_through_coturn_with_rest_credentials_and_trickle_ice() {
     let turn = Turn::start("turn-rest", TurnAuth::SharedSecret("shared-s3cret-88"));
     // coturn logs the computed username `<expiry>:obs-studio`; the secret itself never travels.
     publish_relayed(
@@ -125,6 +153,7 @@ fn media_flows_through_coturn_with_rest_credentials_from_a_shared_secret() {
         ],
         ":obs-studio>",
         "shared-s3cret-88",
+        true,
     );
 }
 

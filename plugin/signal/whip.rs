@@ -116,6 +116,85 @@ pub fn delete_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// The media type of trickle ICE and ICE restart fragments (RFC 8840), sent with PATCH (RFC 9725 §4.3).
+pub const TRICKLE_MEDIA_TYPE: &str = "application/trickle-ice-sdpfrag";
+
+/// Whether a response's `Accept-Patch` says the server takes trickle ICE fragments.
+pub fn accepts_trickle(headers: &[(String, String)]) -> bool {
+    header(headers, "accept-patch").any(|v| {
+        v.split(',')
+            .any(|t| t.trim().eq_ignore_ascii_case(TRICKLE_MEDIA_TYPE))
+    })
+}
+
+/// Headers of a trickle PATCH: the fragment's type, `If-Match` with the session's ETag when the server gave one
+/// (RFC 9725 §4.3.1), and the token.
+pub fn patch_headers(bearer_token: &str, etag: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut h = vec![("Content-Type", TRICKLE_MEDIA_TYPE.to_string())];
+    if let Some(etag) = etag {
+        h.push(("If-Match", etag.to_string()));
+    }
+    h.extend(delete_headers(bearer_token));
+    h
+}
+
+/// What the answer to a trickle PATCH means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PatchOutcome {
+    Accepted,
+    /// 405/501 (or 400/415 for the media type): the server takes no trickle; send no more fragments.
+    Unsupported,
+    /// Anything else (412: the ETag no longer matches, 404: the session is gone…).
+    Refused(u16),
+}
+
+pub fn interpret_patch_status(status: u16) -> PatchOutcome {
+    match status {
+        200..=299 => PatchOutcome::Accepted,
+        405 | 501 | 415 => PatchOutcome::Unsupported,
+        s => PatchOutcome::Refused(s),
+    }
+}
+
+/// A trickle ICE fragment (RFC 8840) for candidates gathered after `offer_sdp` was sent: the offer's ICE
+/// credentials, its first media section (the BUNDLE transport) with its mid, the new `a=candidate:` lines
+/// (`candidate:…` strings, with or without the `a=`), and `a=end-of-candidates` when gathering has finished.
+/// None when the offer has no media section or credentials.
+pub fn trickle_fragment(offer_sdp: &str, candidates: &[String], end: bool) -> Option<String> {
+    let lines: Vec<&str> = offer_sdp.lines().map(str::trim_end).collect();
+    let first_m = lines.iter().position(|l| l.starts_with("m="))?;
+    let find = |prefix: &str| {
+        // Media-level first (the first section), then session-level.
+        let section_end = lines[first_m + 1..]
+            .iter()
+            .position(|l| l.starts_with("m="))
+            .map_or(lines.len(), |i| first_m + 1 + i);
+        lines[first_m + 1..section_end]
+            .iter()
+            .chain(lines[..first_m].iter())
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(str::to_string)
+    };
+    let (ufrag, pwd) = (find("a=ice-ufrag:")?, find("a=ice-pwd:")?);
+    let mut frag = format!("a=ice-ufrag:{ufrag}\r\na=ice-pwd:{pwd}\r\n");
+    if let Some(group) = lines.iter().find(|l| l.starts_with("a=group:BUNDLE")) {
+        frag += &format!("{group}\r\n");
+    }
+    frag += &format!("{}\r\n", lines[first_m]);
+    if let Some(mid) = find("a=mid:") {
+        frag += &format!("a=mid:{mid}\r\n");
+    }
+    for c in candidates {
+        let c = c.trim();
+        let c = c.strip_prefix("a=").unwrap_or(c);
+        frag += &format!("a={c}\r\n");
+    }
+    if end {
+        frag += "a=end-of-candidates\r\n";
+    }
+    Some(frag)
+}
+
 /// The server's error body as something safe to show: printable, one line, at most 300 characters.
 fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -427,5 +506,47 @@ mod tests {
             vec![("Authorization", "Bearer s3cret".to_string())]
         );
         assert!(delete_headers("").is_empty());
+    }
+
+    #[test]
+    fn trickle_fragments_carry_credentials_the_bundle_section_and_candidates() {
+        let offer = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4\r\n\
+                     a=candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host\r\n\
+                     m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4\r\n";
+        let relay = "candidate:2 1 udp 16777215 198.51.100.7 49170 typ relay raddr 0.0.0.0 rport 0"
+            .to_string();
+        let frag = trickle_fragment(offer, std::slice::from_ref(&relay), true).unwrap();
+        assert_eq!(
+            frag,
+            "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4\r\na=group:BUNDLE 0 1\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+             a=mid:0\r\na=candidate:2 1 udp 16777215 198.51.100.7 49170 typ relay raddr 0.0.0.0 rport 0\r\n\
+             a=end-of-candidates\r\n"
+        );
+        // Session-level credentials are found too; no media section, no fragment.
+        let session_level =
+            "v=0\r\na=ice-ufrag:u\r\na=ice-pwd:p\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:a\r\n";
+        assert!(trickle_fragment(session_level, &[], true)
+            .unwrap()
+            .starts_with("a=ice-ufrag:u\r\na=ice-pwd:p\r\nm=audio"));
+        assert_eq!(trickle_fragment("v=0\r\n", &[relay], false), None);
+    }
+
+    #[test]
+    fn trickle_support_and_patch_answers() {
+        let h = |v: &str| vec![("Accept-Patch".to_string(), v.to_string())];
+        assert!(accepts_trickle(&h(
+            "application/json, Application/Trickle-ICE-SDPFrag"
+        )));
+        assert!(!accepts_trickle(&h("application/json")));
+        assert!(!accepts_trickle(&[]));
+        let headers = patch_headers("t0k", Some("\"xyz\""));
+        assert!(headers.contains(&("If-Match", "\"xyz\"".to_string())));
+        assert!(headers.contains(&("Content-Type", TRICKLE_MEDIA_TYPE.to_string())));
+        assert!(headers.contains(&("Authorization", "Bearer t0k".to_string())));
+        assert_eq!(interpret_patch_status(204), PatchOutcome::Accepted);
+        assert_eq!(interpret_patch_status(405), PatchOutcome::Unsupported);
+        assert_eq!(interpret_patch_status(501), PatchOutcome::Unsupported);
+        assert_eq!(interpret_patch_status(412), PatchOutcome::Refused(412));
     }
 }

@@ -137,14 +137,15 @@ impl WhipHttp {
         whip::interpret_offer_response(&final_url, status, &headers, &body)
     }
 
-    /// The ICE servers the endpoint announces in `Link` headers of an OPTIONS pre-flight (as MediaMTX and others
-    /// do), so TURN/STUN can be used from the first offer. Servers that do not support it just yield none.
-    pub async fn ice_servers(
+    /// An OPTIONS pre-flight: the ICE servers the endpoint announces in `Link` headers (as MediaMTX and others
+    /// do), so TURN/STUN can be used from the first offer, and whether its `Accept-Patch` takes trickle ICE.
+    /// Servers that do not support OPTIONS just yield none and no trickle.
+    pub async fn preflight(
         &self,
         endpoint: &Url,
         token: &str,
         limit: Duration,
-    ) -> Vec<whip::IceServer> {
+    ) -> (Vec<whip::IceServer>, bool) {
         let mut req = self
             .client
             .request(reqwest::Method::OPTIONS, endpoint.clone());
@@ -152,15 +153,41 @@ impl WhipHttp {
             req = req.header(k, v);
         }
         match tokio::time::timeout(limit, req.send()).await {
-            Ok(Ok(resp)) if resp.status().is_success() => resp
-                .headers()
-                .get_all(reqwest::header::LINK)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(whip::parse_link_ice_servers)
-                .collect(),
-            _ => Vec::new(),
+            Ok(Ok(resp)) if resp.status().is_success() => {
+                let headers: Vec<(String, String)> = resp
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
+                    })
+                    .collect();
+                let servers = headers
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("link"))
+                    .flat_map(|(_, v)| whip::parse_link_ice_servers(v))
+                    .collect();
+                (servers, whip::accepts_trickle(&headers))
+            }
+            _ => (Vec::new(), false),
         }
+    }
+
+    /// PATCHes a trickle ICE fragment to the session resource; returns the HTTP status.
+    pub async fn patch(
+        &self,
+        resource: &str,
+        token: &str,
+        etag: Option<&str>,
+        fragment: String,
+    ) -> Result<u16, String> {
+        let mut req = self.client.patch(resource).body(fragment);
+        for (k, v) in whip::patch_headers(token, etag) {
+            req = req.header(k, v);
+        }
+        req.send()
+            .await
+            .map(|r| r.status().as_u16())
+            .map_err(|e| describe(&e))
     }
 
     /// POSTs a JSON request (Janus's REST API); returns the status and at most `MAX_BODY_BYTES` of body.

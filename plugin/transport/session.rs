@@ -212,6 +212,8 @@ async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feedback: Arc<Feedback>
 struct Events {
     state: watch::Sender<RTCPeerConnectionState>,
     gathered: watch::Sender<bool>,
+    /// Local candidates as they are gathered (`candidate:…`), for trickle ICE.
+    candidates: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
 #[async_trait::async_trait]
@@ -224,6 +226,12 @@ impl PeerConnectionEventHandler for Events {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         self.state.send_replace(state);
+    }
+
+    async fn on_ice_candidate(&self, event: webrtc::peer_connection::RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            let _ = self.candidates.send(init.candidate);
+        }
     }
 }
 
@@ -303,6 +311,8 @@ pub struct Publisher {
     pub answer_sdp: String,
     /// Where the connect time went.
     pub timings: ConnectTimings,
+    /// Why trickling stopped early, if it did.
+    pub trickle_note: TrickleNote,
 }
 
 /// Milliseconds from the start of `connect` to: the offer being ready (after ICE gathering completed or its limit
@@ -313,7 +323,16 @@ pub struct ConnectTimings {
     pub gathering_complete: bool,
     pub answer_ms: u64,
     pub connected_ms: u64,
+    /// The offer went before gathering finished; later candidates follow by PATCH (trickle ICE).
+    pub trickle: bool,
+    /// Candidates sent by PATCH, and whether `end-of-candidates` was.
+    pub trickled_candidates: usize,
+    pub end_of_candidates_sent: bool,
 }
+
+/// Why trickling stopped early, if it did (for the log).
+#[derive(Clone, Debug, Default)]
+pub struct TrickleNote(pub Option<String>);
 
 fn ms_since(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
@@ -477,9 +496,11 @@ impl Publisher {
             .build();
         let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
         let (gathered_tx, mut gathered) = watch::channel(false);
+        let (candidates_tx, mut candidates) = tokio::sync::mpsc::unbounded_channel();
         let events = Arc::new(Events {
             state: state_tx,
             gathered: gathered_tx,
+            candidates: candidates_tx,
         });
         let settings = SettingEngineBuilder::new()
             .with_ice_timeouts(
@@ -526,28 +547,37 @@ impl Publisher {
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error("offer"))?;
-        let complete = wait_for(
-            &mut gathered,
-            (Instant::now() + GATHER_LIMIT).min(deadline),
-            |g| *g,
-        )
-        .await
-        .is_some();
+        // A server that takes trickle ICE gets the offer at once; others get it once gathering is complete (or
+        // its time limit passed).
+        let trickle = signalling.trickles();
+        let complete = if trickle {
+            *gathered.borrow()
+        } else {
+            wait_for(
+                &mut gathered,
+                (Instant::now() + GATHER_LIMIT).min(deadline),
+                |g| *g,
+            )
+            .await
+            .is_some()
+        };
         let mut timings = ConnectTimings {
             offer_ms: ms_since(started),
             gathering_complete: complete,
+            trickle,
             ..Default::default()
         };
+        let mut trickle_note = TrickleNote::default();
         let offer_sdp = pc
             .local_description()
             .await
             .map(|d| d.sdp)
             .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))?;
-        if cfg.relay_only
-            && !offer_sdp
-                .lines()
+        let has_relay = |sdp: &str| {
+            sdp.lines()
                 .any(|l| l.starts_with("a=candidate:") && l.contains(" typ relay"))
-        {
+        };
+        if cfg.relay_only && !trickle && !has_relay(&offer_sdp) {
             let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
             return Err(Failure::new(
                 StopCode::ConnectFailed,
@@ -557,18 +587,18 @@ impl Publisher {
         }
 
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let exchanged = match tokio::time::timeout(remaining, signalling.exchange(offer_sdp)).await
-        {
-            Ok(r) => r,
-            Err(_) => Err(Failure::new(
-                StopCode::ConnectFailed,
-                format!(
-                    "The {} server did not answer within {} s",
-                    signalling.name(),
-                    cfg.connect_timeout.as_secs()
-                ),
-            )),
-        };
+        let exchanged =
+            match tokio::time::timeout(remaining, signalling.exchange(offer_sdp.clone())).await {
+                Ok(r) => r,
+                Err(_) => Err(Failure::new(
+                    StopCode::ConnectFailed,
+                    format!(
+                        "The {} server did not answer within {} s",
+                        signalling.name(),
+                        cfg.connect_timeout.as_secs()
+                    ),
+                )),
+            };
         // From here on a failure closes the peer connection and ends whatever the server created.
         let answer_sdp = match exchanged {
             Ok(sdp) => sdp,
@@ -601,15 +631,80 @@ impl Publisher {
             .await);
         }
 
-        let connected = wait_for(&mut state, deadline, |s| {
-            matches!(
-                s,
-                RTCPeerConnectionState::Connected
-                    | RTCPeerConnectionState::Failed
-                    | RTCPeerConnectionState::Closed
-            )
-        })
-        .await;
+        let connected = if trickle {
+            let mut sent: std::collections::HashSet<String> = offer_sdp
+                .lines()
+                .filter_map(|l| l.strip_prefix("a="))
+                .filter(|l| l.starts_with("candidate:"))
+                .map(str::to_string)
+                .collect();
+            let mut relay_seen = has_relay(&offer_sdp);
+            let mut pending: Vec<String> = Vec::new();
+            let mut trickling = true;
+            loop {
+                while let Ok(c) = candidates.try_recv() {
+                    pending.push(c);
+                }
+                let done = *gathered.borrow();
+                let batch: Vec<String> = pending
+                    .drain(..)
+                    .filter(|c| sent.insert(c.clone()))
+                    .collect();
+                relay_seen |= batch.iter().any(|c| c.contains(" typ relay"));
+                if trickling && (!batch.is_empty() || (done && !timings.end_of_candidates_sent)) {
+                    match whip::trickle_fragment(&offer_sdp, &batch, done) {
+                        Some(fragment) => match signalling.trickle(fragment).await {
+                            Ok(()) => {
+                                timings.trickled_candidates += batch.len();
+                                timings.end_of_candidates_sent |= done;
+                            }
+                            Err(e) => {
+                                trickle_note = TrickleNote(Some(e));
+                                trickling = false;
+                            }
+                        },
+                        None => trickling = false,
+                    }
+                }
+                if cfg.relay_only && done && !relay_seen {
+                    return Err(abandon(
+                        pc.as_ref(),
+                        signalling.as_mut(),
+                        Failure::new(
+                            StopCode::ConnectFailed,
+                            "The TURN server gave no relay address (\"Relay only\" is on): check the TURN URL, \
+                             username and password or shared secret",
+                        ),
+                    )
+                    .await);
+                }
+                let now = *state.borrow();
+                if matches!(
+                    now,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                ) {
+                    break Some(now);
+                }
+                tokio::select! {
+                    changed = state.changed() => if changed.is_err() { break None },
+                    _ = gathered.changed() => {}
+                    Some(c) = candidates.recv() => pending.push(c),
+                    () = tokio::time::sleep_until(deadline.into()) => break None,
+                }
+            }
+        } else {
+            wait_for(&mut state, deadline, |s| {
+                matches!(
+                    s,
+                    RTCPeerConnectionState::Connected
+                        | RTCPeerConnectionState::Failed
+                        | RTCPeerConnectionState::Closed
+                )
+            })
+            .await
+        };
         if connected != Some(RTCPeerConnectionState::Connected) {
             let why = match connected {
                 Some(s) => format!("ended in state {s}"),
@@ -662,6 +757,7 @@ impl Publisher {
                 connected_ms: ms_since(started),
                 ..timings
             },
+            trickle_note,
         })
     }
 

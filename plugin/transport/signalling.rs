@@ -14,8 +14,18 @@ pub trait Signalling: Send + Sync {
     async fn ice_servers(&mut self, _limit: Duration) -> Vec<IceServer> {
         Vec::new()
     }
-    /// Sends the complete offer (all candidates gathered) and returns the server's SDP answer.
+    /// Whether the server takes candidates after the offer (trickle ICE); known after [`Self::ice_servers`].
+    fn trickles(&self) -> bool {
+        false
+    }
+    /// Sends the offer and returns the server's SDP answer. Complete (all candidates gathered) unless the server
+    /// trickles.
     async fn exchange(&mut self, offer_sdp: String) -> Result<String, Failure>;
+    /// Sends a trickle ICE fragment (candidates gathered after the offer); Err says why the server took it not,
+    /// after which no more are sent.
+    async fn trickle(&mut self, _fragment: String) -> Result<(), String> {
+        Err("this server takes no trickled candidates".into())
+    }
     /// Ends the server-side session; describes how it went for the log.
     async fn end(&mut self) -> Result<String, String>;
 }
@@ -26,6 +36,9 @@ pub struct WhipSignalling {
     endpoint: Url,
     token: String,
     resource: Option<String>,
+    etag: Option<String>,
+    /// The OPTIONS pre-flight's `Accept-Patch` named trickle ICE fragments.
+    trickle: bool,
 }
 
 impl WhipSignalling {
@@ -35,6 +48,8 @@ impl WhipSignalling {
             endpoint,
             token,
             resource: None,
+            etag: None,
+            trickle: false,
         }
     }
 }
@@ -46,9 +61,38 @@ impl Signalling for WhipSignalling {
     }
 
     async fn ice_servers(&mut self, limit: Duration) -> Vec<IceServer> {
-        self.http
-            .ice_servers(&self.endpoint, &self.token, limit)
-            .await
+        let (servers, trickle) = self
+            .http
+            .preflight(&self.endpoint, &self.token, limit)
+            .await;
+        self.trickle = trickle;
+        servers
+    }
+
+    fn trickles(&self) -> bool {
+        self.trickle
+    }
+
+    async fn trickle(&mut self, fragment: String) -> Result<(), String> {
+        let Some(resource) = self.resource.as_deref() else {
+            return Err("no session".into());
+        };
+        let status = self
+            .http
+            .patch(resource, &self.token, self.etag.as_deref(), fragment)
+            .await?;
+        match crate::signal::whip::interpret_patch_status(status) {
+            crate::signal::whip::PatchOutcome::Accepted => Ok(()),
+            crate::signal::whip::PatchOutcome::Unsupported => {
+                self.trickle = false;
+                Err(format!(
+                    "the server does not take trickle ICE after all (HTTP {status})"
+                ))
+            }
+            crate::signal::whip::PatchOutcome::Refused(s) => {
+                Err(format!("the server refused the candidates (HTTP {s})"))
+            }
+        }
     }
 
     async fn exchange(&mut self, offer_sdp: String) -> Result<String, Failure> {
@@ -57,6 +101,7 @@ impl Signalling for WhipSignalling {
             .post_offer(&self.endpoint, &self.token, offer_sdp)
             .await?;
         self.resource = Some(session.resource);
+        self.etag = session.etag;
         Ok(session.answer_sdp)
     }
 

@@ -43,6 +43,9 @@ pub struct ReceiverOptions {
     pub drop_first_session_after: Option<Duration>,
     /// `Link` header values to announce ICE servers on OPTIONS (RFC 9725 §4.6 style).
     pub ice_links: Vec<String>,
+    /// Take trickle ICE: `Accept-Patch: application/trickle-ice-sdpfrag` on OPTIONS and 201, candidates by PATCH
+    /// (with `If-Match` the session's ETag). Without it, PATCH is answered 405.
+    pub trickle: bool,
 }
 
 impl Default for ReceiverOptions {
@@ -53,6 +56,7 @@ impl Default for ReceiverOptions {
             token: None,
             drop_first_session_after: None,
             ice_links: Vec::new(),
+            trickle: false,
         }
     }
 }
@@ -75,6 +79,12 @@ struct Stats {
     audio_packets: u64,
     /// RTP packets received, video and audio (counted as they arrive, before decoding).
     rtp_packets: u64,
+    /// Trickle ICE: PATCH requests taken, candidates they carried, whether end-of-candidates came, and PATCHes
+    /// refused for a wrong or missing If-Match.
+    trickle_patches: u64,
+    trickled_candidates: u64,
+    end_of_candidates: bool,
+    patch_precondition_failures: u64,
     audio_decode_errors: u64,
     video_ssrc: Option<u32>,
     audio_ssrc: Option<u32>,
@@ -191,6 +201,10 @@ impl Receiver {
             "fps": round1(fps),
             "audio_packets": s.audio_packets,
             "rtp_packets": s.rtp_packets,
+            "trickle_patches": s.trickle_patches,
+            "trickled_candidates": s.trickled_candidates,
+            "end_of_candidates": s.end_of_candidates,
+            "patch_precondition_failures": s.patch_precondition_failures,
             "audio_decode_errors": s.audio_decode_errors,
             "first_frame_ms": first_frame_ms,
             "first_frame_unix_ms": s.first_frame_wall.and_then(|w| w.duration_since(std::time::UNIX_EPOCH).ok())
@@ -331,6 +345,13 @@ async fn read_request(conn: &mut TcpStream) -> Option<Request> {
     })
 }
 
+const TRICKLE: &str = "application/trickle-ice-sdpfrag";
+
+/// The ETag of session `n` (RFC 9725 §4.3.1: PATCH must carry it in If-Match).
+fn etag(n: usize) -> String {
+    format!("\"rtcs-session-{n}\"")
+}
+
 async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
@@ -367,11 +388,14 @@ async fn serve(
     }
     match (req.method.as_str(), req.path.as_str()) {
         ("OPTIONS", "/whip") => {
-            let links: Vec<(&str, String)> = options
+            let mut links: Vec<(&str, String)> = options
                 .ice_links
                 .iter()
                 .map(|l| ("Link", l.clone()))
                 .collect();
+            if options.trickle {
+                links.push(("Accept-Patch", TRICKLE.into()));
+            }
             respond(&mut conn, "204 No Content", &links, b"").await;
         }
         ("POST", "/whip") => {
@@ -414,13 +438,71 @@ async fn serve(
                             let _ = pc.close().await;
                         });
                     }
-                    let headers = [
+                    let mut headers = vec![
                         ("Content-Type", "application/sdp".to_string()),
                         ("Location", format!("/whip/session/{n}")),
+                        ("ETag", etag(n)),
                     ];
+                    if options.trickle {
+                        headers.push(("Accept-Patch", TRICKLE.into()));
+                    }
                     respond(&mut conn, "201 Created", &headers, sdp.as_bytes()).await;
                 }
                 Err(e) => respond(&mut conn, "400 Bad Request", &[], e.as_bytes()).await,
+            }
+        }
+        ("PATCH", p) if p.starts_with("/whip/session/") => {
+            let n: usize = p["/whip/session/".len()..].parse().unwrap_or(0);
+            let if_match = req
+                .headers
+                .iter()
+                .find(|(k, _)| k == "if-match")
+                .map(|(_, v)| v.clone());
+            let pc = pcs.lock().await.get(n.wrapping_sub(1)).cloned();
+            match pc {
+                _ if !options.trickle => {
+                    respond(
+                        &mut conn,
+                        "405 Method Not Allowed",
+                        &[],
+                        b"no trickle ICE here",
+                    )
+                    .await
+                }
+                None => respond(&mut conn, "404 Not Found", &[], b"no such session").await,
+                Some(_) if if_match.as_deref() != Some(etag(n).as_str()) => {
+                    stats.lock().unwrap().patch_precondition_failures += 1;
+                    respond(&mut conn, "412 Precondition Failed", &[], b"If-Match").await
+                }
+                Some(pc) => {
+                    let frag = String::from_utf8_lossy(&req.body).to_string();
+                    let mid = frag
+                        .lines()
+                        .find_map(|l| l.trim().strip_prefix("a=mid:"))
+                        .unwrap_or("0")
+                        .to_string();
+                    let mut added = 0;
+                    for line in frag.lines().filter_map(|l| l.trim().strip_prefix("a=")) {
+                        if line.starts_with("candidate:") {
+                            let init = webrtc::peer_connection::RTCIceCandidateInit {
+                                candidate: line.to_string(),
+                                sdp_mid: Some(mid.clone()),
+                                sdp_mline_index: Some(0),
+                                ..Default::default()
+                            };
+                            if pc.add_ice_candidate(init).await.is_ok() {
+                                added += 1;
+                            }
+                        }
+                    }
+                    {
+                        let mut s = stats.lock().unwrap();
+                        s.trickle_patches += 1;
+                        s.trickled_candidates += added;
+                        s.end_of_candidates |= frag.contains("a=end-of-candidates");
+                    }
+                    respond(&mut conn, "204 No Content", &[], b"").await;
+                }
             }
         }
         ("DELETE", p) if p.starts_with("/whip/session/") => {
