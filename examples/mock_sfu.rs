@@ -10,13 +10,17 @@ const HELP: &str = "\
 mock_sfu — a WHIP receiver that decodes what it receives and measures it
 
 USAGE:
-    mock_sfu [--http ADDR] [--udp ADDR] [--token TOKEN] [--timeout SECS]
+    mock_sfu [--http ADDR] [--udp ADDR] [--token TOKEN] [--timeout SECS] [--trickle | --refuse-patch]
+             [--answer-link LINK]...
 
 OPTIONS:
     --http ADDR      HTTP listen address (default 127.0.0.1:0, a free port); the WHIP URL is printed
     --udp ADDR       address for ICE host candidates (default 127.0.0.1:0)
     --token TOKEN    require `Authorization: Bearer TOKEN` (default: none)
     --timeout SECS   give up waiting for the publisher's DELETE after this long (default 60)
+    --trickle        take trickle ICE and ICE restarts by PATCH (RFC 9725 §4.3, §4.4), announced by Accept-Patch
+    --refuse-patch   announce trickle ICE on OPTIONS but answer every PATCH 405
+    --answer-link LINK  a `Link` header value (ICE server, RFC 9725 §4.6) to send with the 201; repeatable
 
 OUTPUT:
     `whip-url http://…/whip` once listening, then one JSON line: video_frames_decoded, decode_errors, width,
@@ -31,9 +35,20 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
-        if flag == "--help" || flag == "-h" {
-            print!("{HELP}");
-            return;
+        match flag.as_str() {
+            "--help" | "-h" => {
+                print!("{HELP}");
+                return;
+            }
+            "--trickle" => {
+                options.trickle = true;
+                continue;
+            }
+            "--refuse-patch" => {
+                options.refuse_patch = true;
+                continue;
+            }
+            _ => {}
         }
         let Some(value) = it.next() else {
             eprintln!("mock_sfu: {flag} needs a value");
@@ -43,6 +58,7 @@ async fn main() {
             "--http" => options.http = value.clone(),
             "--udp" => options.udp = value.clone(),
             "--token" => options.token = Some(value.clone()),
+            "--answer-link" => options.answer_links.push(value.clone()),
             "--timeout" => timeout = value.parse().unwrap_or(60.0),
             other => {
                 eprintln!("mock_sfu: unknown option {other} (see --help)");

@@ -66,7 +66,7 @@ impl WhipSink {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
         };
-        let publisher = runtime.block_on(async {
+        let mut publisher = runtime.block_on(async {
             tokio::select! {
                 connected = Publisher::connect(config) => connected,
                 () = stopped => Err(Failure::new(StopCode::Success, "stopped while connecting")),
@@ -100,10 +100,19 @@ impl WhipSink {
                     .map_or(String::new(), |n| format!("; stopped: {n}"))
             ));
         }
+        for (_, note) in publisher.take_notes() {
+            log::warn(&note);
+        }
         if !publisher.announced_ice_servers.is_empty() {
             log::info(&format!(
                 "ICE servers announced by the WHIP server: {:?}",
                 publisher.announced_ice_servers
+            ));
+        }
+        if !publisher.answer_ice_servers.is_empty() {
+            log::info(&format!(
+                "ICE servers announced with the server's answer (used for ICE restarts): {:?}",
+                publisher.answer_ice_servers
             ));
         }
         Ok(WhipSink {
@@ -142,9 +151,17 @@ impl PacketSink for WhipSink {
         // The capture instant on the wall clock: now, minus how long ago OBS captured the frame.
         let age_usec = (crate::obs::clock_usec() - packet.sys_dts_usec).max(0);
         let capture_unix_usec = unix_usec_now() - age_usec;
-        let (bytes, discontinuity) = self
+        let sent = self
             .runtime
-            .block_on(publisher.send(packet, capture_unix_usec))?;
+            .block_on(publisher.send(packet, capture_unix_usec));
+        for (warning, note) in publisher.take_notes() {
+            if warning {
+                log::warn(&note);
+            } else {
+                log::info(&note);
+            }
+        }
+        let (bytes, discontinuity) = sent?;
         let on_wire = crate::obs::clock_usec();
         let (handoff, wire) = match packet.kind {
             crate::media::packet::MediaKind::Video => (
@@ -200,6 +217,12 @@ impl PacketSink for WhipSink {
                 log::info(&format!(
                     "keyframe requests from the server: {} (PLI {pli}, FIR {fir})",
                     pli + fir
+                ));
+            }
+            if p.ice_restarts > 0 {
+                log::info(&format!(
+                    "outages repaired by ICE restart (same session): {}",
+                    p.ice_restarts
                 ));
             }
             let name = p.signalling_name();

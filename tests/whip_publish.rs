@@ -527,3 +527,140 @@ fn obs_congestion_square_shows_the_loss_of_a_shaped_link() {
         s["congestion_max"], shaped_report["video_frames_decoded"]
     );
 }
+
+#[test]
+fn a_server_that_refuses_trickled_candidates_gets_a_complete_offer() {
+    // The server's OPTIONS promises trickle ICE (Accept-Patch), so the offer goes at once, but every PATCH is
+    // answered 405: the plugin must end that session and send a complete offer (RFC 9725 §4.3.2).
+    let _alone = receiving();
+    let clip = flash_beep_clip("640x360");
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions {
+            refuse_patch: true,
+            ..Default::default()
+        }))
+        .unwrap();
+    let url = receiver.whip_url();
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "4",
+            "--url",
+            &url,
+        ],
+        None,
+    );
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
+    println!("summary {}\nreceiver {r}", run.summary);
+    assert_eq!(run.summary["connected"], true, "{}", run.log);
+    assert_eq!(run.summary["stop_code"], 0, "{}", run.summary);
+    assert!(r["patches_refused"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(
+        r["sessions"], 2,
+        "the complete offer made a second session: {r}"
+    );
+    assert!(
+        run.log
+            .contains("trickle ICE refused after the offer (the server does not take trickle ICE after all (HTTP 405)): sent a new, complete offer"),
+        "{}",
+        run.log
+    );
+    assert!(
+        run.log.contains("offer ready") && run.log.contains("(all candidates)"),
+        "the second offer should carry all candidates:\n{}",
+        run.log
+    );
+    assert!(r["video_frames_decoded"].as_u64().unwrap() >= 60, "{r}");
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert!(r["delete_received"] == true, "{r}");
+    rt.block_on(receiver.stop());
+}
+
+#[test]
+fn a_dead_uplink_is_repaired_by_an_ice_restart_in_the_same_session() {
+    // Publisher and a receiver that takes ICE restarts by PATCH on two hosts of our own; the link between
+    // them drops everything for 5 s mid-stream. ICE goes disconnected; the plugin restarts ICE through the server
+    // (PATCH, If-Match "*") and the stream goes on in the same WHIP session, with no OBS reconnect.
+    let _alone = receiving();
+    let clip = flash_beep_clip("640x360");
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let hosts = LinkedHosts::create("restart");
+    // The 201 also announces a TURN server (nothing listens there): the plugin takes it for the restart, and
+    // never prints its credential.
+    let turn_link = "<turn:10.233.0.2:9?transport=udp>; rel=\"ice-server\"; username=\"u201\"; credential=\"cred-from-201\"";
+    let receiver = RemoteReceiver::start_with(
+        &hosts,
+        &mock_sfu,
+        &["--trickle", "--answer-link", turn_link],
+    );
+    let run = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(6));
+            hosts.cut_link();
+            std::thread::sleep(Duration::from_secs(5));
+            hosts.restore_link();
+        });
+        headless_in(
+            Some(&hosts.publisher),
+            &[
+                "--media",
+                clip.to_str().unwrap(),
+                "--duration",
+                "18",
+                "--url",
+                &receiver.url,
+            ],
+            None,
+        )
+    });
+    let r = receiver.report();
+    let s = &run.summary;
+    println!("summary {s}\nreceiver {r}");
+    let notes: Vec<&str> = run
+        .log
+        .lines()
+        .filter(|l| {
+            l.contains("ICE restart") || l.contains("connection back") || l.contains("lost")
+        })
+        .collect();
+    println!("{}", notes.join("\n"));
+    assert_eq!(s["connected"], true, "{}", run.log);
+    assert!(
+        run.log.contains("ICE restart 1 through the WHIP server"),
+        "no ICE restart:\n{}",
+        run.log
+    );
+    assert!(
+        run.log.contains("ICE restart(s), same session"),
+        "the connection did not come back:\n{}",
+        run.log
+    );
+    assert!(
+        !run.log
+            .contains("The WebRTC connection to the server was lost"),
+        "{}",
+        run.log
+    );
+    assert!(
+        run.log.contains(
+            "ICE servers announced with the server's answer (used for ICE restarts): [IceServer { urls: [\"turn:10.233.0.2:9?transport=udp\"], username: \"<set>\", credential: \"<redacted>\" }]"
+        ),
+        "{}",
+        run.log
+    );
+    assert!(
+        !run.log.contains("cred-from-201"),
+        "a TURN credential was logged"
+    );
+    assert_eq!(s["stop_code"], 0, "{s}");
+    assert_eq!(r["sessions"], 1, "a new WHIP session was made: {r}");
+    assert!(r["ice_restarts"].as_u64().unwrap() >= 1, "{r}");
+    assert!(
+        r["frames_after_restart"].as_u64().unwrap() >= 60,
+        "too few frames after the restart: {r}"
+    );
+    assert!(r["delete_received"] == true, "{r}");
+}

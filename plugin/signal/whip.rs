@@ -49,6 +49,8 @@ pub struct WhipSession {
     pub answer_sdp: String,
     pub etag: Option<String>,
     pub ice_servers: Vec<IceServer>,
+    /// The 201's `Accept-Patch` names trickle ICE fragments (PATCH for candidates and ICE restarts).
+    pub accepts_patch: bool,
 }
 
 /// Checks the endpoint URL a streamer typed before anything is sent.
@@ -195,6 +197,94 @@ pub fn trickle_fragment(offer_sdp: &str, candidates: &[String], end: bool) -> Op
     Some(frag)
 }
 
+/// The `candidate:…` attributes of an SDP (without the `a=`), in order.
+pub fn sdp_candidates(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a="))
+        .filter(|l| l.starts_with("candidate:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The PATCH fragment of an ICE restart (RFC 9725 §4.4): the restarted offer's new credentials, its BUNDLE
+/// section and every candidate gathered for it, then `end-of-candidates`.
+pub fn restart_fragment(restarted_offer_sdp: &str) -> Option<String> {
+    trickle_fragment(
+        restarted_offer_sdp,
+        &sdp_candidates(restarted_offer_sdp),
+        true,
+    )
+}
+
+/// `If-Match` of an ICE restart PATCH: RFC 9725 §4.4 requires `*` (the client cannot know whether the ETag
+/// still holds).
+pub const RESTART_IF_MATCH: &str = "*";
+
+/// The ICE credentials (`ice-ufrag`, `ice-pwd`) and candidates of a trickle ICE fragment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IceFragment {
+    pub ufrag: String,
+    pub pwd: String,
+    pub candidates: Vec<String>,
+}
+
+pub fn parse_ice_fragment(fragment: &str) -> Option<IceFragment> {
+    let value = |prefix: &str| {
+        fragment
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::to_string)
+    };
+    Some(IceFragment {
+        ufrag: value("a=ice-ufrag:")?,
+        pwd: value("a=ice-pwd:")?,
+        candidates: sdp_candidates(fragment),
+    })
+}
+
+/// The server's answer as it stands after an ICE restart it accepted: `answer_sdp` with the fragment's
+/// credentials in place of the old ones and its candidates in place of the old candidates (in the first media
+/// section: the BUNDLE transport), followed by `end-of-candidates`. Everything else stays as negotiated
+/// (RFC 9725 §4.4: no renegotiation of non-ICE information). None when the fragment has no credentials or the
+/// answer no media section.
+pub fn apply_ice_fragment(answer_sdp: &str, fragment: &str) -> Option<String> {
+    let frag = parse_ice_fragment(fragment)?;
+    let mut out = String::with_capacity(answer_sdp.len() + 256);
+    let mut media_sections = 0;
+    let mut saw_media = false;
+    let flush = |out: &mut String, media_sections: usize| {
+        if media_sections == 1 {
+            for c in &frag.candidates {
+                out.push_str(&format!("a={c}\r\n"));
+            }
+            out.push_str("a=end-of-candidates\r\n");
+        }
+    };
+    for line in answer_sdp.lines().map(str::trim_end) {
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with("m=") {
+            flush(&mut out, media_sections);
+            media_sections += 1;
+            saw_media = true;
+        }
+        if line.starts_with("a=candidate:") || line == "a=end-of-candidates" {
+            continue;
+        }
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str(&format!("a=ice-ufrag:{}\r\n", frag.ufrag));
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str(&format!("a=ice-pwd:{}\r\n", frag.pwd));
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    flush(&mut out, media_sections);
+    saw_media.then_some(out)
+}
+
 /// The server's error body as something safe to show: printable, one line, at most 300 characters.
 fn body_excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -320,6 +410,7 @@ pub fn interpret_offer_response(
         ice_servers: header(headers, "link")
             .flat_map(parse_link_ice_servers)
             .collect(),
+        accepts_patch: accepts_trickle(headers),
     })
 }
 
@@ -548,5 +639,47 @@ mod tests {
         assert_eq!(interpret_patch_status(405), PatchOutcome::Unsupported);
         assert_eq!(interpret_patch_status(501), PatchOutcome::Unsupported);
         assert_eq!(interpret_patch_status(412), PatchOutcome::Refused(412));
+    }
+
+    #[test]
+    fn ice_restart_fragments_and_the_restarted_answer() {
+        let offer = "v=0\r\no=- 1 3 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+                     m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=ice-ufrag:NEWu\r\na=ice-pwd:NEWpassword\r\n\
+                     a=candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host\r\n\
+                     a=candidate:2 1 udp 16777215 198.51.100.7 49170 typ relay raddr 0.0.0.0 rport 0\r\n\
+                     m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=ice-ufrag:NEWu\r\na=ice-pwd:NEWpassword\r\n";
+        let frag = restart_fragment(offer).unwrap();
+        assert!(frag.starts_with("a=ice-ufrag:NEWu\r\na=ice-pwd:NEWpassword\r\n"));
+        assert_eq!(frag.matches("a=candidate:").count(), 2);
+        assert!(frag.ends_with("a=end-of-candidates\r\n"));
+        assert_eq!(
+            parse_ice_fragment(&frag).unwrap().candidates,
+            sdp_candidates(offer)
+        );
+
+        let answer = "v=0\r\no=- 9 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+                      m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\na=ice-ufrag:old\r\na=ice-pwd:oldpassword\r\n\
+                      a=candidate:7 1 udp 2122260223 203.0.113.5 40000 typ host\r\na=end-of-candidates\r\n\
+                      a=rtcp-mux\r\n\
+                      m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=ice-ufrag:old\r\na=ice-pwd:oldpassword\r\n\
+                      a=candidate:7 1 udp 2122260223 203.0.113.5 40000 typ host\r\n";
+        let server = "a=ice-ufrag:srv2\r\na=ice-pwd:serverpassword2\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\n\
+                      a=mid:0\r\na=candidate:8 1 udp 2122260223 203.0.113.6 40002 typ host\r\na=end-of-candidates\r\n";
+        let restarted = apply_ice_fragment(answer, server).unwrap();
+        assert!(!restarted.contains("old"), "{restarted}");
+        assert_eq!(restarted.matches("a=ice-ufrag:srv2").count(), 2);
+        assert_eq!(restarted.matches("a=ice-pwd:serverpassword2").count(), 2);
+        // The new candidate once, in the first (BUNDLE) section; the rest of the answer untouched.
+        assert_eq!(restarted.matches("a=candidate:").count(), 1);
+        let video = &restarted[..restarted.find("m=audio").unwrap()];
+        assert!(video.ends_with("a=rtcp-mux\r\na=candidate:8 1 udp 2122260223 203.0.113.6 40002 typ host\r\na=end-of-candidates\r\n"));
+        assert_eq!(restarted.matches("a=end-of-candidates").count(), 1);
+        assert!(restarted.starts_with("v=0\r\no=- 9 2 IN IP4"));
+        // A fragment without credentials, or an answer without media, is refused.
+        assert_eq!(
+            apply_ice_fragment(answer, "a=candidate:1 1 udp 1 1.2.3.4 5 typ host"),
+            None
+        );
+        assert_eq!(apply_ice_fragment("v=0\r\n", server), None);
     }
 }

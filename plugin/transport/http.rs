@@ -172,22 +172,27 @@ impl WhipHttp {
         }
     }
 
-    /// PATCHes a trickle ICE fragment to the session resource; returns the HTTP status.
+    /// PATCHes a trickle ICE or ICE restart fragment to the session resource (`if_match`: the session's ETag, or
+    /// `*` for a restart); returns the status, the new ETag if one came, and the body (a restart's answer).
     pub async fn patch(
         &self,
         resource: &str,
         token: &str,
-        etag: Option<&str>,
+        if_match: Option<&str>,
         fragment: String,
-    ) -> Result<u16, String> {
+    ) -> Result<(u16, Option<String>, Vec<u8>), String> {
         let mut req = self.client.patch(resource).body(fragment);
-        for (k, v) in whip::patch_headers(token, etag) {
+        for (k, v) in whip::patch_headers(token, if_match) {
             req = req.header(k, v);
         }
-        req.send()
-            .await
-            .map(|r| r.status().as_u16())
-            .map_err(|e| describe(&e))
+        let resp = req.send().await.map_err(|e| describe(&e))?;
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.trim().to_string());
+        let (status, body) = self.small_body(resp).await?;
+        Ok((status, etag, body))
     }
 
     /// POSTs a JSON request (Janus's REST API); returns the status and at most `MAX_BODY_BYTES` of body.

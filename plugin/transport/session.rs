@@ -211,7 +211,9 @@ async fn watch_feedback(track: Arc<TrackLocalStaticRTP>, feedback: Arc<Feedback>
 
 struct Events {
     state: watch::Sender<RTCPeerConnectionState>,
+    /// Whether the current gathering (the first, or an ICE restart's) has completed, and how many have.
     gathered: watch::Sender<bool>,
+    gatherings: watch::Sender<u32>,
     /// Local candidates as they are gathered (`candidate:…`), for trickle ICE.
     candidates: tokio::sync::mpsc::UnboundedSender<String>,
 }
@@ -219,8 +221,10 @@ struct Events {
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Events {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            self.gathered.send_replace(true);
+        let complete = state == RTCIceGatheringState::Complete;
+        self.gathered.send_replace(complete);
+        if complete {
+            self.gatherings.send_modify(|n| *n += 1);
         }
     }
 
@@ -293,9 +297,14 @@ impl Outgoing {
 
 /// A connected publishing session.
 pub struct Publisher {
-    pc: Box<dyn PeerConnection>,
+    pc: Arc<dyn PeerConnection>,
     state: watch::Receiver<RTCPeerConnectionState>,
-    signalling: Box<dyn Signalling>,
+    /// Completed candidate gatherings (the first, then one per ICE restart).
+    gatherings: watch::Receiver<u32>,
+    signalling: Arc<tokio::sync::Mutex<Box<dyn Signalling>>>,
+    signalling_name: &'static str,
+    /// The server takes ICE restarts (WHIP PATCH).
+    restartable: bool,
     clock: SessionClock,
     params: ParameterSets,
     packetizer: H264Packetizer,
@@ -306,8 +315,17 @@ pub struct Publisher {
     pub feedback: Arc<Feedback>,
     /// ICE servers the WHIP server announced in its OPTIONS pre-flight (used for this session).
     pub announced_ice_servers: Vec<IceServer>,
-    /// Since when ICE has been disconnected (it may recover by itself).
-    disconnected_since: Option<Instant>,
+    /// ICE servers the WHIP server announced with its answer (the 201): used from the first ICE restart on.
+    pub answer_ice_servers: Vec<IceServer>,
+    /// All ICE servers of the session (configured and announced), for ICE restarts.
+    ice_servers: Vec<IceServer>,
+    relay_only: bool,
+    /// While the connection is down: since when, and the ICE restart under way.
+    recovery: Option<Recovery>,
+    /// Outages that ICE restarts repaired.
+    pub ice_restarts: u32,
+    /// Things for the streamer's log that happened since the last [`Self::take_notes`]: (warning, text).
+    notes: Vec<(bool, String)>,
     pub answer_sdp: String,
     /// Where the connect time went.
     pub timings: ConnectTimings,
@@ -338,8 +356,13 @@ fn ms_since(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
 }
 
-/// How long ICE may stay disconnected before the stream is declared lost (OBS then reconnects).
+/// How long ICE may stay disconnected before an ICE restart is tried (or, when the server takes none, the stream
+/// is declared lost and OBS reconnects with a new session).
 const DISCONNECTED_GRACE: Duration = Duration::from_secs(1);
+/// While the connection is down, a new ICE restart at most this often.
+const RESTART_RETRY: Duration = Duration::from_secs(3);
+/// How long ICE restarts may try to bring the connection back before the stream is declared lost.
+const RECOVERY_WINDOW: Duration = Duration::from_secs(15);
 /// ICE: disconnected after this much silence, failed after `ICE_FAILED`, consent checks every second.
 const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
 const ICE_FAILED: Duration = Duration::from_secs(10);
@@ -431,11 +454,60 @@ async fn wait_for<T: Clone>(
     }
 }
 
+/// A peer connection that reached the server (or failed on the way), before it becomes a [`Publisher`].
+struct Negotiated {
+    pc: Arc<dyn PeerConnection>,
+    state: watch::Receiver<RTCPeerConnectionState>,
+    gatherings: watch::Receiver<u32>,
+    video: (Arc<TrackLocalStaticRTP>, u32),
+    audio: (Arc<TrackLocalStaticRTP>, u32),
+    answer_sdp: String,
+    timings: ConnectTimings,
+    trickle_note: TrickleNote,
+}
+
+/// Why a negotiation ended without a connection.
+enum NotConnected {
+    Failed(Failure),
+    /// The offer went early (trickle ICE) but the server refused the PATCH with our candidates: the session it
+    /// made will never learn them. Try again with a complete offer.
+    NeedsCompleteOffer(String),
+}
+
+impl From<Failure> for NotConnected {
+    fn from(f: Failure) -> Self {
+        NotConnected::Failed(f)
+    }
+}
+
+fn relay_only_without_relay() -> Failure {
+    Failure::new(
+        StopCode::ConnectFailed,
+        "The TURN server gave no relay address (\"Relay only\" is on): check the TURN URL, username and password \
+         or shared secret",
+    )
+}
+
+fn has_relay(sdp: &str) -> bool {
+    sdp.lines()
+        .any(|l| l.starts_with("a=candidate:") && l.contains(" typ relay"))
+}
+
+fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect()
+}
+
 impl Publisher {
     /// Signals (WHIP or Janus) and waits until ICE and DTLS are connected.
     pub async fn connect(cfg: PublishConfig) -> Result<Publisher, Failure> {
         let started = Instant::now();
-        let deadline = started + cfg.connect_timeout;
         let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
         let http = WhipHttp::new(cfg.connect_timeout)?;
         let mut signalling: Box<dyn Signalling> = match &cfg.janus {
@@ -459,290 +531,56 @@ impl Publisher {
 
         let mut params = ParameterSets::default();
         params.learn(&cfg.video_extra_data);
-        let profile = params.profile_level_id().unwrap_or_else(|| "42e01f".into());
-        let stereo = OpusHead::parse(&cfg.audio_extra_data).is_none_or(|h| h.channels >= 2);
-        let (video_codec, audio_codec) = (
-            codec(MediaKind::Video, &profile, false),
-            codec(MediaKind::Audio, "", stereo),
-        );
-
-        let mut media = MediaEngine::default();
-        media
-            .register_codec(video_codec.clone(), RtpCodecKind::Video)
-            .map_err(webrtc_error("codec setup"))?;
-        media
-            .register_codec(audio_codec.clone(), RtpCodecKind::Audio)
-            .map_err(webrtc_error("codec setup"))?;
-        // NACK retransmission from a send history; no default sender reports (we send our own); keyframe requests
-        // surfaced for counting.
-        let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
-
-        let ice_servers = ice_servers
-            .iter()
-            .map(|s| RTCIceServer {
-                urls: s.urls.clone(),
-                username: s.username.clone(),
-                credential: s.credential.clone(),
-            })
-            .collect();
-        let policy = if cfg.relay_only {
-            RTCIceTransportPolicy::Relay
-        } else {
-            RTCIceTransportPolicy::All
-        };
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(ice_servers)
-            .with_ice_transport_policy(policy)
-            .build();
-        let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
-        let (gathered_tx, mut gathered) = watch::channel(false);
-        let (candidates_tx, mut candidates) = tokio::sync::mpsc::unbounded_channel();
-        let events = Arc::new(Events {
-            state: state_tx,
-            gathered: gathered_tx,
-            candidates: candidates_tx,
-        });
-        let settings = SettingEngineBuilder::new()
-            .with_ice_timeouts(
-                Some(ICE_DISCONNECTED),
-                Some(ICE_FAILED),
-                Some(Duration::from_secs(1)),
-            )
-            // ICE waits before it settles for a relayed path, in case a direct one turns up (webrtc-rs: 2 s). With
-            // "relay only" nothing better can come; otherwise a direct path shows within a few round trips.
-            .with_relay_acceptance_min_wait(Some(if cfg.relay_only {
-                Duration::ZERO
-            } else {
-                RELAY_ACCEPTANCE_WAIT
-            }))
-            .build();
-        let pc = PeerConnectionBuilder::new()
-            .with_configuration(config)
-            .with_setting_engine(settings)
-            .with_media_engine(media)
-            .with_interceptor_registry(registry)
-            .with_handler(events)
-            .with_udp_addrs(vec!["0.0.0.0:0", "127.0.0.1:0"])
-            .build()
+        let mut notes = Vec::new();
+        let negotiated = match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started)
             .await
-            .map_err(webrtc_error("set-up"))?;
-        let pc: Box<dyn PeerConnection> = Box::new(pc);
-
-        let stream_id = format!("obs-{:08x}", rand::random::<u32>());
-        let (video_ssrc, audio_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
-        let video_track = local_track(MediaKind::Video, &video_codec, video_ssrc, &stream_id);
-        let audio_track = local_track(MediaKind::Audio, &audio_codec, audio_ssrc, &stream_id);
-        for track in [video_track.clone(), audio_track.clone()] {
-            let init = RTCRtpTransceiverInit {
-                direction: RTCRtpTransceiverDirection::Sendonly,
-                streams: vec![stream_id.clone()],
-                ..Default::default()
-            };
-            pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init))
-                .await
-                .map_err(webrtc_error("transceiver set-up"))?;
-        }
-
-        let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
-        pc.set_local_description(offer)
-            .await
-            .map_err(webrtc_error("offer"))?;
-        // A server that takes trickle ICE gets the offer at once; others get it once gathering is complete (or
-        // its time limit passed).
-        let trickle = signalling.trickles();
-        let complete = if trickle {
-            *gathered.borrow()
-        } else {
-            wait_for(
-                &mut gathered,
-                (Instant::now() + GATHER_LIMIT).min(deadline),
-                |g| *g,
-            )
-            .await
-            .is_some()
-        };
-        let mut timings = ConnectTimings {
-            offer_ms: ms_since(started),
-            gathering_complete: complete,
-            trickle,
-            ..Default::default()
-        };
-        let mut trickle_note = TrickleNote::default();
-        let offer_sdp = pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))?;
-        let has_relay = |sdp: &str| {
-            sdp.lines()
-                .any(|l| l.starts_with("a=candidate:") && l.contains(" typ relay"))
-        };
-        if cfg.relay_only && !trickle && !has_relay(&offer_sdp) {
-            let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
-            return Err(Failure::new(
-                StopCode::ConnectFailed,
-                "The TURN server gave no relay address (\"Relay only\" is on): check the TURN URL, username and \
-                 password or shared secret",
-            ));
-        }
-
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let exchanged =
-            match tokio::time::timeout(remaining, signalling.exchange(offer_sdp.clone())).await {
-                Ok(r) => r,
-                Err(_) => Err(Failure::new(
-                    StopCode::ConnectFailed,
-                    format!(
-                        "The {} server did not answer within {} s",
-                        signalling.name(),
-                        cfg.connect_timeout.as_secs()
-                    ),
-                )),
-            };
-        // From here on a failure closes the peer connection and ends whatever the server created.
-        let answer_sdp = match exchanged {
-            Ok(sdp) => sdp,
-            Err(e) => return Err(abandon(pc.as_ref(), signalling.as_mut(), e).await),
-        };
-        timings.answer_ms = ms_since(started);
-        let answer = match RTCSessionDescription::answer(answer_sdp.clone()) {
-            Ok(a) => a,
-            Err(e) => {
-                return Err(abandon(
-                    pc.as_ref(),
-                    signalling.as_mut(),
-                    Failure::new(
-                        StopCode::ConnectFailed,
-                        format!("The server's SDP answer is invalid: {e}"),
-                    ),
-                )
-                .await)
-            }
-        };
-        if let Err(e) = pc.set_remote_description(answer).await {
-            return Err(abandon(
-                pc.as_ref(),
-                signalling.as_mut(),
-                Failure::new(
-                    StopCode::ConnectFailed,
-                    format!("The server's SDP answer could not be used: {e}"),
-                ),
-            )
-            .await);
-        }
-
-        let connected = if trickle {
-            let mut sent: std::collections::HashSet<String> = offer_sdp
-                .lines()
-                .filter_map(|l| l.strip_prefix("a="))
-                .filter(|l| l.starts_with("candidate:"))
-                .map(str::to_string)
-                .collect();
-            let mut relay_seen = has_relay(&offer_sdp);
-            let mut pending: Vec<String> = Vec::new();
-            let mut trickling = true;
-            loop {
-                while let Ok(c) = candidates.try_recv() {
-                    pending.push(c);
-                }
-                let done = *gathered.borrow();
-                let batch: Vec<String> = pending
-                    .drain(..)
-                    .filter(|c| sent.insert(c.clone()))
-                    .collect();
-                relay_seen |= batch.iter().any(|c| c.contains(" typ relay"));
-                if trickling && (!batch.is_empty() || (done && !timings.end_of_candidates_sent)) {
-                    match whip::trickle_fragment(&offer_sdp, &batch, done) {
-                        Some(fragment) => match signalling.trickle(fragment).await {
-                            Ok(()) => {
-                                timings.trickled_candidates += batch.len();
-                                timings.end_of_candidates_sent |= done;
-                            }
-                            Err(e) => {
-                                trickle_note = TrickleNote(Some(e));
-                                trickling = false;
-                            }
-                        },
-                        None => trickling = false,
+        {
+            Ok(n) => n,
+            Err(NotConnected::Failed(f)) => return Err(f),
+            Err(NotConnected::NeedsCompleteOffer(why)) => {
+                // RFC 9725 §4.3.2: a server that takes no PATCH gets complete offers.
+                notes.push(format!(
+                    "trickle ICE refused after the offer ({why}): sent a new, complete offer"
+                ));
+                signalling.forgo_trickle();
+                match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started).await {
+                    Ok(n) => n,
+                    Err(NotConnected::Failed(f)) => return Err(f),
+                    Err(NotConnected::NeedsCompleteOffer(why)) => {
+                        return Err(Failure::new(
+                            StopCode::ConnectFailed,
+                            format!("The server refused our ICE candidates: {why}"),
+                        ))
                     }
                 }
-                if cfg.relay_only && done && !relay_seen {
-                    return Err(abandon(
-                        pc.as_ref(),
-                        signalling.as_mut(),
-                        Failure::new(
-                            StopCode::ConnectFailed,
-                            "The TURN server gave no relay address (\"Relay only\" is on): check the TURN URL, \
-                             username and password or shared secret",
-                        ),
-                    )
-                    .await);
-                }
-                let now = *state.borrow();
-                if matches!(
-                    now,
-                    RTCPeerConnectionState::Connected
-                        | RTCPeerConnectionState::Failed
-                        | RTCPeerConnectionState::Closed
-                ) {
-                    break Some(now);
-                }
-                tokio::select! {
-                    changed = state.changed() => if changed.is_err() { break None },
-                    _ = gathered.changed() => {}
-                    Some(c) = candidates.recv() => pending.push(c),
-                    () = tokio::time::sleep_until(deadline.into()) => break None,
-                }
             }
-        } else {
-            wait_for(&mut state, deadline, |s| {
-                matches!(
-                    s,
-                    RTCPeerConnectionState::Connected
-                        | RTCPeerConnectionState::Failed
-                        | RTCPeerConnectionState::Closed
-                )
-            })
-            .await
         };
-        if connected != Some(RTCPeerConnectionState::Connected) {
-            let why = match connected {
-                Some(s) => format!("ended in state {s}"),
-                None => format!("did not connect within {} s", cfg.connect_timeout.as_secs()),
-            };
-            return Err(abandon(
-                pc.as_ref(),
-                signalling.as_mut(),
-                Failure::new(
-                    StopCode::ConnectFailed,
-                    format!("The WebRTC connection (ICE/DTLS) to the server {why}"),
-                ),
-            )
-            .await);
-        }
-
-        let (video_pt, audio_pt) = negotiated_payload_types(pc.as_ref()).await;
+        let (video_pt, audio_pt) = negotiated_payload_types(negotiated.pc.as_ref()).await;
         let feedback = Arc::new(Feedback::default());
-        tokio::spawn(watch_feedback(video_track.clone(), feedback.clone()));
+        tokio::spawn(watch_feedback(negotiated.video.0.clone(), feedback.clone()));
         Ok(Publisher {
-            pc,
-            state,
-            signalling,
+            pc: negotiated.pc,
+            state: negotiated.state,
+            gatherings: negotiated.gatherings,
+            signalling_name: signalling.name(),
+            restartable: signalling.restarts(),
+            answer_ice_servers: signalling.session_ice_servers(),
+            signalling: Arc::new(tokio::sync::Mutex::new(signalling)),
             clock: SessionClock::new(rand::random(), rand::random()),
             params,
             packetizer: H264Packetizer::new(cfg.max_payload),
             payloads: Vec::with_capacity(64),
             video: Outgoing {
-                track: video_track,
-                ssrc: video_ssrc,
+                track: negotiated.video.0,
+                ssrc: negotiated.video.1,
                 payload_type: video_pt,
                 seq: rand::random(),
                 packets: 0,
                 octets: 0,
             },
             audio: Outgoing {
-                track: audio_track,
-                ssrc: audio_ssrc,
+                track: negotiated.audio.0,
+                ssrc: negotiated.audio.1,
                 payload_type: audio_pt,
                 seq: rand::random(),
                 packets: 0,
@@ -751,14 +589,140 @@ impl Publisher {
             last_report: None,
             feedback,
             announced_ice_servers: announced,
-            disconnected_since: None,
-            answer_sdp,
+            ice_servers,
+            relay_only: cfg.relay_only,
+            recovery: None,
+            ice_restarts: 0,
+            notes: notes.into_iter().map(|n| (true, n)).collect(),
+            answer_sdp: negotiated.answer_sdp,
             timings: ConnectTimings {
                 connected_ms: ms_since(started),
-                ..timings
+                ..negotiated.timings
             },
-            trickle_note,
+            trickle_note: negotiated.trickle_note,
         })
+    }
+
+    /// Follows the connection: when ICE has been disconnected (or failed) for [`DISCONNECTED_GRACE`], restarts
+    /// ICE through the server if it takes restarts (again every [`RESTART_RETRY`] while down); the stream is lost
+    /// when it is not back within [`RECOVERY_WINDOW`] (at once without restarts). Packets keep going out
+    /// meanwhile: they are live, and a backlog would only add delay once the path is back.
+    async fn watch_connection(&mut self) -> Result<(), Failure> {
+        let state = *self.state.borrow();
+        let down = state != RTCPeerConnectionState::Connected;
+        if state == RTCPeerConnectionState::Closed {
+            return Err(self.lost(state, "the connection was closed"));
+        }
+        if self.recovery.is_none() {
+            if !matches!(
+                state,
+                RTCPeerConnectionState::Disconnected | RTCPeerConnectionState::Failed
+            ) {
+                return Ok(());
+            }
+            self.recovery = Some(Recovery {
+                since: Instant::now(),
+                task: None,
+                last_attempt: None,
+                attempts: 0,
+            });
+        }
+        let Some(mut r) = self.recovery.take() else {
+            return Ok(());
+        };
+        if r.task.as_ref().is_some_and(|t| t.is_finished()) {
+            if let Some(task) = r.task.take() {
+                match task.await {
+                    Ok(Ok(())) => self.notes.push((
+                        false,
+                        format!(
+                            "ICE restart {} accepted by the server: checking the new paths",
+                            r.attempts
+                        ),
+                    )),
+                    Ok(Err(e)) => self
+                        .notes
+                        .push((true, format!("ICE restart {} failed: {e}", r.attempts))),
+                    Err(e) => self
+                        .notes
+                        .push((true, format!("ICE restart {} failed: {e}", r.attempts))),
+                }
+            }
+        }
+        let out_ms = r.since.elapsed().as_millis();
+        if !down {
+            if r.task.is_some() {
+                // Back while a restart is under way: let it finish before calling the outage over.
+                self.recovery = Some(r);
+                return Ok(());
+            }
+            if r.attempts > 0 {
+                self.ice_restarts += 1;
+            }
+            self.notes.push((
+                false,
+                format!(
+                    "connection back after {out_ms} ms ({})",
+                    match r.attempts {
+                        0 => "ICE recovered by itself".to_string(),
+                        n => format!("{n} ICE restart(s), same session"),
+                    }
+                ),
+            ));
+            return Ok(());
+        }
+        let elapsed = r.since.elapsed();
+        if !self.restartable && elapsed >= DISCONNECTED_GRACE {
+            return Err(self.lost(state, "the server takes no ICE restarts"));
+        }
+        if elapsed >= RECOVERY_WINDOW {
+            if let Some(t) = r.task.take() {
+                t.abort();
+            }
+            let why = format!(
+                "not back within {} s after {} ICE restart(s)",
+                RECOVERY_WINDOW.as_secs(),
+                r.attempts
+            );
+            return Err(self.lost(state, &why));
+        }
+        if elapsed >= DISCONNECTED_GRACE
+            && r.task.is_none()
+            && r.last_attempt.is_none_or(|t| t.elapsed() >= RESTART_RETRY)
+        {
+            r.attempts += 1;
+            r.last_attempt = Some(Instant::now());
+            self.notes.push((
+                true,
+                format!(
+                    "connection {state} for {} ms: ICE restart {} through the {} server",
+                    elapsed.as_millis(),
+                    r.attempts,
+                    self.signalling_name
+                ),
+            ));
+            r.task = Some(tokio::spawn(restart_ice(
+                self.pc.clone(),
+                self.signalling.clone(),
+                self.gatherings.clone(),
+                self.ice_servers.clone(),
+                self.relay_only,
+            )));
+        }
+        self.recovery = Some(r);
+        Ok(())
+    }
+
+    fn lost(&self, state: RTCPeerConnectionState, why: &str) -> Failure {
+        Failure::new(
+            StopCode::Disconnected,
+            format!("The WebRTC connection to the server was lost (state {state}; {why})"),
+        )
+    }
+
+    /// What happened to the connection since the last call, for the log: (warning, text).
+    pub fn take_notes(&mut self) -> Vec<(bool, String)> {
+        std::mem::take(&mut self.notes)
     }
 
     /// True while ICE/DTLS are up.
@@ -773,25 +737,7 @@ impl Publisher {
         p: &EncodedPacket,
         capture_unix_usec: i64,
     ) -> Result<(u64, Option<crate::media::clock::Discontinuity>), Failure> {
-        let state = *self.state.borrow();
-        self.disconnected_since = match state {
-            RTCPeerConnectionState::Disconnected => {
-                Some(self.disconnected_since.unwrap_or_else(Instant::now))
-            }
-            _ => None,
-        };
-        let lost = matches!(
-            state,
-            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
-        ) || self
-            .disconnected_since
-            .is_some_and(|t| t.elapsed() >= DISCONNECTED_GRACE);
-        if lost {
-            return Err(Failure::new(
-                StopCode::Disconnected,
-                format!("The WebRTC connection to the server was lost (state {state})"),
-            ));
-        }
+        self.watch_connection().await?;
         let track = if p.kind == MediaKind::Video {
             Track::Video
         } else {
@@ -857,18 +803,366 @@ impl Publisher {
     }
 
     pub fn signalling_name(&self) -> &'static str {
-        self.signalling.name()
+        self.signalling_name
     }
 
     /// Ends the session: the server side (WHIP DELETE, Janus leave) and DTLS close, each bounded by `deadline`.
     pub async fn close(mut self, deadline: Duration) -> Result<String, String> {
-        let ended = tokio::time::timeout(deadline, self.signalling.end()).await;
+        if let Some(task) = self.recovery.take().and_then(|r| r.task) {
+            task.abort();
+        }
+        let ended =
+            tokio::time::timeout(deadline, async { self.signalling.lock().await.end().await })
+                .await;
         let _ = tokio::time::timeout(deadline, self.pc.close()).await;
         match ended {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
         }
     }
+}
+
+/// One offer/answer: a new peer connection with our two sendonly tracks, the offer (at once when the server takes
+/// trickle ICE, else once gathering completed or [`GATHER_LIMIT`] passed), the server's answer, trickled
+/// candidates, and the wait for ICE + DTLS. Whatever fails after the offer went out closes the peer connection and
+/// ends the server's session.
+async fn negotiate(
+    cfg: &PublishConfig,
+    signalling: &mut dyn Signalling,
+    ice_servers: &[IceServer],
+    params: &ParameterSets,
+    started: Instant,
+) -> Result<Negotiated, NotConnected> {
+    let deadline = started + cfg.connect_timeout;
+    let profile = params.profile_level_id().unwrap_or_else(|| "42e01f".into());
+    let stereo = OpusHead::parse(&cfg.audio_extra_data).is_none_or(|h| h.channels >= 2);
+    let (video_codec, audio_codec) = (
+        codec(MediaKind::Video, &profile, false),
+        codec(MediaKind::Audio, "", stereo),
+    );
+
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(video_codec.clone(), RtpCodecKind::Video)
+        .map_err(webrtc_error("codec setup"))?;
+    media
+        .register_codec(audio_codec.clone(), RtpCodecKind::Audio)
+        .map_err(webrtc_error("codec setup"))?;
+    // NACK retransmission from a send history; no default sender reports (we send our own); keyframe requests
+    // surfaced for counting.
+    let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
+
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(rtc_ice_servers(ice_servers))
+        .with_ice_transport_policy(transport_policy(cfg.relay_only))
+        .build();
+    let (state_tx, mut state) = watch::channel(RTCPeerConnectionState::New);
+    let (gathered_tx, mut gathered) = watch::channel(false);
+    let (gatherings_tx, gatherings) = watch::channel(0u32);
+    let (candidates_tx, mut candidates) = tokio::sync::mpsc::unbounded_channel();
+    let events = Arc::new(Events {
+        state: state_tx,
+        gathered: gathered_tx,
+        gatherings: gatherings_tx,
+        candidates: candidates_tx,
+    });
+    let settings = SettingEngineBuilder::new()
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED),
+            Some(ICE_FAILED),
+            Some(Duration::from_secs(1)),
+        )
+        // ICE waits before it settles for a relayed path, in case a direct one turns up (webrtc-rs: 2 s). With
+        // "relay only" nothing better can come; otherwise a direct path shows within a few round trips.
+        .with_relay_acceptance_min_wait(Some(if cfg.relay_only {
+            Duration::ZERO
+        } else {
+            RELAY_ACCEPTANCE_WAIT
+        }))
+        .build();
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(config)
+        .with_setting_engine(settings)
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_handler(events)
+        .with_udp_addrs(vec!["0.0.0.0:0", "127.0.0.1:0"])
+        .build()
+        .await
+        .map_err(webrtc_error("set-up"))?;
+    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+    let stream_id = format!("obs-{:08x}", rand::random::<u32>());
+    let (video_ssrc, audio_ssrc) = (rand::random::<u32>(), rand::random::<u32>());
+    let video_track = local_track(MediaKind::Video, &video_codec, video_ssrc, &stream_id);
+    let audio_track = local_track(MediaKind::Audio, &audio_codec, audio_ssrc, &stream_id);
+    for track in [video_track.clone(), audio_track.clone()] {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Sendonly,
+            streams: vec![stream_id.clone()],
+            ..Default::default()
+        };
+        pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init))
+            .await
+            .map_err(webrtc_error("transceiver set-up"))?;
+    }
+
+    let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(webrtc_error("offer"))?;
+    // A server that takes trickle ICE gets the offer at once; others get it once gathering is complete (or
+    // its time limit passed).
+    let trickle = signalling.trickles();
+    let complete = if trickle {
+        *gathered.borrow()
+    } else {
+        wait_for(
+            &mut gathered,
+            (Instant::now() + GATHER_LIMIT).min(deadline),
+            |g| *g,
+        )
+        .await
+        .is_some()
+    };
+    let mut timings = ConnectTimings {
+        offer_ms: ms_since(started),
+        gathering_complete: complete,
+        trickle,
+        ..Default::default()
+    };
+    let mut trickle_note = TrickleNote::default();
+    let offer_sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))?;
+    if cfg.relay_only && !trickle && !has_relay(&offer_sdp) {
+        let _ = tokio::time::timeout(CLOSE_LIMIT, pc.close()).await;
+        return Err(relay_only_without_relay().into());
+    }
+
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let exchanged =
+        match tokio::time::timeout(remaining, signalling.exchange(offer_sdp.clone())).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::new(
+                StopCode::ConnectFailed,
+                format!(
+                    "The {} server did not answer within {} s",
+                    signalling.name(),
+                    cfg.connect_timeout.as_secs()
+                ),
+            )),
+        };
+    // From here on a failure closes the peer connection and ends whatever the server created.
+    let answer_sdp = match exchanged {
+        Ok(sdp) => sdp,
+        Err(e) => return Err(abandon(pc.as_ref(), signalling, e).await.into()),
+    };
+    timings.answer_ms = ms_since(started);
+    let answer = match RTCSessionDescription::answer(answer_sdp.clone()) {
+        Ok(a) => a,
+        Err(e) => {
+            return Err(abandon(
+                pc.as_ref(),
+                signalling,
+                Failure::new(
+                    StopCode::ConnectFailed,
+                    format!("The server's SDP answer is invalid: {e}"),
+                ),
+            )
+            .await
+            .into())
+        }
+    };
+    if let Err(e) = pc.set_remote_description(answer).await {
+        return Err(abandon(
+            pc.as_ref(),
+            signalling,
+            Failure::new(
+                StopCode::ConnectFailed,
+                format!("The server's SDP answer could not be used: {e}"),
+            ),
+        )
+        .await
+        .into());
+    }
+
+    let connected = if trickle {
+        let mut sent: std::collections::HashSet<String> =
+            whip::sdp_candidates(&offer_sdp).into_iter().collect();
+        let mut relay_seen = has_relay(&offer_sdp);
+        let mut pending: Vec<String> = Vec::new();
+        let mut trickling = true;
+        loop {
+            while let Ok(c) = candidates.try_recv() {
+                pending.push(c);
+            }
+            let done = *gathered.borrow();
+            let batch: Vec<String> = pending
+                .drain(..)
+                .filter(|c| sent.insert(c.clone()))
+                .collect();
+            relay_seen |= batch.iter().any(|c| c.contains(" typ relay"));
+            if trickling && (!batch.is_empty() || (done && !timings.end_of_candidates_sent)) {
+                match whip::trickle_fragment(&offer_sdp, &batch, done) {
+                    Some(fragment) => match signalling.trickle(fragment).await {
+                        Ok(()) => {
+                            timings.trickled_candidates += batch.len();
+                            timings.end_of_candidates_sent |= done;
+                        }
+                        Err(e)
+                            if e.unsupported
+                                && *state.borrow() != RTCPeerConnectionState::Connected =>
+                        {
+                            abandon(pc.as_ref(), signalling, Failure::new(StopCode::Success, ""))
+                                .await;
+                            return Err(NotConnected::NeedsCompleteOffer(e.message));
+                        }
+                        Err(e) => {
+                            trickle_note = TrickleNote(Some(e.message));
+                            trickling = false;
+                        }
+                    },
+                    None => trickling = false,
+                }
+            }
+            if cfg.relay_only && done && !relay_seen {
+                return Err(abandon(pc.as_ref(), signalling, relay_only_without_relay())
+                    .await
+                    .into());
+            }
+            let now = *state.borrow();
+            if matches!(
+                now,
+                RTCPeerConnectionState::Connected
+                    | RTCPeerConnectionState::Failed
+                    | RTCPeerConnectionState::Closed
+            ) {
+                break Some(now);
+            }
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() { break None },
+                _ = gathered.changed() => {}
+                Some(c) = candidates.recv() => pending.push(c),
+                () = tokio::time::sleep_until(deadline.into()) => break None,
+            }
+        }
+    } else {
+        wait_for(&mut state, deadline, |s| {
+            matches!(
+                s,
+                RTCPeerConnectionState::Connected
+                    | RTCPeerConnectionState::Failed
+                    | RTCPeerConnectionState::Closed
+            )
+        })
+        .await
+    };
+    if connected != Some(RTCPeerConnectionState::Connected) {
+        let why = match connected {
+            Some(s) => format!("ended in state {s}"),
+            None => format!("did not connect within {} s", cfg.connect_timeout.as_secs()),
+        };
+        return Err(abandon(
+            pc.as_ref(),
+            signalling,
+            Failure::new(
+                StopCode::ConnectFailed,
+                format!("The WebRTC connection (ICE/DTLS) to the server {why}"),
+            ),
+        )
+        .await
+        .into());
+    }
+    Ok(Negotiated {
+        pc,
+        state,
+        gatherings,
+        video: (video_track, video_ssrc),
+        audio: (audio_track, audio_ssrc),
+        answer_sdp,
+        timings,
+        trickle_note,
+    })
+}
+
+fn transport_policy(relay_only: bool) -> RTCIceTransportPolicy {
+    if relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    }
+}
+
+/// An ICE restart under way, or the last one's outcome, while the connection is down.
+struct Recovery {
+    /// When ICE was first seen disconnected (or failed).
+    since: Instant,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
+    last_attempt: Option<Instant>,
+    attempts: u32,
+}
+
+/// An ICE restart over the signalling channel (RFC 9725 §4.4, WHIP PATCH): fresh credentials and candidates
+/// (gathered with the configured ICE servers plus any the server announced with its answer), the server's new
+/// credentials and candidates applied as its answer. ICE then checks the new pairs; DTLS and RTP carry on.
+async fn restart_ice(
+    pc: Arc<dyn PeerConnection>,
+    signalling: Arc<tokio::sync::Mutex<Box<dyn Signalling>>>,
+    mut gatherings: watch::Receiver<u32>,
+    mut ice_servers: Vec<IceServer>,
+    relay_only: bool,
+) -> Result<(), String> {
+    let mut signalling = signalling.lock().await;
+    for s in signalling.session_ice_servers() {
+        if !ice_servers.contains(&s) {
+            ice_servers.push(s);
+        }
+    }
+    let config = RTCConfigurationBuilder::new()
+        .with_ice_servers(rtc_ice_servers(&ice_servers))
+        .with_ice_transport_policy(transport_policy(relay_only))
+        .build();
+    pc.set_configuration(config)
+        .await
+        .map_err(|e| format!("ICE servers could not be updated: {e}"))?;
+    let before = *gatherings.borrow_and_update();
+    pc.restart_ice().await.map_err(|e| e.to_string())?;
+    let offer = pc.create_offer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(offer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let gathered = wait_for(&mut gatherings, Instant::now() + GATHER_LIMIT, |n| {
+        *n > before
+    })
+    .await
+    .is_some();
+    let offer_sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or("WebRTC produced no restart offer")?;
+    if relay_only && !has_relay(&offer_sdp) {
+        return Err("no relay candidate for the restart (\"Relay only\" is on)".into());
+    }
+    if !gathered && whip::sdp_candidates(&offer_sdp).is_empty() {
+        return Err("no candidates gathered for the restart".into());
+    }
+    let fragment =
+        whip::restart_fragment(&offer_sdp).ok_or("the restart offer has no ICE credentials")?;
+    let server_fragment = signalling.restart_ice(fragment).await?;
+    let current = pc
+        .remote_description()
+        .await
+        .ok_or("the connection has no remote description")?;
+    let answer = whip::apply_ice_fragment(&current.sdp, &server_fragment)
+        .ok_or("the server's ICE restart answer has no ICE credentials")?;
+    let answer = RTCSessionDescription::answer(answer).map_err(|e| e.to_string())?;
+    pc.set_remote_description(answer)
+        .await
+        .map_err(|e| format!("the server's ICE restart answer could not be used: {e}"))
 }
 
 /// A connect that failed after signalling began: close the peer connection and end what the server created.

@@ -1,10 +1,18 @@
 //! How an SDP offer reaches a server and its answer comes back: WHIP (RFC 9725) or Janus's VideoRoom API. The
 //! WebRTC session ([`super::session::Publisher`]) is the same for both.
 use super::http::WhipHttp;
-use crate::signal::whip::IceServer;
+use crate::signal::whip::{self, IceServer};
 use crate::signal::Failure;
 use std::time::Duration;
 use url::Url;
+
+/// Why a trickled fragment was not taken. `unsupported`: the server takes none at all (405/501/415), so the
+/// offer it has will never learn our candidates.
+#[derive(Debug)]
+pub struct TrickleError {
+    pub unsupported: bool,
+    pub message: String,
+}
 
 #[async_trait::async_trait]
 pub trait Signalling: Send + Sync {
@@ -21,10 +29,27 @@ pub trait Signalling: Send + Sync {
     /// Sends the offer and returns the server's SDP answer. Complete (all candidates gathered) unless the server
     /// trickles.
     async fn exchange(&mut self, offer_sdp: String) -> Result<String, Failure>;
-    /// Sends a trickle ICE fragment (candidates gathered after the offer); Err says why the server took it not,
-    /// after which no more are sent.
-    async fn trickle(&mut self, _fragment: String) -> Result<(), String> {
-        Err("this server takes no trickled candidates".into())
+    /// Sends a trickle ICE fragment (candidates gathered after the offer).
+    async fn trickle(&mut self, _fragment: String) -> Result<(), TrickleError> {
+        Err(TrickleError {
+            unsupported: true,
+            message: "this server takes no trickled candidates".into(),
+        })
+    }
+    /// Sends complete offers from now on, even if the server said it takes trickle ICE.
+    fn forgo_trickle(&mut self) {}
+    /// Whether the server takes ICE restarts (known once the offer was answered).
+    fn restarts(&self) -> bool {
+        false
+    }
+    /// Sends an ICE restart fragment (new credentials and candidates); returns the server's (its new credentials
+    /// and candidates).
+    async fn restart_ice(&mut self, _fragment: String) -> Result<String, String> {
+        Err("this server takes no ICE restarts".into())
+    }
+    /// STUN/TURN servers the server announced with its answer (WHIP: `Link` headers of the 201).
+    fn session_ice_servers(&self) -> Vec<IceServer> {
+        Vec::new()
     }
     /// Ends the server-side session; describes how it went for the log.
     async fn end(&mut self) -> Result<String, String>;
@@ -39,6 +64,9 @@ pub struct WhipSignalling {
     etag: Option<String>,
     /// The OPTIONS pre-flight's `Accept-Patch` named trickle ICE fragments.
     trickle: bool,
+    /// The 201's did (or the pre-flight's, and the session has not refused a PATCH).
+    patchable: bool,
+    session_ice_servers: Vec<IceServer>,
 }
 
 impl WhipSignalling {
@@ -50,6 +78,8 @@ impl WhipSignalling {
             resource: None,
             etag: None,
             trickle: false,
+            patchable: false,
+            session_ice_servers: Vec::new(),
         }
     }
 }
@@ -73,26 +103,81 @@ impl Signalling for WhipSignalling {
         self.trickle
     }
 
-    async fn trickle(&mut self, fragment: String) -> Result<(), String> {
+    async fn trickle(&mut self, fragment: String) -> Result<(), TrickleError> {
+        let refused = |unsupported, message| TrickleError {
+            unsupported,
+            message,
+        };
+        let Some(resource) = self.resource.as_deref() else {
+            return Err(refused(false, "no session".into()));
+        };
+        let (status, etag, _) = self
+            .http
+            .patch(resource, &self.token, self.etag.as_deref(), fragment)
+            .await
+            .map_err(|e| refused(false, e))?;
+        match whip::interpret_patch_status(status) {
+            whip::PatchOutcome::Accepted => {
+                self.etag = etag.or(self.etag.take());
+                Ok(())
+            }
+            whip::PatchOutcome::Unsupported => {
+                self.trickle = false;
+                self.patchable = false;
+                Err(refused(
+                    true,
+                    format!("the server does not take trickle ICE after all (HTTP {status})"),
+                ))
+            }
+            whip::PatchOutcome::Refused(s) => Err(refused(
+                false,
+                format!("the server refused the candidates (HTTP {s})"),
+            )),
+        }
+    }
+
+    fn forgo_trickle(&mut self) {
+        self.trickle = false;
+    }
+
+    fn restarts(&self) -> bool {
+        self.patchable
+    }
+
+    async fn restart_ice(&mut self, fragment: String) -> Result<String, String> {
         let Some(resource) = self.resource.as_deref() else {
             return Err("no session".into());
         };
-        let status = self
+        let (status, etag, body) = self
             .http
-            .patch(resource, &self.token, self.etag.as_deref(), fragment)
+            .patch(
+                resource,
+                &self.token,
+                Some(whip::RESTART_IF_MATCH),
+                fragment,
+            )
             .await?;
-        match crate::signal::whip::interpret_patch_status(status) {
-            crate::signal::whip::PatchOutcome::Accepted => Ok(()),
-            crate::signal::whip::PatchOutcome::Unsupported => {
-                self.trickle = false;
-                Err(format!(
-                    "the server does not take trickle ICE after all (HTTP {status})"
-                ))
+        match whip::interpret_patch_status(status) {
+            whip::PatchOutcome::Accepted if status == 200 => {
+                self.etag = etag.or(self.etag.take());
+                String::from_utf8(body)
+                    .map_err(|_| "the server's ICE restart answer is not text".to_string())
             }
-            crate::signal::whip::PatchOutcome::Refused(s) => {
-                Err(format!("the server refused the candidates (HTTP {s})"))
+            whip::PatchOutcome::Accepted => Err(format!(
+                "the server answered the ICE restart with HTTP {status} and no ICE credentials"
+            )),
+            whip::PatchOutcome::Unsupported => {
+                self.patchable = false;
+                Err(format!("the server takes no ICE restarts (HTTP {status})"))
+            }
+            whip::PatchOutcome::Refused(s) => {
+                Err(format!("the server refused the ICE restart (HTTP {s})"))
             }
         }
+    }
+
+    fn session_ice_servers(&self) -> Vec<IceServer> {
+        self.session_ice_servers.clone()
     }
 
     async fn exchange(&mut self, offer_sdp: String) -> Result<String, Failure> {
@@ -102,6 +187,8 @@ impl Signalling for WhipSignalling {
             .await?;
         self.resource = Some(session.resource);
         self.etag = session.etag;
+        self.patchable = session.accepts_patch || self.trickle;
+        self.session_ice_servers = session.ice_servers;
         Ok(session.answer_sdp)
     }
 

@@ -82,12 +82,47 @@ impl LinkedHosts {
         assert!(ok, "tc could not shape the link");
     }
 
+    /// Drops everything on the link both ways, as a dead uplink would: tc's `blackhole` qdisc on both ends, or
+    /// (on kernels without it) a `pfifo` that holds nothing. (netem is not on every kernel.)
+    pub fn cut_link(&self) {
+        for (ns, dev) in [(&self.publisher, "veth-pub"), (&self.server, "veth-srv")] {
+            let blackhole = Command::new("ip")
+                .args(["netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev])
+                .args(["root", "blackhole"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !blackhole {
+                qdisc(ns, &["replace", "dev", dev, "root", "pfifo", "limit", "0"]);
+            }
+        }
+    }
+
+    /// Removes whatever shaping or cut the link had.
+    pub fn restore_link(&self) {
+        for (ns, dev) in [(&self.publisher, "veth-pub"), (&self.server, "veth-srv")] {
+            let _ = Command::new("ip")
+                .args([
+                    "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root",
+                ])
+                .status();
+        }
+    }
+
     /// `program` run inside namespace `ns`.
     pub fn command(ns: &str, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", ns]).arg(program);
         c
     }
+}
+
+fn qdisc(ns: &str, args: &[&str]) {
+    let ok = Command::new("ip")
+        .args(["netns", "exec", ns, "tc", "qdisc"])
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "tc qdisc {args:?} failed in {ns}");
 }
 
 impl Drop for LinkedHosts {
@@ -107,12 +142,19 @@ pub struct RemoteReceiver {
 impl RemoteReceiver {
     /// On the server host, HTTP and ICE on its veth address.
     pub fn start(hosts: &LinkedHosts, mock_sfu: &std::path::Path) -> RemoteReceiver {
+        RemoteReceiver::start_with(hosts, mock_sfu, &[])
+    }
+
+    /// The same with more of `mock_sfu`'s options (`--trickle`, …).
+    pub fn start_with(
+        hosts: &LinkedHosts,
+        mock_sfu: &std::path::Path,
+        extra: &[&str],
+    ) -> RemoteReceiver {
         let addr = format!("{SERVER_ADDR}:0");
-        RemoteReceiver::start_in(
-            &hosts.server,
-            mock_sfu,
-            &["--http", &addr, "--udp", &addr, "--timeout", "40"],
-        )
+        let mut args = vec!["--http", &addr, "--udp", &addr, "--timeout", "40"];
+        args.extend_from_slice(extra);
+        RemoteReceiver::start_in(&hosts.server, mock_sfu, &args)
     }
 
     /// In namespace `ns` with `mock_sfu`'s `args`.

@@ -43,9 +43,14 @@ pub struct ReceiverOptions {
     pub drop_first_session_after: Option<Duration>,
     /// `Link` header values to announce ICE servers on OPTIONS (RFC 9725 §4.6 style).
     pub ice_links: Vec<String>,
+    /// `Link` header values announcing ICE servers on the 201 (RFC 9725 §4.6).
+    pub answer_links: Vec<String>,
     /// Take trickle ICE: `Accept-Patch: application/trickle-ice-sdpfrag` on OPTIONS and 201, candidates by PATCH
     /// (with `If-Match` the session's ETag). Without it, PATCH is answered 405.
     pub trickle: bool,
+    /// Advertise trickle ICE on OPTIONS but answer every PATCH 405 (a front end that promises more than the
+    /// server behind it does).
+    pub refuse_patch: bool,
 }
 
 impl Default for ReceiverOptions {
@@ -56,7 +61,9 @@ impl Default for ReceiverOptions {
             token: None,
             drop_first_session_after: None,
             ice_links: Vec::new(),
+            answer_links: Vec::new(),
             trickle: false,
+            refuse_patch: false,
         }
     }
 }
@@ -85,6 +92,11 @@ struct Stats {
     trickled_candidates: u64,
     end_of_candidates: bool,
     patch_precondition_failures: u64,
+    /// ICE restarts taken by PATCH (RFC 9725 §4.4), and PATCHes answered 405.
+    ice_restarts: u64,
+    patches_refused: u64,
+    /// Video frames decoded when the last ICE restart was answered.
+    frames_at_restart: u64,
     audio_decode_errors: u64,
     video_ssrc: Option<u32>,
     audio_ssrc: Option<u32>,
@@ -202,6 +214,9 @@ impl Receiver {
             "audio_packets": s.audio_packets,
             "rtp_packets": s.rtp_packets,
             "trickle_patches": s.trickle_patches,
+            "ice_restarts": s.ice_restarts,
+            "frames_after_restart": s.video_frames_decoded - s.frames_at_restart,
+            "patches_refused": s.patches_refused,
             "trickled_candidates": s.trickled_candidates,
             "end_of_candidates": s.end_of_candidates,
             "patch_precondition_failures": s.patch_precondition_failures,
@@ -347,9 +362,14 @@ async fn read_request(conn: &mut TcpStream) -> Option<Request> {
 
 const TRICKLE: &str = "application/trickle-ice-sdpfrag";
 
-/// The ETag of session `n` (RFC 9725 §4.3.1: PATCH must carry it in If-Match).
-fn etag(n: usize) -> String {
-    format!("\"rtcs-session-{n}\"")
+/// The ETag of session `n` after `restarts` ICE restarts (RFC 9725 §4.3.1: a trickle PATCH must carry it in
+/// If-Match; a restart gets a new one).
+fn etag(n: usize, restarts: u64) -> String {
+    if restarts == 0 {
+        format!("\"rtcs-session-{n}\"")
+    } else {
+        format!("\"rtcs-session-{n}-r{restarts}\"")
+    }
 }
 
 async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
@@ -393,7 +413,7 @@ async fn serve(
                 .iter()
                 .map(|l| ("Link", l.clone()))
                 .collect();
-            if options.trickle {
+            if options.trickle || options.refuse_patch {
                 links.push(("Accept-Patch", TRICKLE.into()));
             }
             respond(&mut conn, "204 No Content", &links, b"").await;
@@ -406,6 +426,7 @@ async fn serve(
                 *s = Stats {
                     sessions: s.sessions + 1,
                     auth_failures: s.auth_failures,
+                    patches_refused: s.patches_refused,
                     ..Default::default()
                 };
                 s.post_at = Some(arrived);
@@ -441,8 +462,9 @@ async fn serve(
                     let mut headers = vec![
                         ("Content-Type", "application/sdp".to_string()),
                         ("Location", format!("/whip/session/{n}")),
-                        ("ETag", etag(n)),
+                        ("ETag", etag(n, 0)),
                     ];
+                    headers.extend(options.answer_links.iter().map(|l| ("Link", l.clone())));
                     if options.trickle {
                         headers.push(("Accept-Patch", TRICKLE.into()));
                     }
@@ -459,8 +481,15 @@ async fn serve(
                 .find(|(k, _)| k == "if-match")
                 .map(|(_, v)| v.clone());
             let pc = pcs.lock().await.get(n.wrapping_sub(1)).cloned();
+            let frag = String::from_utf8_lossy(&req.body).to_string();
+            let restarts = stats.lock().unwrap().ice_restarts;
+            let restart = match &pc {
+                Some(pc) => is_ice_restart(pc.as_ref(), &frag).await,
+                None => false,
+            };
             match pc {
                 _ if !options.trickle => {
+                    stats.lock().unwrap().patches_refused += 1;
                     respond(
                         &mut conn,
                         "405 Method Not Allowed",
@@ -470,12 +499,37 @@ async fn serve(
                     .await
                 }
                 None => respond(&mut conn, "404 Not Found", &[], b"no such session").await,
-                Some(_) if if_match.as_deref() != Some(etag(n).as_str()) => {
+                // RFC 9725 §4.4: an ICE restart carries If-Match "*"; a trickle PATCH the current ETag.
+                Some(_)
+                    if (restart && if_match.as_deref() != Some("*"))
+                        || (!restart
+                            && if_match.as_deref() != Some(etag(n, restarts).as_str())) =>
+                {
                     stats.lock().unwrap().patch_precondition_failures += 1;
                     respond(&mut conn, "412 Precondition Failed", &[], b"If-Match").await
                 }
+                Some(pc) if restart => match restart_ice(pc.as_ref(), &frag).await {
+                    Ok(answer_frag) => {
+                        let restarts = {
+                            let mut s = stats.lock().unwrap();
+                            s.ice_restarts += 1;
+                            s.frames_at_restart = s.video_frames_decoded;
+                            s.ice_restarts
+                        };
+                        respond(
+                            &mut conn,
+                            "200 OK",
+                            &[
+                                ("Content-Type", TRICKLE.into()),
+                                ("ETag", etag(n, restarts)),
+                            ],
+                            answer_frag.as_bytes(),
+                        )
+                        .await
+                    }
+                    Err(e) => respond(&mut conn, "400 Bad Request", &[], e.as_bytes()).await,
+                },
                 Some(pc) => {
-                    let frag = String::from_utf8_lossy(&req.body).to_string();
                     let mid = frag
                         .lines()
                         .find_map(|l| l.trim().strip_prefix("a=mid:"))
@@ -512,6 +566,105 @@ async fn serve(
         _ => respond(&mut conn, "404 Not Found", &[], b"no such resource").await,
     }
     Some(())
+}
+
+fn sdp_attr<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    sdp.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("a=")?
+            .strip_prefix(name)?
+            .strip_prefix(':')
+    })
+}
+
+/// A PATCH whose fragment carries ICE credentials other than the session's: an ICE restart.
+async fn is_ice_restart(pc: &dyn PeerConnection, frag: &str) -> bool {
+    let Some(ufrag) = sdp_attr(frag, "ice-ufrag") else {
+        return false;
+    };
+    match pc.remote_description().await {
+        Some(d) => sdp_attr(&d.sdp, "ice-ufrag") != Some(ufrag),
+        None => false,
+    }
+}
+
+/// Restarts ICE as an answerer: the session's offer again with the fragment's credentials (no candidates), a new
+/// answer, then the fragment's candidates added one by one. Returns our fragment: new credentials, candidates.
+async fn restart_ice(pc: &dyn PeerConnection, frag: &str) -> Result<String, String> {
+    let (ufrag, pwd) = match (sdp_attr(frag, "ice-ufrag"), sdp_attr(frag, "ice-pwd")) {
+        (Some(u), Some(p)) => (u, p),
+        _ => return Err("an ICE restart needs ice-ufrag and ice-pwd".into()),
+    };
+    let current = pc.remote_description().await.ok_or("no offer")?;
+    let offer: String = current
+        .sdp
+        .lines()
+        .filter(|l| !l.starts_with("a=candidate:") && !l.starts_with("a=end-of-candidates"))
+        .map(|l| {
+            if l.starts_with("a=ice-ufrag:") {
+                format!("a=ice-ufrag:{ufrag}\r\n")
+            } else if l.starts_with("a=ice-pwd:") {
+                format!("a=ice-pwd:{pwd}\r\n")
+            } else {
+                format!("{}\r\n", l.trim_end())
+            }
+        })
+        .collect();
+    let offer = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| format!("restart offer: {e}"))?;
+    let answer = pc.create_answer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mid = sdp_attr(frag, "mid").unwrap_or("0").to_string();
+    for c in frag
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a="))
+        .filter(|l| l.starts_with("candidate:"))
+    {
+        let init = webrtc::peer_connection::RTCIceCandidateInit {
+            candidate: c.to_string(),
+            sdp_mid: Some(mid.clone()),
+            sdp_mline_index: Some(0),
+            ..Default::default()
+        };
+        pc.add_ice_candidate(init)
+            .await
+            .map_err(|e| format!("candidate {c}: {e}"))?;
+    }
+    // Host candidates on our fixed address come at once; wait briefly for them.
+    let mut ours = String::new();
+    for _ in 0..50 {
+        ours = pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .unwrap_or_default();
+        if ours.contains("a=candidate:") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first_m = ours
+        .lines()
+        .find(|l| l.starts_with("m="))
+        .ok_or("no media")?;
+    let mut out = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n{first_m}\r\na=mid:{}\r\n",
+        sdp_attr(&ours, "ice-ufrag").ok_or("no ufrag")?,
+        sdp_attr(&ours, "ice-pwd").ok_or("no pwd")?,
+        sdp_attr(&ours, "mid").unwrap_or("0"),
+    );
+    let mut seen = std::collections::HashSet::new();
+    for l in ours.lines().filter(|l| l.starts_with("a=candidate:")) {
+        if seen.insert(l) {
+            out += &format!("{l}\r\n");
+        }
+    }
+    out += "a=end-of-candidates\r\n";
+    Ok(out)
 }
 
 // ---- WebRTC ---------------------------------------------------------------------------------------------------
