@@ -121,28 +121,17 @@ impl RtcOutput {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let mut servers = ice::ice_servers(&typed, now)?;
-        for server in &mut servers {
-            server.urls.retain(|u| {
-                let usable = ice::turn_transport_supported(u);
-                if !usable {
-                    log::warn(&format!(
-                        "ICE server {u} skipped: TURN over TCP/TLS is not supported yet (UDP is)"
-                    ));
-                }
-                usable
-            });
-        }
-        servers.retain(|s| !s.urls.is_empty());
+        let servers = ice::ice_servers(&typed, now)?;
         let relay_only = s.bool(SETTING_RELAY_ONLY);
-        let has_turn = servers
-            .iter()
-            .flat_map(|s| &s.urls)
-            .any(|u| u.to_ascii_lowercase().starts_with("turn:"));
+        let has_turn = servers.iter().flat_map(|s| &s.urls).any(|u| {
+            let u = u.to_ascii_lowercase();
+            u.starts_with("turn:") || u.starts_with("turns:")
+        });
         if relay_only && !has_turn {
             return Err(Failure::new(
                 StopCode::BadPath,
-                "\"Relay only\" needs a TURN server (turn:host:port, over UDP) under Settings → Stream",
+                "\"Relay only\" needs a TURN server (turn:host:port, turn:host:port?transport=tcp or \
+                 turns:host:port) under Settings → Stream",
             ));
         }
         if !servers.is_empty() {

@@ -100,8 +100,12 @@ impl WhipSink {
                     .map_or(String::new(), |n| format!("; stopped: {n}"))
             ));
         }
-        for (_, note) in publisher.take_notes() {
-            log::warn(&note);
+        for (warning, note) in publisher.take_notes() {
+            if warning {
+                log::warn(&note);
+            } else {
+                log::info(&note);
+            }
         }
         if !publisher.announced_ice_servers.is_empty() {
             log::info(&format!(

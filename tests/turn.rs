@@ -1,11 +1,12 @@
 //! TURN through Debian's real coturn 4.6.1: with "Relay only", the plugin offers nothing but coturn's relay address,
 //! so every packet our receiver decodes went through coturn — with long-term credentials and with coturn's REST API
 //! (time-limited credentials from a shared secret, here with a receiver that takes trickle ICE, so the relay
-//! candidate follows the offer by PATCH). Wrong credentials and unusable TURN URLs fail clearly.
+//! candidate follows the offer by PATCH), and over TCP and TLS (bridged: our WebRTC stack relays over UDP only).
+//! Wrong credentials and unreachable TURN servers fail clearly.
 mod support;
 
 use std::time::Duration;
-use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
+use support::obs_run::{flash_beep_clip, headless, headless_env, packets_sent, receiving};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::turn::{Turn, TurnAuth};
 
@@ -14,7 +15,16 @@ const CONNECT_FAILED: i64 = -2;
 /// Streams through `turn` relay-only with `ice_args`; checks the receiver got it all and coturn relayed it.
 /// `user_in_log`: how coturn's log ends the user name (`<obs>`, or `:obs-studio>` for REST credentials).
 /// With `trickle`, the receiver takes trickle ICE: the offer goes at once and the relay candidate follows by PATCH.
-fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &str, trickle: bool) {
+/// `turn_url` is the URL given to the plugin (`turn.url()`: UDP); `env` goes to the headless runner.
+fn publish_relayed(
+    turn: &Turn,
+    turn_url: &str,
+    ice_args: &[&str],
+    user_in_log: &str,
+    secret: &str,
+    trickle: bool,
+    env: &[(&str, &str)],
+) -> String {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");
     let rt = test_runtime();
@@ -25,7 +35,6 @@ fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &s
         }))
         .unwrap();
     let url = receiver.whip_url();
-    let turn_url = turn.url();
     let mut args = vec![
         "--media",
         clip.to_str().unwrap(),
@@ -36,9 +45,9 @@ fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &s
         "--url",
         &url,
     ];
-    args.extend(["--ice-server", &turn_url, "--ice-policy", "relay"]);
+    args.extend(["--ice-server", turn_url, "--ice-policy", "relay"]);
     args.extend(ice_args);
-    let run = headless(&args, None);
+    let run = headless_env(&args, env);
     let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     let s = &run.summary;
     println!("summary {s}\nreceiver {r}");
@@ -114,6 +123,7 @@ fn publish_relayed(turn: &Turn, ice_args: &[&str], user_in_log: &str, secret: &s
     );
     assert!(run.log.contains("relay only"), "{}", run.log);
     rt.block_on(receiver.stop());
+    run.log
 }
 
 #[test]
@@ -127,6 +137,7 @@ fn media_flows_through_coturn_with_long_term_credentials() {
     );
     publish_relayed(
         &turn,
+        &turn.url(),
         &[
             "--ice-username",
             "obs",
@@ -136,6 +147,7 @@ fn media_flows_through_coturn_with_long_term_credentials() {
         "<obs>",
         "turn-pass-5521",
         false,
+        &[],
     );
 }
 
@@ -145,6 +157,7 @@ fn media_flows_through_coturn_with_rest_credentials_and_trickle_ice() {
     // coturn logs the computed username `<expiry>:obs-studio`; the secret itself never travels.
     publish_relayed(
         &turn,
+        &turn.url(),
         &[
             "--turn-secret",
             "shared-s3cret-88",
@@ -154,38 +167,119 @@ fn media_flows_through_coturn_with_rest_credentials_and_trickle_ice() {
         ":obs-studio>",
         "shared-s3cret-88",
         true,
+        &[],
     );
 }
 
 #[test]
-fn wrong_turn_credentials_and_unusable_turn_urls_fail_clearly() {
-    let turn = Turn::start(
+fn media_flows_through_coturn_over_tcp_and_over_tls() {
+    // Our WebRTC stack relays over UDP only; the plugin bridges TURN over TCP/TLS (plugin/transport/turn_bridge.rs).
+    // Relay only: every decoded frame came through coturn's TCP, then TLS, listener.
+    let turn = Turn::start_with(
+        "turn-stream",
+        TurnAuth::LongTerm {
+            user: "obs",
+            password: "tcp-pass-5150",
+        },
+        true,
+    );
+    let credentials = ["--ice-username", "obs", "--ice-credential", "tcp-pass-5150"];
+    let tcp = format!("turn:127.0.0.1:{}?transport=tcp", turn.port);
+    let log = publish_relayed(
+        &turn,
+        &tcp,
+        &credentials,
+        "<obs>",
+        "tcp-pass-5150",
+        false,
+        &[],
+    );
+    assert!(
+        log.contains(&format!(
+            "TURN over TCP to 127.0.0.1:{} (bridged for WebRTC",
+            turn.port
+        )),
+        "{log}"
+    );
+    // coturn served it over TCP (its TLS sessions name a cipher), relayed the media through a channel, and the
+    // allocation was released (lifetime 0) before the bridge closed.
+    let coturn = turn.log();
+    let session = |log: &str, tls: bool| {
+        log.lines().any(|l| {
+            l.contains("new, realm=<test.local>, username=<obs>, lifetime=600")
+                && l.contains("method=TLS") == tls
+        })
+    };
+    assert!(
+        coturn.contains("tcp or tls connected to: 127.0.0.1"),
+        "{coturn}"
+    );
+    assert!(
+        session(&coturn, false),
+        "no TCP allocation in coturn's log:\n{coturn}"
+    );
+    assert!(
+        coturn.contains("incoming packet CHANNEL_BIND processed, success"),
+        "{coturn}"
+    );
+
+    let (tls_port, ca) = turn.tls.clone().unwrap();
+    let tls = format!("turns:localhost:{tls_port}");
+    let ca = ca.to_str().unwrap();
+    let log = publish_relayed(
+        &turn,
+        &tls,
+        &credentials,
+        "<obs>",
+        "tcp-pass-5150",
+        false,
+        &[("SSL_CERT_FILE", ca)],
+    );
+    assert!(
+        log.contains(&format!(
+            "TURN over TLS to localhost:{tls_port} (bridged for WebRTC"
+        )),
+        "{log}"
+    );
+    let after = turn.log()[coturn.len()..].to_string();
+    assert!(
+        session(&after, true),
+        "no TLS allocation in coturn's log:\n{after}"
+    );
+}
+
+/// A 1 s relay-only start through `ice_server` (with username `obs` and `credential`, if any) to a WHIP URL where
+/// nothing listens; the runner's summary.
+fn relay_only_start(ice_server: &str, credential: Option<&str>) -> serde_json::Value {
+    let mut args = vec![
+        "--duration",
+        "1",
+        "--url",
+        "http://127.0.0.1:9/whip",
+        "--ice-server",
+        ice_server,
+        "--ice-policy",
+        "relay",
+    ];
+    if let Some(c) = credential {
+        args.extend(["--ice-username", "obs", "--ice-credential", c]);
+    }
+    let s = headless(&args, None).summary;
+    println!("{ice_server}: {s}");
+    s
+}
+
+#[test]
+fn wrong_turn_credentials_and_unreachable_turn_servers_fail_clearly() {
+    let turn = Turn::start_with(
         "turn-wrong",
         TurnAuth::LongTerm {
             user: "obs",
             password: "right",
         },
+        true,
     );
-    let turn_url = turn.url();
-    let run = headless(
-        &[
-            "--duration",
-            "1",
-            "--url",
-            "http://127.0.0.1:9/whip",
-            "--ice-server",
-            &turn_url,
-            "--ice-policy",
-            "relay",
-            "--ice-username",
-            "obs",
-            "--ice-credential",
-            "wrong",
-        ],
-        None,
-    );
-    let s = &run.summary;
-    println!("wrong password: {s}");
+    let s = relay_only_start(&turn.url(), Some("wrong"));
     assert_eq!(s["stop_code"], CONNECT_FAILED, "{s}");
     assert!(
         s["last_error"]
@@ -200,23 +294,30 @@ fn wrong_turn_credentials_and_unusable_turn_urls_fail_clearly() {
         turn.log()
     );
 
-    // TURN over TCP is not available in our WebRTC stack: said at once, never silently ignored.
-    let tcp = format!("turn:127.0.0.1:{}?transport=tcp", turn.port);
-    let run = headless(
-        &[
-            "--duration",
-            "1",
-            "--url",
-            "http://127.0.0.1:9/whip",
-            "--ice-server",
-            &tcp,
-            "--ice-policy",
-            "relay",
-        ],
-        None,
-    );
-    let s = &run.summary;
-    println!("tcp only: {s}");
+    // TURN over TCP with nothing listening, and over TLS with a certificate nobody trusts (no SSL_CERT_FILE here):
+    // the stop message says what the bridge met.
+    let (tls_port, _) = turn.tls.clone().unwrap();
+    for (url, met) in [
+        (
+            "turn:127.0.0.1:9?transport=tcp".to_string(),
+            "TURN over TCP to 127.0.0.1:9: Connection refused".to_string(),
+        ),
+        (
+            format!("turns:localhost:{tls_port}"),
+            format!("TURN over TLS to localhost:{tls_port}: TLS handshake failed: invalid peer certificate: UnknownIssuer"),
+        ),
+    ] {
+        let s = relay_only_start(&url, Some("right"));
+        assert_eq!(s["stop_code"], CONNECT_FAILED, "{s}");
+        let error = s["last_error"].as_str().unwrap_or("");
+        assert!(
+            error.starts_with("The TURN server gave no relay address") && error.contains(&met),
+            "{s}"
+        );
+    }
+
+    // "Relay only" with no TURN server at all is refused at Start.
+    let s = relay_only_start("stun:127.0.0.1:9", None);
     assert_eq!(s["started"], false, "{s}");
     assert!(
         s["last_error"]
@@ -224,11 +325,5 @@ fn wrong_turn_credentials_and_unusable_turn_urls_fail_clearly() {
             .unwrap_or("")
             .contains("\"Relay only\" needs a TURN server"),
         "{s}"
-    );
-    assert!(
-        run.log
-            .contains("skipped: TURN over TCP/TLS is not supported yet"),
-        "{}",
-        run.log
     );
 }

@@ -313,24 +313,22 @@ fn nothing_listening_and_bad_urls_fail_fast_and_clearly() {
     );
 }
 
-#[test]
-fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
-    let _alone = receiving();
+/// Publishes the flash/beep clip for `seconds` to a receiver started with `options`; the run and the receiver's
+/// settled report.
+fn publish_clip_to(
+    options: ReceiverOptions,
+    seconds: &str,
+) -> (support::obs_run::Run, serde_json::Value) {
     let clip = flash_beep_clip("640x360");
     let rt = test_runtime();
-    let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions {
-            drop_first_session_after: Some(Duration::from_secs(2)),
-            ..Default::default()
-        }))
-        .unwrap();
+    let receiver = rt.block_on(Receiver::start(options)).unwrap();
     let url = receiver.whip_url();
     let run = headless(
         &[
             "--media",
             clip.to_str().unwrap(),
             "--duration",
-            "12",
+            seconds,
             "--url",
             &url,
         ],
@@ -338,6 +336,20 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
     );
     let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     println!("summary {}\nreceiver {r}", run.summary);
+    rt.block_on(receiver.stop());
+    (run, r)
+}
+
+#[test]
+fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
+    let _alone = receiving();
+    let (run, r) = publish_clip_to(
+        ReceiverOptions {
+            drop_first_session_after: Some(Duration::from_secs(2)),
+            ..Default::default()
+        },
+        "12",
+    );
     assert!(
         run.log
             .contains("The WebRTC connection to the server was lost"),
@@ -366,7 +378,6 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
         "audio/video offset {offset} ms after reconnect"
     );
     assert_eq!(run.summary["leaks"], 0);
-    rt.block_on(receiver.stop());
 }
 
 #[test]
@@ -533,28 +544,13 @@ fn a_server_that_refuses_trickled_candidates_gets_a_complete_offer() {
     // The server's OPTIONS promises trickle ICE (Accept-Patch), so the offer goes at once, but every PATCH is
     // answered 405: the plugin must end that session and send a complete offer (RFC 9725 §4.3.2).
     let _alone = receiving();
-    let clip = flash_beep_clip("640x360");
-    let rt = test_runtime();
-    let receiver = rt
-        .block_on(Receiver::start(ReceiverOptions {
+    let (run, r) = publish_clip_to(
+        ReceiverOptions {
             refuse_patch: true,
             ..Default::default()
-        }))
-        .unwrap();
-    let url = receiver.whip_url();
-    let run = headless(
-        &[
-            "--media",
-            clip.to_str().unwrap(),
-            "--duration",
-            "4",
-            "--url",
-            &url,
-        ],
-        None,
+        },
+        "4",
     );
-    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
-    println!("summary {}\nreceiver {r}", run.summary);
     assert_eq!(run.summary["connected"], true, "{}", run.log);
     assert_eq!(run.summary["stop_code"], 0, "{}", run.summary);
     assert!(r["patches_refused"].as_u64().unwrap() >= 1, "{r}");
@@ -576,7 +572,6 @@ fn a_server_that_refuses_trickled_candidates_gets_a_complete_offer() {
     assert!(r["video_frames_decoded"].as_u64().unwrap() >= 60, "{r}");
     assert_eq!(r["decode_errors"], 0, "{r}");
     assert!(r["delete_received"] == true, "{r}");
-    rt.block_on(receiver.stop());
 }
 
 #[test]

@@ -48,13 +48,52 @@ pub fn rest_credentials(secret: &str, name: &str, now_unix: u64, ttl: u64) -> (S
     )
 }
 
-/// Whether a TURN URL can be used by our WebRTC stack (webrtc-rs 0.21 relays over UDP only).
-pub fn turn_transport_supported(url: &str) -> bool {
-    let lower = url.to_ascii_lowercase();
-    if lower.starts_with("turns:") {
-        return false;
+/// A TURN server reached over a byte stream: `turn:host[:port]?transport=tcp` (port 3478) or `turns:host[:port]`
+/// (TLS, port 5349; RFC 7065). Our WebRTC stack speaks TURN over UDP only, so these go through a bridge
+/// (`crate::transport::turn_bridge`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamTurnUrl {
+    pub host: String,
+    pub port: u16,
+    pub tls: bool,
+}
+
+/// The stream TURN server a URL names; None for UDP TURN, STUN, or a URL that is not TURN at all.
+pub fn stream_turn_url(url: &str) -> Option<StreamTurnUrl> {
+    let (scheme, rest) = url.trim().split_once(':')?;
+    let tls = match scheme.to_ascii_lowercase().as_str() {
+        "turns" => true,
+        "turn" => false,
+        _ => return None,
+    };
+    let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let transport = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("transport="))
+        .map(str::to_ascii_lowercase);
+    match (tls, transport.as_deref()) {
+        (false, Some("tcp")) | (true, None | Some("tcp")) => {}
+        _ => return None,
     }
-    !lower.starts_with("turn:") || !lower.contains("transport=tcp")
+    let default_port = if tls { 5349 } else { 3478 };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (h, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        (h.to_string(), port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (hostport.to_string(), default_port),
+        }
+    };
+    if host.is_empty() {
+        return None;
+    }
+    Some(StreamTurnUrl { host, port, tls })
 }
 
 /// The configured servers; an error names the line a streamer must fix.
@@ -167,11 +206,40 @@ mod tests {
     }
 
     #[test]
-    fn only_udp_turn_is_usable() {
-        assert!(turn_transport_supported("turn:h:3478"));
-        assert!(turn_transport_supported("turn:h:3478?transport=udp"));
-        assert!(turn_transport_supported("stun:h"));
-        assert!(!turn_transport_supported("turn:h:3478?transport=tcp"));
-        assert!(!turn_transport_supported("turns:h:5349"));
+    fn turn_over_tcp_and_tls_urls() {
+        let tcp = |host: &str, port, tls| {
+            Some(StreamTurnUrl {
+                host: host.into(),
+                port,
+                tls,
+            })
+        };
+        assert_eq!(
+            stream_turn_url("turn:h.example:3478?transport=tcp"),
+            tcp("h.example", 3478, false)
+        );
+        assert_eq!(
+            stream_turn_url("TURN:h?transport=TCP"),
+            tcp("h", 3478, false)
+        );
+        assert_eq!(
+            stream_turn_url("turns:h.example"),
+            tcp("h.example", 5349, true)
+        );
+        assert_eq!(
+            stream_turn_url("turns:10.0.0.1:443?transport=tcp"),
+            tcp("10.0.0.1", 443, true)
+        );
+        assert_eq!(
+            stream_turn_url("turn:[2001:db8::1]:3478?transport=tcp"),
+            tcp("2001:db8::1", 3478, false)
+        );
+        // UDP TURN, STUN and nonsense are not stream TURN.
+        assert_eq!(stream_turn_url("turn:h:3478"), None);
+        assert_eq!(stream_turn_url("turn:h:3478?transport=udp"), None);
+        assert_eq!(stream_turn_url("turns:h?transport=udp"), None);
+        assert_eq!(stream_turn_url("stun:h:3478"), None);
+        assert_eq!(stream_turn_url("turn::3478?transport=tcp"), None);
+        assert_eq!(stream_turn_url("turn:h:port?transport=tcp"), None);
     }
 }

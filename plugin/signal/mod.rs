@@ -1,6 +1,7 @@
 //! Signalling state and messages, sans-IO: what to send and what replies mean.
 pub mod ice;
 pub mod janus;
+pub mod turn_stream;
 pub mod whip;
 
 /// How a stream ended, in the terms OBS's frontend acts on (the FFI shell maps these to libobs's codes).

@@ -11,7 +11,8 @@ pub struct WhipHttp {
     timeout: Duration,
 }
 
-fn tls_config() -> Result<rustls::ClientConfig, String> {
+/// TLS with certificates verified against the system's trust store (also for TURN over TLS).
+pub(crate) fn tls_config() -> Result<rustls::ClientConfig, String> {
     use rustls_platform_verifier::BuilderVerifierExt;
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()

@@ -4,6 +4,7 @@ pub mod http;
 pub mod janus;
 pub mod session;
 pub mod signalling;
+pub mod turn_bridge;
 
 use std::sync::Mutex;
 use std::time::Duration;

@@ -8,6 +8,7 @@
 use super::http::WhipHttp;
 use super::janus::JanusSignalling;
 use super::signalling::{Signalling, WhipSignalling};
+use super::turn_bridge::{StreamTurnServer, TurnBridge};
 use crate::media::clock::{SessionClock, Track};
 use crate::media::h264::{access_unit_nals, ParameterSets};
 use crate::media::h264_rtp::{H264Packetizer, RtpPayload};
@@ -326,6 +327,8 @@ pub struct Publisher {
     pub ice_restarts: u32,
     /// Things for the streamer's log that happened since the last [`Self::take_notes`]: (warning, text).
     notes: Vec<(bool, String)>,
+    /// Bridges to TURN servers over TCP/TLS, kept as long as the session.
+    turn_bridges: Vec<TurnBridge>,
     pub answer_sdp: String,
     /// Where the connect time went.
     pub timings: ConnectTimings,
@@ -528,24 +531,30 @@ impl Publisher {
             .ice_servers(PREFLIGHT_LIMIT.min(cfg.connect_timeout / 3))
             .await;
         ice_servers.extend(announced.iter().cloned());
+        let mut notes = Vec::new();
+        let (ice_servers, turn_bridges) = bridge_stream_turn(ice_servers, &mut notes).await;
 
         let mut params = ParameterSets::default();
         params.learn(&cfg.video_extra_data);
-        let mut notes = Vec::new();
         let negotiated = match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started)
             .await
         {
             Ok(n) => n,
-            Err(NotConnected::Failed(f)) => return Err(f),
+            Err(NotConnected::Failed(f)) => return Err(with_bridge_failures(f, &turn_bridges)),
             Err(NotConnected::NeedsCompleteOffer(why)) => {
                 // RFC 9725 §4.3.2: a server that takes no PATCH gets complete offers.
-                notes.push(format!(
-                    "trickle ICE refused after the offer ({why}): sent a new, complete offer"
+                notes.push((
+                    true,
+                    format!(
+                        "trickle ICE refused after the offer ({why}): sent a new, complete offer"
+                    ),
                 ));
                 signalling.forgo_trickle();
                 match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started).await {
                     Ok(n) => n,
-                    Err(NotConnected::Failed(f)) => return Err(f),
+                    Err(NotConnected::Failed(f)) => {
+                        return Err(with_bridge_failures(f, &turn_bridges))
+                    }
                     Err(NotConnected::NeedsCompleteOffer(why)) => {
                         return Err(Failure::new(
                             StopCode::ConnectFailed,
@@ -593,7 +602,8 @@ impl Publisher {
             relay_only: cfg.relay_only,
             recovery: None,
             ice_restarts: 0,
-            notes: notes.into_iter().map(|n| (true, n)).collect(),
+            notes,
+            turn_bridges,
             answer_sdp: negotiated.answer_sdp,
             timings: ConnectTimings {
                 connected_ms: ms_since(started),
@@ -815,6 +825,8 @@ impl Publisher {
             tokio::time::timeout(deadline, async { self.signalling.lock().await.end().await })
                 .await;
         let _ = tokio::time::timeout(deadline, self.pc.close()).await;
+        // After the close, which releases TURN allocations through them.
+        self.turn_bridges.clear();
         match ended {
             Ok(r) => r,
             Err(_) => Err(format!("no answer within {} ms", deadline.as_millis())),
@@ -1163,6 +1175,56 @@ async fn restart_ice(
     pc.set_remote_description(answer)
         .await
         .map_err(|e| format!("the server's ICE restart answer could not be used: {e}"))
+}
+
+/// Puts a loopback bridge ([`TurnBridge`]) in place of every TURN-over-TCP/TLS URL, which our WebRTC stack would
+/// skip (it relays over UDP only).
+async fn bridge_stream_turn(
+    mut servers: Vec<IceServer>,
+    notes: &mut Vec<(bool, String)>,
+) -> (Vec<IceServer>, Vec<TurnBridge>) {
+    let mut bridges = Vec::new();
+    for server in &mut servers {
+        for url in &mut server.urls {
+            let Some(t) = crate::signal::ice::stream_turn_url(url) else {
+                continue;
+            };
+            let kind = if t.tls { "TLS" } else { "TCP" };
+            let target = StreamTurnServer {
+                host: t.host,
+                port: t.port,
+                tls: t.tls,
+            };
+            match TurnBridge::start(target).await {
+                Ok(bridge) => {
+                    notes.push((
+                        false,
+                        format!(
+                            "TURN over {kind} to {}:{} (bridged for WebRTC at {})",
+                            bridge.server.host, bridge.server.port, bridge.local
+                        ),
+                    ));
+                    *url = bridge.udp_url();
+                    bridges.push(bridge);
+                }
+                Err(e) => notes.push((true, format!("TURN over {kind} unavailable: {e}"))),
+            }
+        }
+    }
+    (servers, bridges)
+}
+
+/// A failure with what the TURN bridges met on their way, if anything (a refused connection, a bad certificate).
+fn with_bridge_failures(f: Failure, bridges: &[TurnBridge]) -> Failure {
+    let met: Vec<String> = bridges
+        .iter()
+        .filter_map(|b| b.failure.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .collect();
+    if met.is_empty() {
+        f
+    } else {
+        Failure::new(f.code, format!("{} ({})", f.message, met.join("; ")))
+    }
 }
 
 /// A connect that failed after signalling began: close the peer connection and end what the server created.

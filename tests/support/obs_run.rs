@@ -109,8 +109,22 @@ pub fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
     headless_in(None, args, with_packet_log)
 }
 
+/// [`headless`] with more environment variables (e.g. `SSL_CERT_FILE`, a trust store of the test's own).
+pub fn headless_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_headless(None, args, None, env)
+}
+
 /// [`headless`] inside network namespace `netns` (see `support::netns`), or in ours with None.
 pub fn headless_in(netns: Option<&str>, args: &[&str], with_packet_log: Option<&str>) -> Run {
+    run_headless(netns, args, with_packet_log, &[])
+}
+
+fn run_headless(
+    netns: Option<&str>,
+    args: &[&str],
+    with_packet_log: Option<&str>,
+    env: &[(&str, &str)],
+) -> Run {
     let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
     let (plugin, runner) = binaries();
     let packet_log =
@@ -127,7 +141,8 @@ pub fn headless_in(netns: Option<&str>, args: &[&str], with_packet_log: Option<&
         .arg(&runner)
         .arg("--plugin")
         .arg(&plugin)
-        .args(args);
+        .args(args)
+        .envs(env.iter().copied());
     if let Some(p) = &packet_log {
         let _ = std::fs::remove_file(p);
         cmd.arg("--packet-log").arg(p);

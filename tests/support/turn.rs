@@ -1,5 +1,6 @@
-//! Debian's coturn 4.6.1 on 127.0.0.1 (a free port, loopback peers allowed), with long-term credentials or with
-//! coturn's REST API shared secret. Stopped when dropped; its log is kept for reading.
+//! Debian's coturn 4.6.1 on 127.0.0.1 (a free port, loopback peers allowed; UDP and TCP, and TLS with a
+//! certificate for `localhost` from a CA of the test's own when asked), with long-term credentials or with coturn's
+//! REST API shared secret. Stopped when dropped; its log is kept for reading.
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -16,6 +17,24 @@ pub struct Turn {
     child: Child,
     pub dir: PathBuf,
     pub port: u16,
+    /// With TLS: its port, and the PEM file of the CA that signed its certificate.
+    pub tls: Option<(u16, PathBuf)>,
+}
+
+/// A CA of our own and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM, certificate PEM, key PEM).
+fn localhost_certificate() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "rtc-studio test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), leaf.pem(), key.serialize_pem())
 }
 
 fn free_udp_port() -> u16 {
@@ -28,6 +47,11 @@ fn free_udp_port() -> u16 {
 
 impl Turn {
     pub fn start(name: &str, auth: TurnAuth) -> Turn {
+        Turn::start_with(name, auth, false)
+    }
+
+    /// With `tls`, also TURN over TLS on a port of its own.
+    pub fn start_with(name: &str, auth: TurnAuth, tls: bool) -> Turn {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -46,7 +70,6 @@ impl Turn {
         .arg(format!("--max-port={}", min + 99))
         .args([
             "--fingerprint",
-            "--no-tls",
             "--no-dtls",
             "--no-cli",
             "--allow-loopback-peers",
@@ -69,13 +92,32 @@ impl Turn {
                     .arg(format!("--static-auth-secret={secret}"));
             }
         }
+        let tls = tls.then(|| {
+            let (ca, cert, key) = localhost_certificate();
+            let tls_port = free_udp_port();
+            for (file, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
+                std::fs::write(dir.join(file), pem).unwrap();
+            }
+            cmd.arg(format!("--tls-listening-port={tls_port}"))
+                .arg(format!("--cert={}", dir.join("cert.pem").display()))
+                .arg(format!("--pkey={}", dir.join("key.pem").display()));
+            (tls_port, dir.join("ca.pem"))
+        });
+        if tls.is_none() {
+            cmd.arg("--no-tls");
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("turnserver (make deps: coturn)");
-        let turn = Turn { child, dir, port };
+        let turn = Turn {
+            child,
+            dir,
+            port,
+            tls,
+        };
         let up = Instant::now() + Duration::from_secs(10);
         while Instant::now() < up {
             if turn.log().contains("UDP listener opened on: 127.0.0.1") {
