@@ -100,13 +100,7 @@ impl WhipSink {
                     .map_or(String::new(), |n| format!("; stopped: {n}"))
             ));
         }
-        for (warning, note) in publisher.take_notes() {
-            if warning {
-                log::warn(&note);
-            } else {
-                log::info(&note);
-            }
-        }
+        log_notes(&mut publisher);
         if !publisher.announced_ice_servers.is_empty() {
             log::info(&format!(
                 "ICE servers announced by the WHIP server: {:?}",
@@ -138,6 +132,17 @@ impl WhipSink {
     }
 }
 
+/// Logs what the publisher noted about its connection (trickle fallback, TURN bridges, ICE restarts).
+fn log_notes(publisher: &mut Publisher) {
+    for (warning, note) in publisher.take_notes() {
+        if warning {
+            log::warn(&note);
+        } else {
+            log::info(&note);
+        }
+    }
+}
+
 /// Loss reported by the server that shows as full congestion in OBS's status bar (red square): 10 %.
 const FULL_CONGESTION_LOSS: f32 = 0.10;
 
@@ -158,13 +163,7 @@ impl PacketSink for WhipSink {
         let sent = self
             .runtime
             .block_on(publisher.send(packet, capture_unix_usec));
-        for (warning, note) in publisher.take_notes() {
-            if warning {
-                log::warn(&note);
-            } else {
-                log::info(&note);
-            }
-        }
+        log_notes(publisher);
         let (bytes, discontinuity) = sent?;
         let on_wire = crate::obs::clock_usec();
         let (handoff, wire) = match packet.kind {

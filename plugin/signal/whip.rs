@@ -407,11 +407,16 @@ pub fn interpret_offer_response(
         resource: resource.to_string(),
         answer_sdp,
         etag: header(headers, "etag").next().map(|s| s.trim().to_string()),
-        ice_servers: header(headers, "link")
-            .flat_map(parse_link_ice_servers)
-            .collect(),
+        ice_servers: link_ice_servers(headers),
         accepts_patch: accepts_trickle(headers),
     })
+}
+
+/// ICE servers from all `Link` headers of a response (OPTIONS pre-flight or 201).
+pub fn link_ice_servers(headers: &[(String, String)]) -> Vec<IceServer> {
+    header(headers, "link")
+        .flat_map(parse_link_ice_servers)
+        .collect()
 }
 
 /// ICE servers from one `Link` header value (which may hold several comma-separated links), per RFC 9725 §4.6.

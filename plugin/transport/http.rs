@@ -42,6 +42,14 @@ fn describe(err: &reqwest::Error) -> String {
     text
 }
 
+/// A response's headers as (name, value) pairs for the sans-IO interpreters (values that are not text left out).
+fn header_pairs(headers: &reqwest::header::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
 impl WhipHttp {
     pub fn new(timeout: Duration) -> Result<WhipHttp, Failure> {
         let tls = tls_config()
@@ -125,15 +133,7 @@ impl WhipHttp {
             .await
             .map_err(|e| self.transport_error(&e, "offer"))?;
         let (status, final_url) = (resp.status().as_u16(), resp.url().clone());
-        let headers: Vec<(String, String)> = resp
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (k.as_str().to_string(), v.to_string()))
-            })
-            .collect();
+        let headers = header_pairs(resp.headers());
         let body = self.body(resp).await?;
         whip::interpret_offer_response(&final_url, status, &headers, &body)
     }
@@ -155,19 +155,11 @@ impl WhipHttp {
         }
         match tokio::time::timeout(limit, req.send()).await {
             Ok(Ok(resp)) if resp.status().is_success() => {
-                let headers: Vec<(String, String)> = resp
-                    .headers()
-                    .iter()
-                    .filter_map(|(k, v)| {
-                        Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))
-                    })
-                    .collect();
-                let servers = headers
-                    .iter()
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("link"))
-                    .flat_map(|(_, v)| whip::parse_link_ice_servers(v))
-                    .collect();
-                (servers, whip::accepts_trickle(&headers))
+                let headers = header_pairs(resp.headers());
+                (
+                    whip::link_ice_servers(&headers),
+                    whip::accepts_trickle(&headers),
+                )
             }
             _ => (Vec::new(), false),
         }
