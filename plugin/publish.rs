@@ -95,7 +95,6 @@ impl WhipSink {
                 },
                 publisher
                     .trickle_note
-                    .0
                     .as_ref()
                     .map_or(String::new(), |n| format!("; stopped: {n}"))
             ));

@@ -304,8 +304,6 @@ pub struct Publisher {
     gatherings: watch::Receiver<u32>,
     signalling: Arc<tokio::sync::Mutex<Box<dyn Signalling>>>,
     signalling_name: &'static str,
-    /// The server takes ICE restarts (WHIP PATCH).
-    restartable: bool,
     clock: SessionClock,
     params: ParameterSets,
     packetizer: H264Packetizer,
@@ -333,7 +331,7 @@ pub struct Publisher {
     /// Where the connect time went.
     pub timings: ConnectTimings,
     /// Why trickling stopped early, if it did.
-    pub trickle_note: TrickleNote,
+    pub trickle_note: Option<String>,
 }
 
 /// Milliseconds from the start of `connect` to: the offer being ready (after ICE gathering completed or its limit
@@ -350,10 +348,6 @@ pub struct ConnectTimings {
     pub trickled_candidates: usize,
     pub end_of_candidates_sent: bool,
 }
-
-/// Why trickling stopped early, if it did (for the log).
-#[derive(Clone, Debug, Default)]
-pub struct TrickleNote(pub Option<String>);
 
 fn ms_since(t: Instant) -> u64 {
     t.elapsed().as_millis() as u64
@@ -466,7 +460,7 @@ struct Negotiated {
     audio: (Arc<TrackLocalStaticRTP>, u32),
     answer_sdp: String,
     timings: ConnectTimings,
-    trickle_note: TrickleNote,
+    trickle_note: Option<String>,
 }
 
 /// Why a negotiation ended without a connection.
@@ -536,31 +530,20 @@ impl Publisher {
 
         let mut params = ParameterSets::default();
         params.learn(&cfg.video_extra_data);
-        let negotiated = match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started)
-            .await
-        {
-            Ok(n) => n,
-            Err(NotConnected::Failed(f)) => return Err(with_bridge_failures(f, &turn_bridges)),
-            Err(NotConnected::NeedsCompleteOffer(why)) => {
-                // RFC 9725 §4.3.2: a server that takes no PATCH gets complete offers.
-                notes.push((
-                    true,
-                    format!(
-                        "trickle ICE refused after the offer ({why}): sent a new, complete offer"
-                    ),
-                ));
-                signalling.forgo_trickle();
-                match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started).await {
-                    Ok(n) => n,
-                    Err(NotConnected::Failed(f)) => {
-                        return Err(with_bridge_failures(f, &turn_bridges))
-                    }
-                    Err(NotConnected::NeedsCompleteOffer(why)) => {
-                        return Err(Failure::new(
-                            StopCode::ConnectFailed,
-                            format!("The server refused our ICE candidates: {why}"),
-                        ))
-                    }
+        // RFC 9725 §4.3.2: a server that refuses the PATCH after an early offer gets a complete one (and, with
+        // trickling forgone, cannot refuse again).
+        let negotiated = loop {
+            match negotiate(&cfg, signalling.as_mut(), &ice_servers, &params, started).await {
+                Ok(n) => break n,
+                Err(NotConnected::Failed(f)) => return Err(with_bridge_failures(f, &turn_bridges)),
+                Err(NotConnected::NeedsCompleteOffer(why)) => {
+                    notes.push((
+                        true,
+                        format!(
+                            "trickle ICE refused after the offer ({why}): sent a new, complete offer"
+                        ),
+                    ));
+                    signalling.forgo_trickle();
                 }
             }
         };
@@ -572,7 +555,6 @@ impl Publisher {
             state: negotiated.state,
             gatherings: negotiated.gatherings,
             signalling_name: signalling.name(),
-            restartable: signalling.restarts(),
             answer_ice_servers: signalling.session_ice_servers(),
             signalling: Arc::new(tokio::sync::Mutex::new(signalling)),
             clock: SessionClock::new(rand::random(), rand::random()),
@@ -682,7 +664,10 @@ impl Publisher {
             return Ok(());
         }
         let elapsed = r.since.elapsed();
-        if !self.restartable && elapsed >= DISCONNECTED_GRACE {
+        // Asked each time: a server that answered a restart 405/501 takes no more. A restart under way holds the
+        // lock (the server took the previous ones).
+        let restartable = self.signalling.try_lock().map_or(true, |s| s.restarts());
+        if !restartable && elapsed >= DISCONNECTED_GRACE {
             return Err(self.lost(state, "the server takes no ICE restarts"));
         }
         if elapsed >= RECOVERY_WINDOW {
@@ -943,7 +928,7 @@ async fn negotiate(
         trickle,
         ..Default::default()
     };
-    let mut trickle_note = TrickleNote::default();
+    let mut trickle_note = None;
     let offer_sdp = pc
         .local_description()
         .await
@@ -1033,7 +1018,7 @@ async fn negotiate(
                             return Err(NotConnected::NeedsCompleteOffer(e.message));
                         }
                         Err(e) => {
-                            trickle_note = TrickleNote(Some(e.message));
+                            trickle_note = Some(e.message);
                             trickling = false;
                         }
                     },
