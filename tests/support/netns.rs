@@ -63,49 +63,35 @@ impl LinkedHosts {
     /// Limits what the publisher sends to the server to `rate` (tc tbf, e.g. "400kbit"); the excess is dropped
     /// after 50 ms of queueing. The server's replies (RTCP, HTTP) pass unshaped.
     pub fn shape_publisher_egress(&self, rate: &str) {
-        let ok = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.publisher,
-                "tc",
-                "qdisc",
-                "replace",
-                "dev",
-                "veth-pub",
-                "root",
-            ])
-            .args(["tbf", "rate", rate, "burst", "16kb", "latency", "50ms"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
+        let ok = qdisc(
+            &self.publisher,
+            &[
+                "replace", "dev", "veth-pub", "root", "tbf", "rate", rate, "burst", "16kb",
+                "latency", "50ms",
+            ],
+        );
         assert!(ok, "tc could not shape the link");
     }
 
     /// Drops everything on the link both ways, as a dead uplink would: tc's `blackhole` qdisc on both ends, or
     /// (on kernels without it) a `pfifo` that holds nothing. (netem is not on every kernel.)
     pub fn cut_link(&self) {
-        for (ns, dev) in [(&self.publisher, "veth-pub"), (&self.server, "veth-srv")] {
-            let blackhole = Command::new("ip")
-                .args(["netns", "exec", ns, "tc", "qdisc", "replace", "dev", dev])
-                .args(["root", "blackhole"])
-                .status()
-                .is_ok_and(|s| s.success());
-            if !blackhole {
-                qdisc(ns, &["replace", "dev", dev, "root", "pfifo", "limit", "0"]);
-            }
+        for (ns, dev) in self.link_ends() {
+            let cut = qdisc(ns, &["replace", "dev", dev, "root", "blackhole"])
+                || qdisc(ns, &["replace", "dev", dev, "root", "pfifo", "limit", "0"]);
+            assert!(cut, "tc could not cut the link in {ns}");
         }
     }
 
     /// Removes whatever shaping or cut the link had.
     pub fn restore_link(&self) {
-        for (ns, dev) in [(&self.publisher, "veth-pub"), (&self.server, "veth-srv")] {
-            let _ = Command::new("ip")
-                .args([
-                    "netns", "exec", ns, "tc", "qdisc", "del", "dev", dev, "root",
-                ])
-                .status();
+        for (ns, dev) in self.link_ends() {
+            qdisc(ns, &["del", "dev", dev, "root"]);
         }
+    }
+
+    fn link_ends(&self) -> [(&str, &str); 2] {
+        [(&self.publisher, "veth-pub"), (&self.server, "veth-srv")]
     }
 
     /// `program` run inside namespace `ns`.
@@ -116,13 +102,13 @@ impl LinkedHosts {
     }
 }
 
-fn qdisc(ns: &str, args: &[&str]) {
-    let ok = Command::new("ip")
+/// `tc qdisc ARGS` inside namespace `ns`; whether it succeeded.
+fn qdisc(ns: &str, args: &[&str]) -> bool {
+    Command::new("ip")
         .args(["netns", "exec", ns, "tc", "qdisc"])
         .args(args)
         .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "tc qdisc {args:?} failed in {ns}");
+        .is_ok_and(|s| s.success())
 }
 
 impl Drop for LinkedHosts {
