@@ -364,7 +364,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
     let (opus_head, audio) = ogg_opus(ogg);
     let config = PublishConfig {
         endpoint: url.into(),
-        bearer_token: String::new(),
+        bearer_token: Default::default(),
         janus: None,
         ice_servers: Vec::new(),
         relay_only: false,

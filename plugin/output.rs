@@ -1,22 +1,15 @@
 //! `rtc_studio_output`: OBS's encoded H.264 + Opus in, a stream out. Callbacks here decide and hand off; the
 //! stream worker (`crate::stream`) does everything that can wait.
-use crate::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
 use crate::media::packet::EncodedPacket;
 use crate::obs::data::Settings;
 use crate::obs::log;
-use crate::obs::module::text;
 use crate::obs::output::{OutputHandle, OutputType, StopCode};
-use crate::obs::properties::{Properties, TextKind};
+use crate::obs::properties::Properties;
 use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
-use crate::service::{
-    SETTING_ICE_CREDENTIAL, SETTING_ICE_SERVERS, SETTING_ICE_USERNAME, SETTING_JANUS_DISPLAY,
-    SETTING_JANUS_PIN, SETTING_JANUS_ROOM, SETTING_RELAY_ONLY, SETTING_SIGNALLING,
-    SETTING_TURN_SECRET, SIGNALLING_JANUS,
-};
-use crate::signal::ice::{self, IceSettings};
-use crate::signal::janus::{self, JanusRoom};
-use crate::signal::whip::IceServer;
+use crate::service::OUTPUT_ID;
+use crate::settings::{self, OutputSettings, ServiceSettings, Signalling};
+use crate::signal::ice;
 use crate::signal::Failure;
 use crate::stream::{Connector, PacketSink, Stream, StreamStats};
 use crate::transport::session::PublishConfig;
@@ -24,54 +17,6 @@ use bytes::Bytes;
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-pub const OUTPUT_ID: &CStr = c"rtc_studio_output";
-/// Output setting: write a JSON line per packet to this file (diagnostics).
-pub const SETTING_PACKET_LOG: &str = "packet_log";
-/// Output setting: how many packets may wait between OBS and the network before frames are dropped.
-pub const SETTING_QUEUE_PACKETS: &str = "queue_packets";
-pub const DEFAULT_QUEUE_PACKETS: i64 = 256;
-/// Output setting: seconds allowed for signalling + ICE + DTLS before the start fails.
-pub const SETTING_CONNECT_TIMEOUT: &str = "connect_timeout_s";
-pub const DEFAULT_CONNECT_TIMEOUT_S: i64 = 10;
-/// Output setting: largest RTP payload in bytes.
-pub const SETTING_MAX_PAYLOAD: &str = "max_rtp_payload";
-/// Output setting: take packets straight from the encoders (bypassing libobs's interleaver, which holds audio back
-/// for as long as the video encoder's delay). On by default.
-pub const SETTING_DIRECT: &str = "direct_from_encoders";
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct OutputSettings {
-    packet_log: String,
-    queue_packets: usize,
-    connect_timeout: Duration,
-    max_payload: usize,
-    direct: bool,
-}
-
-impl OutputSettings {
-    fn read(settings: &Settings) -> Self {
-        let q = settings.int(SETTING_QUEUE_PACKETS);
-        OutputSettings {
-            packet_log: settings.string(SETTING_PACKET_LOG).trim().to_string(),
-            queue_packets: if q > 0 {
-                q.min(65_536) as usize
-            } else {
-                DEFAULT_QUEUE_PACKETS as usize
-            },
-            connect_timeout: Duration::from_secs(match settings.int(SETTING_CONNECT_TIMEOUT) {
-                t @ 1..=120 => t as u64,
-                _ => DEFAULT_CONNECT_TIMEOUT_S as u64,
-            }),
-            max_payload: match settings.int(SETTING_MAX_PAYLOAD) {
-                p @ 300..=1400 => p as usize,
-                _ => DEFAULT_MAX_PAYLOAD,
-            },
-            direct: settings.bool(SETTING_DIRECT),
-        }
-    }
-}
 
 pub struct RtcOutput {
     handle: OutputHandle,
@@ -85,62 +30,12 @@ impl RtcOutput {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// The Janus room to publish into, when the service selects Janus signalling (only our own service can).
-    fn janus_room(&self) -> Result<Option<JanusRoom>, Failure> {
-        let Some(data) = self.handle.service_settings() else {
-            return Ok(None);
-        };
-        let s = data.as_settings();
-        if s.string(SETTING_SIGNALLING) != SIGNALLING_JANUS {
-            return Ok(None);
+    /// Signalling and ICE from the service settings (only our own service has them; others read as defaults).
+    fn service_settings(&self) -> Result<ServiceSettings, Failure> {
+        match self.handle.service_settings() {
+            Some(data) => ServiceSettings::read(&data.as_settings()),
+            None => Ok(ServiceSettings::default()),
         }
-        let display = s.string(SETTING_JANUS_DISPLAY).trim().to_string();
-        Ok(Some(JanusRoom {
-            room: janus::parse_room(&s.string(SETTING_JANUS_ROOM))?,
-            pin: s.string(SETTING_JANUS_PIN),
-            display: if display.is_empty() {
-                "OBS".into()
-            } else {
-                display
-            },
-        }))
-    }
-
-    /// The STUN/TURN servers from the service settings (only our own service has them) and the relay-only policy.
-    fn ice(&self) -> Result<(Vec<IceServer>, bool), Failure> {
-        let Some(data) = self.handle.service_settings() else {
-            return Ok((Vec::new(), false));
-        };
-        let s = data.as_settings();
-        let typed = IceSettings {
-            urls: s.string(SETTING_ICE_SERVERS),
-            username: s.string(SETTING_ICE_USERNAME),
-            credential: s.string(SETTING_ICE_CREDENTIAL),
-            turn_secret: s.string(SETTING_TURN_SECRET),
-        };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let servers = ice::ice_servers(&typed, now)?;
-        let relay_only = s.bool(SETTING_RELAY_ONLY);
-        let has_turn = servers.iter().flat_map(|s| &s.urls).any(|u| {
-            let u = u.to_ascii_lowercase();
-            u.starts_with("turn:") || u.starts_with("turns:")
-        });
-        if relay_only && !has_turn {
-            return Err(Failure::new(
-                StopCode::BadPath,
-                "\"Relay only\" needs a TURN server (turn:host:port, turn:host:port?transport=tcp or \
-                 turns:host:port) under Settings → Stream",
-            ));
-        }
-        if !servers.is_empty() {
-            log::info(&format!(
-                "ICE servers from the settings: {servers:?}{}",
-                if relay_only { ", relay only" } else { "" }
-            ));
-        }
-        Ok((servers, relay_only))
     }
 
     /// Chooses where packets go for this start; errors are shown to the streamer.
@@ -150,7 +45,7 @@ impl RtcOutput {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let (url, token) = self.handle.service_url_and_key().unwrap_or_default();
+        let endpoint = self.handle.service_endpoint().unwrap_or_default();
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
         if let Some(v) = &video {
@@ -176,7 +71,7 @@ impl RtcOutput {
             }
         }
         if !settings.packet_log.is_empty() {
-            if !url.is_empty() {
+            if !endpoint.url.is_empty() {
                 log::warn("packet log set: recording packets instead of publishing to the server");
             }
             let path = settings.packet_log.clone();
@@ -186,13 +81,13 @@ impl RtcOutput {
                     .map(|l| Box::new(l) as Box<dyn PacketSink>)
             }));
         }
-        if url.is_empty() {
+        if endpoint.url.is_empty() {
             return Err(Failure::new(
                 StopCode::BadPath,
                 "No server URL is set. Enter your WHIP endpoint under Settings → Stream → Server.",
             ));
         }
-        crate::signal::whip::validate_endpoint(&url)?;
+        crate::signal::whip::validate_endpoint(&endpoint.url)?;
         if let Some(v) = &video {
             let mut params = crate::media::h264::ParameterSets::default();
             params.learn(&Bytes::from(v.extra_data.clone()));
@@ -207,14 +102,26 @@ impl RtcOutput {
                 );
             }
         }
-        let janus = self.janus_room()?;
-        let (ice_servers, relay_only) = self.ice()?;
+        let service = self.service_settings()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let ice_servers = ice::ice_servers(&service.ice, now)?;
+        if !ice_servers.is_empty() {
+            log::info(&format!(
+                "ICE servers from the settings: {ice_servers:?}{}",
+                if service.ice.relay_only { ", relay only" } else { "" }
+            ));
+        }
         let config = PublishConfig {
-            endpoint: url,
-            bearer_token: token,
-            janus,
+            endpoint: endpoint.url,
+            bearer_token: endpoint.bearer_token,
+            janus: match service.signalling {
+                Signalling::Whip => None,
+                Signalling::Janus(room) => Some(room),
+            },
             ice_servers,
-            relay_only,
+            relay_only: service.ice.relay_only,
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,
             video_extra_data: Bytes::from(video.map(|v| v.extra_data).unwrap_or_default()),
@@ -247,45 +154,11 @@ impl OutputType for RtcOutput {
     }
 
     fn defaults(settings: &Settings) {
-        settings.set_default_string(SETTING_PACKET_LOG, "");
-        settings.set_default_int(SETTING_QUEUE_PACKETS, DEFAULT_QUEUE_PACKETS);
-        settings.set_default_int(SETTING_CONNECT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT_S);
-        settings.set_default_int(SETTING_MAX_PAYLOAD, DEFAULT_MAX_PAYLOAD as i64);
-        settings.set_default_bool(SETTING_DIRECT, true);
+        settings::apply_defaults(settings::OUTPUT, settings)
     }
 
     fn properties() -> Properties {
-        let mut p = Properties::new();
-        p.int(
-            SETTING_QUEUE_PACKETS,
-            &text(c"RtcStudio.QueuePackets"),
-            16,
-            65_536,
-            16,
-        );
-        p.int(
-            SETTING_CONNECT_TIMEOUT,
-            &text(c"RtcStudio.ConnectTimeout"),
-            1,
-            120,
-            1,
-        );
-        p.int(
-            SETTING_MAX_PAYLOAD,
-            &text(c"RtcStudio.MaxPayload"),
-            300,
-            1400,
-            10,
-        );
-        p.bool(SETTING_DIRECT, &text(c"RtcStudio.DirectFromEncoders"))
-            .tooltip(&text(c"RtcStudio.DirectFromEncoders.Tooltip"));
-        p.text(
-            SETTING_PACKET_LOG,
-            &text(c"RtcStudio.PacketLog"),
-            TextKind::Plain,
-        )
-        .tooltip(&text(c"RtcStudio.PacketLog.Tooltip"));
-        p
+        settings::properties(settings::OUTPUT)
     }
 
     fn start(&self) -> bool {

@@ -641,7 +641,7 @@ fn a_dead_uplink_is_repaired_by_an_ice_restart_in_the_same_session() {
     );
     assert!(
         run.log.contains(
-            "ICE servers announced with the server's answer (used for ICE restarts): [IceServer { urls: [\"turn:10.233.0.2:9?transport=udp\"], username: \"<set>\", credential: \"<redacted>\" }]"
+            "ICE servers announced with the server's answer (used for ICE restarts): [IceServer { urls: [\"turn:10.233.0.2:9?transport=udp\"], username: \"<redacted>\", credential: \"<redacted>\" }]"
         ),
         "{}",
         run.log

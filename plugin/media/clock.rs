@@ -15,6 +15,8 @@
 //! the stream is re-anchored so that its RTP time continues one frame after the last packet, and the caller gets a
 //! [`Discontinuity`] to log once.
 
+use super::packet::MediaKind;
+
 /// An exact number of seconds: `num / den`, `den > 0`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Seconds {
@@ -208,13 +210,6 @@ pub struct SessionClock {
     pub audio: RtpClock,
 }
 
-/// Which stream a packet belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Track {
-    Video,
-    Audio,
-}
-
 pub const VIDEO_RATE: u32 = 90_000;
 pub const OPUS_RATE: u32 = 48_000;
 
@@ -238,7 +233,7 @@ impl SessionClock {
     /// correction is applied (one made the B-frame stream's video two frames late in our receiver).
     pub fn stamp(
         &mut self,
-        track: Track,
+        kind: MediaKind,
         pts: i64,
         dts: i64,
         tb_num: i32,
@@ -247,19 +242,19 @@ impl SessionClock {
     ) -> Stamped {
         let origin = *self.wall_origin_usec.get_or_insert(wall_usec);
         let start_usec = wall_usec.saturating_sub(origin);
-        match track {
-            Track::Video => self.video.stamp(start_usec, pts, dts, tb_num, tb_den),
-            Track::Audio => self.audio.stamp(start_usec, pts, dts, tb_num, tb_den),
+        match kind {
+            MediaKind::Video => self.video.stamp(start_usec, pts, dts, tb_num, tb_den),
+            MediaKind::Audio => self.audio.stamp(start_usec, pts, dts, tb_num, tb_den),
         }
     }
 
     /// The (NTP, RTP) pair for an RTCP sender report of `track` sent at wall-clock `now_usec` (µs since the Unix
     /// epoch). None before the first packet.
-    pub fn sender_report(&self, track: Track, now_usec: i64) -> Option<(u64, u32)> {
+    pub fn sender_report(&self, kind: MediaKind, now_usec: i64) -> Option<(u64, u32)> {
         let wall_origin = self.wall_origin_usec?;
-        let clock = match track {
-            Track::Video => &self.video,
-            Track::Audio => &self.audio,
+        let clock = match kind {
+            MediaKind::Video => &self.video,
+            MediaKind::Audio => &self.audio,
         };
         let elapsed = (now_usec - wall_origin) as i128;
         let ticks = (elapsed * clock.rate as i128).div_euclid(1_000_000) as i64 + clock.adjust;
@@ -301,7 +296,7 @@ mod tests {
     fn thirty_fps_is_three_thousand_ticks_per_frame() {
         let mut c = SessionClock::new(0, 0);
         for n in 0..10 {
-            let s = c.stamp(Track::Video, n, n, 1, 30, 0);
+            let s = c.stamp(MediaKind::Video, n, n, 1, 30, 0);
             assert_eq!(s.rtp, (n * 3000) as u32);
             assert!(s.discontinuity.is_none());
         }
@@ -325,7 +320,7 @@ mod tests {
             let stride = 2 * den as i64 / num as i64;
             let mut n = 0;
             while n < frames_per_day {
-                let s = c.stamp(Track::Video, n, n, num, den, 0);
+                let s = c.stamp(MediaKind::Video, n, n, num, den, 0);
                 let expect = 0x1234_5678u32
                     .wrapping_add(exact_video_ticks(n, den as i64, num as i64) as u32);
                 assert_eq!(s.rtp, expect, "frame {n} at {num}/{den}");
@@ -333,7 +328,7 @@ mod tests {
                 n += if n < den as i64 { 1 } else { stride };
             }
             let last = frames_per_day;
-            let s = c.stamp(Track::Video, last, last, num, den, 0);
+            let s = c.stamp(MediaKind::Video, last, last, num, den, 0);
             assert_eq!(
                 s.ticks,
                 exact_video_ticks(last, den as i64, num as i64),
@@ -352,12 +347,12 @@ mod tests {
     fn audio_and_video_share_the_capture_timeline() {
         let mut c = SessionClock::new(1000, 2000);
         // Both captured at the same instant; audio's packet merely arrives later.
-        let v = c.stamp(Track::Video, 0, 0, 1, 30, 5_000_000);
-        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 5_000_000);
+        let v = c.stamp(MediaKind::Video, 0, 0, 1, 30, 5_000_000);
+        let a = c.stamp(MediaKind::Audio, 0, 0, 1, 48_000, 5_000_000);
         assert_eq!((v.ticks, a.ticks), (0, 0));
         // One second in (by pts), both clocks are one second in, whatever the wall clock says now.
-        let v = c.stamp(Track::Video, 30, 30, 1, 30, 0);
-        let a = c.stamp(Track::Audio, 48_000, 48_000, 1, 48_000, 0);
+        let v = c.stamp(MediaKind::Video, 30, 30, 1, 30, 0);
+        let a = c.stamp(MediaKind::Audio, 48_000, 48_000, 1, 48_000, 0);
         assert_eq!((v.ticks, a.ticks), (90_000, 48_000));
         assert_eq!((v.rtp, a.rtp), (91_000, 50_000));
     }
@@ -367,10 +362,10 @@ mod tests {
         // After a reconnect libobs restarts each stream's pts at 0, although audio's first packet was captured
         // 12.5 ms after video's: the capture clock places audio 12.5 ms (600 ticks at 48 kHz) later.
         let mut c = SessionClock::new(0, 0);
-        let v = c.stamp(Track::Video, 0, 0, 1, 30, 7_000_000);
-        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 7_012_500);
+        let v = c.stamp(MediaKind::Video, 0, 0, 1, 30, 7_000_000);
+        let a = c.stamp(MediaKind::Audio, 0, 0, 1, 48_000, 7_012_500);
         assert_eq!((v.ticks, a.ticks), (0, 600));
-        let a = c.stamp(Track::Audio, 960, 960, 1, 48_000, 0);
+        let a = c.stamp(MediaKind::Audio, 960, 960, 1, 48_000, 0);
         assert_eq!(a.ticks, 1560, "then exact pts steps");
     }
 
@@ -378,18 +373,18 @@ mod tests {
     fn a_b_frame_streams_first_keyframe_is_placed_at_its_sys_dts() {
         // x264 with B-frames starts at pts 0, dts −2; libobs gives it the capture time of frame 0 as sys_dts.
         let mut c = SessionClock::new(0, 0);
-        let a = c.stamp(Track::Audio, 0, 0, 1, 48_000, 10_000_000);
-        let v = c.stamp(Track::Video, 0, -2, 1, 30, 10_000_000);
+        let a = c.stamp(MediaKind::Audio, 0, 0, 1, 48_000, 10_000_000);
+        let v = c.stamp(MediaKind::Video, 0, -2, 1, 30, 10_000_000);
         assert_eq!((a.ticks, v.ticks), (0, 0));
         // Then pts rules: the next packet in decode order is P3 (pts 3).
-        assert_eq!(c.stamp(Track::Video, 3, -1, 1, 30, 0).ticks, 9000);
+        assert_eq!(c.stamp(MediaKind::Video, 3, -1, 1, 30, 0).ticks, 9000);
     }
 
     #[test]
     fn origin_is_the_first_packet_even_when_it_is_not_zero() {
         let mut c = SessionClock::new(0, 0);
-        let a = c.stamp(Track::Audio, 96_000, 96_000, 1, 48_000, 2_000_000); // 2 s
-        let v = c.stamp(Track::Video, 61, 61, 1, 30, 2_033_333); // 2.0333 s
+        let a = c.stamp(MediaKind::Audio, 96_000, 96_000, 1, 48_000, 2_000_000); // 2 s
+        let v = c.stamp(MediaKind::Video, 61, 61, 1, 30, 2_033_333); // 2.0333 s
         assert_eq!(a.ticks, 0);
         assert_eq!(v.ticks, 3000);
     }
@@ -401,7 +396,7 @@ mod tests {
         let order = [(0, -2), (3, -1), (1, 0), (2, 1), (6, 2), (4, 3), (5, 4)];
         let ticks: Vec<i64> = order
             .iter()
-            .map(|&(p, d)| c.stamp(Track::Video, p, d, 1, 30, 0))
+            .map(|&(p, d)| c.stamp(MediaKind::Video, p, d, 1, 30, 0))
             .map(|s| s.ticks)
             .collect();
         assert_eq!(ticks, vec![0, 9000, 3000, 6000, 18000, 12000, 15000]);
@@ -410,23 +405,23 @@ mod tests {
     #[test]
     fn wraps_around_32_bits() {
         let mut c = SessionClock::new(u32::MAX - 2999, 0);
-        assert_eq!(c.stamp(Track::Video, 0, 0, 1, 30, 0).rtp, u32::MAX - 2999);
-        assert_eq!(c.stamp(Track::Video, 1, 1, 1, 30, 0).rtp, 0);
-        assert_eq!(c.stamp(Track::Video, 2, 2, 1, 30, 0).rtp, 3000);
+        assert_eq!(c.stamp(MediaKind::Video, 0, 0, 1, 30, 0).rtp, u32::MAX - 2999);
+        assert_eq!(c.stamp(MediaKind::Video, 1, 1, 1, 30, 0).rtp, 0);
+        assert_eq!(c.stamp(MediaKind::Video, 2, 2, 1, 30, 0).rtp, 3000);
     }
 
     #[test]
     fn encoder_restart_reanchors_one_frame_later_and_reports_once() {
         let mut c = SessionClock::new(0, 0);
         for n in 0..100 {
-            c.stamp(Track::Video, n, n, 1, 30, 0);
+            c.stamp(MediaKind::Video, n, n, 1, 30, 0);
         }
-        let s = c.stamp(Track::Video, 0, 0, 1, 30, 0);
+        let s = c.stamp(MediaKind::Video, 0, 0, 1, 30, 0);
         assert_eq!(s.ticks, 100 * 3000, "continues one frame after frame 99");
         let d = s.discontinuity.unwrap();
         assert_eq!(d.kind, DiscontinuityKind::Backwards);
         assert_eq!(d.jump_ms, Some(-3300));
-        let s = c.stamp(Track::Video, 1, 1, 1, 30, 0);
+        let s = c.stamp(MediaKind::Video, 1, 1, 1, 30, 0);
         assert_eq!(s.ticks, 101 * 3000);
         assert!(s.discontinuity.is_none());
     }
@@ -435,13 +430,13 @@ mod tests {
     fn forward_jump_reanchors_without_a_huge_gap() {
         let mut c = SessionClock::new(0, 0);
         for n in 0..10 {
-            c.stamp(Track::Audio, n * 960, n * 960, 1, 48_000, 0);
+            c.stamp(MediaKind::Audio, n * 960, n * 960, 1, 48_000, 0);
         }
-        let s = c.stamp(Track::Audio, 3_600 * 48_000, 3_600 * 48_000, 1, 48_000, 0);
+        let s = c.stamp(MediaKind::Audio, 3_600 * 48_000, 3_600 * 48_000, 1, 48_000, 0);
         assert_eq!(s.discontinuity.unwrap().kind, DiscontinuityKind::Forward);
         assert_eq!(s.ticks, 10 * 960);
         // A gap within the limit (a second of lost audio) is kept as real time.
-        let s = c.stamp(Track::Audio, 3_601 * 48_000, 3_601 * 48_000, 1, 48_000, 0);
+        let s = c.stamp(MediaKind::Audio, 3_601 * 48_000, 3_601 * 48_000, 1, 48_000, 0);
         assert!(s.discontinuity.is_none());
         assert_eq!(s.ticks, 10 * 960 + 48_000);
     }
@@ -449,9 +444,9 @@ mod tests {
     #[test]
     fn garbage_timestamps_never_panic() {
         let mut c = SessionClock::new(7, 7);
-        let s = c.stamp(Track::Video, i64::MAX, i64::MIN, i32::MAX, 1, 0);
+        let s = c.stamp(MediaKind::Video, i64::MAX, i64::MIN, i32::MAX, 1, 0);
         assert!(s.discontinuity.is_some());
-        let s = c.stamp(Track::Video, 5, 5, 0, 0, 0);
+        let s = c.stamp(MediaKind::Video, 5, 5, 0, 0, 0);
         assert_eq!(
             s.discontinuity.unwrap().kind,
             DiscontinuityKind::BadTimebase
@@ -462,10 +457,10 @@ mod tests {
     fn sender_reports_put_both_streams_on_one_wall_clock() {
         let mut c = SessionClock::new(100, 200);
         let wall0 = 1_700_000_000_000_000;
-        c.stamp(Track::Video, 0, 0, 1, 30, wall0);
-        c.stamp(Track::Audio, 0, 0, 1, 48_000, wall0);
-        let (ntp_v, rtp_v) = c.sender_report(Track::Video, wall0 + 2_000_000).unwrap();
-        let (ntp_a, rtp_a) = c.sender_report(Track::Audio, wall0 + 2_000_000).unwrap();
+        c.stamp(MediaKind::Video, 0, 0, 1, 30, wall0);
+        c.stamp(MediaKind::Audio, 0, 0, 1, 48_000, wall0);
+        let (ntp_v, rtp_v) = c.sender_report(MediaKind::Video, wall0 + 2_000_000).unwrap();
+        let (ntp_a, rtp_a) = c.sender_report(MediaKind::Audio, wall0 + 2_000_000).unwrap();
         assert_eq!(ntp_v, ntp_a);
         assert_eq!(rtp_v, 100 + 180_000);
         assert_eq!(rtp_a, 200 + 96_000);
@@ -492,10 +487,10 @@ mod tests {
         ) {
             let mut c = SessionClock::new(initial, initial);
             let mut n = start;
-            c.stamp(Track::Video, n, n, tb.0, tb.1, 0);
+            c.stamp(MediaKind::Video, n, n, tb.0, tb.1, 0);
             for s in steps {
                 n += s;
-                let got = c.stamp(Track::Video, n, n, tb.0, tb.1, 0);
+                let got = c.stamp(MediaKind::Video, n, n, tb.0, tb.1, 0);
                 let exact = {
                     let num = (n - start) as i128 * tb.0 as i128 * 90_000;
                     ((2 * num + tb.1 as i128) / (2 * tb.1 as i128)) as i64
@@ -513,7 +508,7 @@ mod tests {
             let mut c = SessionClock::new(0, 0);
             let mut last: Option<i64> = None;
             for (pts, dts, num, den) in packets {
-                c.stamp(Track::Audio, pts, dts, num, den, 0);
+                c.stamp(MediaKind::Audio, pts, dts, num, den, 0);
                 let now = c.audio.last_dts.unwrap();
                 if let Some(l) = last { prop_assert!(now >= l, "dts ticks went back: {} -> {}", l, now); }
                 last = Some(now);

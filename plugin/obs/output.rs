@@ -145,7 +145,7 @@ impl OutputHandle {
     }
 
     /// The server URL and key (bearer token) of the service attached to the output, if any.
-    pub fn service_url_and_key(&self) -> Option<(String, String)> {
+    pub fn service_endpoint(&self) -> Option<super::service::ServiceEndpoint> {
         self.with(|o| {
             // SAFETY: the service pointer is borrowed from the live output; getters return strings it owns.
             let service = unsafe { sys::obs_output_get_service(o) };
@@ -165,7 +165,10 @@ impl OutputHandle {
                     _ => return None,
                 }
             };
-            Some((cstr_to_string(url), cstr_to_string(key)))
+            Some(super::service::ServiceEndpoint {
+                url: cstr_to_string(url).trim().to_string(),
+                bearer_token: cstr_to_string(key).trim().into(),
+            })
         })
         .flatten()
     }

@@ -5,27 +5,16 @@ use super::guard::guard;
 use super::module::{registration_size, text_ptr};
 use super::properties::Properties;
 use super::sys;
+use crate::secret::Secret;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::mem::offset_of;
 use std::sync::Mutex;
 
 /// Where to publish, as a service's settings say.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServiceEndpoint {
     pub url: String,
-    pub bearer_token: String,
-}
-
-impl std::fmt::Debug for ServiceEndpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServiceEndpoint")
-            .field("url", &self.url)
-            .field(
-                "bearer_token",
-                &crate::signal::secret_shown(&self.bearer_token),
-            )
-            .finish()
-    }
+    pub bearer_token: Secret,
 }
 
 pub trait ServiceType: 'static {
@@ -49,7 +38,7 @@ impl Instance {
     fn push(&self, endpoint: ServiceEndpoint) {
         let clean = |s: String| CString::new(s.replace('\0', "")).expect("NULs removed");
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        v.push((clean(endpoint.url), clean(endpoint.bearer_token)));
+        v.push((clean(endpoint.url), clean(endpoint.bearer_token.expose().to_string())));
     }
 
     fn current(&self, pick: impl Fn(&(CString, CString)) -> &CString) -> *const c_char {

@@ -3,33 +3,23 @@
 //! password base64(HMAC-SHA1(secret, username)). Time is an argument.
 use super::whip::IceServer;
 use super::{Failure, StopCode};
+use crate::secret::Secret;
 use base64::Engine;
 
 /// How long REST credentials stay valid.
 pub const TURN_CREDENTIAL_TTL_S: u64 = 24 * 3600;
 
 /// What the streamer typed for ICE.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IceSettings {
     /// One `stun:`/`turn:`/`turns:` URL per line (commas also separate).
     pub urls: String,
     pub username: String,
-    pub credential: String,
+    pub credential: Secret,
     /// coturn's `static-auth-secret`: if set, username and credential are computed from it.
-    pub turn_secret: String,
-}
-
-impl std::fmt::Debug for IceSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IceSettings")
-            .field("urls", &self.urls)
-            .field("credential", &crate::signal::secret_shown(&self.credential))
-            .field(
-                "turn_secret",
-                &crate::signal::secret_shown(&self.turn_secret),
-            )
-            .finish_non_exhaustive()
-    }
+    pub turn_secret: Secret,
+    /// Only relayed (TURN) candidates: needs at least one TURN URL.
+    pub relay_only: bool,
 }
 
 /// coturn REST API credentials for `name` valid until `now_unix + ttl`.
@@ -116,21 +106,33 @@ pub fn ice_servers(settings: &IceSettings, now_unix: u64) -> Result<Vec<IceServe
             ));
         }
     }
+    let has_turn = urls.iter().any(|u| {
+        let u = u.to_ascii_lowercase();
+        u.starts_with("turn:") || u.starts_with("turns:")
+    });
+    if settings.relay_only && !has_turn {
+        return Err(Failure::new(
+            StopCode::BadPath,
+            "\"Relay only\" needs a TURN server (turn:host:port, turn:host:port?transport=tcp or turns:host:port) \
+             under Settings → Stream",
+        ));
+    }
     if urls.is_empty() {
         return Ok(Vec::new());
     }
     let (username, credential) = if settings.turn_secret.is_empty() {
         (
-            settings.username.trim().to_string(),
+            settings.username.trim().into(),
             settings.credential.clone(),
         )
     } else {
-        rest_credentials(
-            &settings.turn_secret,
+        let (user, password) = rest_credentials(
+            settings.turn_secret.expose(),
             settings.username.trim(),
             now_unix,
             TURN_CREDENTIAL_TTL_S,
-        )
+        );
+        (user.into(), password.into())
     };
     Ok(vec![IceServer {
         urls,
@@ -159,7 +161,7 @@ mod tests {
             urls: " stun:127.0.0.1:3478\nturn:127.0.0.1:3478?transport=udp , turn:h.example".into(),
             username: "u".into(),
             credential: "p".into(),
-            turn_secret: String::new(),
+            ..Default::default()
         };
         let servers = ice_servers(&s, 0).unwrap();
         assert_eq!(servers.len(), 1);
@@ -172,7 +174,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            (servers[0].username.as_str(), servers[0].credential.as_str()),
+            (servers[0].username.expose(), servers[0].credential.expose()),
             ("u", "p")
         );
         assert!(ice_servers(&IceSettings::default(), 0).unwrap().is_empty());
@@ -201,8 +203,26 @@ mod tests {
         };
         assert!(ice_servers(&secret, 100).unwrap()[0]
             .username
+            .expose()
             .starts_with(&(100 + TURN_CREDENTIAL_TTL_S).to_string()));
         assert!(!format!("{secret:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn relay_only_needs_a_turn_url() {
+        let relay = |urls: &str| IceSettings {
+            urls: urls.into(),
+            relay_only: true,
+            ..Default::default()
+        };
+        for urls in ["", "stun:h:3478"] {
+            let e = ice_servers(&relay(urls), 0).unwrap_err();
+            assert_eq!(e.code, StopCode::BadPath);
+            assert!(e.message.contains("\"Relay only\" needs a TURN server"), "{e:?}");
+        }
+        for urls in ["turn:h:3478", "TURNS:h", "stun:h\nturn:h?transport=tcp"] {
+            assert!(ice_servers(&relay(urls), 0).is_ok(), "{urls}");
+        }
     }
 
     #[test]

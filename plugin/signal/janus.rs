@@ -2,28 +2,19 @@
 //! replies mean. A session (`create`) holds a handle (`attach` to `janus.plugin.videoroom`); the handle `join`s a
 //! room as a publisher and `publish`es with the SDP offer; answers arrive as asynchronous events (long poll).
 use super::{Failure, StopCode};
+use crate::secret::Secret;
 use serde_json::{json, Value};
 
 pub const PLUGIN: &str = "janus.plugin.videoroom";
 
 /// Which room to publish into, and as whom.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct JanusRoom {
     pub room: u64,
     /// The room's PIN, if it has one (empty: none).
-    pub pin: String,
+    pub pin: Secret,
     /// The name other participants see.
     pub display: String,
-}
-
-impl std::fmt::Debug for JanusRoom {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JanusRoom")
-            .field("room", &self.room)
-            .field("pin", &crate::signal::secret_shown(&self.pin))
-            .field("display", &self.display)
-            .finish()
-    }
 }
 
 /// Reads the room number a streamer typed.
@@ -44,48 +35,48 @@ pub fn parse_room(text: &str) -> Result<u64, Failure> {
 
 /// A request with its transaction id and, when the streamer set one, the token. Janus checks `apisecret` when the
 /// server has an API secret and `token` when it uses stored-token auth; a bearer token fills both.
-fn request(kind: &str, transaction: &str, token: &str) -> Value {
+fn request(kind: &str, transaction: &str, token: &Secret) -> Value {
     let mut v = json!({"janus": kind, "transaction": transaction});
     if !token.is_empty() {
-        v["token"] = json!(token);
-        v["apisecret"] = json!(token);
+        v["token"] = json!(token.expose());
+        v["apisecret"] = json!(token.expose());
     }
     v
 }
 
-pub fn create(transaction: &str, token: &str) -> Value {
+pub fn create(transaction: &str, token: &Secret) -> Value {
     request("create", transaction, token)
 }
 
-pub fn attach(transaction: &str, token: &str) -> Value {
+pub fn attach(transaction: &str, token: &Secret) -> Value {
     let mut v = request("attach", transaction, token);
     v["plugin"] = json!(PLUGIN);
     v
 }
 
-pub fn keepalive(transaction: &str, token: &str) -> Value {
+pub fn keepalive(transaction: &str, token: &Secret) -> Value {
     request("keepalive", transaction, token)
 }
 
-pub fn destroy(transaction: &str, token: &str) -> Value {
+pub fn destroy(transaction: &str, token: &Secret) -> Value {
     request("destroy", transaction, token)
 }
 
-fn message(transaction: &str, token: &str, body: Value) -> Value {
+fn message(transaction: &str, token: &Secret, body: Value) -> Value {
     let mut v = request("message", transaction, token);
     v["body"] = body;
     v
 }
 
-pub fn join(transaction: &str, token: &str, room: &JanusRoom) -> Value {
+pub fn join(transaction: &str, token: &Secret, room: &JanusRoom) -> Value {
     let mut body = json!({"request": "join", "ptype": "publisher", "room": room.room, "display": room.display});
     if !room.pin.is_empty() {
-        body["pin"] = json!(room.pin);
+        body["pin"] = json!(room.pin.expose());
     }
     message(transaction, token, body)
 }
 
-pub fn publish(transaction: &str, token: &str, offer_sdp: &str) -> Value {
+pub fn publish(transaction: &str, token: &Secret, offer_sdp: &str) -> Value {
     let mut v = message(
         transaction,
         token,
@@ -95,7 +86,7 @@ pub fn publish(transaction: &str, token: &str, offer_sdp: &str) -> Value {
     v
 }
 
-pub fn leave(transaction: &str, token: &str) -> Value {
+pub fn leave(transaction: &str, token: &Secret) -> Value {
     message(transaction, token, json!({"request": "leave"}))
 }
 
@@ -218,7 +209,7 @@ mod tests {
             pin: "p1n".into(),
             display: "OBS".into(),
         };
-        let j = join("t1", "tok", &room);
+        let j = join("t1", &"tok".into(), &room);
         assert_eq!(j["janus"], "message");
         assert_eq!(j["transaction"], "t1");
         assert_eq!(
@@ -231,17 +222,17 @@ mod tests {
         );
         let no_pin = join(
             "t",
-            "",
+            &Secret::default(),
             &JanusRoom {
-                pin: String::new(),
+                pin: Secret::default(),
                 ..room.clone()
             },
         );
         assert!(no_pin["body"].get("pin").is_none() && no_pin.get("token").is_none());
-        let p = publish("t2", "", "v=0\r\n");
+        let p = publish("t2", &Secret::default(), "v=0\r\n");
         assert_eq!(p["jsep"], json!({"type": "offer", "sdp": "v=0\r\n"}));
-        assert_eq!(attach("t", "")["plugin"], PLUGIN);
-        assert_eq!(leave("t", "")["body"]["request"], "leave");
+        assert_eq!(attach("t", &Secret::default())["plugin"], PLUGIN);
+        assert_eq!(leave("t", &Secret::default())["body"]["request"], "leave");
         assert!(
             !format!("{room:?}").contains("p1n"),
             "the PIN must not reach logs"

@@ -34,12 +34,3 @@ impl Failure {
         }
     }
 }
-
-/// How a secret (token, PIN, password) appears in Debug output and logs: whether it is set, never its value.
-pub fn secret_shown(secret: &str) -> &'static str {
-    if secret.is_empty() {
-        "<none>"
-    } else {
-        "<redacted>"
-    }
-}

@@ -2,6 +2,7 @@
 //! the session resource URL, the SDP answer, ICE servers from `Link` headers, and readable errors with the OBS stop
 //! code that fits each failure. No sockets here; `crate::transport` performs the requests.
 use super::{Failure, StopCode};
+use crate::secret::Secret;
 use url::Url;
 
 /// Largest response body we read from a WHIP server (an SDP answer is a few KiB).
@@ -10,35 +11,11 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub const MAX_REDIRECTS: usize = 5;
 
 /// An ICE server announced by the WHIP server (`Link: <turn:…>; rel="ice-server"; username=…; credential=…`).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IceServer {
     pub urls: Vec<String>,
-    pub username: String,
-    pub credential: String,
-}
-
-impl std::fmt::Debug for IceServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IceServer")
-            .field("urls", &self.urls)
-            .field(
-                "username",
-                &if self.username.is_empty() {
-                    ""
-                } else {
-                    "<set>"
-                },
-            )
-            .field(
-                "credential",
-                &if self.credential.is_empty() {
-                    ""
-                } else {
-                    "<redacted>"
-                },
-            )
-            .finish()
-    }
+    pub username: Secret,
+    pub credential: Secret,
 }
 
 /// A created WHIP session.
@@ -99,19 +76,19 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Headers of the offer POST (RFC 9725 §4.2). The token is only ever put in this header, never logged.
-pub fn offer_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
+pub fn offer_headers(bearer_token: &Secret) -> Vec<(&'static str, String)> {
     let mut h = vec![
         ("Content-Type", "application/sdp".to_string()),
         ("Accept", "application/sdp".to_string()),
     ];
     if !bearer_token.is_empty() {
-        h.push(("Authorization", format!("Bearer {bearer_token}")));
+        h.push(("Authorization", format!("Bearer {}", bearer_token.expose())));
     }
     h
 }
 
 /// Headers of the DELETE that ends the session.
-pub fn delete_headers(bearer_token: &str) -> Vec<(&'static str, String)> {
+pub fn delete_headers(bearer_token: &Secret) -> Vec<(&'static str, String)> {
     offer_headers(bearer_token)
         .into_iter()
         .filter(|(k, _)| *k == "Authorization")
@@ -131,7 +108,7 @@ pub fn accepts_trickle(headers: &[(String, String)]) -> bool {
 
 /// Headers of a trickle PATCH: the fragment's type, `If-Match` with the session's ETag when the server gave one
 /// (RFC 9725 §4.3.1), and the token.
-pub fn patch_headers(bearer_token: &str, etag: Option<&str>) -> Vec<(&'static str, String)> {
+pub fn patch_headers(bearer_token: &Secret, etag: Option<&str>) -> Vec<(&'static str, String)> {
     let mut h = vec![("Content-Type", TRICKLE_MEDIA_TYPE.to_string())];
     if let Some(etag) = etag {
         h.push(("If-Match", etag.to_string()));
@@ -448,8 +425,8 @@ pub fn parse_link_ice_servers(value: &str) -> Vec<IceServer> {
                 .any(|s| target.starts_with(s));
             (rel_ice && scheme_ok).then(|| IceServer {
                 urls: vec![target.to_string()],
-                username,
-                credential,
+                username: username.into(),
+                credential: credential.into(),
             })
         })
         .collect()
@@ -509,8 +486,8 @@ mod tests {
         );
         assert_eq!(
             (
-                s.ice_servers[1].username.as_str(),
-                s.ice_servers[1].credential.as_str()
+                s.ice_servers[1].username.expose(),
+                s.ice_servers[1].credential.expose()
             ),
             ("u", "p")
         );
@@ -594,14 +571,14 @@ mod tests {
 
     #[test]
     fn token_goes_only_in_the_authorization_header() {
-        assert_eq!(offer_headers("").len(), 2);
-        let hs = offer_headers("s3cret");
+        assert_eq!(offer_headers(&Secret::default()).len(), 2);
+        let hs = offer_headers(&"s3cret".into());
         assert!(hs.contains(&("Authorization", "Bearer s3cret".to_string())));
         assert_eq!(
-            delete_headers("s3cret"),
+            delete_headers(&"s3cret".into()),
             vec![("Authorization", "Bearer s3cret".to_string())]
         );
-        assert!(delete_headers("").is_empty());
+        assert!(delete_headers(&Secret::default()).is_empty());
     }
 
     #[test]
@@ -636,7 +613,7 @@ mod tests {
         )));
         assert!(!accepts_trickle(&h("application/json")));
         assert!(!accepts_trickle(&[]));
-        let headers = patch_headers("t0k", Some("\"xyz\""));
+        let headers = patch_headers(&"t0k".into(), Some("\"xyz\""));
         assert!(headers.contains(&("If-Match", "\"xyz\"".to_string())));
         assert!(headers.contains(&("Content-Type", TRICKLE_MEDIA_TYPE.to_string())));
         assert!(headers.contains(&("Authorization", "Bearer t0k".to_string())));

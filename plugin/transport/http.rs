@@ -1,5 +1,6 @@
 //! WHIP over HTTP(S): the offer POST and the session DELETE, with certificate verification (rustls with the
 //! system's trust store), bounded redirects, a request timeout and a bounded response body.
+use crate::secret::Secret;
 use crate::signal::whip::{self, WhipSession};
 use crate::signal::{Failure, StopCode};
 use std::sync::Arc;
@@ -121,7 +122,7 @@ impl WhipHttp {
     pub async fn post_offer(
         &self,
         endpoint: &Url,
-        token: &str,
+        token: &Secret,
         offer_sdp: String,
     ) -> Result<WhipSession, Failure> {
         let mut req = self.client.post(endpoint.clone()).body(offer_sdp);
@@ -144,7 +145,7 @@ impl WhipHttp {
     pub async fn preflight(
         &self,
         endpoint: &Url,
-        token: &str,
+        token: &Secret,
         limit: Duration,
     ) -> (Vec<whip::IceServer>, bool) {
         let mut req = self
@@ -170,7 +171,7 @@ impl WhipHttp {
     pub async fn patch(
         &self,
         resource: &str,
-        token: &str,
+        token: &Secret,
         if_match: Option<&str>,
         fragment: String,
     ) -> Result<(u16, Option<String>, Vec<u8>), String> {
@@ -237,7 +238,7 @@ impl WhipHttp {
     }
 
     /// DELETEs the session resource; returns the HTTP status.
-    pub async fn delete(&self, resource: &str, token: &str) -> Result<u16, String> {
+    pub async fn delete(&self, resource: &str, token: &Secret) -> Result<u16, String> {
         let mut req = self.client.delete(resource);
         for (k, v) in whip::delete_headers(token) {
             req = req.header(k, v);

@@ -2,6 +2,7 @@
 //! attach the VideoRoom plugin, join the room as a publisher, publish with the offer, and read the answer from the
 //! long poll. Keepalives hold the session while streaming; leaving ends it.
 use super::http::WhipHttp;
+use crate::secret::Secret;
 use super::signalling::Signalling;
 use crate::signal::janus::{self, JanusRoom, Reply};
 use crate::signal::{Failure, StopCode};
@@ -18,7 +19,7 @@ const POLL_LIMIT: Duration = Duration::from_secs(35);
 pub struct JanusSignalling {
     http: Arc<WhipHttp>,
     base: Url,
-    token: String,
+    token: Secret,
     room: JanusRoom,
     session: Option<Url>,
     handle: Option<Url>,
@@ -35,7 +36,7 @@ fn unreachable(what: &str, why: String) -> Failure {
 
 impl JanusSignalling {
     /// `base` is Janus's REST API root, e.g. `http://host:8088/janus`.
-    pub fn new(http: WhipHttp, base: Url, token: String, room: JanusRoom) -> Self {
+    pub fn new(http: WhipHttp, base: Url, token: Secret, room: JanusRoom) -> Self {
         JanusSignalling {
             http: Arc::new(http),
             base,
@@ -141,8 +142,8 @@ impl JanusSignalling {
         poll.query_pairs_mut().append_pair("maxev", "1");
         if !self.token.is_empty() {
             poll.query_pairs_mut()
-                .append_pair("token", &self.token)
-                .append_pair("apisecret", &self.token);
+                .append_pair("token", self.token.expose())
+                .append_pair("apisecret", self.token.expose());
         }
         // Bounded by the caller's connect deadline; each poll by POLL_LIMIT.
         loop {

@@ -9,11 +9,12 @@ use super::http::WhipHttp;
 use super::janus::JanusSignalling;
 use super::signalling::{Signalling, WhipSignalling};
 use super::turn_bridge::{StreamTurnServer, TurnBridge};
-use crate::media::clock::{SessionClock, Track};
+use crate::media::clock::SessionClock;
 use crate::media::h264::{access_unit_nals, ParameterSets};
 use crate::media::h264_rtp::{H264Packetizer, RtpPayload};
 use crate::media::opus::OpusHead;
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::secret::Secret;
 use crate::signal::janus::JanusRoom;
 use crate::signal::whip::{self, IceServer};
 use crate::signal::{Failure, StopCode};
@@ -65,11 +66,11 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 const PREFLIGHT_LIMIT: Duration = Duration::from_secs(2);
 
 /// Everything needed to connect, from the output's settings and encoders.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct PublishConfig {
     /// The WHIP endpoint, or Janus's REST API root when `janus` is set.
     pub endpoint: String,
-    pub bearer_token: String,
+    pub bearer_token: Secret,
     /// Publish into this Janus VideoRoom through Janus's own API instead of WHIP.
     pub janus: Option<JanusRoom>,
     pub ice_servers: Vec<IceServer>,
@@ -82,20 +83,6 @@ pub struct PublishConfig {
     pub video_extra_data: Bytes,
     /// The audio encoder's extra data (OpusHead).
     pub audio_extra_data: Bytes,
-}
-
-impl std::fmt::Debug for PublishConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishConfig")
-            .field("endpoint", &whip::redact_url(&self.endpoint))
-            .field(
-                "bearer_token",
-                &crate::signal::secret_shown(&self.bearer_token),
-            )
-            .field("ice_servers", &self.ice_servers)
-            .field("janus", &self.janus)
-            .finish_non_exhaustive()
-    }
 }
 
 /// An interceptor that hands the inbound RTCP packets matching `wanted` to the application (webrtc-rs keeps all
@@ -495,8 +482,8 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
         .iter()
         .map(|s| RTCIceServer {
             urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.clone(),
+            username: s.username.expose().to_string(),
+            credential: s.credential.expose().to_string(),
         })
         .collect()
 }
@@ -733,13 +720,8 @@ impl Publisher {
         capture_unix_usec: i64,
     ) -> Result<(u64, Option<crate::media::clock::Discontinuity>), Failure> {
         self.watch_connection().await?;
-        let track = if p.kind == MediaKind::Video {
-            Track::Video
-        } else {
-            Track::Audio
-        };
         let stamp = self.clock.stamp(
-            track,
+            p.kind,
             p.pts,
             p.dts,
             p.timebase_num,
@@ -783,10 +765,10 @@ impl Publisher {
         }
         self.last_report = Some(now);
         let wall = unix_usec_now();
-        if let Some((ntp, rtp)) = self.clock.sender_report(Track::Video, wall) {
+        if let Some((ntp, rtp)) = self.clock.sender_report(MediaKind::Video, wall) {
             self.video.sender_report(ntp, rtp).await;
         }
-        if let Some((ntp, rtp)) = self.clock.sender_report(Track::Audio, wall) {
+        if let Some((ntp, rtp)) = self.clock.sender_report(MediaKind::Audio, wall) {
             self.audio.sender_report(ntp, rtp).await;
         }
     }

@@ -1,6 +1,7 @@
 //! How an SDP offer reaches a server and its answer comes back: WHIP (RFC 9725) or Janus's VideoRoom API. The
 //! WebRTC session ([`super::session::Publisher`]) is the same for both.
 use super::http::WhipHttp;
+use crate::secret::Secret;
 use crate::signal::whip::{self, IceServer};
 use crate::signal::Failure;
 use std::time::Duration;
@@ -59,7 +60,7 @@ pub trait Signalling: Send + Sync {
 pub struct WhipSignalling {
     http: WhipHttp,
     endpoint: Url,
-    token: String,
+    token: Secret,
     resource: Option<String>,
     etag: Option<String>,
     /// The OPTIONS pre-flight's `Accept-Patch` named trickle ICE fragments.
@@ -70,7 +71,7 @@ pub struct WhipSignalling {
 }
 
 impl WhipSignalling {
-    pub fn new(http: WhipHttp, endpoint: Url, token: String) -> Self {
+    pub fn new(http: WhipHttp, endpoint: Url, token: Secret) -> Self {
         WhipSignalling {
             http,
             endpoint,

@@ -1,0 +1,486 @@
+//! Every setting of the RTC Studio service and output, with one owner: each key, its default and how OBS shows it
+//! come from one table ([`SERVICE`], [`OUTPUT`]); what the plugin reads is typed ([`ServiceSettings`],
+//! [`OutputSettings`]), with secrets as [`crate::secret::Secret`] and bad values turned into the streamer's error message.
+use crate::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
+use crate::obs::data::Settings;
+use crate::obs::module::text;
+use crate::obs::properties::{Properties, TextKind};
+use crate::obs::service::ServiceEndpoint;
+use crate::signal::ice::IceSettings;
+use crate::signal::janus::{self, JanusRoom};
+use crate::signal::Failure;
+use std::ffi::CStr;
+use std::time::Duration;
+
+/// How a setting appears in OBS's properties view.
+#[derive(Clone, Copy, Debug)]
+pub enum Widget {
+    Text(TextKind),
+    Int { min: i32, max: i32, step: i32 },
+    Bool,
+    /// A drop-down of (label key, value).
+    Choice(&'static [(&'static CStr, &'static str)]),
+}
+
+/// A setting's default value.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Default {
+    Text(&'static str),
+    Int(i64),
+    Bool(bool),
+}
+
+/// One setting: its key in OBS's settings, default, widget, and locale keys of its label and tooltip.
+#[derive(Clone, Copy, Debug)]
+pub struct Setting {
+    pub key: &'static str,
+    pub default: Default,
+    pub widget: Widget,
+    pub label: &'static CStr,
+    pub tooltip: Option<&'static CStr>,
+}
+
+const fn text_setting(
+    key: &'static str,
+    kind: TextKind,
+    label: &'static CStr,
+    tooltip: Option<&'static CStr>,
+) -> Setting {
+    Setting {
+        key,
+        default: Default::Text(""),
+        widget: Widget::Text(kind),
+        label,
+        tooltip,
+    }
+}
+
+pub const SERVER: Setting = text_setting(
+    "server",
+    TextKind::Plain,
+    c"RtcStudio.Server",
+    Some(c"RtcStudio.Server.Tooltip"),
+);
+pub const BEARER_TOKEN: Setting = text_setting(
+    "bearer_token",
+    TextKind::Password,
+    c"RtcStudio.BearerToken",
+    Some(c"RtcStudio.BearerToken.Tooltip"),
+);
+pub const SIGNALLING_WHIP: &str = "whip";
+pub const SIGNALLING_JANUS: &str = "janus";
+/// How the offer reaches the server: WHIP (default) or Janus's VideoRoom REST API.
+pub const SIGNALLING: Setting = Setting {
+    key: "signalling",
+    default: Default::Text(SIGNALLING_WHIP),
+    widget: Widget::Choice(&[
+        (c"RtcStudio.Signalling.Whip", SIGNALLING_WHIP),
+        (c"RtcStudio.Signalling.Janus", SIGNALLING_JANUS),
+    ]),
+    label: c"RtcStudio.Signalling",
+    tooltip: Some(c"RtcStudio.Signalling.Tooltip"),
+};
+pub const JANUS_ROOM: Setting = text_setting(
+    "janus_room",
+    TextKind::Plain,
+    c"RtcStudio.JanusRoom",
+    None,
+);
+pub const JANUS_PIN: Setting = text_setting(
+    "janus_pin",
+    TextKind::Password,
+    c"RtcStudio.JanusPin",
+    None,
+);
+pub const JANUS_DISPLAY: Setting = text_setting(
+    "janus_display",
+    TextKind::Plain,
+    c"RtcStudio.JanusDisplay",
+    None,
+);
+/// STUN/TURN servers, one URL per line; their long-term credentials, or coturn's shared secret.
+pub const ICE_SERVERS: Setting = text_setting(
+    "ice_servers",
+    TextKind::Multiline,
+    c"RtcStudio.IceServers",
+    Some(c"RtcStudio.IceServers.Tooltip"),
+);
+pub const ICE_USERNAME: Setting = text_setting(
+    "ice_username",
+    TextKind::Plain,
+    c"RtcStudio.IceUsername",
+    None,
+);
+pub const ICE_CREDENTIAL: Setting = text_setting(
+    "ice_credential",
+    TextKind::Password,
+    c"RtcStudio.IceCredential",
+    None,
+);
+pub const TURN_SECRET: Setting = text_setting(
+    "turn_secret",
+    TextKind::Password,
+    c"RtcStudio.TurnSecret",
+    Some(c"RtcStudio.TurnSecret.Tooltip"),
+);
+/// Only relayed (TURN) candidates: hides the machine's addresses, or tests the TURN path.
+pub const RELAY_ONLY: Setting = Setting {
+    key: "ice_relay_only",
+    default: Default::Bool(false),
+    widget: Widget::Bool,
+    label: c"RtcStudio.RelayOnly",
+    tooltip: None,
+};
+
+/// What Settings → Stream → "WHIP" shows (OBS's own WHIP service has the same two).
+pub const WHIP: &[Setting] = &[SERVER, BEARER_TOKEN];
+/// Everything the RTC Studio service has.
+pub const SERVICE: &[Setting] = &[
+    SERVER,
+    BEARER_TOKEN,
+    SIGNALLING,
+    JANUS_ROOM,
+    JANUS_PIN,
+    JANUS_DISPLAY,
+    ICE_SERVERS,
+    ICE_USERNAME,
+    ICE_CREDENTIAL,
+    TURN_SECRET,
+    RELAY_ONLY,
+];
+
+/// How many packets may wait between OBS and the network before frames are dropped.
+pub const QUEUE_PACKETS: Setting = Setting {
+    key: "queue_packets",
+    default: Default::Int(256),
+    widget: Widget::Int {
+        min: 16,
+        max: 65_536,
+        step: 16,
+    },
+    label: c"RtcStudio.QueuePackets",
+    tooltip: None,
+};
+/// Seconds allowed for signalling + ICE + DTLS before the start fails.
+pub const CONNECT_TIMEOUT: Setting = Setting {
+    key: "connect_timeout_s",
+    default: Default::Int(10),
+    widget: Widget::Int {
+        min: 1,
+        max: 120,
+        step: 1,
+    },
+    label: c"RtcStudio.ConnectTimeout",
+    tooltip: None,
+};
+/// Largest RTP payload in bytes.
+pub const MAX_PAYLOAD: Setting = Setting {
+    key: "max_rtp_payload",
+    default: Default::Int(DEFAULT_MAX_PAYLOAD as i64),
+    widget: Widget::Int {
+        min: 300,
+        max: 1400,
+        step: 10,
+    },
+    label: c"RtcStudio.MaxPayload",
+    tooltip: None,
+};
+/// Take packets straight from the encoders (bypassing libobs's interleaver, which holds audio back for as long as
+/// the video encoder's delay).
+pub const DIRECT_FROM_ENCODERS: Setting = Setting {
+    key: "direct_from_encoders",
+    default: Default::Bool(true),
+    widget: Widget::Bool,
+    label: c"RtcStudio.DirectFromEncoders",
+    tooltip: Some(c"RtcStudio.DirectFromEncoders.Tooltip"),
+};
+/// Write a JSON line per packet to this file instead of publishing (diagnostics).
+pub const PACKET_LOG: Setting = text_setting(
+    "packet_log",
+    TextKind::Plain,
+    c"RtcStudio.PacketLog",
+    Some(c"RtcStudio.PacketLog.Tooltip"),
+);
+pub const OUTPUT: &[Setting] = &[
+    QUEUE_PACKETS,
+    CONNECT_TIMEOUT,
+    MAX_PAYLOAD,
+    DIRECT_FROM_ENCODERS,
+    PACKET_LOG,
+];
+
+/// Where settings are read from: OBS's settings object, or a table in tests.
+pub trait Source {
+    fn string(&self, key: &str) -> String;
+    fn int(&self, key: &str) -> i64;
+    fn bool(&self, key: &str) -> bool;
+}
+
+impl Source for Settings<'_> {
+    fn string(&self, key: &str) -> String {
+        Settings::string(self, key)
+    }
+    fn int(&self, key: &str) -> i64 {
+        Settings::int(self, key)
+    }
+    fn bool(&self, key: &str) -> bool {
+        Settings::bool(self, key)
+    }
+}
+
+/// Sets OBS's defaults for every setting of `table`.
+pub fn apply_defaults(table: &[Setting], settings: &Settings) {
+    for s in table {
+        match s.default {
+            Default::Text(v) => settings.set_default_string(s.key, v),
+            Default::Int(v) => settings.set_default_int(s.key, v),
+            Default::Bool(v) => settings.set_default_bool(s.key, v),
+        }
+    }
+}
+
+/// OBS's properties view of `table`, labels and tooltips in the current locale.
+pub fn properties(table: &[Setting]) -> Properties {
+    let mut p = Properties::new();
+    for s in table {
+        let label = text(s.label);
+        let added = match s.widget {
+            Widget::Text(kind) => p.text(s.key, &label, kind),
+            Widget::Int { min, max, step } => p.int(s.key, &label, min, max, step),
+            Widget::Bool => p.bool(s.key, &label),
+            Widget::Choice(choices) => {
+                let labels: Vec<(String, &str)> =
+                    choices.iter().map(|(l, v)| (text(l), *v)).collect();
+                let pairs: Vec<(&str, &str)> =
+                    labels.iter().map(|(l, v)| (l.as_str(), *v)).collect();
+                p.choice(s.key, &label, &pairs)
+            }
+        };
+        if let Some(tip) = s.tooltip {
+            added.tooltip(&text(tip));
+        }
+    }
+    p
+}
+
+/// The server to publish to, as a service's settings give it.
+pub fn endpoint(settings: &dyn Source) -> ServiceEndpoint {
+    ServiceEndpoint {
+        url: settings.string(SERVER.key).trim().to_string(),
+        bearer_token: settings.string(BEARER_TOKEN.key).trim().into(),
+    }
+}
+
+/// How the offer reaches the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signalling {
+    Whip,
+    Janus(JanusRoom),
+}
+
+/// What only the RTC Studio service has: signalling and ICE. Other services (OBS's WHIP) read as the defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceSettings {
+    pub signalling: Signalling,
+    pub ice: IceSettings,
+}
+
+impl std::default::Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            signalling: Signalling::Whip,
+            ice: IceSettings::default(),
+        }
+    }
+}
+
+impl ServiceSettings {
+    /// Reads and checks the settings; an error is the message the streamer sees.
+    pub fn read(settings: &dyn Source) -> Result<ServiceSettings, Failure> {
+        let signalling = if settings.string(SIGNALLING.key) == SIGNALLING_JANUS {
+            let display = settings.string(JANUS_DISPLAY.key).trim().to_string();
+            Signalling::Janus(JanusRoom {
+                room: janus::parse_room(&settings.string(JANUS_ROOM.key))?,
+                pin: settings.string(JANUS_PIN.key).into(),
+                display: if display.is_empty() {
+                    "OBS".into()
+                } else {
+                    display
+                },
+            })
+        } else {
+            Signalling::Whip
+        };
+        Ok(ServiceSettings {
+            signalling,
+            ice: IceSettings {
+                urls: settings.string(ICE_SERVERS.key),
+                username: settings.string(ICE_USERNAME.key),
+                credential: settings.string(ICE_CREDENTIAL.key).into(),
+                turn_secret: settings.string(TURN_SECRET.key).into(),
+                relay_only: settings.bool(RELAY_ONLY.key),
+            },
+        })
+    }
+}
+
+/// The output's settings, each within its range (out-of-range values read as the default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutputSettings {
+    pub packet_log: String,
+    pub queue_packets: usize,
+    pub connect_timeout: Duration,
+    pub max_payload: usize,
+    pub direct: bool,
+}
+
+/// `key`'s integer if it lies within the setting's range, else its default.
+fn int_in_range(settings: &dyn Source, setting: &Setting) -> i64 {
+    let (Widget::Int { min, max, .. }, Default::Int(default)) = (setting.widget, setting.default)
+    else {
+        unreachable!("{} is not an integer setting", setting.key)
+    };
+    let v = settings.int(setting.key);
+    if (i64::from(min)..=i64::from(max)).contains(&v) {
+        v
+    } else {
+        default
+    }
+}
+
+impl OutputSettings {
+    pub fn read(settings: &dyn Source) -> OutputSettings {
+        OutputSettings {
+            packet_log: settings.string(PACKET_LOG.key).trim().to_string(),
+            queue_packets: int_in_range(settings, &QUEUE_PACKETS) as usize,
+            connect_timeout: Duration::from_secs(int_in_range(settings, &CONNECT_TIMEOUT) as u64),
+            max_payload: int_in_range(settings, &MAX_PAYLOAD) as usize,
+            direct: settings.bool(DIRECT_FROM_ENCODERS.key),
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Settings as a table of JSON values, as OBS would hold them (absent keys read as 0, "" and false).
+    #[derive(Default)]
+    pub struct Table(pub HashMap<&'static str, serde_json::Value>);
+
+    impl Source for Table {
+        fn string(&self, key: &str) -> String {
+            self.0
+                .get(key)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        }
+        fn int(&self, key: &str) -> i64 {
+            self.0.get(key).and_then(|v| v.as_i64()).unwrap_or(0)
+        }
+        fn bool(&self, key: &str) -> bool {
+            self.0.get(key).and_then(|v| v.as_bool()).unwrap_or(false)
+        }
+    }
+
+    fn table(pairs: &[(&'static str, serde_json::Value)]) -> Table {
+        Table(pairs.iter().cloned().collect())
+    }
+
+    #[test]
+    fn every_key_is_unique_and_has_a_default_of_its_widgets_kind() {
+        let mut keys = std::collections::HashSet::new();
+        for s in SERVICE.iter().chain(OUTPUT) {
+            assert!(keys.insert(s.key), "{} twice", s.key);
+            let ok = matches!(
+                (s.widget, s.default),
+                (Widget::Text(_) | Widget::Choice(_), Default::Text(_))
+                    | (Widget::Int { .. }, Default::Int(_))
+                    | (Widget::Bool, Default::Bool(_))
+            );
+            assert!(ok, "{}: default {:?} for {:?}", s.key, s.default, s.widget);
+            if let (Widget::Int { min, max, .. }, Default::Int(d)) = (s.widget, s.default) {
+                assert!((i64::from(min)..=i64::from(max)).contains(&d), "{}", s.key);
+            }
+        }
+    }
+
+    #[test]
+    fn every_label_and_tooltip_is_in_the_english_locale() {
+        let ini = include_str!("../data/locale/en-US.ini");
+        let labels = SERVICE.iter().chain(OUTPUT).flat_map(|s| {
+            let choices: Vec<&CStr> = match s.widget {
+                Widget::Choice(c) => c.iter().map(|(l, _)| *l).collect(),
+                _ => Vec::new(),
+            };
+            std::iter::once(s.label).chain(s.tooltip).chain(choices)
+        });
+        for key in labels {
+            let key = key.to_str().unwrap();
+            assert!(
+                ini.lines().any(|l| l.starts_with(&format!("{key}=\""))),
+                "{key} is missing from data/locale/en-US.ini"
+            );
+        }
+    }
+
+    #[test]
+    fn output_settings_out_of_range_read_as_defaults() {
+        let s = OutputSettings::read(&table(&[
+            ("queue_packets", 3.into()),
+            ("connect_timeout_s", 30.into()),
+            ("max_rtp_payload", 5000.into()),
+            ("packet_log", " /tmp/p.jsonl ".into()),
+        ]));
+        assert_eq!(
+            s,
+            OutputSettings {
+                packet_log: "/tmp/p.jsonl".into(),
+                queue_packets: 256,
+                connect_timeout: Duration::from_secs(30),
+                max_payload: DEFAULT_MAX_PAYLOAD,
+                direct: false,
+            }
+        );
+    }
+
+    #[test]
+    fn service_settings_are_typed_and_secrets_never_shown() {
+        let janus = ServiceSettings::read(&table(&[
+            ("signalling", "janus".into()),
+            ("janus_room", " 1234 ".into()),
+            ("janus_pin", "pin-5150".into()),
+            ("ice_servers", "turn:t:3478".into()),
+            ("ice_credential", "pw-8086".into()),
+            ("turn_secret", "secret-6502".into()),
+            ("ice_relay_only", true.into()),
+        ]))
+        .unwrap();
+        let Signalling::Janus(room) = &janus.signalling else {
+            panic!("{janus:?}")
+        };
+        assert_eq!((room.room, room.pin.expose(), room.display.as_str()), (1234, "pin-5150", "OBS"));
+        assert!(janus.ice.relay_only);
+        let shown = format!("{janus:?}");
+        for secret in ["pin-5150", "pw-8086", "secret-6502"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        let bad_room = ServiceSettings::read(&table(&[
+            ("signalling", "janus".into()),
+            ("janus_room", "lobby".into()),
+        ]));
+        assert!(bad_room.unwrap_err().message.contains("positive number"));
+        assert_eq!(
+            ServiceSettings::read(&Table::default()).unwrap(),
+            ServiceSettings::default()
+        );
+        let e = endpoint(&table(&[
+            ("server", " https://h/whip ".into()),
+            ("bearer_token", "tok-1".into()),
+        ]));
+        assert_eq!(e.url, "https://h/whip");
+        assert!(!format!("{e:?}").contains("tok-1"));
+    }
+}
