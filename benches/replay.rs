@@ -22,13 +22,12 @@ use rtc_studio::media::h264::{nal, nal_type, split_at_aud, to_annexb, ParameterS
 use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
 use rtc_studio::media::packet::{EncodedPacket, MediaKind};
 use rtc_studio::publish::WhipSink;
-use rtc_studio::stream::{pump, PacketQueue, PacketSink, StreamStats};
-use rtc_studio::transport::session::PublishConfig;
+use rtc_studio::stream::{PacketQueue, PacketSink, StreamStats};
+use rtc_studio::transport::driver::PublishConfig;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -375,8 +374,9 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             params.pps().cloned().unwrap_or_default(),
         ])),
         audio_extra_data: opus_head,
+        capture: rtc_studio::publish::capture_clock_now(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut sink = match WhipSink::connect(config, stop.clone()) {
         Ok(s) => s,
         Err(e) => {
@@ -386,10 +386,10 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
     };
     let connect_ms = go.elapsed().as_secs_f64() * 1000.0;
     let stats = Arc::new(StreamStats::default());
-    let (queue, rx) = PacketQueue::new(256, stats.clone());
+    let (queue, mut rx) = PacketQueue::new(256, stats.clone());
     let worker_stats = stats.clone();
     let worker = std::thread::spawn(move || {
-        let failure = pump(&rx, &mut sink, &worker_stats, &stop);
+        let failure = sink.run(&mut rx, &worker_stats, &stop);
         (sink, failure)
     });
     // The hand-off side: what `encoded_packet` does, at the media's own pace.

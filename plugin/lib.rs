@@ -16,6 +16,7 @@ pub mod publish;
 pub mod recorder;
 pub mod secret;
 pub mod service;
+pub mod session;
 pub mod settings;
 pub mod signal;
 pub mod stream;

@@ -12,7 +12,7 @@ use crate::settings::{self, OutputSettings, ServiceSettings, Signalling};
 use crate::signal::ice;
 use crate::signal::Failure;
 use crate::stream::{Connector, PacketSink, Stream, StreamStats};
-use crate::transport::session::PublishConfig;
+use crate::transport::driver::PublishConfig;
 use bytes::Bytes;
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
@@ -110,7 +110,11 @@ impl RtcOutput {
         if !ice_servers.is_empty() {
             log::info(&format!(
                 "ICE servers from the settings: {ice_servers:?}{}",
-                if service.ice.relay_only { ", relay only" } else { "" }
+                if service.ice.relay_only {
+                    ", relay only"
+                } else {
+                    ""
+                }
             ));
         }
         let config = PublishConfig {
@@ -126,6 +130,7 @@ impl RtcOutput {
             max_payload: settings.max_payload,
             video_extra_data: Bytes::from(video.map(|v| v.extra_data).unwrap_or_default()),
             audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
+            capture: crate::publish::capture_clock_now(),
         };
         Ok(Box::new(move |stop| {
             WhipSink::connect(config, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)

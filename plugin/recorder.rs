@@ -6,10 +6,11 @@ use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::output::{AudioEncoderInfo, VideoEncoderInfo};
 use crate::signal::Failure;
 use crate::signal::StopCode;
-use crate::stream::PacketSink;
+use crate::stream::{PacketReceiver, PacketSink, StopFlag, StreamStats};
 use serde_json::json;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::sync::atomic::Ordering;
 
 pub struct PacketLog {
     out: BufWriter<File>,
@@ -58,8 +59,8 @@ impl PacketLog {
     }
 }
 
-impl PacketSink for PacketLog {
-    fn send(&mut self, p: &EncodedPacket) -> Result<u64, Failure> {
+impl PacketLog {
+    fn write(&mut self, p: &EncodedPacket) -> Result<(), Failure> {
         let mut v = json!({
             "kind": p.kind.as_str(),
             "pts": p.pts,
@@ -75,8 +76,35 @@ impl PacketSink for PacketLog {
             v["annexb"] = json!(h264::is_annexb(&p.data));
             v["nals"] = json!(h264::annexb_nal_types(&p.data));
         }
-        self.line(&v)?;
-        Ok(p.data.len() as u64)
+        self.line(&v)
+    }
+}
+
+impl PacketSink for PacketLog {
+    fn run(
+        &mut self,
+        packets: &mut PacketReceiver,
+        stats: &StreamStats,
+        stop: &StopFlag,
+    ) -> Option<Failure> {
+        while let Some(p) = packets.blocking_recv() {
+            stats.queued.fetch_sub(1, Ordering::Relaxed);
+            if *stop.borrow() {
+                break;
+            }
+            if let Err(f) = self.write(&p) {
+                return Some(f);
+            }
+            stats
+                .bytes_sent
+                .fetch_add(p.data.len() as u64, Ordering::Relaxed);
+            let counter = match p.kind {
+                MediaKind::Video => &stats.video_packets,
+                MediaKind::Audio => &stats.audio_packets,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        None
     }
 
     fn close(&mut self) {

@@ -35,7 +35,14 @@ impl From<&str> for Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(if self.0.is_empty() { "<none>" } else { "<redacted>" }, f)
+        fmt::Debug::fmt(
+            if self.0.is_empty() {
+                "<none>"
+            } else {
+                "<redacted>"
+            },
+            f,
+        )
     }
 }
 
@@ -52,7 +59,12 @@ mod tests {
         struct Holder {
             token: Secret,
         }
-        let shown = format!("{:?}", Holder { token: "abc123".into() });
+        let shown = format!(
+            "{:?}",
+            Holder {
+                token: "abc123".into()
+            }
+        );
         assert!(!shown.contains("abc123"), "{shown}");
         assert_eq!(Secret::from("abc123").expose(), "abc123");
     }

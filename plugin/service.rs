@@ -100,10 +100,7 @@ fn carried_over(service_id: &str, settings: &Settings) -> (String, String) {
     match service_id {
         _ if !web => (String::new(), String::new()),
         "rtmp_custom" => (server, settings.string("key").trim().to_string()),
-        _ => (
-            server,
-            settings.string(BEARER_TOKEN.key).trim().to_string(),
-        ),
+        _ => (server, settings.string(BEARER_TOKEN.key).trim().to_string()),
     }
 }
 

@@ -16,7 +16,11 @@ use std::time::Duration;
 #[derive(Clone, Copy, Debug)]
 pub enum Widget {
     Text(TextKind),
-    Int { min: i32, max: i32, step: i32 },
+    Int {
+        min: i32,
+        max: i32,
+        step: i32,
+    },
     Bool,
     /// A drop-down of (label key, value).
     Choice(&'static [(&'static CStr, &'static str)]),
@@ -80,18 +84,10 @@ pub const SIGNALLING: Setting = Setting {
     label: c"RtcStudio.Signalling",
     tooltip: Some(c"RtcStudio.Signalling.Tooltip"),
 };
-pub const JANUS_ROOM: Setting = text_setting(
-    "janus_room",
-    TextKind::Plain,
-    c"RtcStudio.JanusRoom",
-    None,
-);
-pub const JANUS_PIN: Setting = text_setting(
-    "janus_pin",
-    TextKind::Password,
-    c"RtcStudio.JanusPin",
-    None,
-);
+pub const JANUS_ROOM: Setting =
+    text_setting("janus_room", TextKind::Plain, c"RtcStudio.JanusRoom", None);
+pub const JANUS_PIN: Setting =
+    text_setting("janus_pin", TextKind::Password, c"RtcStudio.JanusPin", None);
 pub const JANUS_DISPLAY: Setting = text_setting(
     "janus_display",
     TextKind::Plain,
@@ -461,7 +457,10 @@ pub mod tests {
         let Signalling::Janus(room) = &janus.signalling else {
             panic!("{janus:?}")
         };
-        assert_eq!((room.room, room.pin.expose(), room.display.as_str()), (1234, "pin-5150", "OBS"));
+        assert_eq!(
+            (room.room, room.pin.expose(), room.display.as_str()),
+            (1234, "pin-5150", "OBS")
+        );
         assert!(janus.ice.relay_only);
         let shown = format!("{janus:?}");
         for secret in ["pin-5150", "pw-8086", "secret-6502"] {

@@ -405,7 +405,10 @@ mod tests {
     #[test]
     fn wraps_around_32_bits() {
         let mut c = SessionClock::new(u32::MAX - 2999, 0);
-        assert_eq!(c.stamp(MediaKind::Video, 0, 0, 1, 30, 0).rtp, u32::MAX - 2999);
+        assert_eq!(
+            c.stamp(MediaKind::Video, 0, 0, 1, 30, 0).rtp,
+            u32::MAX - 2999
+        );
         assert_eq!(c.stamp(MediaKind::Video, 1, 1, 1, 30, 0).rtp, 0);
         assert_eq!(c.stamp(MediaKind::Video, 2, 2, 1, 30, 0).rtp, 3000);
     }
@@ -432,11 +435,25 @@ mod tests {
         for n in 0..10 {
             c.stamp(MediaKind::Audio, n * 960, n * 960, 1, 48_000, 0);
         }
-        let s = c.stamp(MediaKind::Audio, 3_600 * 48_000, 3_600 * 48_000, 1, 48_000, 0);
+        let s = c.stamp(
+            MediaKind::Audio,
+            3_600 * 48_000,
+            3_600 * 48_000,
+            1,
+            48_000,
+            0,
+        );
         assert_eq!(s.discontinuity.unwrap().kind, DiscontinuityKind::Forward);
         assert_eq!(s.ticks, 10 * 960);
         // A gap within the limit (a second of lost audio) is kept as real time.
-        let s = c.stamp(MediaKind::Audio, 3_601 * 48_000, 3_601 * 48_000, 1, 48_000, 0);
+        let s = c.stamp(
+            MediaKind::Audio,
+            3_601 * 48_000,
+            3_601 * 48_000,
+            1,
+            48_000,
+            0,
+        );
         assert!(s.discontinuity.is_none());
         assert_eq!(s.ticks, 10 * 960 + 48_000);
     }
@@ -459,8 +476,12 @@ mod tests {
         let wall0 = 1_700_000_000_000_000;
         c.stamp(MediaKind::Video, 0, 0, 1, 30, wall0);
         c.stamp(MediaKind::Audio, 0, 0, 1, 48_000, wall0);
-        let (ntp_v, rtp_v) = c.sender_report(MediaKind::Video, wall0 + 2_000_000).unwrap();
-        let (ntp_a, rtp_a) = c.sender_report(MediaKind::Audio, wall0 + 2_000_000).unwrap();
+        let (ntp_v, rtp_v) = c
+            .sender_report(MediaKind::Video, wall0 + 2_000_000)
+            .unwrap();
+        let (ntp_a, rtp_a) = c
+            .sender_report(MediaKind::Audio, wall0 + 2_000_000)
+            .unwrap();
         assert_eq!(ntp_v, ntp_a);
         assert_eq!(rtp_v, 100 + 180_000);
         assert_eq!(rtp_a, 200 + 96_000);

@@ -38,7 +38,10 @@ impl Instance {
     fn push(&self, endpoint: ServiceEndpoint) {
         let clean = |s: String| CString::new(s.replace('\0', "")).expect("NULs removed");
         let mut v = self.versions.lock().unwrap_or_else(|e| e.into_inner());
-        v.push((clean(endpoint.url), clean(endpoint.bearer_token.expose().to_string())));
+        v.push((
+            clean(endpoint.url),
+            clean(endpoint.bearer_token.expose().to_string()),
+        ));
     }
 
     fn current(&self, pick: impl Fn(&(CString, CString)) -> &CString) -> *const c_char {

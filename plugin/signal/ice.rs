@@ -121,10 +121,7 @@ pub fn ice_servers(settings: &IceSettings, now_unix: u64) -> Result<Vec<IceServe
         return Ok(Vec::new());
     }
     let (username, credential) = if settings.turn_secret.is_empty() {
-        (
-            settings.username.trim().into(),
-            settings.credential.clone(),
-        )
+        (settings.username.trim().into(), settings.credential.clone())
     } else {
         let (user, password) = rest_credentials(
             settings.turn_secret.expose(),
@@ -218,7 +215,10 @@ mod tests {
         for urls in ["", "stun:h:3478"] {
             let e = ice_servers(&relay(urls), 0).unwrap_err();
             assert_eq!(e.code, StopCode::BadPath);
-            assert!(e.message.contains("\"Relay only\" needs a TURN server"), "{e:?}");
+            assert!(
+                e.message.contains("\"Relay only\" needs a TURN server"),
+                "{e:?}"
+            );
         }
         for urls in ["turn:h:3478", "TURNS:h", "stun:h\nturn:h?transport=tcp"] {
             assert!(ice_servers(&relay(urls), 0).is_ok(), "{urls}");

@@ -2,8 +2,9 @@
 //! attach the VideoRoom plugin, join the room as a publisher, publish with the offer, and read the answer from the
 //! long poll. Keepalives hold the session while streaming; leaving ends it.
 use super::http::WhipHttp;
-use crate::secret::Secret;
 use super::signalling::Signalling;
+use crate::secret::Secret;
+use crate::session::ServerAnswer;
 use crate::signal::janus::{self, JanusRoom, Reply};
 use crate::signal::{Failure, StopCode};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -186,7 +187,7 @@ impl Signalling for JanusSignalling {
         "Janus VideoRoom"
     }
 
-    async fn exchange(&mut self, offer_sdp: String) -> Result<String, Failure> {
+    async fn offer(&mut self, offer_sdp: String) -> Result<ServerAnswer, Failure> {
         let session_id = self
             .create(
                 &self.base,
@@ -241,7 +242,11 @@ impl Signalling for JanusSignalling {
                 let _ = http.post_json(&url, &janus::keepalive(&tx, &token)).await;
             }
         }));
-        Ok(answer)
+        Ok(ServerAnswer {
+            sdp: answer,
+            restarts: false,
+            ice_servers: Vec::new(),
+        })
     }
 
     async fn end(&mut self) -> Result<String, String> {

@@ -1,8 +1,10 @@
-//! The only network code: an HTTP client for signalling and a WebRTC session, on a tokio runtime the plugin owns.
+//! The only network code: the driver of the sans-IO session, an HTTP client for signalling and a WebRTC peer
+//! connection, on a tokio runtime the plugin owns.
 //! OBS's threads never enter here; the stream worker does, and module unload shuts the runtime down.
+pub mod driver;
 pub mod http;
 pub mod janus;
-pub mod session;
+pub mod peer;
 pub mod signalling;
 pub mod turn_bridge;
 

@@ -5,7 +5,10 @@
 //! its own TCP (or TLS) connection to the real server; its datagrams go down the stream (ChannelData padded, RFC
 //! 8656 §11.5) and the stream's messages come back as datagrams. STUN authentication covers the messages, not the
 //! transport, so the TURN server sees an ordinary TURN-over-TCP/TLS client and relays over UDP as usual.
+use crate::session::Note;
 use crate::signal::turn_stream::{self, Next};
+use crate::signal::whip::IceServer;
+use crate::signal::Failure;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -188,5 +191,65 @@ async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
     tokio::select! {
         () = down => {}
         () = up => {}
+    }
+}
+
+/// The bridges of one session, by the URL they stand in for: made once, kept as long as the session.
+#[derive(Default)]
+pub struct TurnBridges {
+    bridges: Vec<(String, TurnBridge)>,
+}
+
+impl TurnBridges {
+    /// `servers` with a loopback bridge in place of every TURN-over-TCP/TLS URL, which our WebRTC stack would
+    /// skip (it relays over UDP only). Bridges made for the first time are noted.
+    pub async fn bridged(
+        &mut self,
+        mut servers: Vec<IceServer>,
+        notes: &mut Vec<Note>,
+    ) -> Vec<IceServer> {
+        for server in &mut servers {
+            for url in &mut server.urls {
+                let Some(t) = crate::signal::ice::stream_turn_url(url) else {
+                    continue;
+                };
+                if let Some((_, b)) = self.bridges.iter().find(|(u, _)| u == url) {
+                    *url = b.udp_url();
+                    continue;
+                }
+                let kind = if t.tls { "TLS" } else { "TCP" };
+                let target = StreamTurnServer {
+                    host: t.host,
+                    port: t.port,
+                    tls: t.tls,
+                };
+                match TurnBridge::start(target).await {
+                    Ok(bridge) => {
+                        notes.push(Note::info(format!(
+                            "TURN over {kind} to {}:{} (bridged for WebRTC at {})",
+                            bridge.server.host, bridge.server.port, bridge.local
+                        )));
+                        let original = std::mem::replace(url, bridge.udp_url());
+                        self.bridges.push((original, bridge));
+                    }
+                    Err(e) => notes.push(Note::warn(format!("TURN over {kind} unavailable: {e}"))),
+                }
+            }
+        }
+        servers
+    }
+
+    /// `f` with what the bridges met on their way, if anything (a refused connection, a bad certificate).
+    pub fn explain(&self, f: Failure) -> Failure {
+        let met: Vec<String> = self
+            .bridges
+            .iter()
+            .filter_map(|(_, b)| b.failure.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        if met.is_empty() {
+            f
+        } else {
+            Failure::new(f.code, format!("{} ({})", f.message, met.join("; ")))
+        }
     }
 }

@@ -15,7 +15,7 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc_studio::media::clock::unix_usec_from_ntp;
 use rtc_studio::media::h264::to_annexb;
 use rtc_studio::media::h264_rtp::H264Depacketizer;
-use rtc_studio::transport::session::RtcpTap;
+use rtc_studio::transport::peer::RtcpTap;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

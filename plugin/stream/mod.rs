@@ -6,150 +6,72 @@ use crate::media::latency::LatencyHistogram;
 use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::log;
 use crate::obs::output::OutputHandle;
+use crate::obs::tap::{Deliver, EncoderTaps};
 use crate::signal::{Failure, StopCode};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tokio::sync::watch;
 
-/// Counters OBS reads from its UI thread (status bar, stats dock).
-#[derive(Debug, Default)]
-pub struct StreamStats {
-    pub bytes_sent: AtomicU64,
-    pub video_packets: AtomicU64,
-    pub audio_packets: AtomicU64,
-    /// Video frames dropped because the queue was full (OBS's "dropped frames").
-    pub dropped_frames: AtomicI32,
-    pub dropped_audio: AtomicU64,
-    pub queued: AtomicUsize,
-    /// Milliseconds from `start` until OBS began feeding packets; -1 before that.
-    pub connect_time_ms: AtomicI32,
-    /// The sink's view of network congestion, 0..1 (`f32` bits): loss the server reports.
-    pub network_congestion: AtomicU32,
-}
-
-impl StreamStats {
-    pub fn network_congestion(&self) -> f32 {
-        f32::from_bits(self.network_congestion.load(Ordering::Relaxed))
-    }
-}
-
-/// What a full queue does to the next packets: drop video until the next keyframe (never a partial GOP), drop
-/// audio packets one by one.
-#[derive(Debug, Default)]
-pub struct DropPolicy {
-    waiting_for_keyframe: bool,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum Admission {
-    Send,
-    Drop,
-}
-
-impl DropPolicy {
-    /// Decides before trying the queue: while waiting for a keyframe, video is dropped without trying.
-    pub fn before(&mut self, kind: MediaKind, keyframe: bool) -> Admission {
-        if kind == MediaKind::Video && self.waiting_for_keyframe {
-            if keyframe {
-                self.waiting_for_keyframe = false;
-            } else {
-                return Admission::Drop;
-            }
-        }
-        Admission::Send
-    }
-
-    /// The queue refused a packet.
-    pub fn refused(&mut self, kind: MediaKind) {
-        if kind == MediaKind::Video {
-            self.waiting_for_keyframe = true;
-        }
-    }
-}
-
-/// The producer side, owned by the output and called from OBS's output thread.
-pub struct PacketQueue {
-    sender: Mutex<Option<SyncSender<EncodedPacket>>>,
-    policy: Mutex<DropPolicy>,
-    stats: Arc<StreamStats>,
-    capacity: usize,
-}
-
-impl PacketQueue {
-    pub fn new(capacity: usize, stats: Arc<StreamStats>) -> (PacketQueue, Receiver<EncodedPacket>) {
-        let capacity = capacity.max(1);
-        let (tx, rx) = sync_channel(capacity);
-        let q = PacketQueue {
-            sender: Mutex::new(Some(tx)),
-            policy: Mutex::new(DropPolicy::default()),
-            stats,
-            capacity,
-        };
-        (q, rx)
-    }
-
-    /// Never blocks. Returns whether the packet was queued.
-    pub fn push(&self, packet: EncodedPacket) -> bool {
-        let (kind, keyframe) = (packet.kind, packet.keyframe);
-        let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        if policy.before(kind, keyframe) == Admission::Drop {
-            self.count_drop(kind);
-            return false;
-        }
-        let sender = self.sender.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(tx) = sender.as_ref() else {
-            return false;
-        };
-        match tx.try_send(packet) {
-            Ok(()) => {
-                self.stats.queued.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(TrySendError::Full(_)) => {
-                policy.refused(kind);
-                self.count_drop(kind);
-                false
-            }
-            Err(TrySendError::Disconnected(_)) => false,
-        }
-    }
-
-    fn count_drop(&self, kind: MediaKind) {
-        match kind {
-            MediaKind::Video => self.stats.dropped_frames.fetch_add(1, Ordering::Relaxed),
-            MediaKind::Audio => self.stats.dropped_audio.fetch_add(1, Ordering::Relaxed) as i32,
-        };
-    }
-
-    /// Closes the queue: the worker sees the end after at most the packets already queued.
-    pub fn close(&self) {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-    }
-
-    /// Queue fill, 0..1, for OBS's congestion indicator.
-    pub fn fill(&self) -> f32 {
-        (self.stats.queued.load(Ordering::Relaxed) as f32 / self.capacity as f32).clamp(0.0, 1.0)
-    }
-}
+mod queue;
+pub use queue::{Admission, DropPolicy, PacketQueue, PacketReceiver, StreamStats};
+/// Turns true once the stream is to stop (the output was stopped or destroyed, or the module unloads); readable
+/// at once and awaitable.
+pub type StopFlag = watch::Receiver<bool>;
 
 /// Where packets go once connected: the WebRTC session, or the diagnostic recorder.
 pub trait PacketSink: Send {
-    /// Sends one packet; returns the bytes it put on the wire.
-    fn send(&mut self, packet: &EncodedPacket) -> Result<u64, Failure>;
+    /// Forwards queued packets until the queue closes or `stop` turns true (None), or the sink fails (the
+    /// failure). Keeps `stats` current for OBS (bytes, packets, the queue's fill, congestion).
+    fn run(
+        &mut self,
+        packets: &mut PacketReceiver,
+        stats: &StreamStats,
+        stop: &StopFlag,
+    ) -> Option<Failure>;
     /// Tears the session down (runs on the worker thread, after OBS was told the stream stopped).
     fn close(&mut self);
-    /// Network congestion as the sink sees it, 0..1 (e.g. from the server's loss reports).
-    fn congestion(&self) -> f32 {
-        0.0
-    }
 }
 
 /// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread. It must give
-/// up promptly once the flag it is handed turns true (the output was stopped or destroyed, or the module unloads).
-pub type Connector =
-    Box<dyn FnOnce(Arc<AtomicBool>) -> Result<Box<dyn PacketSink>, Failure> + Send>;
+/// up promptly once the flag it is handed turns true.
+pub type Connector = Box<dyn FnOnce(StopFlag) -> Result<Box<dyn PacketSink>, Failure> + Send>;
+
+/// What the stream worker asks of OBS for one output: libobs through [`OutputHandle`], or a fake in tests.
+pub trait ObsOutput: Clone + Send + Sync + 'static {
+    type Taps;
+    fn begin_data_capture(&self) -> bool;
+    fn end_data_capture(&self);
+    fn signal_stop(&self, code: StopCode);
+    fn set_last_error(&self, message: &str);
+    /// Whether libobs is waiting to restart the output (after a `Disconnected` stop).
+    fn reconnecting(&self) -> bool;
+    /// Packets straight from the output's encoders to `deliver`, while the returned taps live.
+    fn tap_encoders(&self, deliver: Deliver) -> Result<Self::Taps, String>;
+}
+
+impl ObsOutput for OutputHandle {
+    type Taps = EncoderTaps;
+    fn begin_data_capture(&self) -> bool {
+        OutputHandle::begin_data_capture(self)
+    }
+    fn end_data_capture(&self) {
+        OutputHandle::end_data_capture(self)
+    }
+    fn signal_stop(&self, code: StopCode) {
+        OutputHandle::signal_stop(self, code)
+    }
+    fn set_last_error(&self, message: &str) {
+        OutputHandle::set_last_error(self, message)
+    }
+    fn reconnecting(&self) -> bool {
+        OutputHandle::reconnecting(self)
+    }
+    fn tap_encoders(&self, deliver: Deliver) -> Result<EncoderTaps, String> {
+        OutputHandle::tap_encoders(self, deliver)
+    }
+}
 
 /// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
 static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
@@ -198,35 +120,35 @@ struct InterleavedProbe {
 }
 
 /// Control of one running stream, held by the output.
-pub struct Stream {
+pub struct Stream<O: ObsOutput = OutputHandle> {
     pub queue: Arc<PacketQueue>,
-    /// Packets come from encoder taps ([`OutputHandle::tap_encoders`]), not from the main output's callback.
+    /// Packets come from encoder taps ([`ObsOutput::tap_encoders`]), not from the main output's callback.
     direct: Arc<AtomicBool>,
     probe: Arc<Mutex<Option<InterleavedProbe>>>,
-    stopping: Arc<AtomicBool>,
+    stopping: Arc<watch::Sender<bool>>,
     ending: Arc<Mutex<Ending>>,
-    output: OutputHandle,
+    output: O,
 }
 
-impl Stream {
+impl<O: ObsOutput> Stream<O> {
     /// Spawns the worker: connect, begin capture, forward packets until stopped or failed. With `direct`, the
     /// worker takes packets from encoder taps, bypassing libobs's interleaver (falling back to it if a tap
     /// cannot be opened).
     pub fn start(
-        output: OutputHandle,
+        output: O,
         connector: Connector,
         capacity: usize,
         stats: Arc<StreamStats>,
         direct: bool,
-    ) -> Stream {
+    ) -> Stream<O> {
         let (queue, rx) = PacketQueue::new(capacity, stats.clone());
         let queue = Arc::new(queue);
         let direct = Arc::new(AtomicBool::new(direct));
         let probe = Arc::new(Mutex::new(None));
-        let stopping = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::new(watch::Sender::new(false));
         let ending = Arc::new(Mutex::new(Ending::default()));
         let (worker_output, worker_stopping, worker_ending) =
-            (output.clone(), stopping.clone(), ending.clone());
+            (output.clone(), stopping.subscribe(), ending.clone());
         let feed = Feed {
             queue: queue.clone(),
             direct: direct.clone(),
@@ -298,14 +220,14 @@ impl Stream {
     /// Lets the worker wind down without touching OBS's capture: for a stream being replaced (OBS restarts the
     /// output to reconnect) or destroyed.
     pub fn abandon(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+        self.stopping.send_replace(true);
         self.queue.close();
     }
 
     /// OBS asked to stop. Returns at once; the worker ends capture and tears down in the background — or, if it
     /// has already ended (after a failure, e.g. while OBS waits to reconnect), capture is ended here.
     pub fn stop(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
+        self.stopping.send_replace(true);
         self.queue.close();
         let mut e = self.ending.lock().unwrap_or_else(|e| e.into_inner());
         e.stop_requested = true;
@@ -319,41 +241,11 @@ impl Stream {
 
 /// Reports a failure to OBS. Returns whether that answered a stop request (`asked`: one was made before): libobs
 /// ends capture itself on `obs_output_signal_stop` unless it is going to reconnect.
-fn fail(output: &OutputHandle, err: &Failure, asked: bool) -> bool {
+fn fail(output: &impl ObsOutput, err: &Failure, asked: bool) -> bool {
     log::error(&format!("stream failed: {}", err.message));
     output.set_last_error(&err.message);
     output.signal_stop(err.code);
     asked && !output.reconnecting()
-}
-
-/// Forwards queued packets to the sink until the queue closes, `stopping` turns true or the sink fails (the
-/// failure is returned). The stream worker's loop, also driven by the replay benchmark.
-pub fn pump(
-    rx: &Receiver<EncodedPacket>,
-    sink: &mut dyn PacketSink,
-    stats: &StreamStats,
-    stopping: &AtomicBool,
-) -> Option<Failure> {
-    while let Ok(packet) = rx.recv() {
-        stats.queued.fetch_sub(1, Ordering::Relaxed);
-        if stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        match sink.send(&packet) {
-            Ok(bytes) => {
-                stats.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
-                stats
-                    .network_congestion
-                    .store(sink.congestion().to_bits(), Ordering::Relaxed);
-                match packet.kind {
-                    MediaKind::Video => stats.video_packets.fetch_add(1, Ordering::Relaxed),
-                    MediaKind::Audio => stats.audio_packets.fetch_add(1, Ordering::Relaxed),
-                };
-            }
-            Err(err) => return Some(err),
-        }
-    }
-    None
 }
 
 /// How packets reach the worker's queue.
@@ -365,7 +257,7 @@ struct Feed {
 
 impl Feed {
     /// Opens encoder taps when asked for; on failure packets come through the interleaver instead.
-    fn open_taps(&self, output: &OutputHandle) -> Option<crate::obs::tap::EncoderTaps> {
+    fn open_taps<O: ObsOutput>(&self, output: &O) -> Option<O::Taps> {
         if !self.direct.load(Ordering::SeqCst) {
             log::info("packets come through OBS's interleaver (as asked in the output settings)");
             return None;
@@ -407,26 +299,26 @@ impl Feed {
 /// Runs one stream; returns whether it ended OBS's data capture after a stop had been requested (which answers
 /// that request). A failure reported before any stop request answers nothing.
 fn run_worker(
-    output: &OutputHandle,
+    output: &impl ObsOutput,
     connector: Connector,
-    rx: Receiver<EncodedPacket>,
+    mut rx: PacketReceiver,
     feed: Feed,
     stats: Arc<StreamStats>,
-    stopping: Arc<AtomicBool>,
+    stopping: StopFlag,
     started: Instant,
 ) -> bool {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> bool {
         let mut sink = match connector(stopping.clone()) {
             Ok(sink) => sink,
             Err(err) => {
-                if stopping.load(Ordering::SeqCst) {
+                if *stopping.borrow() {
                     output.end_data_capture();
                     return true;
                 }
                 return fail(output, &err, false);
             }
         };
-        if stopping.load(Ordering::SeqCst) {
+        if *stopping.borrow() {
             output.end_data_capture();
             sink.close();
             return true;
@@ -436,7 +328,7 @@ fn run_worker(
         let taps = feed.open_taps(output);
         if !output.begin_data_capture() {
             drop(taps);
-            let asked = stopping.load(Ordering::SeqCst);
+            let asked = *stopping.borrow();
             let answered = fail(
                 output,
                 &Failure::new(
@@ -456,11 +348,11 @@ fn run_worker(
             "streaming (connected in {} ms)",
             started.elapsed().as_millis()
         ));
-        let failure = pump(&rx, sink.as_mut(), &stats, &stopping);
+        let failure = sink.run(&mut rx, &stats, &stopping);
         // No packet reaches the queue once the taps are closed. Then tell OBS (the streamer sees "stopped" at
         // once), then tear down.
         drop(taps);
-        let asked = stopping.load(Ordering::SeqCst);
+        let asked = *stopping.borrow();
         let answered = match &failure {
             Some(err) => fail(output, err, asked),
             None => {
@@ -484,7 +376,7 @@ fn run_worker(
         Ok(answered) => answered,
         Err(payload) => {
             let msg = crate::obs::guard::panic_message(&*payload).to_string();
-            let asked = stopping.load(Ordering::SeqCst);
+            let asked = *stopping.borrow();
             fail(
                 output,
                 &Failure::new(StopCode::Error, format!("RTC Studio internal error: {msg}")),
@@ -495,57 +387,4 @@ fn run_worker(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-
-    fn pkt(kind: MediaKind, keyframe: bool, n: i64) -> EncodedPacket {
-        EncodedPacket {
-            kind,
-            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
-            pts: n,
-            dts: n,
-            timebase_num: 1,
-            timebase_den: 30,
-            keyframe,
-            dts_usec: 0,
-            sys_dts_usec: 0,
-            track: 0,
-            handoff_usec: 0,
-        }
-    }
-
-    #[test]
-    fn full_queue_drops_video_until_the_next_keyframe() {
-        let stats = Arc::new(StreamStats::default());
-        let (q, rx) = PacketQueue::new(2, stats.clone());
-        assert!(q.push(pkt(MediaKind::Video, true, 0)));
-        assert!(q.push(pkt(MediaKind::Video, false, 1)));
-        assert!(!q.push(pkt(MediaKind::Video, false, 2)), "queue is full");
-        assert_eq!(q.fill(), 1.0);
-        // Drain one slot: a P-frame still may not pass (its reference was dropped).
-        rx.recv().unwrap();
-        stats.queued.fetch_sub(1, Ordering::Relaxed);
-        assert!(!q.push(pkt(MediaKind::Video, false, 3)));
-        // Audio is independent of the video keyframe wait.
-        assert!(q.push(pkt(MediaKind::Audio, false, 0)));
-        rx.recv().unwrap();
-        stats.queued.fetch_sub(1, Ordering::Relaxed);
-        assert!(
-            q.push(pkt(MediaKind::Video, true, 4)),
-            "a keyframe resumes video"
-        );
-        assert_eq!(stats.dropped_frames.load(Ordering::Relaxed), 2);
-        let rest: Vec<i64> = rx.try_iter().map(|p| p.pts).collect();
-        assert_eq!(rest, vec![0, 4]);
-    }
-
-    #[test]
-    fn closed_queue_refuses_without_blocking() {
-        let stats = Arc::new(StreamStats::default());
-        let (q, rx) = PacketQueue::new(4, stats);
-        q.close();
-        assert!(!q.push(pkt(MediaKind::Audio, false, 0)));
-        assert!(rx.recv().is_err());
-    }
-}
+mod tests;

@@ -1,0 +1,560 @@
+//! One publishing session as a sans-IO state machine: it decides, a driver (`crate::transport::driver`) carries
+//! out. The driver feeds it [`Input`]s — replies from the server, events of the WebRTC stack, media packets,
+//! feedback, a stop — each with the instant it happened, and drains [`Session::poll`] for [`Output`]s until it
+//! gets [`Output::Timeout`]: the instant to call back with [`Session::handle_timeout`]. The session never reads a
+//! clock, opens a socket or draws a random number, so its policies are tested with fake time.
+//!
+//! Phases: pre-flight (ICE servers the endpoint announces) → offer (a peer connection, the offer once candidates
+//! are gathered, or at once when the server takes trickle ICE) → answer → connecting (trickled candidates) →
+//! streaming (media, sender reports; recovery by ICE restart while the connection is down) → closing (the
+//! server's session ended and the peer connection closed, within a deadline) → closed.
+mod connect;
+mod recovery;
+pub mod sender;
+#[cfg(test)]
+mod tests;
+
+use crate::media::capture::CaptureClock;
+use crate::media::packet::EncodedPacket;
+use crate::signal::whip::IceServer;
+use crate::signal::{Failure, StopCode};
+use bytes::Bytes;
+use connect::Negotiation;
+use recovery::Recovery;
+use sender::{MediaSender, Outgoing, StreamIds};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+pub use connect::ConnectTimings;
+pub use sender::{Latency, RtpPacket, SenderReport};
+
+/// How long teardown (WHIP DELETE or Janus leave, and the DTLS close) may take.
+pub const CLOSE_LIMIT: Duration = Duration::from_secs(2);
+/// With nothing else due, the driver still calls back this often.
+const IDLE_TICK: Duration = Duration::from_secs(60);
+
+/// Everything a session is made from: settings, encoder configuration, the clock reading and the random values
+/// the caller drew.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// What the streamer's log calls the server ("WHIP", "Janus VideoRoom").
+    pub signalling: &'static str,
+    /// The configured STUN/TURN servers (those the server announces are added).
+    pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
+    /// Limit for the whole connect (signalling + ICE + DTLS).
+    pub connect_timeout: Duration,
+    pub max_payload: usize,
+    /// The video encoder's extra data (Annex-B SPS/PPS) and the audio encoder's (OpusHead).
+    pub video_extra_data: Bytes,
+    pub audio_extra_data: Bytes,
+    pub capture: CaptureClock,
+    pub video: StreamIds,
+    pub audio: StreamIds,
+    /// The media stream id both tracks carry (`a=msid`).
+    pub stream_id: String,
+}
+
+/// The peer connection to make: our two send-only tracks and the ICE configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
+    pub stream_id: String,
+    pub video_ssrc: u32,
+    pub audio_ssrc: u32,
+    /// H.264 `profile-level-id` of the encoder's stream.
+    pub profile_level_id: String,
+    pub stereo: bool,
+}
+
+/// What the server said before the offer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preflight {
+    pub ice_servers: Vec<IceServer>,
+    /// It takes candidates after the offer (trickle ICE).
+    pub trickle: bool,
+}
+
+/// The server's answer to the offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAnswer {
+    pub sdp: String,
+    /// It takes ICE restarts in the same session (WHIP: PATCH).
+    pub restarts: bool,
+    /// STUN/TURN servers announced with the answer (for ICE restarts).
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// The payload types the answer settled on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadTypes {
+    pub video: u8,
+    pub audio: u8,
+}
+
+/// Why a request that does not end the stream (a trickled candidate, an ICE restart) did not go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The server takes no such request at all (HTTP 405, 501, 415): asking again is pointless.
+    Unsupported(String),
+    /// It failed this time.
+    Failed(String),
+}
+
+impl RequestError {
+    pub fn message(&self) -> &str {
+        match self {
+            RequestError::Unsupported(m) | RequestError::Failed(m) => m,
+        }
+    }
+}
+
+/// The peer connection's state (ICE + DTLS), as the WebRTC stack reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl std::fmt::Display for PeerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerState::Connecting => "connecting",
+            PeerState::Connected => "connected",
+            PeerState::Disconnected => "disconnected",
+            PeerState::Failed => "failed",
+            PeerState::Closed => "closed",
+        })
+    }
+}
+
+/// RTCP feedback from the server that the session acts on or counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    PictureLoss,
+    FullIntraRequest,
+    /// A receiver report's worst RFC 3550 `fraction lost` over our streams: lost packets per 256.
+    ReceiverReport {
+        fraction_lost: u8,
+    },
+}
+
+/// What happened, for the session to decide on.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Preflighted(Preflight),
+    /// The peer connection exists and its offer is set locally (candidate gathering has begun).
+    PeerCreated(Result<(), Failure>),
+    /// A round of candidate gathering completed (the first, or an ICE restart's).
+    GatheringComplete,
+    /// A local candidate (`candidate:…`), as gathered.
+    LocalCandidate(String),
+    /// The local offer as it stood when asked for ([`Action::ReadOffer`]).
+    Offer(Result<String, Failure>),
+    Answered(Result<ServerAnswer, Failure>),
+    AnswerApplied(Result<PayloadTypes, Failure>),
+    Trickled(Result<(), RequestError>),
+    /// The peer connection has new ICE credentials and a new offer ([`Action::RestartIce`]).
+    IceRestarted(Result<(), RequestError>),
+    /// The server's ICE restart fragment (its new credentials and candidates).
+    RestartAnswered(Result<String, RequestError>),
+    PeerState(PeerState),
+    Feedback(Feedback),
+    Media(EncodedPacket),
+    /// The streamer stopped, or the stream is being torn down.
+    Stop,
+    ServerSessionEnded(Result<String, String>),
+    PeerClosed,
+}
+
+/// What the driver is to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the server for the ICE servers it announces and whether it takes trickle ICE (WHIP OPTIONS).
+    Preflight {
+        limit: Duration,
+    },
+    /// A new peer connection (in place of any before), with its offer set locally.
+    CreatePeer(PeerSpec),
+    /// Report the local offer as it stands, candidates gathered so far included.
+    ReadOffer,
+    SendOffer(String),
+    ApplyAnswer(String),
+    SendTrickle(String),
+    /// New ICE credentials on the same peer connection, gathering with these servers.
+    RestartIce(Vec<IceServer>),
+    SendRestart(String),
+    SendRtp(RtpPacket),
+    SendReport(SenderReport),
+    EndServerSession,
+    ClosePeer,
+}
+
+/// How loud a note is in the streamer's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// Something for the streamer's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub level: Level,
+    pub text: String,
+}
+
+impl Note {
+    pub fn info(text: impl Into<String>) -> Note {
+        Note {
+            level: Level::Info,
+            text: text.into(),
+        }
+    }
+    pub fn warn(text: impl Into<String>) -> Note {
+        Note {
+            level: Level::Warn,
+            text: text.into(),
+        }
+    }
+}
+
+/// What the session's owner hears of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Note(Note),
+    /// ICE and DTLS are up: media may flow.
+    Connected(ConnectTimings),
+    /// The stream cannot go on (or was stopped while connecting); teardown follows by itself.
+    Failed(Failure),
+    /// Teardown is over; how the server's session ended.
+    Closed(Result<String, String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Action(Action),
+    Event(Event),
+    /// Nothing more until this instant: call [`Session::handle_timeout`] then.
+    Timeout(Instant),
+}
+
+/// What the server told us during the session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedbackStats {
+    pub pli: u64,
+    pub fir: u64,
+    pub receiver_reports: u64,
+    /// The latest receiver report's loss, and the worst of the session, per 256.
+    pub fraction_lost: u8,
+    pub worst_fraction_lost: u8,
+}
+
+/// Loss the server reports that counts as full congestion (OBS's red square): 10 %.
+const FULL_CONGESTION_LOSS: f32 = 0.10;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Preflight,
+    Offering,
+    Answering,
+    Applying,
+    Connecting,
+    Streaming,
+    Closing,
+    Closed,
+}
+
+#[derive(Debug, Default)]
+struct Closing {
+    deadline: Option<Instant>,
+    server_pending: bool,
+    peer_pending: bool,
+    server: Option<Result<String, String>>,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    now: Instant,
+    started: Instant,
+    phase: Phase,
+    /// The peer connection's latest state.
+    peer_state: PeerState,
+    negotiation: Negotiation,
+    recovery: Recovery,
+    sender: MediaSender,
+    feedback: FeedbackStats,
+    closing: Closing,
+    out: VecDeque<Output>,
+}
+
+impl Session {
+    /// A session starting at `now`: its first action is the pre-flight.
+    pub fn new(config: SessionConfig, now: Instant) -> Session {
+        let sender = MediaSender::new(
+            config.video,
+            config.audio,
+            config.capture,
+            config.max_payload,
+            &config.video_extra_data,
+        );
+        let mut s = Session {
+            negotiation: Negotiation::new(now + config.connect_timeout),
+            recovery: Recovery::default(),
+            config,
+            now,
+            started: now,
+            phase: Phase::Preflight,
+            peer_state: PeerState::Connecting,
+            sender,
+            feedback: FeedbackStats::default(),
+            closing: Closing::default(),
+            out: VecDeque::new(),
+        };
+        s.preflight();
+        s
+    }
+
+    /// Takes one input that happened at `now`.
+    pub fn handle(&mut self, input: Input, now: Instant) {
+        self.now = self.now.max(now);
+        match input {
+            Input::Media(p) => self.media(&p),
+            Input::Feedback(f) => self.count_feedback(f),
+            Input::Stop => self.stop(),
+            Input::ServerSessionEnded(r) => self.server_session_ended(r),
+            Input::PeerClosed => self.peer_closed(),
+            // Replies that arrive once the session is ending change nothing.
+            _ if matches!(self.phase, Phase::Closing | Phase::Closed) => {}
+            Input::Trickled(r) => self.trickled(r),
+            Input::PeerState(s) if self.phase == Phase::Streaming => {
+                self.peer_state = s;
+                self.recovery_state(s)
+            }
+            Input::PeerState(s) => {
+                self.peer_state = s;
+                self.negotiate(Input::PeerState(s))
+            }
+            other if self.phase == Phase::Streaming => self.restart_step(other),
+            other => self.negotiate(other),
+        }
+        self.tick();
+    }
+
+    /// Time passed: `now` is at or after the instant [`Output::Timeout`] named.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.tick();
+    }
+
+    /// The next thing to do or report; [`Output::Timeout`] once there is nothing until then.
+    pub fn poll(&mut self) -> Output {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        if self.phase == Phase::Streaming {
+            match self.sender.poll(self.now) {
+                Some(Outgoing::Rtp(p)) => return Output::Action(Action::SendRtp(p)),
+                Some(Outgoing::Report(r)) => return Output::Action(Action::SendReport(r)),
+                None => {}
+            }
+        }
+        Output::Timeout(self.next_timeout())
+    }
+
+    /// Whether the session has ended (after [`Event::Closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    pub fn feedback(&self) -> FeedbackStats {
+        self.feedback
+    }
+
+    /// Network congestion as the session sees it, 0..1: the loss the server reports.
+    pub fn congestion(&self) -> f32 {
+        (f32::from(self.feedback.fraction_lost) / 256.0 / FULL_CONGESTION_LOSS).min(1.0)
+    }
+
+    pub fn latency(&self) -> &Latency {
+        &self.sender.latency
+    }
+
+    /// Bytes put on the wire (RTP headers included) and OBS packets fully sent, video and audio.
+    pub fn sent(&self) -> (u64, u64, u64) {
+        (
+            self.sender.bytes_sent,
+            self.sender.video_packets,
+            self.sender.audio_packets,
+        )
+    }
+
+    /// RTP packets sent so far, video and audio.
+    pub fn rtp_packets(&self) -> u64 {
+        self.sender.rtp_packets()
+    }
+
+    /// Outages that ICE restarts repaired.
+    pub fn ice_restarts(&self) -> u32 {
+        self.recovery.repaired
+    }
+
+    pub fn signalling(&self) -> &'static str {
+        self.config.signalling
+    }
+
+    fn act(&mut self, a: Action) {
+        self.out.push_back(Output::Action(a));
+    }
+
+    fn event(&mut self, e: Event) {
+        self.out.push_back(Output::Event(e));
+    }
+
+    fn note(&mut self, n: Note) {
+        self.event(Event::Note(n));
+    }
+
+    fn ms_since_start(&self) -> u64 {
+        self.now.duration_since(self.started).as_millis() as u64
+    }
+
+    /// Whatever time alone decides: gathering limits, the connect deadline, ICE restarts, the close deadline.
+    fn tick(&mut self) {
+        match self.phase {
+            Phase::Streaming => self.recovery_tick(),
+            Phase::Closing => self.closing_tick(),
+            Phase::Closed => {}
+            _ => self.negotiation_tick(),
+        }
+    }
+
+    fn next_timeout(&self) -> Instant {
+        let due = match self.phase {
+            Phase::Streaming => [self.sender.next_due(), self.recovery_due()]
+                .into_iter()
+                .flatten()
+                .min(),
+            Phase::Closing => self.closing.deadline,
+            Phase::Closed => None,
+            _ => self.negotiation_due(),
+        };
+        due.unwrap_or(self.now + IDLE_TICK)
+    }
+
+    fn media(&mut self, p: &EncodedPacket) {
+        if self.phase != Phase::Streaming {
+            return;
+        }
+        if let Some(d) = self.sender.push(p, self.now) {
+            self.note(Note::warn(format!(
+                "{} timestamps jumped ({:?}, {} ms): re-anchored to continue smoothly",
+                p.kind.as_str(),
+                d.kind,
+                d.jump_ms.map_or("?".into(), |j| j.to_string())
+            )));
+        }
+    }
+
+    fn count_feedback(&mut self, f: Feedback) {
+        let s = &mut self.feedback;
+        match f {
+            Feedback::PictureLoss => s.pli += 1,
+            Feedback::FullIntraRequest => s.fir += 1,
+            Feedback::ReceiverReport { fraction_lost } => {
+                s.receiver_reports += 1;
+                s.fraction_lost = fraction_lost;
+                s.worst_fraction_lost = s.worst_fraction_lost.max(fraction_lost);
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        match self.phase {
+            Phase::Closing | Phase::Closed => {}
+            Phase::Streaming => self.close(None),
+            _ => self.close(Some(Failure::new(
+                StopCode::Success,
+                "stopped while connecting",
+            ))),
+        }
+    }
+
+    /// Ends the session: reports `failure` if there is one, then ends the server's session (once an offer went
+    /// out) and closes the peer connection (once one exists), within [`CLOSE_LIMIT`].
+    fn close(&mut self, failure: Option<Failure>) {
+        if let Some(f) = failure {
+            self.event(Event::Failed(f));
+        }
+        self.phase = Phase::Closing;
+        self.closing = Closing {
+            deadline: Some(self.now + CLOSE_LIMIT),
+            server_pending: self.negotiation.offer_sent,
+            peer_pending: self.negotiation.peer_created,
+            server: None,
+        };
+        if self.closing.server_pending {
+            self.act(Action::EndServerSession);
+        }
+        if self.closing.peer_pending {
+            self.act(Action::ClosePeer);
+        }
+        self.maybe_closed();
+    }
+
+    fn server_session_ended(&mut self, r: Result<String, String>) {
+        if self.phase == Phase::Closing && self.closing.server_pending {
+            self.closing.server_pending = false;
+            self.closing.server = Some(r);
+            self.maybe_closed();
+        }
+    }
+
+    fn peer_closed(&mut self) {
+        if self.phase == Phase::Closing && self.closing.peer_pending {
+            self.closing.peer_pending = false;
+            self.maybe_closed();
+        }
+    }
+
+    fn closing_tick(&mut self) {
+        if self.closing.deadline.is_some_and(|d| self.now >= d) {
+            if self.closing.server_pending {
+                self.closing.server = Some(Err(format!(
+                    "no answer within {} ms",
+                    CLOSE_LIMIT.as_millis()
+                )));
+            }
+            self.closing.server_pending = false;
+            self.closing.peer_pending = false;
+            self.maybe_closed();
+        }
+    }
+
+    fn maybe_closed(&mut self) {
+        if self.phase == Phase::Closing
+            && !self.closing.server_pending
+            && !self.closing.peer_pending
+        {
+            self.phase = Phase::Closed;
+            let how = self
+                .closing
+                .server
+                .take()
+                .unwrap_or_else(|| Ok("no session was created".into()));
+            self.event(Event::Closed(how));
+        }
+    }
+
+    fn lost(&mut self, state: PeerState, why: &str) {
+        self.close(Some(Failure::new(
+            StopCode::Disconnected,
+            format!("The WebRTC connection to the server was lost (state {state}; {why})"),
+        )));
+    }
+}

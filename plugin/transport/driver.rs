@@ -1,0 +1,375 @@
+//! The session's driver: one loop on the plugin's runtime that turns what happens — the server's replies, the
+//! WebRTC stack's events, OBS's packets, timers, a stop — into [`Input`]s for the sans-IO [`Session`], and carries
+//! out the [`Action`]s it asks for: signalling requests (on a task of their own, one at a time, in order), peer
+//! connection calls and RTP writes. Time advances on timers, not on the arrival of the next media packet.
+use super::http::WhipHttp;
+use super::janus::JanusSignalling;
+use super::peer::Peer;
+use super::signalling::{Signalling, WhipSignalling};
+use super::turn_bridge::TurnBridges;
+use crate::media::capture::CaptureClock;
+use crate::media::packet::EncodedPacket;
+use crate::secret::Secret;
+use crate::session::sender::StreamIds;
+use crate::session::{
+    Action, ConnectTimings, Event, Input, Note, Output, PeerState, Session, SessionConfig,
+};
+use crate::signal::janus::JanusRoom;
+use crate::signal::whip::{self, IceServer};
+use crate::signal::{Failure, StopCode};
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Everything needed to publish, from the output's settings and encoders.
+#[derive(Clone, Debug)]
+pub struct PublishConfig {
+    /// The WHIP endpoint, or Janus's REST API root when `janus` is set.
+    pub endpoint: String,
+    pub bearer_token: Secret,
+    /// Publish into this Janus VideoRoom through Janus's own API instead of WHIP.
+    pub janus: Option<JanusRoom>,
+    pub ice_servers: Vec<IceServer>,
+    /// Only relayed (TURN) candidates.
+    pub relay_only: bool,
+    /// Limit for the whole connect (HTTP + ICE + DTLS).
+    pub connect_timeout: Duration,
+    pub max_payload: usize,
+    /// The video encoder's extra data (Annex-B SPS/PPS).
+    pub video_extra_data: Bytes,
+    /// The audio encoder's extra data (OpusHead).
+    pub audio_extra_data: Bytes,
+    /// OBS's clock, ours and the wall clock read together.
+    pub capture: CaptureClock,
+}
+
+/// Where the session's notes go (the streamer's log).
+pub type NoteSink = Arc<dyn Fn(&Note) + Send + Sync>;
+
+/// What has gone out so far, for OBS's counters.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Progress {
+    /// A packet was taken from the queue since the last report.
+    pub taken: bool,
+    pub bytes_sent: u64,
+    pub video_packets: u64,
+    pub audio_packets: u64,
+    pub congestion: f32,
+}
+
+/// A request for the signalling task.
+enum SignalRequest {
+    Preflight(Duration),
+    Offer(String),
+    Trickle(String),
+    Restart(String),
+    End,
+}
+
+/// Carries out signalling requests one at a time, in order; each answer becomes the session's input.
+async fn serve_signalling(
+    mut signalling: Box<dyn Signalling>,
+    mut requests: UnboundedReceiver<SignalRequest>,
+    inputs: UnboundedSender<Input>,
+) {
+    while let Some(r) = requests.recv().await {
+        let input = match r {
+            SignalRequest::Preflight(limit) => {
+                Input::Preflighted(signalling.preflight(limit).await)
+            }
+            SignalRequest::Offer(sdp) => Input::Answered(signalling.offer(sdp).await),
+            SignalRequest::Trickle(f) => Input::Trickled(signalling.trickle(f).await),
+            SignalRequest::Restart(f) => Input::RestartAnswered(signalling.restart(f).await),
+            SignalRequest::End => Input::ServerSessionEnded(signalling.end().await),
+        };
+        if inputs.send(input).is_err() {
+            break;
+        }
+    }
+}
+
+pub struct Driver {
+    session: Session,
+    peer: Option<Peer>,
+    inputs_tx: UnboundedSender<Input>,
+    inputs: UnboundedReceiver<Input>,
+    signal: UnboundedSender<SignalRequest>,
+    signal_task: JoinHandle<()>,
+    bridges: TurnBridges,
+    notes: NoteSink,
+    stop_sent: bool,
+    /// An RTP write failed (the peer connection is gone): reported to the session once.
+    write_failed: bool,
+}
+
+impl Driver {
+    /// A session for `cfg`, its signalling task started (call inside the plugin's runtime).
+    pub fn start(cfg: PublishConfig, notes: NoteSink) -> Result<Driver, Failure> {
+        let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
+        let http = WhipHttp::new(cfg.connect_timeout)?;
+        let signalling: Box<dyn Signalling> = match cfg.janus.clone() {
+            None => Box::new(WhipSignalling::new(
+                http,
+                endpoint,
+                cfg.bearer_token.clone(),
+            )),
+            Some(room) => Box::new(JanusSignalling::new(
+                http,
+                endpoint,
+                cfg.bearer_token.clone(),
+                room,
+            )),
+        };
+        let ids = || StreamIds {
+            ssrc: rand::random(),
+            first_seq: rand::random(),
+            rtp_offset: rand::random(),
+        };
+        let config = SessionConfig {
+            signalling: signalling.name(),
+            ice_servers: cfg.ice_servers,
+            relay_only: cfg.relay_only,
+            connect_timeout: cfg.connect_timeout,
+            max_payload: cfg.max_payload,
+            video_extra_data: cfg.video_extra_data,
+            audio_extra_data: cfg.audio_extra_data,
+            capture: cfg.capture,
+            video: ids(),
+            audio: ids(),
+            stream_id: format!("obs-{:08x}", rand::random::<u32>()),
+        };
+        let (inputs_tx, inputs) = mpsc::unbounded_channel();
+        let (signal, requests) = mpsc::unbounded_channel();
+        let signal_task = tokio::spawn(serve_signalling(signalling, requests, inputs_tx.clone()));
+        Ok(Driver {
+            session: Session::new(config, Instant::now()),
+            peer: None,
+            inputs_tx,
+            inputs,
+            signal,
+            signal_task,
+            bridges: TurnBridges::default(),
+            notes,
+            stop_sent: false,
+            write_failed: false,
+        })
+    }
+
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Runs the session until ICE and DTLS are connected, it fails, or `stop` turns true (a failure with code
+    /// `Success`). After a failure, [`Self::close`] finishes the teardown.
+    pub async fn connect(
+        &mut self,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<ConnectTimings, Failure> {
+        loop {
+            let wake_at = match self.carry_out().await {
+                Ok((Some(t), _)) => return Ok(t),
+                Ok((None, wake_at)) => wake_at,
+                Err(f) => return Err(f),
+            };
+            tokio::select! {
+                Some(input) = self.inputs.recv() => self.session.handle(input, Instant::now()),
+                _ = stop.wait_for(|s| *s), if !self.stop_sent => self.stop(),
+                () = tokio::time::sleep_until(wake_at.into()) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Streams OBS's packets until the queue closes or `stop` turns true (None), or the stream fails. `progress`
+    /// hears of every packet taken and of what has gone out.
+    pub async fn stream(
+        &mut self,
+        packets: &mut mpsc::Receiver<EncodedPacket>,
+        stop: &watch::Receiver<bool>,
+        progress: &mut dyn FnMut(Progress),
+    ) -> Option<Failure> {
+        loop {
+            let wake_at = match self.carry_out().await {
+                Err(f) => return Some(f),
+                Ok((_, wake_at)) => wake_at,
+            };
+            progress(self.progress(false));
+            tokio::select! {
+                biased;
+                Some(input) = self.inputs.recv() => self.session.handle(input, Instant::now()),
+                packet = packets.recv() => {
+                    let packet = packet?;
+                    progress(self.progress(true));
+                    if *stop.borrow() {
+                        return None;
+                    }
+                    self.session.handle(Input::Media(packet), Instant::now());
+                }
+                () = tokio::time::sleep_until(wake_at.into()) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Ends the session (the server's side and the peer connection), within the session's close deadline;
+    /// returns how the server's side ended.
+    pub async fn close(mut self) -> Result<String, String> {
+        self.stop();
+        loop {
+            let wake_at = loop {
+                match self.next_event().await {
+                    Ok(Event::Closed(how)) => return how,
+                    Ok(_) => {}
+                    Err(wake_at) => break wake_at,
+                }
+            };
+            tokio::select! {
+                Some(input) = self.inputs.recv() => self.session.handle(input, Instant::now()),
+                () = tokio::time::sleep_until(wake_at.into()) => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if !self.stop_sent {
+            self.stop_sent = true;
+            self.session.handle(Input::Stop, Instant::now());
+        }
+    }
+
+    fn progress(&self, taken: bool) -> Progress {
+        let (bytes_sent, video_packets, audio_packets) = self.session.sent();
+        Progress {
+            taken,
+            bytes_sent,
+            video_packets,
+            audio_packets,
+            congestion: self.session.congestion(),
+        }
+    }
+
+    /// Carries out everything due: the connect timings once connected, Err on a failure; and when to come back.
+    async fn carry_out(&mut self) -> Result<(Option<ConnectTimings>, Instant), Failure> {
+        let mut connected = None;
+        loop {
+            match self.next_event().await {
+                Ok(Event::Connected(t)) => connected = Some(t),
+                Ok(Event::Failed(f)) => return Err(self.bridges.explain(f)),
+                Ok(_) => {}
+                Err(wake_at) => return Ok((connected, wake_at)),
+            }
+        }
+    }
+
+    /// Carries out the session's actions and logs its notes until it reports an event (Ok) or waits (Err: until
+    /// when).
+    async fn next_event(&mut self) -> Result<Event, Instant> {
+        loop {
+            match self.session.poll() {
+                Output::Action(a) => self.execute(a).await,
+                Output::Event(Event::Note(n)) => (self.notes)(&n),
+                Output::Event(e) => return Ok(e),
+                Output::Timeout(t) => return Err(t),
+            }
+        }
+    }
+
+    fn signal(&self, r: SignalRequest) {
+        // The task ends only with the driver.
+        let _ = self.signal.send(r);
+    }
+
+    fn input(&self, i: Input) {
+        let _ = self.inputs_tx.send(i);
+    }
+
+    async fn execute(&mut self, action: Action) {
+        match action {
+            Action::Preflight { limit } => self.signal(SignalRequest::Preflight(limit)),
+            Action::CreatePeer(spec) => {
+                if let Some(old) = self.peer.take() {
+                    tokio::spawn(old.close());
+                }
+                let servers = self.bridged(spec.ice_servers.clone()).await;
+                let made = Peer::create(&spec, &servers, self.inputs_tx.clone()).await;
+                let made = made.map(|p| {
+                    self.peer = Some(p);
+                });
+                self.input(Input::PeerCreated(made));
+            }
+            Action::ReadOffer => {
+                let offer = match &self.peer {
+                    Some(p) => p.local_offer().await,
+                    None => Err(no_peer()),
+                };
+                self.input(Input::Offer(offer));
+            }
+            Action::SendOffer(sdp) => self.signal(SignalRequest::Offer(sdp)),
+            Action::ApplyAnswer(sdp) => {
+                let applied = match &self.peer {
+                    Some(p) => p.apply_answer(sdp).await,
+                    None => Err(no_peer()),
+                };
+                self.input(Input::AnswerApplied(applied));
+            }
+            Action::SendTrickle(f) => self.signal(SignalRequest::Trickle(f)),
+            Action::RestartIce(servers) => {
+                let servers = self.bridged(servers).await;
+                let restarted = match &self.peer {
+                    Some(p) => p.restart_ice(&servers).await,
+                    None => Err(crate::session::RequestError::Failed(no_peer().message)),
+                };
+                self.input(Input::IceRestarted(restarted));
+            }
+            Action::SendRestart(f) => self.signal(SignalRequest::Restart(f)),
+            Action::SendRtp(p) => {
+                let written = match &self.peer {
+                    Some(peer) => peer.write_rtp(p).await,
+                    None => Err(no_peer().message),
+                };
+                if written.is_err() && !self.write_failed {
+                    self.write_failed = true;
+                    self.input(Input::PeerState(PeerState::Closed));
+                }
+            }
+            Action::SendReport(r) => {
+                if let Some(p) = &self.peer {
+                    p.write_report(r).await;
+                }
+            }
+            Action::EndServerSession => self.signal(SignalRequest::End),
+            Action::ClosePeer => match self.peer.take() {
+                Some(p) => {
+                    let done = self.inputs_tx.clone();
+                    tokio::spawn(async move {
+                        p.close().await;
+                        let _ = done.send(Input::PeerClosed);
+                    });
+                }
+                None => self.input(Input::PeerClosed),
+            },
+        }
+    }
+
+    /// `servers` with TURN over TCP/TLS bridged (bridges made once per session, noted when made).
+    async fn bridged(&mut self, servers: Vec<IceServer>) -> Vec<IceServer> {
+        let mut notes = Vec::new();
+        let servers = self.bridges.bridged(servers, &mut notes).await;
+        for n in &notes {
+            (self.notes)(n);
+        }
+        servers
+    }
+}
+
+fn no_peer() -> Failure {
+    Failure::new(StopCode::Error, "no peer connection")
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // Ends the signalling (an answer still awaited is no longer wanted; Janus's keepalives stop).
+        self.signal_task.abort();
+    }
+}

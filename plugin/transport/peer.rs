@@ -1,0 +1,471 @@
+//! The webrtc-rs side of a session: one peer connection with send-only H.264 and Opus transceivers (BUNDLE,
+//! rtcp-mux), NACK retransmission from a send history, and the server's RTCP feedback handed to the session. RTP
+//! is built by our media core and written as is; sender reports are ours too.
+//!
+//! webrtc-rs's default sender-report interceptor pairs the last sent RTP timestamp with the time it was sent;
+//! with B-frames (sent in decode order, stamped in presentation order) and with different encoder delays for
+//! audio and video that mapping is off by tens of milliseconds. We leave it out and send reports the session
+//! computes from the capture clock, so receivers lip-sync.
+use crate::media::packet::MediaKind;
+use crate::session::{Feedback, Input, PayloadTypes, PeerSpec, PeerState, RequestError};
+use crate::session::{RtpPacket, SenderReport};
+use crate::signal::whip::IceServer;
+use crate::signal::{Failure, StopCode};
+use rtc::interceptor::{
+    Attribute, Interceptor, Packet as InterceptedPacket, Slot, StreamInfo, TaggedPacket,
+};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::MediaStreamTrack;
+use webrtc::peer_connection::{
+    configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+pub const VIDEO_PAYLOAD_TYPE: u8 = 102;
+pub const OPUS_PAYLOAD_TYPE: u8 = 111;
+/// How long ICE looks for a direct path before it settles for a TURN relay (when direct paths are allowed).
+const RELAY_ACCEPTANCE_WAIT: Duration = Duration::from_millis(1000);
+/// ICE: disconnected after this much silence, failed after `ICE_FAILED`, consent checks every second.
+const ICE_DISCONNECTED: Duration = Duration::from_secs(3);
+const ICE_FAILED: Duration = Duration::from_secs(10);
+/// Closing a peer connection may take at most this long.
+pub const CLOSE_LIMIT: Duration = Duration::from_secs(2);
+
+/// An interceptor that hands the inbound RTCP packets matching `wanted` to the application (webrtc-rs keeps all
+/// inbound RTCP inside the interceptor chain unless one marks it). Everything passes through unchanged.
+pub struct RtcpTap {
+    wanted: fn(&dyn rtc::rtcp::Packet) -> bool,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl RtcpTap {
+    pub fn new(wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
+        RtcpTap {
+            wanted,
+            read: VecDeque::new(),
+            write: VecDeque::new(),
+        }
+    }
+
+    /// Registers the tap last in the chain, so every other interceptor has seen the packets first.
+    pub fn add_to(registry: Registry, wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Registry {
+        registry.with(Slot::from(14_000), RtcpTap::new(wanted))
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
+            if packets.iter().any(|p| (self.wanted)(p.as_ref())) {
+                msg.message.add(Attribute::DeliverToApplication);
+            }
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtcpTap {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// The server's feedback the session reads: keyframe requests (PLI, FIR) and receiver reports.
+pub fn is_feedback(p: &dyn rtc::rtcp::Packet) -> bool {
+    p.as_any().is::<PictureLossIndication>()
+        || p.as_any().is::<FullIntraRequest>()
+        || p.as_any().is::<ReceiverReport>()
+}
+
+/// Hands what the server sends about our video stream to the session.
+async fn forward_feedback(track: Arc<TrackLocalStaticRTP>, to: Inputs) {
+    while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
+        for p in &packets {
+            let any = p.as_any();
+            let f = if any.is::<PictureLossIndication>() {
+                Feedback::PictureLoss
+            } else if any.is::<FullIntraRequest>() {
+                Feedback::FullIntraRequest
+            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+                let worst = rr.reports.iter().map(|b| b.fraction_lost).max();
+                Feedback::ReceiverReport {
+                    fraction_lost: worst.unwrap_or(0),
+                }
+            } else {
+                continue;
+            };
+            to.send(Input::Feedback(f));
+        }
+    }
+}
+
+/// Where a peer connection's events go: the session's inputs, while this peer connection is the session's own
+/// (one replaced by a new offer falls silent).
+#[derive(Clone)]
+struct Inputs {
+    tx: UnboundedSender<Input>,
+    current: Arc<AtomicBool>,
+}
+
+impl Inputs {
+    fn send(&self, input: Input) {
+        if self.current.load(Ordering::SeqCst) {
+            let _ = self.tx.send(input);
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Inputs {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.send(Input::GatheringComplete);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let s = match state {
+            RTCPeerConnectionState::Connected => PeerState::Connected,
+            RTCPeerConnectionState::Disconnected => PeerState::Disconnected,
+            RTCPeerConnectionState::Failed => PeerState::Failed,
+            RTCPeerConnectionState::Closed => PeerState::Closed,
+            _ => PeerState::Connecting,
+        };
+        self.send(Input::PeerState(s));
+    }
+
+    async fn on_ice_candidate(&self, event: webrtc::peer_connection::RTCPeerConnectionIceEvent) {
+        if let Ok(init) = event.candidate.to_json() {
+            self.send(Input::LocalCandidate(init.candidate));
+        }
+    }
+}
+
+fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecParameters {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    match kind {
+        MediaKind::Video => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_H264.to_owned(),
+                clock_rate: 90_000,
+                channels: 0,
+                sdp_fmtp_line: format!(
+                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
+                ),
+                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+            },
+            payload_type: VIDEO_PAYLOAD_TYPE,
+        },
+        MediaKind::Audio => RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: MIME_TYPE_OPUS.to_owned(),
+                clock_rate: 48_000,
+                channels: 2,
+                sdp_fmtp_line: if stereo {
+                    "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1".into()
+                } else {
+                    "minptime=10;useinbandfec=1".into()
+                },
+                rtcp_feedback: vec![],
+            },
+            payload_type: OPUS_PAYLOAD_TYPE,
+        },
+    }
+}
+
+fn local_track(
+    kind: MediaKind,
+    codec: &RTCRtpCodecParameters,
+    ssrc: u32,
+    stream_id: &str,
+) -> Arc<TrackLocalStaticRTP> {
+    let rtc_kind = match kind {
+        MediaKind::Video => RtpCodecKind::Video,
+        MediaKind::Audio => RtpCodecKind::Audio,
+    };
+    let name = kind.as_str();
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        stream_id.to_string(),
+        format!("{stream_id}-{name}"),
+        format!("OBS {name}"),
+        rtc_kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec: codec.rtp_codec.clone(),
+            ..Default::default()
+        }],
+    )))
+}
+
+fn webrtc_error(context: &str) -> impl Fn(webrtc::error::Error) -> Failure + '_ {
+    move |e| {
+        Failure::new(
+            StopCode::ConnectFailed,
+            format!("WebRTC {context} failed: {e}"),
+        )
+    }
+}
+
+fn transport_policy(relay_only: bool) -> RTCIceTransportPolicy {
+    if relay_only {
+        RTCIceTransportPolicy::Relay
+    } else {
+        RTCIceTransportPolicy::All
+    }
+}
+
+fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
+    servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.expose().to_string(),
+            credential: s.credential.expose().to_string(),
+        })
+        .collect()
+}
+
+/// A peer connection of ours and its two tracks.
+pub struct Peer {
+    pc: Arc<dyn PeerConnection>,
+    video: Arc<TrackLocalStaticRTP>,
+    audio: Arc<TrackLocalStaticRTP>,
+    current: Arc<AtomicBool>,
+    relay_only: bool,
+}
+
+impl Peer {
+    /// Builds the peer connection and sets its offer locally (candidate gathering begins); its events go to
+    /// `inputs`. `ice_servers` are the spec's with stream TURN already bridged.
+    pub async fn create(
+        spec: &PeerSpec,
+        ice_servers: &[IceServer],
+        inputs: UnboundedSender<Input>,
+    ) -> Result<Peer, Failure> {
+        let (video_codec, audio_codec) = (
+            codec(MediaKind::Video, &spec.profile_level_id, false),
+            codec(MediaKind::Audio, "", spec.stereo),
+        );
+        let mut media = MediaEngine::default();
+        media
+            .register_codec(video_codec.clone(), RtpCodecKind::Video)
+            .map_err(webrtc_error("codec setup"))?;
+        media
+            .register_codec(audio_codec.clone(), RtpCodecKind::Audio)
+            .map_err(webrtc_error("codec setup"))?;
+        // NACK retransmission from a send history; no default sender reports (the session sends its own);
+        // keyframe requests and receiver reports surfaced for the session.
+        let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(rtc_ice_servers(ice_servers))
+            .with_ice_transport_policy(transport_policy(spec.relay_only))
+            .build();
+        let settings = SettingEngineBuilder::new()
+            .with_ice_timeouts(
+                Some(ICE_DISCONNECTED),
+                Some(ICE_FAILED),
+                Some(Duration::from_secs(1)),
+            )
+            // ICE waits before it settles for a relayed path, in case a direct one turns up (webrtc-rs: 2 s). With
+            // "relay only" nothing better can come; otherwise a direct path shows within a few round trips.
+            .with_relay_acceptance_min_wait(Some(if spec.relay_only {
+                Duration::ZERO
+            } else {
+                RELAY_ACCEPTANCE_WAIT
+            }))
+            .build();
+        let current = Arc::new(AtomicBool::new(true));
+        let events = Inputs {
+            tx: inputs,
+            current: current.clone(),
+        };
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(settings)
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(events.clone()))
+            .with_udp_addrs(vec!["0.0.0.0:0", "127.0.0.1:0"])
+            .build()
+            .await
+            .map_err(webrtc_error("set-up"))?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let video = local_track(
+            MediaKind::Video,
+            &video_codec,
+            spec.video_ssrc,
+            &spec.stream_id,
+        );
+        let audio = local_track(
+            MediaKind::Audio,
+            &audio_codec,
+            spec.audio_ssrc,
+            &spec.stream_id,
+        );
+        for track in [video.clone(), audio.clone()] {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Sendonly,
+                streams: vec![spec.stream_id.clone()],
+                ..Default::default()
+            };
+            pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init))
+                .await
+                .map_err(webrtc_error("transceiver set-up"))?;
+        }
+        let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
+        pc.set_local_description(offer)
+            .await
+            .map_err(webrtc_error("offer"))?;
+        tokio::spawn(forward_feedback(video.clone(), events));
+        Ok(Peer {
+            pc,
+            video,
+            audio,
+            current,
+            relay_only: spec.relay_only,
+        })
+    }
+
+    /// The local offer as it stands (with the candidates gathered so far).
+    pub async fn local_offer(&self) -> Result<String, Failure> {
+        self.pc
+            .local_description()
+            .await
+            .map(|d| d.sdp)
+            .ok_or_else(|| Failure::new(StopCode::ConnectFailed, "WebRTC produced no offer"))
+    }
+
+    /// Applies the server's answer; returns the payload types it settled on.
+    pub async fn apply_answer(&self, sdp: String) -> Result<PayloadTypes, Failure> {
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| {
+            Failure::new(
+                StopCode::ConnectFailed,
+                format!("The server's SDP answer is invalid: {e}"),
+            )
+        })?;
+        self.pc.set_remote_description(answer).await.map_err(|e| {
+            Failure::new(
+                StopCode::ConnectFailed,
+                format!("The server's SDP answer could not be used: {e}"),
+            )
+        })?;
+        let mut pt = PayloadTypes {
+            video: VIDEO_PAYLOAD_TYPE,
+            audio: OPUS_PAYLOAD_TYPE,
+        };
+        for sender in self.pc.get_senders().await {
+            if let Ok(params) = sender.get_parameters().await {
+                if let Some(c) = params.rtp_parameters.codecs.first() {
+                    if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
+                        pt.video = c.payload_type;
+                    } else if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
+                        pt.audio = c.payload_type;
+                    }
+                }
+            }
+        }
+        Ok(pt)
+    }
+
+    /// New ICE credentials and a new offer set locally, gathering with `ice_servers` (stream TURN bridged).
+    pub async fn restart_ice(&self, ice_servers: &[IceServer]) -> Result<(), RequestError> {
+        let failed = |e: webrtc::error::Error| RequestError::Failed(e.to_string());
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(rtc_ice_servers(ice_servers))
+            .with_ice_transport_policy(transport_policy(self.relay_only))
+            .build();
+        self.pc
+            .set_configuration(config)
+            .await
+            .map_err(|e| RequestError::Failed(format!("ICE servers could not be updated: {e}")))?;
+        self.pc.restart_ice().await.map_err(failed)?;
+        let offer = self.pc.create_offer(None).await.map_err(failed)?;
+        self.pc.set_local_description(offer).await.map_err(failed)
+    }
+
+    pub async fn write_rtp(&self, p: RtpPacket) -> Result<(), String> {
+        let track = match p.kind {
+            MediaKind::Video => &self.video,
+            MediaKind::Audio => &self.audio,
+        };
+        let packet = rtc::rtp::Packet {
+            header: rtc::rtp::header::Header {
+                version: 2,
+                marker: p.marker,
+                payload_type: p.payload_type,
+                sequence_number: p.seq,
+                timestamp: p.timestamp,
+                ssrc: p.ssrc,
+                ..Default::default()
+            },
+            payload: p.payload,
+        };
+        track.write_rtp(packet).await.map_err(|e| e.to_string())
+    }
+
+    pub async fn write_report(&self, r: SenderReport) {
+        let track = match r.kind {
+            MediaKind::Video => &self.video,
+            MediaKind::Audio => &self.audio,
+        };
+        let sr = rtc::rtcp::sender_report::SenderReport {
+            ssrc: r.ssrc,
+            ntp_time: r.ntp,
+            rtp_time: r.rtp,
+            packet_count: r.packets,
+            octet_count: r.octets,
+            ..Default::default()
+        };
+        // A lost report is harmless: the next one follows in a second.
+        let _ = track.write_rtcp(vec![Box::new(sr)]).await;
+    }
+
+    /// Closes the connection (DTLS close, TURN allocations released) within [`CLOSE_LIMIT`]; its events are no
+    /// longer the session's.
+    pub async fn close(self) {
+        self.current.store(false, Ordering::SeqCst);
+        let _ = tokio::time::timeout(CLOSE_LIMIT, self.pc.close()).await;
+    }
+}
