@@ -1,6 +1,6 @@
 //! Our WHIP receiver as a program: listens on loopback, takes one published stream, decodes it (openh264, libopus)
 //! and prints one JSON line of measurements when the publisher sends its DELETE (or when time runs out).
-#[path = "../tests/support/receiver.rs"]
+#[path = "../tests/support/receiver/mod.rs"]
 mod receiver;
 
 use receiver::{Receiver, ReceiverOptions};

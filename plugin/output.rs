@@ -3,7 +3,7 @@
 use crate::media::packet::EncodedPacket;
 use crate::obs::data::Settings;
 use crate::obs::log;
-use crate::obs::output::{OutputHandle, OutputType, StopCode};
+use crate::obs::output::{AudioEncoderInfo, OutputHandle, OutputType, StopCode, VideoEncoderInfo};
 use crate::obs::properties::Properties;
 use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
@@ -48,28 +48,7 @@ impl RtcOutput {
         let endpoint = self.handle.service_endpoint().unwrap_or_default();
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
-        if let Some(v) = &video {
-            if v.codec != "h264" {
-                return Err(Failure::new(
-                    StopCode::Unsupported,
-                    format!(
-                        "RTC Studio sends H.264 video; the selected video encoder produces {}",
-                        v.codec
-                    ),
-                ));
-            }
-        }
-        if let Some(a) = &audio {
-            if a.codec != "opus" {
-                return Err(Failure::new(
-                    StopCode::Unsupported,
-                    format!(
-                        "RTC Studio sends Opus audio; the selected audio encoder produces {}",
-                        a.codec
-                    ),
-                ));
-            }
-        }
+        check_codecs(video.as_ref(), audio.as_ref())?;
         if !settings.packet_log.is_empty() {
             if !endpoint.url.is_empty() {
                 log::warn("packet log set: recording packets instead of publishing to the server");
@@ -88,33 +67,21 @@ impl RtcOutput {
             ));
         }
         crate::signal::whip::validate_endpoint(&endpoint.url)?;
-        if let Some(v) = &video {
-            let mut params = crate::media::h264::ParameterSets::default();
-            params.learn(&Bytes::from(v.extra_data.clone()));
-            if params
-                .profile_level_id()
-                .is_some_and(|p| p.starts_with("64"))
-            {
-                log::warn(
-                    "the video encoder produces H.264 High profile: browsers that watch through an SFU may refuse it \
-                     (Debian's Chromium decodes only Baseline and Main over WebRTC); choose profile main or baseline in \
-                     the encoder settings for the widest reach",
-                );
-            }
-        }
+        let video_extra_data = Bytes::from(video.map(|v| v.extra_data).unwrap_or_default());
+        warn_of_high_profile(&video_extra_data);
         let service = self.service_settings()?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let ice_servers = ice::ice_servers(&service.ice, now)?;
         if !ice_servers.is_empty() {
+            let relay = if service.ice.relay_only {
+                ", relay only"
+            } else {
+                ""
+            };
             log::info(&format!(
-                "ICE servers from the settings: {ice_servers:?}{}",
-                if service.ice.relay_only {
-                    ", relay only"
-                } else {
-                    ""
-                }
+                "ICE servers from the settings: {ice_servers:?}{relay}"
             ));
         }
         let config = PublishConfig {
@@ -128,13 +95,47 @@ impl RtcOutput {
             relay_only: service.ice.relay_only,
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,
-            video_extra_data: Bytes::from(video.map(|v| v.extra_data).unwrap_or_default()),
+            video_extra_data,
             audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
             capture: crate::publish::capture_clock_now(),
         };
         Ok(Box::new(move |stop| {
             WhipSink::connect(config, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
         }))
+    }
+}
+
+/// H.264 video and Opus audio are what we send.
+fn check_codecs(
+    video: Option<&VideoEncoderInfo>,
+    audio: Option<&AudioEncoderInfo>,
+) -> Result<(), Failure> {
+    let wrong = |what: &str, kind: &str, codec: &str| {
+        Failure::new(
+            StopCode::Unsupported,
+            format!("RTC Studio sends {what} {kind}; the selected {kind} encoder produces {codec}"),
+        )
+    };
+    match (video, audio) {
+        (Some(v), _) if v.codec != "h264" => Err(wrong("H.264", "video", &v.codec)),
+        (_, Some(a)) if a.codec != "opus" => Err(wrong("Opus", "audio", &a.codec)),
+        _ => Ok(()),
+    }
+}
+
+/// Browsers watching through an SFU may not decode High profile.
+fn warn_of_high_profile(video_extra_data: &Bytes) {
+    let mut params = crate::media::h264::ParameterSets::default();
+    params.learn(video_extra_data);
+    if params
+        .profile_level_id()
+        .is_some_and(|p| p.starts_with("64"))
+    {
+        log::warn(
+            "the video encoder produces H.264 High profile: browsers that watch through an SFU may refuse it \
+             (Debian's Chromium decodes only Baseline and Main over WebRTC); choose profile main or baseline in \
+             the encoder settings for the widest reach",
+        );
     }
 }
 

@@ -142,7 +142,8 @@ impl Data {
         unsafe { Settings::from_raw(self.raw) }
     }
 
-    pub(crate) fn as_ptr(&self) -> *mut sys::obs_data_t {
+    /// The raw object, for a libobs host of our own (the headless runner) to hand to libobs.
+    pub fn as_ptr(&self) -> *mut sys::obs_data_t {
         self.raw
     }
 }

@@ -3,7 +3,6 @@
 pub mod data;
 pub mod frontend;
 pub mod guard;
-pub mod host;
 pub mod log;
 pub mod module;
 pub mod output;

@@ -1,6 +1,7 @@
 //! Signalling state and messages, sans-IO: what to send and what replies mean.
 pub mod ice;
 pub mod janus;
+pub mod sdp_fragment;
 pub mod turn_stream;
 pub mod whip;
 

@@ -297,80 +297,18 @@ impl Feed {
 }
 
 /// Runs one stream; returns whether it ended OBS's data capture after a stop had been requested (which answers
-/// that request). A failure reported before any stop request answers nothing.
+/// that request). A failure reported before any stop request answers nothing. A panic becomes an OBS error.
 fn run_worker(
     output: &impl ObsOutput,
     connector: Connector,
-    mut rx: PacketReceiver,
+    rx: PacketReceiver,
     feed: Feed,
     stats: Arc<StreamStats>,
     stopping: StopFlag,
     started: Instant,
 ) -> bool {
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> bool {
-        let mut sink = match connector(stopping.clone()) {
-            Ok(sink) => sink,
-            Err(err) => {
-                if *stopping.borrow() {
-                    output.end_data_capture();
-                    return true;
-                }
-                return fail(output, &err, false);
-            }
-        };
-        if *stopping.borrow() {
-            output.end_data_capture();
-            sink.close();
-            return true;
-        }
-        // Taps first, so they see the encoders' very first packets (a keyframe); then OBS's own capture, which
-        // signals "started" to the frontend.
-        let taps = feed.open_taps(output);
-        if !output.begin_data_capture() {
-            drop(taps);
-            let asked = *stopping.borrow();
-            let answered = fail(
-                output,
-                &Failure::new(
-                    StopCode::Error,
-                    "OBS could not start sending encoded data to RTC Studio",
-                ),
-                asked,
-            );
-            sink.close();
-            return answered;
-        }
-        stats.connect_time_ms.store(
-            started.elapsed().as_millis().min(i32::MAX as u128) as i32,
-            Ordering::Relaxed,
-        );
-        log::info(&format!(
-            "streaming (connected in {} ms)",
-            started.elapsed().as_millis()
-        ));
-        let failure = sink.run(&mut rx, &stats, &stopping);
-        // No packet reaches the queue once the taps are closed. Then tell OBS (the streamer sees "stopped" at
-        // once), then tear down.
-        drop(taps);
-        let asked = *stopping.borrow();
-        let answered = match &failure {
-            Some(err) => fail(output, err, asked),
-            None => {
-                output.end_data_capture();
-                true
-            }
-        };
-        drop(rx);
-        sink.close();
-        feed.log_probe();
-        log::info(&format!(
-            "stream ended: {} video and {} audio packets, {} bytes, {} frames dropped",
-            stats.video_packets.load(Ordering::Relaxed),
-            stats.audio_packets.load(Ordering::Relaxed),
-            stats.bytes_sent.load(Ordering::Relaxed),
-            stats.dropped_frames.load(Ordering::Relaxed)
-        ));
-        answered
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        connect_and_stream(output, connector, rx, &feed, &stats, &stopping, started)
     }));
     match outcome {
         Ok(answered) => answered,
@@ -384,6 +322,71 @@ fn run_worker(
             )
         }
     }
+}
+
+/// Connects, begins OBS's capture, forwards packets until stopped or failed, ends capture, tears down.
+fn connect_and_stream(
+    output: &impl ObsOutput,
+    connector: Connector,
+    mut rx: PacketReceiver,
+    feed: &Feed,
+    stats: &StreamStats,
+    stopping: &StopFlag,
+    started: Instant,
+) -> bool {
+    let mut sink = match connector(stopping.clone()) {
+        Ok(sink) => sink,
+        Err(_) if *stopping.borrow() => {
+            output.end_data_capture();
+            return true;
+        }
+        Err(err) => return fail(output, &err, false),
+    };
+    if *stopping.borrow() {
+        output.end_data_capture();
+        sink.close();
+        return true;
+    }
+    // Taps first, so they see the encoders' very first packets (a keyframe); then OBS's own capture, which
+    // signals "started" to the frontend.
+    let taps = feed.open_taps(output);
+    if !output.begin_data_capture() {
+        drop(taps);
+        let could_not = Failure::new(
+            StopCode::Error,
+            "OBS could not start sending encoded data to RTC Studio",
+        );
+        let answered = fail(output, &could_not, *stopping.borrow());
+        sink.close();
+        return answered;
+    }
+    let connect_ms = started.elapsed().as_millis();
+    stats
+        .connect_time_ms
+        .store(connect_ms.min(i32::MAX as u128) as i32, Ordering::Relaxed);
+    log::info(&format!("streaming (connected in {connect_ms} ms)"));
+    let failure = sink.run(&mut rx, stats, stopping);
+    // No packet reaches the queue once the taps are closed. Then tell OBS (the streamer sees "stopped" at once),
+    // then tear down.
+    drop(taps);
+    let answered = match &failure {
+        Some(err) => fail(output, err, *stopping.borrow()),
+        None => {
+            output.end_data_capture();
+            true
+        }
+    };
+    drop(rx);
+    sink.close();
+    feed.log_probe();
+    log::info(&format!(
+        "stream ended: {} video and {} audio packets, {} bytes, {} frames dropped",
+        stats.video_packets.load(Ordering::Relaxed),
+        stats.audio_packets.load(Ordering::Relaxed),
+        stats.bytes_sent.load(Ordering::Relaxed),
+        stats.dropped_frames.load(Ordering::Relaxed)
+    ));
+    answered
 }
 
 #[cfg(test)]

@@ -267,6 +267,41 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
         .collect()
 }
 
+/// Our codecs, and the interceptors: NACK retransmission from a send history; no default sender reports (the
+/// session sends its own); keyframe requests and receiver reports surfaced for the session.
+fn media_engine(
+    video: &RTCRtpCodecParameters,
+    audio: &RTCRtpCodecParameters,
+) -> Result<(MediaEngine, Registry), Failure> {
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(video.clone(), RtpCodecKind::Video)
+        .map_err(webrtc_error("codec setup"))?;
+    media
+        .register_codec(audio.clone(), RtpCodecKind::Audio)
+        .map_err(webrtc_error("codec setup"))?;
+    let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
+    Ok((media, registry))
+}
+
+/// ICE timing: when a connection counts as disconnected and failed, and how long ICE waits before it settles for
+/// a relayed path in case a direct one turns up (webrtc-rs: 2 s). With "relay only" nothing better can come;
+/// otherwise a direct path shows within a few round trips.
+fn ice_settings(relay_only: bool) -> webrtc::peer_connection::SettingEngine {
+    SettingEngineBuilder::new()
+        .with_ice_timeouts(
+            Some(ICE_DISCONNECTED),
+            Some(ICE_FAILED),
+            Some(Duration::from_secs(1)),
+        )
+        .with_relay_acceptance_min_wait(Some(if relay_only {
+            Duration::ZERO
+        } else {
+            RELAY_ACCEPTANCE_WAIT
+        }))
+        .build()
+}
+
 /// A peer connection of ours and its two tracks.
 pub struct Peer {
     pc: Arc<dyn PeerConnection>,
@@ -288,33 +323,10 @@ impl Peer {
             codec(MediaKind::Video, &spec.profile_level_id, false),
             codec(MediaKind::Audio, "", spec.stereo),
         );
-        let mut media = MediaEngine::default();
-        media
-            .register_codec(video_codec.clone(), RtpCodecKind::Video)
-            .map_err(webrtc_error("codec setup"))?;
-        media
-            .register_codec(audio_codec.clone(), RtpCodecKind::Audio)
-            .map_err(webrtc_error("codec setup"))?;
-        // NACK retransmission from a send history; no default sender reports (the session sends its own);
-        // keyframe requests and receiver reports surfaced for the session.
-        let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
+        let (media, registry) = media_engine(&video_codec, &audio_codec)?;
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(rtc_ice_servers(ice_servers))
             .with_ice_transport_policy(transport_policy(spec.relay_only))
-            .build();
-        let settings = SettingEngineBuilder::new()
-            .with_ice_timeouts(
-                Some(ICE_DISCONNECTED),
-                Some(ICE_FAILED),
-                Some(Duration::from_secs(1)),
-            )
-            // ICE waits before it settles for a relayed path, in case a direct one turns up (webrtc-rs: 2 s). With
-            // "relay only" nothing better can come; otherwise a direct path shows within a few round trips.
-            .with_relay_acceptance_min_wait(Some(if spec.relay_only {
-                Duration::ZERO
-            } else {
-                RELAY_ACCEPTANCE_WAIT
-            }))
             .build();
         let current = Arc::new(AtomicBool::new(true));
         let events = Inputs {
@@ -323,7 +335,7 @@ impl Peer {
         };
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
-            .with_setting_engine(settings)
+            .with_setting_engine(ice_settings(spec.relay_only))
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(events.clone()))

@@ -3,7 +3,9 @@
 //!
 //! Needs an X display: run under `xvfb-run -a`. See `--help`.
 use rtc_studio::obs::data::Data;
-use rtc_studio::obs::host::{ObsHost, VideoMix, NOT_STOPPED};
+mod host;
+
+use host::{ObsHost, VideoMix, NOT_STOPPED};
 use serde_json::json;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};

@@ -1,8 +1,10 @@
-//! Hosting libobs ourselves (the headless runner and tests): start-up on an X11/EGL display, modules opened one
-//! by one (never `obs_load_all_modules`, whose frontend modules abort a non-Qt host), and owned handles for the
-//! sources, encoders, services and outputs we create. Everything is released before `obs_shutdown`.
-use super::data::Data;
-use super::sys;
+//! Hosting libobs ourselves (the headless runner, which the tests and benchmarks run): start-up on an X11/EGL
+//! display, modules opened one by one (never `obs_load_all_modules`, whose frontend modules abort a non-Qt host),
+//! and owned handles for the sources, encoders, services and outputs we create. Everything is released before
+//! `obs_shutdown`. Test tooling, not part of the plugin: it calls libobs through the plugin's bindings
+//! (`rtc_studio::obs::sys`), and its `unsafe` stays out of the shipped `.so`.
+use rtc_studio::obs::data::Data;
+use rtc_studio::obs::sys;
 use std::ffi::{c_void, CStr, CString};
 use std::ptr;
 
@@ -46,7 +48,7 @@ impl ObsHost {
     }
 
     pub fn version(&self) -> String {
-        super::module::libobs_version_string()
+        rtc_studio::obs::module::libobs_version_string()
     }
 
     pub fn reset_video(&self, mix: VideoMix) -> Result<(), String> {

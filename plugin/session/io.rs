@@ -1,0 +1,231 @@
+//! What goes into a session and what comes out of it: its configuration, the [`Input`]s a driver feeds it, the
+//! [`Action`]s and [`Event`]s it answers with, and the plain data they carry.
+use super::connect::ConnectTimings;
+use super::sender::{RtpPacket, SenderReport, StreamIds};
+use crate::media::capture::CaptureClock;
+use crate::media::packet::EncodedPacket;
+use crate::signal::whip::IceServer;
+use crate::signal::Failure;
+use bytes::Bytes;
+use std::time::{Duration, Instant};
+
+/// Everything a session is made from: settings, encoder configuration, the clock reading and the random values
+/// the caller drew.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// What the streamer's log calls the server ("WHIP", "Janus VideoRoom").
+    pub signalling: &'static str,
+    /// The configured STUN/TURN servers (those the server announces are added).
+    pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
+    /// Limit for the whole connect (signalling + ICE + DTLS).
+    pub connect_timeout: Duration,
+    pub max_payload: usize,
+    /// The video encoder's extra data (Annex-B SPS/PPS) and the audio encoder's (OpusHead).
+    pub video_extra_data: Bytes,
+    pub audio_extra_data: Bytes,
+    pub capture: CaptureClock,
+    pub video: StreamIds,
+    pub audio: StreamIds,
+    /// The media stream id both tracks carry (`a=msid`).
+    pub stream_id: String,
+}
+
+/// The peer connection to make: our two send-only tracks and the ICE configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerSpec {
+    pub ice_servers: Vec<IceServer>,
+    pub relay_only: bool,
+    pub stream_id: String,
+    pub video_ssrc: u32,
+    pub audio_ssrc: u32,
+    /// H.264 `profile-level-id` of the encoder's stream.
+    pub profile_level_id: String,
+    pub stereo: bool,
+}
+
+/// What the server said before the offer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Preflight {
+    pub ice_servers: Vec<IceServer>,
+    /// It takes candidates after the offer (trickle ICE).
+    pub trickle: bool,
+}
+
+/// The server's answer to the offer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAnswer {
+    pub sdp: String,
+    /// It takes ICE restarts in the same session (WHIP: PATCH).
+    pub restarts: bool,
+    /// STUN/TURN servers announced with the answer (for ICE restarts).
+    pub ice_servers: Vec<IceServer>,
+}
+
+/// The payload types the answer settled on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PayloadTypes {
+    pub video: u8,
+    pub audio: u8,
+}
+
+/// Why a request that does not end the stream (a trickled candidate, an ICE restart) did not go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RequestError {
+    /// The server takes no such request at all (HTTP 405, 501, 415): asking again is pointless.
+    Unsupported(String),
+    /// It failed this time.
+    Failed(String),
+}
+
+impl RequestError {
+    pub fn message(&self) -> &str {
+        match self {
+            RequestError::Unsupported(m) | RequestError::Failed(m) => m,
+        }
+    }
+}
+
+/// The peer connection's state (ICE + DTLS), as the WebRTC stack reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    Connecting,
+    Connected,
+    Disconnected,
+    Failed,
+    Closed,
+}
+
+impl std::fmt::Display for PeerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerState::Connecting => "connecting",
+            PeerState::Connected => "connected",
+            PeerState::Disconnected => "disconnected",
+            PeerState::Failed => "failed",
+            PeerState::Closed => "closed",
+        })
+    }
+}
+
+/// RTCP feedback from the server that the session acts on or counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Feedback {
+    PictureLoss,
+    FullIntraRequest,
+    /// A receiver report's worst RFC 3550 `fraction lost` over our streams: lost packets per 256.
+    ReceiverReport {
+        fraction_lost: u8,
+    },
+}
+
+/// What happened, for the session to decide on.
+#[derive(Clone, Debug)]
+pub enum Input {
+    Preflighted(Preflight),
+    /// The peer connection exists and its offer is set locally (candidate gathering has begun).
+    PeerCreated(Result<(), Failure>),
+    /// A round of candidate gathering completed (the first, or an ICE restart's).
+    GatheringComplete,
+    /// A local candidate (`candidate:…`), as gathered.
+    LocalCandidate(String),
+    /// The local offer as it stood when asked for ([`Action::ReadOffer`]).
+    Offer(Result<String, Failure>),
+    Answered(Result<ServerAnswer, Failure>),
+    AnswerApplied(Result<PayloadTypes, Failure>),
+    Trickled(Result<(), RequestError>),
+    /// The peer connection has new ICE credentials and a new offer ([`Action::RestartIce`]).
+    IceRestarted(Result<(), RequestError>),
+    /// The server's ICE restart fragment (its new credentials and candidates).
+    RestartAnswered(Result<String, RequestError>),
+    PeerState(PeerState),
+    Feedback(Feedback),
+    Media(EncodedPacket),
+    /// The streamer stopped, or the stream is being torn down.
+    Stop,
+    ServerSessionEnded(Result<String, String>),
+    PeerClosed,
+}
+
+/// What the driver is to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Ask the server for the ICE servers it announces and whether it takes trickle ICE (WHIP OPTIONS).
+    Preflight {
+        limit: Duration,
+    },
+    /// A new peer connection (in place of any before), with its offer set locally.
+    CreatePeer(PeerSpec),
+    /// Report the local offer as it stands, candidates gathered so far included.
+    ReadOffer,
+    SendOffer(String),
+    ApplyAnswer(String),
+    SendTrickle(String),
+    /// New ICE credentials on the same peer connection, gathering with these servers.
+    RestartIce(Vec<IceServer>),
+    SendRestart(String),
+    SendRtp(RtpPacket),
+    SendReport(SenderReport),
+    EndServerSession,
+    ClosePeer,
+}
+
+/// How loud a note is in the streamer's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+}
+
+/// Something for the streamer's log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub level: Level,
+    pub text: String,
+}
+
+impl Note {
+    pub fn info(text: impl Into<String>) -> Note {
+        Note {
+            level: Level::Info,
+            text: text.into(),
+        }
+    }
+    pub fn warn(text: impl Into<String>) -> Note {
+        Note {
+            level: Level::Warn,
+            text: text.into(),
+        }
+    }
+}
+
+/// What the session's owner hears of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    Note(Note),
+    /// ICE and DTLS are up: media may flow.
+    Connected(ConnectTimings),
+    /// The stream cannot go on (or was stopped while connecting); teardown follows by itself.
+    Failed(Failure),
+    /// Teardown is over; how the server's session ended.
+    Closed(Result<String, String>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Action(Action),
+    Event(Event),
+    /// Nothing more until this instant: call [`Session::handle_timeout`] then.
+    Timeout(Instant),
+}
+
+/// What the server told us during the session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FeedbackStats {
+    pub pli: u64,
+    pub fir: u64,
+    pub receiver_reports: u64,
+    /// The latest receiver report's loss, and the worst of the session, per 256.
+    pub fraction_lost: u8,
+    pub worst_fraction_lost: u8,
+}

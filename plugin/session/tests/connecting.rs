@@ -1,0 +1,236 @@
+//! Getting connected: offer timing, trickle ICE and its refusal, deadlines, a stop in every phase.
+use super::*;
+
+#[test]
+fn a_complete_offer_waits_for_gathering_at_most_one_second() {
+    let mut f = Fake::new(|_| {});
+    assert_eq!(kinds(&f.drain()), ["preflight"]);
+    assert_eq!(
+        kinds(&f.input(Input::Preflighted(Preflight::default()))),
+        ["create-peer"]
+    );
+    assert!(
+        f.input(Input::PeerCreated(Ok(()))).is_empty(),
+        "waits for candidates"
+    );
+    // Gathering never completes (an unreachable STUN server): the offer is read 1 s after the peer was made.
+    let out = f.run_to(999);
+    assert!(kinds(&out.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()).is_empty());
+    let out = f.run_to(1000);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0], (1000, Output::Action(Action::ReadOffer)));
+    let out = f.input(Input::Offer(Ok(OFFER.into())));
+    assert_eq!(actions(&out), [&Action::SendOffer(OFFER.into())]);
+}
+
+#[test]
+fn a_server_that_takes_trickle_ice_gets_the_offer_at_once_then_candidates() {
+    let mut f = Fake::new(|_| {});
+    f.drain();
+    f.input(Input::Preflighted(Preflight {
+        ice_servers: Vec::new(),
+        trickle: true,
+    }));
+    assert_eq!(kinds(&f.input(Input::PeerCreated(Ok(())))), ["read-offer"]);
+    f.input(Input::Offer(Ok(OFFER.into())));
+    let late = "candidate:2 1 udp 1694498815 203.0.113.5 5000 typ srflx raddr 10.0.0.1 rport 5000";
+    // Gathered before the answer: held until the answer is applied (the PATCH needs the session).
+    assert!(f.input(Input::LocalCandidate(late.into())).is_empty());
+    f.input(Input::Answered(Ok(ServerAnswer {
+        sdp: ANSWER.into(),
+        restarts: true,
+        ice_servers: Vec::new(),
+    })));
+    let out = f.input(Input::AnswerApplied(Ok(PayloadTypes {
+        video: 102,
+        audio: 111,
+    })));
+    let [Action::SendTrickle(fragment)] = actions(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert!(fragment.contains(late) && !fragment.contains("end-of-candidates"));
+    // One PATCH at a time: end-of-candidates waits for the first to be answered.
+    assert!(f.input(Input::GatheringComplete).is_empty());
+    let out = f.input(Input::Trickled(Ok(())));
+    let [Action::SendTrickle(fragment)] = actions(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert!(fragment.contains("a=end-of-candidates") && !fragment.contains(late));
+    assert!(f.input(Input::Trickled(Ok(()))).is_empty());
+    let out = f.input(Input::PeerState(PeerState::Connected));
+    let Some(Output::Event(Event::Connected(t))) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert!(t.trickle && t.end_of_candidates_sent && t.trickled_candidates == 1);
+}
+
+#[test]
+fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer() {
+    let mut f = Fake::new(|_| {});
+    f.drain();
+    f.input(Input::Preflighted(Preflight {
+        ice_servers: Vec::new(),
+        trickle: true,
+    }));
+    f.input(Input::PeerCreated(Ok(())));
+    f.input(Input::Offer(Ok(OFFER.into())));
+    f.input(Input::Answered(Ok(ServerAnswer {
+        sdp: ANSWER.into(),
+        restarts: true,
+        ice_servers: Vec::new(),
+    })));
+    f.input(Input::AnswerApplied(Ok(PayloadTypes {
+        video: 102,
+        audio: 111,
+    })));
+    assert_eq!(kinds(&f.input(Input::GatheringComplete)), ["trickle"]);
+    let out = f.input(Input::Trickled(Err(RequestError::Unsupported(
+        "the server does not take trickle ICE after all (HTTP 405)".into(),
+    ))));
+    assert_eq!(
+        kinds(&out),
+        ["end-server-session", "close-peer", "create-peer"]
+    );
+    assert_eq!(
+        notes(&out),
+        ["trickle ICE refused after the offer (the server does not take trickle ICE after all (HTTP 405)): \
+          sent a new, complete offer"]
+    );
+    // The second offer is a complete one: it waits for gathering.
+    assert!(f.input(Input::PeerCreated(Ok(()))).is_empty());
+    assert_eq!(kinds(&f.input(Input::GatheringComplete)), ["read-offer"]);
+    assert_eq!(
+        kinds(&f.input(Input::Offer(Ok(OFFER.into())))),
+        ["send-offer"]
+    );
+    f.input(Input::Answered(Ok(ServerAnswer {
+        sdp: ANSWER.into(),
+        restarts: false,
+        ice_servers: Vec::new(),
+    })));
+    let out = f.input(Input::AnswerApplied(Ok(PayloadTypes {
+        video: 102,
+        audio: 111,
+    })));
+    assert!(kinds(&out).is_empty(), "no trickling this time: {out:?}");
+    let out = f.input(Input::PeerState(PeerState::Connected));
+    assert!(matches!(out[0], Output::Event(Event::Connected(ref t)) if !t.trickle));
+}
+
+#[test]
+fn a_server_that_never_answers_fails_at_the_connect_deadline_and_its_session_is_ended() {
+    let mut f = Fake::new(|c| c.connect_timeout = Duration::from_secs(4));
+    f.drain();
+    f.input(Input::Preflighted(Preflight::default()));
+    f.input(Input::PeerCreated(Ok(())));
+    f.input(Input::GatheringComplete);
+    f.input(Input::Offer(Ok(OFFER.into())));
+    let out = f.run_to(4000);
+    let (at, _) = out.first().expect("something at the deadline");
+    assert_eq!(*at, 4000);
+    let outs: Vec<Output> = out.into_iter().map(|(_, o)| o).collect();
+    let fail = failure(&outs).expect("failed");
+    assert_eq!(fail.code, StopCode::ConnectFailed);
+    assert_eq!(fail.message, "The WHIP server did not answer within 4 s");
+    assert_eq!(kinds(&outs), ["end-server-session", "close-peer"]);
+}
+
+#[test]
+fn relay_only_without_a_relay_candidate_fails_before_the_offer_goes_out() {
+    let mut f = Fake::new(|c| c.relay_only = true);
+    f.drain();
+    f.input(Input::Preflighted(Preflight::default()));
+    f.input(Input::PeerCreated(Ok(())));
+    f.input(Input::GatheringComplete);
+    let out = f.input(Input::Offer(Ok(OFFER.into())));
+    assert!(failure(&out)
+        .unwrap()
+        .message
+        .contains("gave no relay address"));
+    assert_eq!(
+        kinds(&out),
+        ["close-peer"],
+        "no offer went out: nothing to end on the server"
+    );
+}
+
+/// What a stop in each phase of connecting asks for: always a "stopped" failure (OBS's stop succeeded), the
+/// server's session ended once an offer went out, the peer closed once one exists.
+#[test]
+fn a_stop_during_each_phase_ends_what_exists_and_nothing_else() {
+    type Step = fn(&mut Fake);
+    let steps: [(&str, Step, &[&str]); 6] = [
+        ("pre-flight", |_| {}, &[]),
+        (
+            "creating the peer",
+            |f| {
+                f.input(Input::Preflighted(Preflight::default()));
+            },
+            &["close-peer"],
+        ),
+        (
+            "gathering",
+            |f| {
+                f.input(Input::PeerCreated(Ok(())));
+            },
+            &["close-peer"],
+        ),
+        (
+            "waiting for the answer",
+            |f| {
+                f.input(Input::GatheringComplete);
+                f.input(Input::Offer(Ok(OFFER.into())));
+            },
+            &["end-server-session", "close-peer"],
+        ),
+        (
+            "applying the answer",
+            |f| {
+                f.input(Input::Answered(Ok(ServerAnswer {
+                    sdp: ANSWER.into(),
+                    restarts: false,
+                    ice_servers: Vec::new(),
+                })));
+            },
+            &["end-server-session", "close-peer"],
+        ),
+        (
+            "connecting",
+            |f| {
+                f.input(Input::AnswerApplied(Ok(PayloadTypes {
+                    video: 102,
+                    audio: 111,
+                })));
+            },
+            &["end-server-session", "close-peer"],
+        ),
+    ];
+    for n in 0..steps.len() {
+        let mut f = Fake::new(|_| {});
+        f.drain();
+        for (_, step, _) in &steps[..=n] {
+            step(&mut f);
+        }
+        let (phase, _, expected) = steps[n];
+        let out = f.input(Input::Stop);
+        let fail = failure(&out).unwrap_or_else(|| panic!("{phase}: {out:?}"));
+        assert_eq!(
+            (fail.code, fail.message.as_str()),
+            (StopCode::Success, "stopped while connecting"),
+            "{phase}"
+        );
+        assert_eq!(kinds(&out), expected, "{phase}");
+        for k in expected.iter() {
+            let done = match *k {
+                "end-server-session" => Input::ServerSessionEnded(Ok("DELETE answered 200".into())),
+                _ => Input::PeerClosed,
+            };
+            f.input(done);
+        }
+        assert!(f.s.is_closed(), "{phase}");
+        // Late replies from the old phases change nothing.
+        assert!(f
+            .input(Input::Answered(Err(Failure::new(StopCode::Error, "late"))))
+            .is_empty());
+    }
+}

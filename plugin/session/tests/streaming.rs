@@ -1,0 +1,233 @@
+//! Streaming: closing, recovery by ICE restart, sender reports, pacing.
+use super::super::recovery::{DISCONNECTED_GRACE, RECOVERY_WINDOW, RESTART_RETRY};
+use super::super::sender::{BURST_BYTES, SENDER_REPORT_INTERVAL};
+use super::*;
+
+#[test]
+fn closing_waits_for_the_server_at_most_its_deadline() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    let out = f.input(Input::Stop);
+    assert_eq!(kinds(&out), ["end-server-session", "close-peer"]);
+    assert!(
+        failure(&out).is_none(),
+        "a stop while streaming is no failure"
+    );
+    f.input(Input::PeerClosed);
+    assert!(!f.s.is_closed());
+    let out = f.run_to(CLOSE_LIMIT.as_millis() as u64 - 1);
+    assert!(out.is_empty(), "{out:?}");
+    let out = f.run_to(CLOSE_LIMIT.as_millis() as u64);
+    assert_eq!(
+        out,
+        [(
+            CLOSE_LIMIT.as_millis() as u64,
+            Output::Event(Event::Closed(Err("no answer within 2000 ms".into())))
+        )]
+    );
+    assert!(f.s.is_closed());
+}
+
+#[test]
+fn a_server_without_restarts_loses_the_stream_one_second_after_ice_goes_down() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.input(Input::PeerState(PeerState::Disconnected));
+    assert!(f.run_to(999).is_empty());
+    let out: Vec<Output> = f.run_to(1000).into_iter().map(|(_, o)| o).collect();
+    let fail = failure(&out).expect("lost");
+    assert_eq!(fail.code, StopCode::Disconnected);
+    assert_eq!(
+        fail.message,
+        "The WebRTC connection to the server was lost (state disconnected; the server takes no ICE restarts)"
+    );
+}
+
+/// Walks one restart through its steps with the server's answers; returns what it asked for.
+fn restart_round(f: &mut Fake, server: Result<String, RequestError>) -> Vec<Output> {
+    let mut out = f.input(Input::IceRestarted(Ok(())));
+    out.extend(f.input(Input::GatheringComplete));
+    out.extend(f.input(Input::Offer(Ok(RESTART_OFFER.into()))));
+    let ok = server.is_ok();
+    out.extend(f.input(Input::RestartAnswered(server)));
+    if ok {
+        out.extend(f.input(Input::AnswerApplied(Ok(PayloadTypes {
+            video: 102,
+            audio: 111,
+        }))));
+    }
+    out
+}
+
+#[test]
+fn ice_restarts_every_three_seconds_for_fifteen_then_the_stream_is_lost() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), true);
+    f.input(Input::PeerState(PeerState::Disconnected));
+    let mut restarts = Vec::new();
+    let mut lost_at = None;
+    let mut t = 0;
+    while t < 20_000 && lost_at.is_none() {
+        t += 100;
+        for (at, o) in f.run_to(t) {
+            match &o {
+                Output::Action(Action::RestartIce(_)) => {
+                    restarts.push(at);
+                    // Each restart is taken by the server, but the path stays dead.
+                    let out = restart_round(&mut f, Ok(SERVER_RESTART.into()));
+                    assert_eq!(kinds(&out), ["read-offer", "send-restart", "apply-answer"]);
+                    let [_, Action::SendRestart(fragment), Action::ApplyAnswer(answer)] =
+                        actions(&out)[..]
+                    else {
+                        panic!()
+                    };
+                    assert!(fragment.contains("a=ice-ufrag:efgh"));
+                    assert!(answer.contains("a=ice-ufrag:srv2") && !answer.contains("srv1"));
+                }
+                Output::Event(Event::Failed(fail)) => {
+                    lost_at = Some(at);
+                    assert!(
+                        fail.message
+                            .contains("not back within 15 s after 5 ICE restart(s)"),
+                        "{fail:?}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+    let grace = DISCONNECTED_GRACE.as_millis() as u64;
+    let retry = RESTART_RETRY.as_millis() as u64;
+    let expected: Vec<u64> = (0..5).map(|n| grace + n * retry).collect();
+    assert_eq!(restarts, expected);
+    assert_eq!(lost_at, Some(RECOVERY_WINDOW.as_millis() as u64));
+}
+
+#[test]
+fn a_restart_that_brings_the_connection_back_counts_as_repaired() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), true);
+    f.now = f.at(10_000);
+    f.input(Input::PeerState(PeerState::Disconnected));
+    let out = f.run_to(11_000);
+    assert_eq!(
+        notes(&out.iter().map(|(_, o)| o.clone()).collect::<Vec<_>>()),
+        ["connection disconnected for 1000 ms: ICE restart 1 through the WHIP server"]
+    );
+    // The connection comes back while the restart is under way: the outage ends when the restart has finished.
+    assert!(notes(&f.input(Input::PeerState(PeerState::Connected))).is_empty());
+    let out = restart_round(&mut f, Ok(SERVER_RESTART.into()));
+    assert_eq!(
+        notes(&out),
+        [
+            "ICE restart 1 accepted by the server: checking the new paths",
+            "connection back after 1000 ms (1 ICE restart(s), same session)"
+        ]
+    );
+    assert_eq!(f.s.ice_restarts(), 1);
+}
+
+#[test]
+fn a_restart_patch_answered_405_ends_the_stream_instead_of_retrying() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), true);
+    f.input(Input::PeerState(PeerState::Failed));
+    let out = f.run_to(1000);
+    assert!(out
+        .iter()
+        .any(|(_, o)| matches!(o, Output::Action(Action::RestartIce(_)))));
+    let out = restart_round(
+        &mut f,
+        Err(RequestError::Unsupported(
+            "the server takes no ICE restarts (HTTP 405)".into(),
+        )),
+    );
+    assert_eq!(
+        notes(&out),
+        ["ICE restart 1 failed: the server takes no ICE restarts (HTTP 405)"]
+    );
+    let fail = failure(&out).expect("lost at once, not after 15 s");
+    assert!(
+        fail.message
+            .contains("state failed; the server takes no ICE restarts"),
+        "{fail:?}"
+    );
+}
+
+#[test]
+fn sender_reports_follow_the_first_packet_then_every_second() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(500);
+    let out = f.input(Input::Media(video_frame(0, 500, true)));
+    assert_eq!(kinds(&out), ["rtp", "report"], "only video has sent yet");
+    let mut reports = Vec::new();
+    for n in 1..=250 {
+        // 5 s of audio at 50 packets a second.
+        let at = 500 + n * 20;
+        for (t, o) in f.run_to(at) {
+            if let Output::Action(Action::SendReport(r)) = o {
+                reports.push((t, r.kind));
+            }
+        }
+        for o in f.input(Input::Media(audio_packet(n as i64))) {
+            if let Output::Action(Action::SendReport(r)) = o {
+                reports.push((at, r.kind));
+            }
+        }
+    }
+    let interval = SENDER_REPORT_INTERVAL.as_millis() as u64;
+    let expected: Vec<(u64, MediaKind)> = (1..=5)
+        .flat_map(|k| {
+            [
+                (500 + k * interval, MediaKind::Video),
+                (500 + k * interval, MediaKind::Audio),
+            ]
+        })
+        .collect();
+    assert_eq!(reports, expected);
+}
+
+#[test]
+fn keyframes_leave_in_paced_bursts_and_audio_is_never_held_behind_them() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(1000);
+    // A 100 KB keyframe: 24 KB bursts 1 ms apart.
+    let out = f.input(Input::Media(video_frame(0, 100_000, true)));
+    let first_burst: usize = actions(&out)
+        .iter()
+        .filter_map(|a| match a {
+            Action::SendRtp(p) => Some(p.payload.len()),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        (BURST_BYTES..BURST_BYTES + 1200).contains(&first_burst),
+        "{first_burst}"
+    );
+    let out = f.input(Input::Media(audio_packet(0)));
+    assert_eq!(kinds(&out), ["rtp"], "audio goes at once");
+    let mut sent = Vec::new();
+    for (t, o) in f.run_to(1010) {
+        if let Output::Action(Action::SendRtp(p)) = o {
+            sent.push((t, p.seq, p.marker));
+        }
+    }
+    let times: Vec<u64> = sent.iter().map(|(t, _, _)| *t).collect();
+    assert_eq!(times.first(), Some(&1001));
+    assert_eq!(
+        times.last(),
+        Some(&1003),
+        "100 KB in four bursts of ~25 KB, 1 ms apart"
+    );
+    assert!(
+        sent.last().unwrap().2,
+        "marker on the last packet of the frame"
+    );
+    let seqs: Vec<u16> = sent.iter().map(|(_, s, _)| *s).collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "in order: {seqs:?}"
+    );
+}

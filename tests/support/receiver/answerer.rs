@@ -1,0 +1,148 @@
+//! The receiver's WebRTC side: answers the offer with webrtc-rs (receive-only H.264 and Opus, NACK, RTCP
+//! reports) and hands each track to its decoder.
+use super::audio::receive_audio;
+use super::video::receive_video;
+use super::{ReceiverOptions, Shared};
+use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc_studio::transport::peer::RtcpTap;
+use std::sync::Arc;
+use std::time::Duration;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    configure_nack, configure_rtcp_reports, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription, Registry,
+};
+use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+
+struct Handler {
+    stats: Shared,
+    gathered: tokio::sync::watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.gathered.send_replace(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, _state: RTCPeerConnectionState) {}
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let kind = track.kind().await;
+        let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
+        let stats = self.stats.clone();
+        match kind {
+            RtpCodecKind::Video => {
+                stats.lock().unwrap().video_ssrc = Some(ssrc);
+                tokio::spawn(receive_video(track, stats));
+            }
+            _ => {
+                stats.lock().unwrap().audio_ssrc = Some(ssrc);
+                tokio::spawn(receive_audio(track, stats));
+            }
+        }
+    }
+}
+
+fn fmtp_value<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
+    let at = sdp.find(&format!("{key}="))? + key.len() + 1;
+    sdp[at..]
+        .split(|c: char| c == ';' || c.is_whitespace())
+        .next()
+}
+
+pub(super) async fn answer(
+    offer: String,
+    stats: Shared,
+    options: &ReceiverOptions,
+) -> Result<(Box<dyn PeerConnection>, String), String> {
+    let profile = fmtp_value(&offer, "profile-level-id")
+        .unwrap_or("42e01f")
+        .to_string();
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.into(),
+        parameter: parameter.into(),
+    };
+    let mut media = MediaEngine::default();
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_H264.into(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: format!(
+                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+                    ),
+                    rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                },
+                payload_type: 102,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(|e| e.to_string())?;
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: MIME_TYPE_OPUS.into(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 111,
+            },
+            RtpCodecKind::Audio,
+        )
+        .map_err(|e| e.to_string())?;
+    let registry = RtcpTap::add_to(
+        configure_rtcp_reports(configure_nack(Registry::new(), &mut media)),
+        |p| p.as_any().is::<SenderReport>(),
+    );
+    let (gathered_tx, mut gathered) = tokio::sync::watch::channel(false);
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(media)
+        .with_interceptor_registry(registry)
+        .with_handler(Arc::new(Handler {
+            stats,
+            gathered: gathered_tx,
+        }))
+        .with_udp_addrs(vec![options.udp.clone()])
+        .build()
+        .await
+        .map_err(|e| e.to_string())?;
+    let pc: Box<dyn PeerConnection> = Box::new(pc);
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let init = RTCRtpTransceiverInit {
+            direction: RTCRtpTransceiverDirection::Recvonly,
+            ..Default::default()
+        };
+        pc.add_transceiver_from_kind(kind, Some(init))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let offer = RTCSessionDescription::offer(offer).map_err(|e| e.to_string())?;
+    pc.set_remote_description(offer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = pc.create_answer(None).await.map_err(|e| e.to_string())?;
+    pc.set_local_description(answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), gathered.wait_for(|g| *g)).await;
+    let sdp = pc
+        .local_description()
+        .await
+        .map(|d| d.sdp)
+        .ok_or("no local description")?;
+    Ok((pc, sdp))
+}

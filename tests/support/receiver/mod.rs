@@ -1,0 +1,248 @@
+//! Our own WHIP receiver ("mock SFU"), shared by `examples/mock_sfu.rs` and the tests.
+//!
+//! It answers WHIP on a loopback HTTP endpoint with webrtc-rs, depacketizes H.264 with our media core and decodes
+//! it with openh264, decodes Opus with libopus, and measures: frames decoded and their size and rate, time from the
+//! WHIP POST to the first decoded frame, and the audio/video offset of the demo clip's content (a white flash and a
+//! beep at the same instant every second), both placed on one clock through the RTCP sender reports' NTP↔RTP
+//! mappings, as a browser does for lip sync.
+#![allow(dead_code)]
+
+mod answerer;
+mod audio;
+mod measure;
+mod video;
+mod whip_http;
+use measure::{av_offset, round1};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use video::decode_with_ffmpeg;
+use webrtc::peer_connection::PeerConnection;
+use whip_http::serve;
+
+/// Where and how the receiver listens.
+#[derive(Clone, Debug)]
+pub struct ReceiverOptions {
+    /// HTTP listen address (loopback).
+    pub http: String,
+    /// Address for ICE host candidates.
+    pub udp: String,
+    /// Bearer token the receiver requires, if any.
+    pub token: Option<String>,
+    /// Close the first session's peer connection this long after answering (a server or network failure).
+    pub drop_first_session_after: Option<Duration>,
+    /// `Link` header values to announce ICE servers on OPTIONS (RFC 9725 §4.6 style).
+    pub ice_links: Vec<String>,
+    /// `Link` header values announcing ICE servers on the 201 (RFC 9725 §4.6).
+    pub answer_links: Vec<String>,
+    /// Take trickle ICE: `Accept-Patch: application/trickle-ice-sdpfrag` on OPTIONS and 201, candidates by PATCH
+    /// (with `If-Match` the session's ETag). Without it, PATCH is answered 405.
+    pub trickle: bool,
+    /// Advertise trickle ICE on OPTIONS but answer every PATCH 405 (a front end that promises more than the
+    /// server behind it does).
+    pub refuse_patch: bool,
+}
+
+impl Default for ReceiverOptions {
+    fn default() -> Self {
+        ReceiverOptions {
+            http: "127.0.0.1:0".into(),
+            udp: "127.0.0.1:0".into(),
+            token: None,
+            drop_first_session_after: None,
+            ice_links: Vec::new(),
+            answer_links: Vec::new(),
+            trickle: false,
+            refuse_patch: false,
+        }
+    }
+}
+
+/// What the receiver saw (one session at a time; a new POST resets it).
+#[derive(Default, Debug)]
+pub(crate) struct Stats {
+    post_at: Option<Instant>,
+    first_frame_at: Option<Instant>,
+    /// The same instant on the wall clock (for benchmarks timing a start from another process).
+    first_frame_wall: Option<std::time::SystemTime>,
+    sessions: u32,
+    video_frames_decoded: u64,
+    decode_errors: u64,
+    incomplete_units: u64,
+    width: u32,
+    height: u32,
+    first_frame_ts: Option<u32>,
+    last_frame_ts: Option<u32>,
+    audio_packets: u64,
+    /// RTP packets received, video and audio (counted as they arrive, before decoding).
+    rtp_packets: u64,
+    /// Trickle ICE: PATCH requests taken, candidates they carried, whether end-of-candidates came, and PATCHes
+    /// refused for a wrong or missing If-Match.
+    trickle_patches: u64,
+    trickled_candidates: u64,
+    end_of_candidates: bool,
+    patch_precondition_failures: u64,
+    /// ICE restarts taken by PATCH (RFC 9725 §4.4), and PATCHes answered 405.
+    ice_restarts: u64,
+    patches_refused: u64,
+    /// Video frames decoded when the last ICE restart was answered.
+    frames_at_restart: u64,
+    audio_decode_errors: u64,
+    video_ssrc: Option<u32>,
+    audio_ssrc: Option<u32>,
+    /// RTP timestamps of flash onsets (video) and beep onsets (audio).
+    flashes: Vec<u32>,
+    beeps: Vec<u32>,
+    /// Sender reports per SSRC: (NTP, RTP).
+    reports: HashMap<u32, Vec<(u64, u32)>>,
+    delete_received: bool,
+    auth_failures: u32,
+    /// The candidate types (host, srflx, relay) in the last offer.
+    offer_candidate_types: Vec<String>,
+    /// Access units as received (Annex-B) with their RTP timestamps, for a second decoder when needed.
+    units: Vec<(u32, Vec<u8>)>,
+    b_slices: u64,
+    decoder: &'static str,
+}
+
+pub(crate) type Shared = Arc<Mutex<Stats>>;
+
+/// A running receiver.
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    stats: Shared,
+    pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Receiver {
+    /// Starts listening; must be called inside a tokio runtime.
+    pub async fn start(options: ReceiverOptions) -> std::io::Result<Receiver> {
+        let listener = TcpListener::bind(&options.http).await?;
+        let addr = listener.local_addr()?;
+        let stats: Shared = Arc::default();
+        let pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>> = Arc::default();
+        let (s, p, o) = (stats.clone(), pcs.clone(), Arc::new(options));
+        let accept = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let (s, p, o) = (s.clone(), p.clone(), o.clone());
+                tokio::spawn(async move {
+                    let _ = serve(conn, s, p, o).await;
+                });
+            }
+        });
+        Ok(Receiver {
+            addr,
+            stats,
+            pcs,
+            accept,
+        })
+    }
+
+    pub fn whip_url(&self) -> String {
+        format!("http://{}/whip", self.addr)
+    }
+
+    pub fn delete_received(&self) -> bool {
+        self.stats.lock().unwrap().delete_received
+    }
+
+    /// Waits until a DELETE arrived or `limit` passed.
+    pub async fn wait_for_delete(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if self.delete_received() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.delete_received()
+    }
+
+    /// The measurements as one JSON object.
+    /// After a stream: waits (bounded) for the WHIP DELETE and for the last frames to leave the decoder.
+    pub async fn settled_report(&self, limit: Duration) -> serde_json::Value {
+        self.wait_for_delete(limit).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.report()
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        let mut s = self.stats.lock().unwrap();
+        s.decoder = "openh264";
+        if s.b_slices > 0 {
+            // openh264 cannot decode B slices: measure this session with libavcodec instead.
+            if let Some((frames, errors, flashes, first, last)) =
+                decode_with_ffmpeg(&s.units, s.width, s.height)
+            {
+                s.decoder = "libavcodec (B-frames)";
+                s.video_frames_decoded = frames;
+                s.decode_errors = errors;
+                s.flashes = flashes;
+                s.first_frame_ts = Some(first);
+                s.last_frame_ts = Some(last);
+            }
+        }
+        let fps = match (s.first_frame_ts, s.last_frame_ts) {
+            (Some(a), Some(b)) if s.video_frames_decoded > 1 && b != a => {
+                (s.video_frames_decoded - 1) as f64 * 90_000.0 / b.wrapping_sub(a) as f64
+            }
+            _ => 0.0,
+        };
+        let first_frame_ms = match (s.post_at, s.first_frame_at) {
+            (Some(p), Some(f)) => json!(round1(f.duration_since(p).as_secs_f64() * 1000.0)),
+            _ => serde_json::Value::Null,
+        };
+        let (offset, pairs) = av_offset(&s);
+        json!({
+            "video_frames_decoded": s.video_frames_decoded,
+            "decode_errors": s.decode_errors,
+            "incomplete_units": s.incomplete_units,
+            "width": s.width,
+            "height": s.height,
+            "fps": round1(fps),
+            "audio_packets": s.audio_packets,
+            "rtp_packets": s.rtp_packets,
+            "trickle_patches": s.trickle_patches,
+            "ice_restarts": s.ice_restarts,
+            "frames_after_restart": s.video_frames_decoded - s.frames_at_restart,
+            "patches_refused": s.patches_refused,
+            "trickled_candidates": s.trickled_candidates,
+            "end_of_candidates": s.end_of_candidates,
+            "patch_precondition_failures": s.patch_precondition_failures,
+            "audio_decode_errors": s.audio_decode_errors,
+            "first_frame_ms": first_frame_ms,
+            "first_frame_unix_ms": s.first_frame_wall.and_then(|w| w.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| round1(d.as_secs_f64() * 1000.0)),
+            "av_offset_ms": offset.map(round1),
+            "av_pairs": pairs,
+            "flashes": s.flashes.len(),
+            "beeps": s.beeps.len(),
+            "sender_reports": s.reports.values().map(Vec::len).sum::<usize>(),
+            "delete_received": s.delete_received,
+            "decoder": s.decoder,
+            "b_slice_units": s.b_slices,
+            "sessions": s.sessions,
+            "auth_failures": s.auth_failures,
+            "offer_candidate_types": s.offer_candidate_types,
+        })
+    }
+
+    pub async fn stop(self) {
+        self.accept.abort();
+        for pc in self.pcs.lock().await.drain(..) {
+            let _ = pc.close().await;
+        }
+    }
+}
+
+/// The runtime a test drives its receiver on.
+pub fn test_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
