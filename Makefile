@@ -6,7 +6,7 @@ XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
 BENCH_DEPS := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice \
   gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 python3-gi
 
-.PHONY: deps build demo test bench fuzz compat install uninstall clean
+.PHONY: deps build demo test test-fast bench fuzz compat install uninstall clean
 
 deps:
 	@scripts/deps.sh
@@ -22,6 +22,11 @@ demo: build
 test: build
 	cargo clippy --all-targets -- -D warnings
 	cargo test --no-fail-fast 2>&1
+
+# The tests that need no running libobs, no Xvfb and no root: session policies with fake time, the stop handshake
+# and queue policy against a fake OBS output, the media core and signalling (seconds).
+test-fast: deps
+	cargo test --lib
 
 # Benchmarks print numbers (never part of make test). The replay benchmark needs root (a network namespace).
 bench: build
