@@ -1,7 +1,11 @@
-//! Two network namespaces of our own joined by a veth pair — a publisher host and a server host — for tests that
-//! shape the link between them with `tc`. Needs root and iproute2; both namespaces are deleted on drop.
+//! Two network namespaces of our own — a publisher host and a server host — joined by a veth pair (for tests that
+//! shape the link with `tc`) or by a wire of our own (`wire.rs`: loss, delay, jitter, rate). Needs root and
+//! iproute2; both namespaces are deleted on drop.
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
+
+#[path = "wire.rs"]
+pub mod wire;
 
 pub const PUBLISHER_ADDR: &str = "10.233.0.1";
 pub const SERVER_ADDR: &str = "10.233.0.2";
@@ -9,6 +13,7 @@ pub const SERVER_ADDR: &str = "10.233.0.2";
 pub struct LinkedHosts {
     pub publisher: String,
     pub server: String,
+    wire: Option<wire::Wire>,
 }
 
 fn ip(args: &[&str]) {
@@ -24,16 +29,54 @@ fn ip(args: &[&str]) {
 }
 
 impl LinkedHosts {
-    pub fn create(tag: &str) -> LinkedHosts {
+    /// Two namespaces with their loopback up.
+    fn namespaces(tag: &str) -> LinkedHosts {
         let id = std::process::id();
         let hosts = LinkedHosts {
             publisher: format!("rtcs-{tag}-pub-{id}"),
             server: format!("rtcs-{tag}-srv-{id}"),
+            wire: None,
         };
         for ns in [&hosts.publisher, &hosts.server] {
             ip(&["netns", "add", ns]);
             ip(&["-n", ns, "link", "set", "lo", "up"]);
         }
+        hosts
+    }
+
+    /// Addresses `dev` in each namespace and routes everything through it (webrtc-rs joins the mDNS multicast
+    /// group, which needs a route).
+    fn address(&self, publisher_dev: &str, server_dev: &str) {
+        for (ns, dev, addr) in [
+            (&self.publisher, publisher_dev, PUBLISHER_ADDR),
+            (&self.server, server_dev, SERVER_ADDR),
+        ] {
+            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "route", "add", "default", "dev", dev]);
+        }
+    }
+
+    /// The hosts joined by our own wire; its losses and jitter follow `seed`. Clear until told otherwise.
+    pub fn create_wired(tag: &str, seed: u64) -> LinkedHosts {
+        let mut hosts = LinkedHosts::namespaces(tag);
+        for ns in [&hosts.publisher, &hosts.server] {
+            ip(&["-n", ns, "tuntap", "add", "dev", wire::DEVICE, "mode", "tun"]);
+        }
+        hosts.address(wire::DEVICE, wire::DEVICE);
+        hosts.wire = Some(
+            wire::Wire::start(&hosts.publisher, &hosts.server, seed).expect("the wire (needs root)"),
+        );
+        hosts
+    }
+
+    /// The wire between the hosts (made by [`Self::create_wired`]).
+    pub fn wire(&self) -> &wire::Wire {
+        self.wire.as_ref().expect("hosts made with create_wired")
+    }
+
+    pub fn create(tag: &str) -> LinkedHosts {
+        let hosts = LinkedHosts::namespaces(tag);
         ip(&[
             "link",
             "add",
@@ -48,15 +91,7 @@ impl LinkedHosts {
             "netns",
             &hosts.server,
         ]);
-        for (ns, dev, addr) in [
-            (&hosts.publisher, "veth-pub", PUBLISHER_ADDR),
-            (&hosts.server, "veth-srv", SERVER_ADDR),
-        ] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-            // webrtc-rs joins the mDNS multicast group, which needs a route.
-            ip(&["-n", ns, "route", "add", "default", "dev", dev]);
-        }
+        hosts.address("veth-pub", "veth-srv");
         hosts
     }
 
@@ -113,6 +148,8 @@ fn qdisc(ns: &str, args: &[&str]) -> bool {
 
 impl Drop for LinkedHosts {
     fn drop(&mut self) {
+        // The wire's threads stop before their devices go.
+        self.wire.take();
         for ns in [&self.publisher, &self.server] {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }

@@ -1,5 +1,5 @@
-//! The receiver's WebRTC side: answers the offer with webrtc-rs (receive-only H.264 and Opus, NACK, RTCP
-//! reports) and hands each track to its decoder.
+//! The receiver's WebRTC side: answers the offer with webrtc-rs (receive-only H.264 with NACK and RTX, Opus,
+//! RTCP reports) and hands each track to its decoder.
 use super::audio::receive_audio;
 use super::video::receive_video;
 use super::{ReceiverOptions, Shared};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    configure_nack, configure_rtcp_reports, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    configure_rtcp_reports, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription, Registry,
 };
@@ -103,10 +103,28 @@ pub(super) async fn answer(
             RtpCodecKind::Audio,
         )
         .map_err(|e| e.to_string())?;
-    let registry = RtcpTap::add_to(
-        configure_rtcp_reports(configure_nack(Registry::new(), &mut media)),
-        |p| p.as_any().is::<SenderReport>(),
-    );
+    // Retransmissions on their own stream (RFC 4588), when the offer has them; webrtc-rs hands them to the
+    // track as the packets they repair.
+    media
+        .register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: RTCRtpCodec {
+                    mime_type: "video/rtx".into(),
+                    clock_rate: 90_000,
+                    channels: 0,
+                    sdp_fmtp_line: "apt=102".into(),
+                    rtcp_feedback: vec![],
+                },
+                payload_type: 103,
+            },
+            RtpCodecKind::Video,
+        )
+        .map_err(|e| e.to_string())?;
+    // Receiver reports; NACKs and keyframe requests come from our own jitter buffer (video.rs), not webrtc-rs's
+    // generator.
+    let registry = RtcpTap::add_to(configure_rtcp_reports(Registry::new()), |p| {
+        p.as_any().is::<SenderReport>()
+    });
     let (gathered_tx, mut gathered) = tokio::sync::watch::channel(false);
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())

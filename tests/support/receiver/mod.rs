@@ -9,6 +9,7 @@
 
 mod answerer;
 mod audio;
+pub mod jitter;
 mod measure;
 mod video;
 mod whip_http;
@@ -105,6 +106,17 @@ pub(crate) struct Stats {
     units: Vec<(u32, Vec<u8>)>,
     b_slices: u64,
     decoder: &'static str,
+    /// What the jitter buffer did (NACKs, retransmissions, losses given up on) and the RTT it learnt.
+    jitter: jitter::JitterStats,
+    rtt_ms: f64,
+    /// Keyframe requests sent, and when the last one went (for the time to the next keyframe).
+    plis_sent: u64,
+    /// Decoded frames whose whole reference chain since the last IDR arrived intact.
+    frames_intact: u64,
+    /// Pauses between decoded frames longer than max(3 frames, 1 frame + 150 ms) (WebRTC's freeze), and their
+    /// total duration.
+    freezes: u64,
+    freeze_ms: f64,
 }
 
 pub(crate) type Shared = Arc<Mutex<Stats>>;
@@ -224,6 +236,15 @@ impl Receiver {
             "delete_received": s.delete_received,
             "decoder": s.decoder,
             "b_slice_units": s.b_slices,
+            "frames_intact": s.frames_intact,
+            "freezes": s.freezes,
+            "freeze_ms": round1(s.freeze_ms),
+            "packets_nacked": s.jitter.packets_nacked,
+            "nack_requests": s.jitter.nack_requests,
+            "retransmissions_received": s.jitter.retransmissions_received,
+            "packets_lost": s.jitter.packets_lost,
+            "plis_sent": s.plis_sent,
+            "rtt_ms": round1(s.rtt_ms),
             "sessions": s.sessions,
             "auth_failures": s.auth_failures,
             "offer_candidate_types": s.offer_candidate_types,

@@ -1,53 +1,141 @@
 //! Video: depacketizes H.264 with our media core, decodes it with openh264 (libavcodec for B-frame streams), and
 //! finds the demo clip's white flashes.
+use super::jitter::JitterBuffer;
 use super::measure::record_reports;
 use super::Shared;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
+    nack_pairs_from_sequence_numbers, TransportLayerNack,
+};
 use rtc_studio::media::h264::to_annexb;
 use rtc_studio::media::h264_rtp::H264Depacketizer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 
-/// Depacketizes on the track's task; decodes on a thread of its own (openh264's decoder is not `Send`).
+/// What the decode thread gets: an access unit (RTP timestamp, Annex-B, whether all its packets arrived), or word
+/// that packets were given up on (the reference chain is broken until the next IDR).
+enum ToDecoder {
+    Unit(u32, Vec<u8>, bool),
+    ChainBroken,
+}
+
+/// A keyframe is asked for (PLI) at most this often after losses the jitter buffer gave up on.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The RTCP the receiver sends about the video stream: NACKs and keyframe requests.
+struct Feedback {
+    track: Arc<dyn TrackRemote>,
+    ssrc: u32,
+    last_pli: Option<Instant>,
+}
+
+impl Feedback {
+    async fn nack(&self, seqs: &[u16]) {
+        let nack = TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc: self.ssrc,
+            nacks: nack_pairs_from_sequence_numbers(seqs),
+        };
+        let _ = self.track.write_rtcp(vec![Box::new(nack)]).await;
+    }
+
+    /// Asks for a keyframe unless one was asked for within [`PLI_INTERVAL`]; whether it did.
+    async fn pli(&mut self, now: Instant) -> bool {
+        if self.last_pli.is_some_and(|t| now < t + PLI_INTERVAL) {
+            return false;
+        }
+        self.last_pli = Some(now);
+        let pli = PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: self.ssrc,
+        };
+        let _ = self.track.write_rtcp(vec![Box::new(pli)]).await;
+        true
+    }
+}
+
+/// Depacketizes on the track's task, after the jitter buffer (which NACKs gaps and waits for their repair);
+/// decodes on a thread of its own (openh264's decoder is not `Send`).
 pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(u32, Vec<u8>, bool)>(256);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<ToDecoder>(256);
     let decode_stats = stats.clone();
     std::thread::spawn(move || decode_video(rx, decode_stats));
     let mut depacketizer = H264Depacketizer::new();
-    // Like a browser after loss, ask once for a keyframe a second into the session.
-    let pli_track = track.clone();
+    let mut jitter: JitterBuffer<rtc::rtp::Packet> = JitterBuffer::default();
     let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc: ssrc,
-        };
-        let _ = pli_track.write_rtcp(vec![Box::new(pli)]).await;
-    });
-    while let Some(event) = track.poll().await {
-        match event {
-            TrackRemoteEvent::OnRtpPacket(p) => {
-                stats.lock().unwrap().rtp_packets += 1;
-                let (units, _err) = depacketizer.push(
-                    p.header.sequence_number,
-                    p.header.timestamp,
-                    p.header.marker,
-                    &p.payload,
-                );
-                for u in units {
-                    if tx
-                        .send((u.timestamp, to_annexb(&u.nals), u.complete))
-                        .is_err()
-                    {
-                        return;
-                    }
+    let mut feedback = Feedback {
+        track: track.clone(),
+        ssrc,
+        last_pli: None,
+    };
+    // Like a browser after loss, ask once for a keyframe a second into the session.
+    let first_pli = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut first_pli_sent = false;
+    let tx_broken = tx.clone();
+    let mut depacketize = |packets: Vec<rtc::rtp::Packet>| -> bool {
+        for p in packets {
+            let (units, _err) = depacketizer.push(
+                p.header.sequence_number,
+                p.header.timestamp,
+                p.header.marker,
+                &p.payload,
+            );
+            for u in units {
+                let unit = ToDecoder::Unit(u.timestamp, to_annexb(&u.nals), u.complete);
+                if tx.send(unit).is_err() {
+                    return false;
                 }
             }
-            TrackRemoteEvent::OnRtcpPacket(packets) => record_reports(&stats, &packets),
-            TrackRemoteEvent::OnEnded => break,
-            _ => {}
         }
+        true
+    };
+    loop {
+        let wake = jitter
+            .next_due()
+            .map_or(first_pli + Duration::from_secs(3600), tokio::time::Instant::from_std);
+        let wake = if first_pli_sent { wake } else { wake.min(first_pli) };
+        // None: a timer fired (NACK retry, give-up, the first PLI).
+        let event = tokio::select! {
+            e = track.poll() => Some(e),
+            () = tokio::time::sleep_until(wake) => None,
+        };
+        let now = Instant::now();
+        match event {
+            None => {}
+            Some(Some(TrackRemoteEvent::OnRtpPacket(p))) => {
+                stats.lock().unwrap().rtp_packets += 1;
+                let released = jitter.push(p.header.sequence_number, p, now);
+                if !depacketize(released) {
+                    return;
+                }
+            }
+            Some(Some(TrackRemoteEvent::OnRtcpPacket(packets))) => record_reports(&stats, &packets),
+            Some(Some(TrackRemoteEvent::OnEnded) | None) => break,
+            Some(Some(_)) => {}
+        }
+        if !first_pli_sent && tokio::time::Instant::now() >= first_pli {
+            first_pli_sent = true;
+            feedback.last_pli = None;
+            if feedback.pli(now).await {
+                stats.lock().unwrap().plis_sent += 1;
+            }
+        }
+        let due = jitter.poll(now);
+        if !due.nack.is_empty() {
+            feedback.nack(&due.nack).await;
+        }
+        if due.gave_up && tx_broken.send(ToDecoder::ChainBroken).is_err() {
+            return;
+        }
+        if !depacketize(due.released) {
+            return;
+        }
+        if due.gave_up && feedback.pli(now).await {
+            stats.lock().unwrap().plis_sent += 1;
+        }
+        stats.lock().unwrap().jitter = jitter.stats;
+        stats.lock().unwrap().rtt_ms = jitter.rtt().as_secs_f64() * 1000.0;
     }
 }
 
@@ -149,14 +237,49 @@ pub(super) fn decode_with_ffmpeg(
     })
 }
 
-fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shared) {
+/// Decoded-frame timing for WebRTC's freeze measure: a pause longer than max(3 frames, 1 frame + 150 ms).
+#[derive(Default)]
+struct FreezeMeter {
+    last: Option<(Instant, u32)>,
+    /// Mean frame duration (from RTP timestamps), seconds.
+    frame_s: f64,
+}
+
+impl FreezeMeter {
+    /// A frame (RTP timestamp `ts`) was decoded now; returns the pause before it if it was a freeze.
+    fn decoded(&mut self, ts: u32, now: Instant) -> Option<Duration> {
+        let last = self.last.replace((now, ts));
+        let (at, last_ts) = last?;
+        let step = f64::from(ts.wrapping_sub(last_ts)) / 90_000.0;
+        if step > 0.0 && step < 1.0 {
+            self.frame_s = if self.frame_s == 0.0 { step } else { self.frame_s * 0.9 + step * 0.1 };
+        }
+        let pause = now.duration_since(at);
+        let limit = (3.0 * self.frame_s).max(self.frame_s + 0.150);
+        (self.frame_s > 0.0 && pause.as_secs_f64() > limit).then_some(pause)
+    }
+}
+
+fn decode_video(rx: std::sync::mpsc::Receiver<ToDecoder>, stats: Shared) {
     use openh264::formats::YUVSource;
     let Ok(mut decoder) = openh264::decoder::Decoder::new() else {
         stats.lock().unwrap().decode_errors += 1;
         return;
     };
     let mut was_flash = false;
-    while let Ok((ts, annexb, complete)) = rx.recv() {
+    let mut intact = false;
+    let mut freezes = FreezeMeter::default();
+    while let Ok(message) = rx.recv() {
+        let (ts, annexb, complete) = match message {
+            ToDecoder::Unit(ts, annexb, complete) => (ts, annexb, complete),
+            ToDecoder::ChainBroken => {
+                intact = false;
+                continue;
+            }
+        };
+        let idr = rtc_studio::media::h264::annexb_units(&annexb)
+            .any(|u| rtc_studio::media::h264::nal_type(u) == Some(rtc_studio::media::h264::nal::IDR));
+        intact = complete && (intact || idr);
         {
             let mut s = stats.lock().unwrap();
             if !complete {
@@ -181,12 +304,18 @@ fn decode_video(rx: std::sync::mpsc::Receiver<(u32, Vec<u8>, bool)>, stats: Shar
                     }
                 }
                 let flash = n > 0 && sum / n > 200;
+                let now = Instant::now();
                 let mut s = stats.lock().unwrap();
                 s.video_frames_decoded += 1;
+                s.frames_intact += u64::from(intact);
+                if let Some(pause) = freezes.decoded(ts, now) {
+                    s.freezes += 1;
+                    s.freeze_ms += pause.as_secs_f64() * 1000.0;
+                }
                 s.width = w as u32;
                 s.height = h as u32;
                 if s.first_frame_at.is_none() {
-                    s.first_frame_at = Some(Instant::now());
+                    s.first_frame_at = Some(now);
                     s.first_frame_wall = Some(std::time::SystemTime::now());
                     s.first_frame_ts = Some(ts);
                 }
