@@ -167,7 +167,7 @@ impl PacketSink for WhipSink {
             l.audio_handoff.summary(),
             l.plugin.summary()
         ));
-        let f = s.feedback();
+        let f = s.feedback_stats();
         log::info(&format!(
             "receiver reports from the server: {}, worst loss {:.1} %",
             f.receiver_reports,
@@ -180,6 +180,20 @@ impl PacketSink for WhipSink {
                 f.pli + f.fir,
                 f.pli,
                 f.fir
+            ));
+        }
+        let r = s.retransmissions();
+        if f.nacks > 0 {
+            log::info(&format!(
+                "NACKs from the server: {} asking for {} packet(s); sent again: {} ({} bytes), no longer kept: {}, \
+                 asked again within a round trip: {}; round trip {}",
+                f.nacks,
+                f.nacked_packets,
+                r.packets,
+                r.bytes,
+                r.gone,
+                r.too_soon,
+                s.rtt().map_or("unknown".into(), |t| format!("{} ms", t.as_millis()))
             ));
         }
         if s.ice_restarts() > 0 {

@@ -49,7 +49,10 @@ fn publish_through_loss(tag: &str, loss: f64, seconds: u32) -> (serde_json::Valu
 #[test]
 fn five_percent_loss_survey() {
     for (tag, loss) in [("l0", 0.0), ("l1", 0.01), ("l5", 0.05)] {
-        let (s, r, _log) = publish_through_loss(tag, loss, 10);
+        let (s, r, log) = publish_through_loss(tag, loss, 10);
+        for l in log.lines().filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of lost")) {
+            println!("{l}");
+        }
         println!(
             "loss {:.0} %: connected {}, sent {:?}; decoded {} intact {} (errors {}), freezes {} ({} ms), NACKed {} \
              retransmitted {} lost {} PLIs {} rtt {} ms",

@@ -140,6 +140,7 @@ impl Session {
             relay_only: self.config.relay_only,
             stream_id: self.config.stream_id.clone(),
             video_ssrc: self.config.video.ssrc,
+            video_rtx_ssrc: self.config.video_rtx_ssrc,
             audio_ssrc: self.config.audio.ssrc,
             profile_level_id: params.profile_level_id().unwrap_or_else(|| "42e01f".into()),
             stereo: OpusHead::parse(&self.config.audio_extra_data).is_none_or(|h| h.channels >= 2),
@@ -193,6 +194,13 @@ impl Session {
             }
             Input::AnswerApplied(Ok(pt)) if self.phase == Phase::Applying => {
                 self.sender.set_payload_types(pt.video, pt.audio);
+                self.note(Note::info(match pt.video_rtx {
+                    Some(rtx) => format!(
+                        "retransmissions of lost video packets on their own stream (RTX, RFC 4588, payload type {rtx})"
+                    ),
+                    None => "retransmissions of lost packets in the same stream (the server did not take RTX)"
+                        .to_string(),
+                }));
                 self.phase = Phase::Connecting;
                 self.maybe_trickle();
             }

@@ -26,6 +26,8 @@ pub struct SessionConfig {
     pub audio_extra_data: Bytes,
     pub capture: CaptureClock,
     pub video: StreamIds,
+    /// The SSRC of the video's retransmission stream (RFC 4588).
+    pub video_rtx_ssrc: u32,
     pub audio: StreamIds,
     /// The media stream id both tracks carry (`a=msid`).
     pub stream_id: String,
@@ -38,6 +40,8 @@ pub struct PeerSpec {
     pub relay_only: bool,
     pub stream_id: String,
     pub video_ssrc: u32,
+    /// The SSRC of the video's retransmission stream (RFC 4588), used if the answer takes RTX.
+    pub video_rtx_ssrc: u32,
     pub audio_ssrc: u32,
     /// H.264 `profile-level-id` of the encoder's stream.
     pub profile_level_id: String,
@@ -67,6 +71,8 @@ pub struct ServerAnswer {
 pub struct PayloadTypes {
     pub video: u8,
     pub audio: u8,
+    /// The video's retransmission payload type, when the answer took RTX.
+    pub video_rtx: Option<u8>,
 }
 
 /// Why a request that does not end the stream (a trickled candidate, an ICE restart) did not go through.
@@ -109,14 +115,20 @@ impl std::fmt::Display for PeerState {
 }
 
 /// RTCP feedback from the server that the session acts on or counts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Feedback {
     PictureLoss,
     FullIntraRequest,
-    /// A receiver report's worst RFC 3550 `fraction lost` over our streams: lost packets per 256.
+    /// A receiver report's block about stream `ssrc`: RFC 3550 `fraction lost` (per 256), and the last sender
+    /// report it saw (LSR, the middle 32 bits of its NTP time) and how long ago (DLSR, 1/65536 s).
     ReceiverReport {
+        ssrc: u32,
         fraction_lost: u8,
+        lsr: u32,
+        dlsr: u32,
     },
+    /// The server asks for these packets of stream `ssrc` again (RFC 4585 generic NACK).
+    Nack { ssrc: u32, seqs: Vec<u16> },
 }
 
 /// What happened, for the session to decide on.
@@ -224,8 +236,14 @@ pub enum Output {
 pub struct FeedbackStats {
     pub pli: u64,
     pub fir: u64,
+    /// Receiver-report blocks about our streams.
     pub receiver_reports: u64,
-    /// The latest receiver report's loss, and the worst of the session, per 256.
+    /// The loss the latest reports gave (the worse of video and audio), and the worst of the session, per 256.
     pub fraction_lost: u8,
     pub worst_fraction_lost: u8,
+    /// The latest loss per stream: video, audio.
+    pub latest: [u8; 2],
+    /// NACK messages, and the sequence numbers they asked for.
+    pub nacks: u64,
+    pub nacked_packets: u64,
 }

@@ -9,6 +9,7 @@
 //! streaming (media, sender reports; recovery by ICE restart while the connection is down) → closing (the
 //! server's session ended and the peer connection closed, within a deadline) → closed.
 mod connect;
+mod history;
 mod io;
 mod recovery;
 pub mod sender;
@@ -103,7 +104,7 @@ impl Session {
         self.now = self.now.max(now);
         match input {
             Input::Media(p) => self.media(&p),
-            Input::Feedback(f) => self.count_feedback(f),
+            Input::Feedback(f) => self.feedback(f),
             Input::Stop => self.stop(),
             Input::ServerSessionEnded(r) => self.server_session_ended(r),
             Input::PeerClosed => self.peer_closed(),
@@ -150,8 +151,18 @@ impl Session {
         self.phase == Phase::Closed
     }
 
-    pub fn feedback(&self) -> FeedbackStats {
+    pub fn feedback_stats(&self) -> FeedbackStats {
         self.feedback
+    }
+
+    /// What became of the server's NACKs.
+    pub fn retransmissions(&self) -> sender::Retransmissions {
+        self.sender.retransmissions
+    }
+
+    /// The round-trip time receiver reports revealed, if any did.
+    pub fn rtt(&self) -> Option<Duration> {
+        self.sender.rtt
     }
 
     /// Network congestion as the session sees it, 0..1: the loss the server reports.
@@ -239,15 +250,36 @@ impl Session {
         }
     }
 
-    fn count_feedback(&mut self, f: Feedback) {
+    fn feedback(&mut self, f: Feedback) {
         let s = &mut self.feedback;
         match f {
             Feedback::PictureLoss => s.pli += 1,
             Feedback::FullIntraRequest => s.fir += 1,
-            Feedback::ReceiverReport { fraction_lost } => {
+            Feedback::ReceiverReport {
+                ssrc,
+                fraction_lost,
+                lsr,
+                dlsr,
+            } => {
+                let stream = if ssrc == self.config.video.ssrc {
+                    0
+                } else if ssrc == self.config.audio.ssrc {
+                    1
+                } else {
+                    return;
+                };
                 s.receiver_reports += 1;
-                s.fraction_lost = fraction_lost;
+                s.latest[stream] = fraction_lost;
+                s.fraction_lost = s.latest[0].max(s.latest[1]);
                 s.worst_fraction_lost = s.worst_fraction_lost.max(fraction_lost);
+                self.sender.receiver_report(ssrc, lsr, dlsr, self.now);
+            }
+            Feedback::Nack { ssrc, seqs } => {
+                s.nacks += 1;
+                s.nacked_packets += seqs.len() as u64;
+                if self.phase == Phase::Streaming {
+                    self.sender.nack(ssrc, &seqs, self.now);
+                }
             }
         }
     }

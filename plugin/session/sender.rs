@@ -6,6 +6,7 @@
 //! does not flood a receiver's socket buffer or a network queue at once (measured by the replay benchmark: at 1080p
 //! 6 Mbit/s, whole-keyframe bursts cost our receiver 40 of 300 frames). Frames queue behind the bursts of the
 //! frame before; audio is never held behind video.
+use super::history::{retention, NotResent, SendHistory};
 use crate::media::capture::CaptureClock;
 use crate::media::clock::{Discontinuity, SessionClock};
 use crate::media::h264::{access_unit_nals, ParameterSets};
@@ -60,9 +61,13 @@ struct RtpStream {
     ssrc: u32,
     payload_type: u8,
     seq: u16,
-    /// Sent so far (for sender reports; RFC 3550 counts wrap).
+    /// Sent so far (for sender reports; RFC 3550 counts wrap; retransmissions not included).
     packets: u32,
     octets: u32,
+    /// What was sent, for retransmission.
+    history: SendHistory,
+    /// Sender reports sent: the middle 32 bits of their NTP time (what a receiver report's LSR names) and when.
+    reports: VecDeque<(u32, Instant)>,
 }
 
 impl RtpStream {
@@ -73,6 +78,8 @@ impl RtpStream {
             seq: ids.first_seq,
             packets: 0,
             octets: 0,
+            history: SendHistory::default(),
+            reports: VecDeque::new(),
         }
     }
 
@@ -111,6 +118,18 @@ pub struct Latency {
     pub plugin: LatencyHistogram,
 }
 
+/// What became of the sequence numbers a NACK asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Retransmissions {
+    /// Packets sent again, and their bytes.
+    pub packets: u64,
+    pub bytes: u64,
+    /// Asked for but no longer (or never) in the history.
+    pub gone: u64,
+    /// Asked for again within a round trip of being re-sent.
+    pub too_soon: u64,
+}
+
 /// What the sender puts out: RTP packets and sender reports.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outgoing {
@@ -129,6 +148,11 @@ pub struct MediaSender {
     audio: RtpStream,
     video_queue: VecDeque<Scheduled>,
     audio_queue: VecDeque<Scheduled>,
+    /// Packets to send again, ahead of everything else.
+    resend_queue: VecDeque<RtpPacket>,
+    /// The round-trip time, from receiver reports.
+    pub rtt: Option<Duration>,
+    pub retransmissions: Retransmissions,
     next_report: Option<Instant>,
     reports: VecDeque<SenderReport>,
     pub latency: Latency,
@@ -158,6 +182,9 @@ impl MediaSender {
             audio: RtpStream::new(audio, 0),
             video_queue: VecDeque::new(),
             audio_queue: VecDeque::new(),
+            resend_queue: VecDeque::new(),
+            rtt: None,
+            retransmissions: Retransmissions::default(),
             next_report: None,
             reports: VecDeque::new(),
             latency: Latency::default(),
@@ -227,9 +254,15 @@ impl MediaSender {
         stamp.discontinuity
     }
 
-    /// The next packet or report due at `now`, if any: audio first, then video in its planned order, then a
-    /// sender report when one is due.
+    /// The next packet or report due at `now`, if any: retransmissions first, then audio, then video in its
+    /// planned order, then a sender report when one is due.
     pub fn poll(&mut self, now: Instant) -> Option<Outgoing> {
+        if let Some(p) = self.resend_queue.pop_front() {
+            self.retransmissions.packets += 1;
+            self.retransmissions.bytes += p.payload.len() as u64;
+            self.bytes_sent += p.payload.len() as u64 + RTP_HEADER_BYTES;
+            return Some(Outgoing::Rtp(p));
+        }
         for queue in [MediaKind::Audio, MediaKind::Video] {
             let q = match queue {
                 MediaKind::Audio => &mut self.audio_queue,
@@ -252,6 +285,44 @@ impl MediaSender {
         u64::from(self.video.packets) + u64::from(self.audio.packets)
     }
 
+    /// The server asked (NACK) for packets of stream `ssrc` again: those still in its history are queued to go
+    /// first, each at most once per round trip.
+    pub fn nack(&mut self, ssrc: u32, seqs: &[u16], now: Instant) {
+        // Until a receiver report tells the round trip, only a burst of duplicate requests is held back.
+        let rtt = self.rtt.unwrap_or(Duration::from_millis(10));
+        let stream = match ssrc {
+            s if s == self.video.ssrc => &mut self.video,
+            s if s == self.audio.ssrc => &mut self.audio,
+            _ => return,
+        };
+        for &seq in seqs {
+            match stream.history.resend(seq, now, rtt, retention(self.rtt)) {
+                Ok(p) => self.resend_queue.push_back(p),
+                Err(NotResent::Gone) => self.retransmissions.gone += 1,
+                Err(NotResent::TooSoon) => self.retransmissions.too_soon += 1,
+            }
+        }
+    }
+
+    /// A receiver report's block about stream `ssrc` arrived at `now`: the round trip it reveals (RFC 3550
+    /// §6.4.1: now − the sender report it names (LSR) − the time the receiver held it (DLSR, 1/65536 s)).
+    pub fn receiver_report(&mut self, ssrc: u32, lsr: u32, dlsr: u32, now: Instant) {
+        let stream = match ssrc {
+            s if s == self.video.ssrc => &self.video,
+            s if s == self.audio.ssrc => &self.audio,
+            _ => return,
+        };
+        let Some(&(_, sent)) = stream.reports.iter().find(|(mid, _)| lsr != 0 && *mid == lsr) else {
+            return;
+        };
+        let held = Duration::from_secs_f64(f64::from(dlsr) / 65_536.0);
+        let rtt = now.saturating_duration_since(sent).saturating_sub(held);
+        self.rtt = Some(match self.rtt {
+            Some(r) => (r * 7 + rtt) / 8,
+            None => rtt,
+        });
+    }
+
     /// When the next packet or report is due (after [`Self::poll`] has handed out everything due now).
     pub fn next_due(&self) -> Option<Instant> {
         [
@@ -272,6 +343,7 @@ impl MediaSender {
         };
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(size as u32);
+        stream.history.record(&s.packet, now, retention(self.rtt));
         self.bytes_sent += size as u64 + RTP_HEADER_BYTES;
         let Some((handoff, capture)) = s.last_of else {
             return;
@@ -300,13 +372,18 @@ impl MediaSender {
     fn make_reports(&mut self, now: Instant) {
         let wall = self.capture.unix_usec_at(now);
         for (kind, stream) in [
-            (MediaKind::Video, &self.video),
-            (MediaKind::Audio, &self.audio),
+            (MediaKind::Video, &mut self.video),
+            (MediaKind::Audio, &mut self.audio),
         ] {
             if stream.packets == 0 {
                 continue;
             }
             if let Some((ntp, rtp)) = self.clock.sender_report(kind, wall) {
+                // What a receiver report will name it by (LSR: the middle 32 bits of the NTP time).
+                stream.reports.push_back(((ntp >> 16) as u32, now));
+                if stream.reports.len() > 16 {
+                    stream.reports.pop_front();
+                }
                 self.reports.push_back(SenderReport {
                     kind,
                     ssrc: stream.ssrc,

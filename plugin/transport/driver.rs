@@ -138,6 +138,7 @@ impl Driver {
             audio_extra_data: cfg.audio_extra_data,
             capture: cfg.capture,
             video: ids(),
+            video_rtx_ssrc: rand::random(),
             audio: ids(),
             stream_id: format!("obs-{:08x}", rand::random::<u32>()),
         };

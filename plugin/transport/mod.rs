@@ -5,6 +5,7 @@ pub mod driver;
 pub mod http;
 pub mod janus;
 pub mod peer;
+pub mod rtx;
 pub mod signalling;
 pub mod turn_bridge;
 

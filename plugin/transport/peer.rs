@@ -6,6 +6,7 @@
 //! with B-frames (sent in decode order, stamped in presentation order) and with different encoder delays for
 //! audio and video that mapping is off by tens of milliseconds. We leave it out and send reports the session
 //! computes from the capture clock, so receivers lip-sync.
+use super::rtx::RtxWrap;
 use crate::media::packet::MediaKind;
 use crate::session::{Feedback, Input, PayloadTypes, PeerSpec, PeerState, RequestError};
 use crate::session::{RtpPacket, SenderReport};
@@ -18,9 +19,10 @@ use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYP
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
@@ -32,13 +34,15 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
-    configure_nack, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
     RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
 pub const VIDEO_PAYLOAD_TYPE: u8 = 102;
+/// Retransmissions of the video (RFC 4588), associated with [`VIDEO_PAYLOAD_TYPE`].
+pub const VIDEO_RTX_PAYLOAD_TYPE: u8 = 103;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// How long ICE looks for a direct path before it settles for a TURN relay (when direct paths are allowed).
 const RELAY_ACCEPTANCE_WAIT: Duration = Duration::from_millis(1000);
@@ -106,31 +110,59 @@ impl Interceptor for RtcpTap {
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
-/// The server's feedback the session reads: keyframe requests (PLI, FIR) and receiver reports.
+/// The server's feedback the session reads: keyframe requests (PLI, FIR), receiver reports and NACKs.
 pub fn is_feedback(p: &dyn rtc::rtcp::Packet) -> bool {
-    p.as_any().is::<PictureLossIndication>()
-        || p.as_any().is::<FullIntraRequest>()
-        || p.as_any().is::<ReceiverReport>()
+    let any = p.as_any();
+    any.is::<PictureLossIndication>()
+        || any.is::<FullIntraRequest>()
+        || any.is::<ReceiverReport>()
+        || any.is::<TransportLayerNack>()
 }
 
-/// Hands what the server sends about our video stream to the session.
-async fn forward_feedback(track: Arc<TrackLocalStaticRTP>, to: Inputs) {
+/// What an RTCP packet says about stream `ssrc`, for the session.
+fn feedback_about(p: &dyn rtc::rtcp::Packet, ssrc: u32) -> Vec<Feedback> {
+    let any = p.as_any();
+    if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
+        return (pli.media_ssrc == ssrc)
+            .then_some(Feedback::PictureLoss)
+            .into_iter()
+            .collect();
+    }
+    if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
+        return (fir.fir.iter().any(|e| e.ssrc == ssrc) || fir.media_ssrc == ssrc)
+            .then_some(Feedback::FullIntraRequest)
+            .into_iter()
+            .collect();
+    }
+    if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
+        return rr
+            .reports
+            .iter()
+            .filter(|b| b.ssrc == ssrc)
+            .map(|b| Feedback::ReceiverReport {
+                ssrc,
+                fraction_lost: b.fraction_lost,
+                lsr: b.last_sender_report,
+                dlsr: b.delay,
+            })
+            .collect();
+    }
+    if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
+        if nack.media_ssrc == ssrc {
+            let seqs = nack.nacks.iter().flat_map(|pair| pair.packet_list()).collect();
+            return vec![Feedback::Nack { ssrc, seqs }];
+        }
+    }
+    Vec::new()
+}
+
+/// Hands what the server sends about one of our streams to the session.
+async fn forward_feedback(track: Arc<TrackLocalStaticRTP>, ssrc: u32, to: Inputs) {
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
         for p in &packets {
-            let any = p.as_any();
-            let f = if any.is::<PictureLossIndication>() {
-                Feedback::PictureLoss
-            } else if any.is::<FullIntraRequest>() {
-                Feedback::FullIntraRequest
-            } else if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
-                let worst = rr.reports.iter().map(|b| b.fraction_lost).max();
-                Feedback::ReceiverReport {
-                    fraction_lost: worst.unwrap_or(0),
-                }
-            } else {
-                continue;
-            };
-            to.send(Input::Feedback(f));
+            for f in feedback_about(p.as_ref(), ssrc) {
+                to.send(Input::Feedback(f));
+            }
         }
     }
 }
@@ -205,10 +237,24 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
                 } else {
                     "minptime=10;useinbandfec=1".into()
                 },
-                rtcp_feedback: vec![],
+                // A server that wants to NACK audio too may: the session keeps its history as well.
+                rtcp_feedback: vec![fb("nack", "")],
             },
             payload_type: OPUS_PAYLOAD_TYPE,
         },
+    }
+}
+
+fn rtx_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: "video/rtx".to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: format!("apt={VIDEO_PAYLOAD_TYPE}"),
+            rtcp_feedback: vec![],
+        },
+        payload_type: VIDEO_RTX_PAYLOAD_TYPE,
     }
 }
 
@@ -216,6 +262,7 @@ fn local_track(
     kind: MediaKind,
     codec: &RTCRtpCodecParameters,
     ssrc: u32,
+    rtx_ssrc: Option<u32>,
     stream_id: &str,
 ) -> Arc<TrackLocalStaticRTP> {
     let rtc_kind = match kind {
@@ -231,6 +278,7 @@ fn local_track(
         vec![RTCRtpEncodingParameters {
             rtp_coding_parameters: RTCRtpCodingParameters {
                 ssrc: Some(ssrc),
+                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
                 ..Default::default()
             },
             codec: codec.rtp_codec.clone(),
@@ -267,8 +315,9 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
         .collect()
 }
 
-/// Our codecs, and the interceptors: NACK retransmission from a send history; no default sender reports (the
-/// session sends its own); keyframe requests and receiver reports surfaced for the session.
+/// Our codecs (H.264 with RTX, Opus), and the interceptors: no default sender reports and no NACK responder (the
+/// session sends its own reports and keeps its own send history); retransmissions rewrapped for RTX on the way
+/// out; keyframe requests, receiver reports and NACKs surfaced for the session.
 fn media_engine(
     video: &RTCRtpCodecParameters,
     audio: &RTCRtpCodecParameters,
@@ -278,9 +327,12 @@ fn media_engine(
         .register_codec(video.clone(), RtpCodecKind::Video)
         .map_err(webrtc_error("codec setup"))?;
     media
+        .register_codec(rtx_codec(), RtpCodecKind::Video)
+        .map_err(webrtc_error("codec setup"))?;
+    media
         .register_codec(audio.clone(), RtpCodecKind::Audio)
         .map_err(webrtc_error("codec setup"))?;
-    let registry = RtcpTap::add_to(configure_nack(Registry::new(), &mut media), is_feedback);
+    let registry = RtcpTap::add_to(RtxWrap::add_to(Registry::new()), is_feedback);
     Ok((media, registry))
 }
 
@@ -348,12 +400,14 @@ impl Peer {
             MediaKind::Video,
             &video_codec,
             spec.video_ssrc,
+            Some(spec.video_rtx_ssrc),
             &spec.stream_id,
         );
         let audio = local_track(
             MediaKind::Audio,
             &audio_codec,
             spec.audio_ssrc,
+            None,
             &spec.stream_id,
         );
         for track in [video.clone(), audio.clone()] {
@@ -370,7 +424,8 @@ impl Peer {
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error("offer"))?;
-        tokio::spawn(forward_feedback(video.clone(), events));
+        tokio::spawn(forward_feedback(video.clone(), spec.video_ssrc, events.clone()));
+        tokio::spawn(forward_feedback(audio.clone(), spec.audio_ssrc, events));
         Ok(Peer {
             pc,
             video,
@@ -406,15 +461,25 @@ impl Peer {
         let mut pt = PayloadTypes {
             video: VIDEO_PAYLOAD_TYPE,
             audio: OPUS_PAYLOAD_TYPE,
+            video_rtx: None,
         };
         for sender in self.pc.get_senders().await {
-            if let Ok(params) = sender.get_parameters().await {
-                if let Some(c) = params.rtp_parameters.codecs.first() {
-                    if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
-                        pt.video = c.payload_type;
-                    } else if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
-                        pt.audio = c.payload_type;
-                    }
+            let Ok(params) = sender.get_parameters().await else {
+                continue;
+            };
+            let codecs = &params.rtp_parameters.codecs;
+            if let Some(c) = codecs.first() {
+                if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
+                    pt.video = c.payload_type;
+                    pt.video_rtx = codecs
+                        .iter()
+                        .find(|r| {
+                            r.rtp_codec.mime_type.eq_ignore_ascii_case("video/rtx")
+                                && r.rtp_codec.sdp_fmtp_line.contains(&format!("apt={}", c.payload_type))
+                        })
+                        .map(|r| r.payload_type);
+                } else if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
+                    pt.audio = c.payload_type;
                 }
             }
         }

@@ -44,6 +44,7 @@ fn a_server_that_takes_trickle_ice_gets_the_offer_at_once_then_candidates() {
     let out = f.input(Input::AnswerApplied(Ok(PayloadTypes {
         video: 102,
         audio: 111,
+        video_rtx: None,
     })));
     let [Action::SendTrickle(fragment)] = actions(&out)[..] else {
         panic!("{out:?}")
@@ -82,6 +83,7 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
     f.input(Input::AnswerApplied(Ok(PayloadTypes {
         video: 102,
         audio: 111,
+        video_rtx: None,
     })));
     assert_eq!(kinds(&f.input(Input::GatheringComplete)), ["trickle"]);
     let out = f.input(Input::Trickled(Err(RequestError::Unsupported(
@@ -111,6 +113,7 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
     let out = f.input(Input::AnswerApplied(Ok(PayloadTypes {
         video: 102,
         audio: 111,
+        video_rtx: None,
     })));
     assert!(kinds(&out).is_empty(), "no trickling this time: {out:?}");
     let out = f.input(Input::PeerState(PeerState::Connected));
@@ -200,6 +203,7 @@ fn a_stop_during_each_phase_ends_what_exists_and_nothing_else() {
                 f.input(Input::AnswerApplied(Ok(PayloadTypes {
                     video: 102,
                     audio: 111,
+                    video_rtx: None,
                 })));
             },
             &["end-server-session", "close-peer"],

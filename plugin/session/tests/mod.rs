@@ -39,6 +39,7 @@ pub(super) fn config(t0: Instant) -> SessionConfig {
             first_seq: 100,
             rtp_offset: 0,
         },
+        video_rtx_ssrc: 0x1112,
         audio: StreamIds {
             ssrc: 0x2222,
             first_seq: 200,
@@ -124,6 +125,7 @@ impl Fake {
         all.extend(self.input(Input::AnswerApplied(Ok(PayloadTypes {
             video: 102,
             audio: 111,
+            video_rtx: Some(103),
         }))));
         all.extend(self.input(Input::PeerState(PeerState::Connected)));
         all

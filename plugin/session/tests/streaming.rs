@@ -54,6 +54,7 @@ fn restart_round(f: &mut Fake, server: Result<String, RequestError>) -> Vec<Outp
         out.extend(f.input(Input::AnswerApplied(Ok(PayloadTypes {
             video: 102,
             audio: 111,
+            video_rtx: None,
         }))));
     }
     out
@@ -230,4 +231,83 @@ fn keyframes_leave_in_paced_bursts_and_audio_is_never_held_behind_them() {
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
         "in order: {seqs:?}"
     );
+}
+
+fn sent_rtp(out: &[Output]) -> Vec<RtpPacket> {
+    actions(out)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendRtp(p) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(1000);
+    let first = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
+    assert!(first.len() >= 4);
+    let lost = first[2].clone();
+    // A 100 KB keyframe is being paced out when the NACK arrives: the repair goes ahead of it.
+    f.now = f.at(1010);
+    f.input(Input::Media(video_frame(1, 100_000, true)));
+    let out = f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![lost.seq, 9],
+    }));
+    let resent = sent_rtp(&out);
+    assert_eq!(resent.first(), Some(&lost), "the very packet, first");
+    let r = f.s.retransmissions();
+    assert_eq!((r.packets, r.gone), (1, 1), "seq 9 was never sent");
+    // Asked again at once (a duplicate NACK): not sent twice within a round trip.
+    f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![lost.seq],
+    }));
+    assert_eq!(f.s.retransmissions().too_soon, 1);
+    // Two seconds later the packet is out of the history (1 s without a known round trip).
+    f.run_to(3100);
+    f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![lost.seq],
+    }));
+    assert_eq!(f.s.retransmissions().gone, 2);
+}
+
+#[test]
+fn receiver_reports_give_the_round_trip_and_the_loss() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(500);
+    let out = f.input(Input::Media(video_frame(0, 500, true)));
+    let report = actions(&out)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::SendReport(r) => Some(r.clone()),
+            _ => None,
+        })
+        .expect("a sender report");
+    // The server got it 20 ms later, held it 30 ms (DLSR in 1/65536 s) and reported 10 % loss.
+    f.now = f.at(560);
+    f.input(Input::Feedback(Feedback::ReceiverReport {
+        ssrc: report.ssrc,
+        fraction_lost: 26,
+        lsr: (report.ntp >> 16) as u32,
+        dlsr: 30 * 65_536 / 1000,
+    }));
+    let rtt = f.s.rtt().expect("a round trip");
+    assert!(rtt.abs_diff(Duration::from_millis(30)) < Duration::from_millis(1), "{rtt:?}");
+    assert_eq!(f.s.feedback_stats().fraction_lost, 26);
+    assert!((f.s.congestion() - 1.0).abs() < 0.02, "10 % loss is full congestion");
+    // A report about some other stream is not ours.
+    f.input(Input::Feedback(Feedback::ReceiverReport {
+        ssrc: 0xdead,
+        fraction_lost: 255,
+        lsr: 0,
+        dlsr: 0,
+    }));
+    assert_eq!(f.s.feedback_stats().worst_fraction_lost, 26);
 }
