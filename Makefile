@@ -2,9 +2,6 @@
 SHELL := /bin/bash
 CLIP := target/demo/flash-beep-v3.mkv
 XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
-# The reference publisher of the replay benchmark: GStreamer's webrtcbin from Python.
-BENCH_DEPS := gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice \
-  gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 python3-gi
 
 .PHONY: deps build demo test test-fast bench fuzz compat install uninstall clean
 
@@ -30,7 +27,6 @@ test-fast: deps
 
 # Benchmarks print numbers (never part of make test). The replay benchmark needs root (a network namespace).
 bench: build
-	@scripts/deps.sh $(BENCH_DEPS)
 	cargo build --release --example mock_sfu
 	cargo bench --bench packetize
 	cargo bench --bench replay

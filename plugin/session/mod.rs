@@ -278,7 +278,8 @@ impl Session {
                 s.nacks += 1;
                 s.nacked_packets += seqs.len() as u64;
                 if self.phase == Phase::Streaming {
-                    self.sender.nack(ssrc, &seqs, self.now);
+                    let loss = f64::from(s.fraction_lost) / 256.0;
+                    self.sender.nack(ssrc, &seqs, self.now, loss);
                 }
             }
         }

@@ -69,12 +69,22 @@ impl Janus {
 
     /// With the WebSocket API too (on 127.0.0.1), for clients such as Meetecho's simple-whip-server.
     pub fn start_with(name: &str, websockets: bool) -> Janus {
+        Self::launch(name, websockets, None)
+    }
+
+    /// With its REST API and ICE on `address` (e.g. this machine's end of a test wire), the Admin API on loopback.
+    pub fn start_on(name: &str, address: &str) -> Janus {
+        Self::launch(name, false, Some(address))
+    }
+
+    fn launch(name: &str, websockets: bool, address: Option<&str>) -> Janus {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         let empty = dir.join("none");
         std::fs::create_dir_all(&empty).unwrap();
         let (port, admin_port) = (free_port(), free_port());
-        let ice_address = non_loopback_address();
+        let ice_address = address.map_or_else(non_loopback_address, str::to_string);
+        let api_ip = address.unwrap_or("127.0.0.1");
         let others: Vec<String> = std::fs::read_dir(PLUGINS)
             .expect("janus (make deps)")
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -108,7 +118,7 @@ impl Janus {
         write(
             "janus.transport.http.jcfg",
             format!(
-                "general: {{\n json = \"compact\"\n base_path = \"/janus\"\n http = true\n port = {port}\n ip = \"127.0.0.1\"\n https = false\n}}\n\
+                "general: {{\n json = \"compact\"\n base_path = \"/janus\"\n http = true\n port = {port}\n ip = \"{api_ip}\"\n https = false\n}}\n\
                  admin: {{\n admin_base_path = \"/admin\"\n admin_http = true\n admin_port = {admin_port}\n admin_ip = \"127.0.0.1\"\n admin_https = false\n}}\n"
             ),
         );
@@ -132,7 +142,7 @@ impl Janus {
             .expect("janus (make deps)");
         let janus = Janus {
             child,
-            api: format!("http://127.0.0.1:{port}/janus"),
+            api: format!("http://{api_ip}:{port}/janus"),
             admin: format!("http://127.0.0.1:{admin_port}/admin"),
             dir,
             ice_address,

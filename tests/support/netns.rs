@@ -12,8 +12,13 @@ pub const SERVER_ADDR: &str = "10.233.0.2";
 
 pub struct LinkedHosts {
     pub publisher: String,
+    /// The server's namespace; empty when the server is this machine itself (see [`Self::wired_to_this_machine`]).
     pub server: String,
+    pub publisher_addr: String,
+    pub server_addr: String,
     wire: Option<wire::Wire>,
+    /// The wire's device in this machine's own namespace, deleted on drop.
+    host_device: Option<String>,
 }
 
 fn ip(args: &[&str]) {
@@ -35,7 +40,10 @@ impl LinkedHosts {
         let hosts = LinkedHosts {
             publisher: format!("rtcs-{tag}-pub-{id}"),
             server: format!("rtcs-{tag}-srv-{id}"),
+            publisher_addr: PUBLISHER_ADDR.into(),
+            server_addr: SERVER_ADDR.into(),
             wire: None,
+            host_device: None,
         };
         for ns in [&hosts.publisher, &hosts.server] {
             ip(&["netns", "add", ns]);
@@ -65,7 +73,48 @@ impl LinkedHosts {
         }
         hosts.address(wire::DEVICE, wire::DEVICE);
         hosts.wire = Some(
-            wire::Wire::start(&hosts.publisher, &hosts.server, seed).expect("the wire (needs root)"),
+            wire::Wire::start_between(
+                (&hosts.publisher, wire::DEVICE),
+                (&hosts.server, wire::DEVICE),
+                seed,
+            )
+            .expect("the wire (needs root)"),
+        );
+        hosts
+    }
+
+    /// A publisher host joined by our wire to this machine itself — where servers the test drives directly (Janus,
+    /// Chromium) run — at an address of its own on a subnet no other test uses (from the process id). Only this
+    /// machine's route to that subnet changes; its device is deleted on drop.
+    pub fn wired_to_this_machine(tag: &str, seed: u64) -> LinkedHosts {
+        let id = std::process::id();
+        let subnet = format!("10.234.{}", id % 250);
+        let publisher = format!("rtcs-{tag}-pub-{id}");
+        let device = format!("rtcs-w{}", id % 100_000);
+        ip(&["netns", "add", &publisher]);
+        ip(&["-n", &publisher, "link", "set", "lo", "up"]);
+        ip(&["-n", &publisher, "tuntap", "add", "dev", wire::DEVICE, "mode", "tun"]);
+        ip(&["tuntap", "add", "dev", &device, "mode", "tun"]);
+        let mut hosts = LinkedHosts {
+            publisher,
+            server: String::new(),
+            publisher_addr: format!("{subnet}.1"),
+            server_addr: format!("{subnet}.2"),
+            wire: None,
+            host_device: Some(device.clone()),
+        };
+        ip(&["-n", &hosts.publisher, "addr", "add", &format!("{}/24", hosts.publisher_addr), "dev", wire::DEVICE]);
+        ip(&["-n", &hosts.publisher, "link", "set", wire::DEVICE, "up"]);
+        ip(&["-n", &hosts.publisher, "route", "add", "default", "dev", wire::DEVICE]);
+        ip(&["addr", "add", &format!("{}/24", hosts.server_addr), "dev", &device]);
+        ip(&["link", "set", &device, "up"]);
+        hosts.wire = Some(
+            wire::Wire::start_between(
+                (&hosts.publisher, wire::DEVICE),
+                ("", &device),
+                seed,
+            )
+            .expect("the wire (needs root)"),
         );
         hosts
     }
@@ -150,7 +199,10 @@ impl Drop for LinkedHosts {
     fn drop(&mut self) {
         // The wire's threads stop before their devices go.
         self.wire.take();
-        for ns in [&self.publisher, &self.server] {
+        if let Some(device) = self.host_device.take() {
+            let _ = Command::new("ip").args(["link", "del", &device]).status();
+        }
+        for ns in [&self.publisher, &self.server].into_iter().filter(|ns| !ns.is_empty()) {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }

@@ -86,23 +86,25 @@ fn check(r: libc::c_int, what: &str) -> std::io::Result<libc::c_int> {
     }
 }
 
-/// Opens the TUN device [`DEVICE`] of namespace `ns` (made beforehand with `ip tuntap add`). The fd stays tied to
-/// that device after the thread leaves the namespace; the work is done on a thread of its own so the caller's
-/// namespace never changes.
-fn open_tun(ns: &str) -> std::io::Result<OwnedFd> {
-    let ns = ns.to_string();
+/// Opens TUN device `device` of namespace `ns` (this machine's own when empty), made beforehand with `ip tuntap
+/// add`. The fd stays tied to that device after the thread leaves the namespace; the work is done on a thread of
+/// its own so the caller's namespace never changes.
+fn open_tun(ns: &str, device: &str) -> std::io::Result<OwnedFd> {
+    let (ns, device) = (ns.to_string(), device.to_string());
     std::thread::spawn(move || -> std::io::Result<OwnedFd> {
-        let netns = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
         // SAFETY: plain syscalls on fds we own; ifreq is zeroed and filled within its bounds.
         unsafe {
-            check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET), "setns")?;
+            if !ns.is_empty() {
+                let netns = std::fs::File::open(format!("/var/run/netns/{ns}"))?;
+                check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET), "setns")?;
+            }
             let fd = check(
                 libc::open(c"/dev/net/tun".as_ptr(), libc::O_RDWR | libc::O_NONBLOCK),
                 "open /dev/net/tun",
             )?;
             let fd = OwnedFd::from_raw_fd(fd);
             let mut ifr: libc::ifreq = std::mem::zeroed();
-            for (i, b) in DEVICE.bytes().enumerate() {
+            for (i, b) in device.bytes().take(15).enumerate() {
                 ifr.ifr_name[i] = b as libc::c_char;
             }
             ifr.ifr_ifru.ifru_flags = (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short;
@@ -242,9 +244,9 @@ fn carry(from: OwnedFd, to: OwnedFd, config: Arc<[Mutex<LinkConfig>; 2]>, counte
 }
 
 impl Wire {
-    /// Joins namespaces `a` and `b` (each with a TUN device [`DEVICE`], addressed and up) and starts carrying.
-    pub fn start(a: &str, b: &str, seed: u64) -> std::io::Result<Wire> {
-        let (a_read, b_read) = (open_tun(a)?, open_tun(b)?);
+    /// Joins TUN devices `a` and `b` (namespace, device name; each addressed and up) and starts carrying.
+    pub fn start_between(a: (&str, &str), b: (&str, &str), seed: u64) -> std::io::Result<Wire> {
+        let (a_read, b_read) = (open_tun(a.0, a.1)?, open_tun(b.0, b.1)?);
         let (a_write, b_write) = (a_read.try_clone()?, b_read.try_clone()?);
         let configs: Arc<[Mutex<LinkConfig>; 2]> = Arc::new(Default::default());
         let counters: Arc<[Counters; 2]> = Arc::new(Default::default());

@@ -1,6 +1,6 @@
 //! Streaming: closing, recovery by ICE restart, sender reports, pacing.
 use super::super::recovery::{DISCONNECTED_GRACE, RECOVERY_WINDOW, RESTART_RETRY};
-use super::super::sender::{BURST_BYTES, SENDER_REPORT_INTERVAL};
+use super::super::sender::{repair_copies, BURST_BYTES, REPAIR_COPY_GAP, SENDER_REPORT_INTERVAL};
 use super::*;
 
 #[test]
@@ -268,6 +268,16 @@ fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
         seqs: vec![lost.seq],
     }));
     assert_eq!(f.s.retransmissions().too_soon, 1);
+    // Its second copy follows 15 ms later, ahead of the keyframe still being paced.
+    let copy = f.run_to(1025);
+    let copies: Vec<(u64, u16)> = copy
+        .iter()
+        .filter_map(|(t, o)| match o {
+            Output::Action(Action::SendRtp(p)) if p.seq == lost.seq => Some((*t, p.seq)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(copies, vec![(1010 + REPAIR_COPY_GAP.as_millis() as u64, lost.seq)]);
     // Two seconds later the packet is out of the history (1 s without a known round trip).
     f.run_to(3100);
     f.input(Input::Feedback(Feedback::Nack {
@@ -310,4 +320,30 @@ fn receiver_reports_give_the_round_trip_and_the_loss() {
         dlsr: 0,
     }));
     assert_eq!(f.s.feedback_stats().worst_fraction_lost, 26);
+}
+
+#[test]
+fn repairs_go_in_more_copies_the_more_the_path_loses() {
+    assert_eq!(repair_copies(0.0), 2, "the packet being repaired was lost: a path loses at least that");
+    assert_eq!(repair_copies(0.01), 2);
+    assert_eq!(repair_copies(0.02), 2);
+    assert_eq!(repair_copies(0.05), 3);
+    assert_eq!(repair_copies(0.30), 3, "never more than three");
+    // Reported loss raises the copies a NACK gets.
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(1000);
+    let lost = sent_rtp(&f.input(Input::Media(video_frame(0, 3000, true))))[1].clone();
+    f.input(Input::Feedback(Feedback::ReceiverReport {
+        ssrc: 0x1111,
+        fraction_lost: 13, // 5 %
+        lsr: 0,
+        dlsr: 0,
+    }));
+    f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![lost.seq],
+    }));
+    f.run_to(1100);
+    assert_eq!(f.s.retransmissions().packets, 3);
 }
