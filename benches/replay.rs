@@ -377,7 +377,8 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         capture: rtc_studio::publish::capture_clock_now(),
     };
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut sink = match WhipSink::connect(config, stop.clone()) {
+    let encoder = Arc::new(rtc_studio::transport::driver::FixedEncoder);
+    let mut sink = match WhipSink::connect(config, encoder, stop.clone()) {
         Ok(s) => s,
         Err(e) => {
             println!("{}", json!({"error": e.message}));

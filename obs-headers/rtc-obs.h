@@ -294,6 +294,11 @@ void obs_encoder_release(obs_encoder_t *encoder);
 void obs_encoder_set_video(obs_encoder_t *encoder, video_t *video);
 void obs_encoder_set_audio(obs_encoder_t *encoder, audio_t *audio);
 const char *obs_encoder_get_codec(const obs_encoder_t *encoder);
+const char *obs_encoder_get_id(const obs_encoder_t *encoder);
+/* A new reference to the encoder's settings. */
+obs_data_t *obs_encoder_get_settings(const obs_encoder_t *encoder);
+/* Applies `settings` (merged into the encoder's) at the encoder's next frame. */
+void obs_encoder_update(obs_encoder_t *encoder, obs_data_t *settings);
 uint32_t obs_encoder_get_width(const obs_encoder_t *encoder);
 uint32_t obs_encoder_get_height(const obs_encoder_t *encoder);
 uint32_t obs_encoder_get_sample_rate(const obs_encoder_t *encoder);

@@ -5,13 +5,14 @@ use crate::obs::data::Settings;
 use crate::obs::log;
 use crate::obs::output::{AudioEncoderInfo, OutputHandle, OutputType, StopCode, VideoEncoderInfo};
 use crate::obs::properties::Properties;
+use crate::keyframes::KeyframeRequester;
 use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
 use crate::service::OUTPUT_ID;
 use crate::settings::{self, OutputSettings, ServiceSettings, Signalling};
 use crate::signal::ice;
 use crate::signal::Failure;
-use crate::stream::{Connector, PacketSink, Stream, StreamStats};
+use crate::stream::{Connector, PacketSink, PacketWatcher, Stream, StreamStats};
 use crate::transport::driver::PublishConfig;
 use bytes::Bytes;
 use std::ffi::CStr;
@@ -38,8 +39,9 @@ impl RtcOutput {
         }
     }
 
-    /// Chooses where packets go for this start; errors are shown to the streamer.
-    fn connector(&self) -> Result<Connector, Failure> {
+    /// Chooses where packets go for this start; errors are shown to the streamer. `keyframes` asks the encoder for
+    /// keyframes when the server wants one.
+    fn connector(&self, keyframes: Arc<KeyframeRequester>) -> Result<Connector, Failure> {
         let settings = self
             .settings
             .lock()
@@ -100,7 +102,7 @@ impl RtcOutput {
             capture: crate::publish::capture_clock_now(),
         };
         Ok(Box::new(move |stop| {
-            WhipSink::connect(config, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
+            WhipSink::connect(config, keyframes, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
         }))
     }
 }
@@ -178,7 +180,8 @@ impl OutputType for RtcOutput {
                 .set_last_error("OBS could not initialise the encoders for RTC Studio");
             return false;
         }
-        let connector = match self.connector() {
+        let keyframes = Arc::new(KeyframeRequester::new(self.handle.clone()));
+        let connector = match self.connector(keyframes.clone()) {
             Ok(c) => c,
             Err(err) => {
                 log::error(&format!("cannot start: {}", err.message));
@@ -195,7 +198,15 @@ impl OutputType for RtcOutput {
             let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
             (s.queue_packets, s.direct)
         };
-        let started = Stream::start(self.handle.clone(), connector, queue, stats, direct);
+        let watcher: PacketWatcher = Arc::new(move |p| keyframes.packet_passed(p));
+        let started = Stream::start(
+            self.handle.clone(),
+            connector,
+            queue,
+            stats,
+            direct,
+            Some(watcher),
+        );
         *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         true
     }

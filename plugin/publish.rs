@@ -6,7 +6,7 @@ use crate::session::{ConnectTimings, Level, Note};
 use crate::signal::whip::redact_url;
 use crate::signal::{Failure, StopCode};
 use crate::stream::{PacketReceiver, PacketSink, StopFlag, StreamStats};
-use crate::transport::driver::{Driver, NoteSink, Progress, PublishConfig};
+use crate::transport::driver::{Driver, EncoderControl, NoteSink, Progress, PublishConfig};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -71,7 +71,11 @@ impl WhipSink {
     /// Connects (signalling, ICE, DTLS) on the calling thread — the stream worker, never an OBS thread — and gives
     /// up at once when `stop` turns true. After a failure the teardown (WHIP DELETE, DTLS close) goes on in the
     /// background, within its deadline.
-    pub fn connect(config: PublishConfig, mut stop: StopFlag) -> Result<WhipSink, Failure> {
+    pub fn connect(
+        config: PublishConfig,
+        encoder: Arc<dyn EncoderControl>,
+        mut stop: StopFlag,
+    ) -> Result<WhipSink, Failure> {
         let runtime = crate::transport::runtime().map_err(|e| {
             Failure::new(
                 StopCode::Error,
@@ -90,7 +94,7 @@ impl WhipSink {
             )),
         }
         let notes: NoteSink = Arc::new(log_note);
-        let mut driver = runtime.block_on(async { Driver::start(config, notes) })?;
+        let mut driver = runtime.block_on(async { Driver::start(config, notes, encoder) })?;
         match runtime.block_on(driver.connect(&mut stop)) {
             Ok(timings) => {
                 log_timeline(&timings);
@@ -174,12 +178,15 @@ impl PacketSink for WhipSink {
             f32::from(f.worst_fraction_lost) / 2.56
         ));
         if f.pli + f.fir > 0 {
-            // OBS 29 offers outputs no way to ask the encoder for a keyframe; the next one comes with keyint.
+            let k = s.keyframes();
             log::info(&format!(
-                "keyframe requests from the server: {} (PLI {}, FIR {})",
+                "keyframe requests from the server: {} (PLI {}, FIR {}); the encoder was asked {} time(s); \
+                 request → keyframe on the wire: {}",
                 f.pli + f.fir,
                 f.pli,
-                f.fir
+                f.fir,
+                k.asked,
+                k.waits.summary()
             ));
         }
         let r = s.retransmissions();

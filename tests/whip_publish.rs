@@ -659,3 +659,38 @@ fn a_dead_uplink_is_repaired_by_an_ice_restart_in_the_same_session() {
     );
     assert!(r["delete_received"] == true, "{r}");
 }
+
+#[test]
+fn a_keyframe_request_is_answered_by_x264_zerolatency_and_x264_is_left_as_it_was() {
+    // Our receiver asks for a keyframe (PLI) a second into the stream. With a keyframe interval of 8 s, a 5 s stream
+    // has one keyframe of its own: a second one can only be x264 answering the request, and no more than two means
+    // the plugin gave x264 its own options back. With x264's lookahead (any other tune) it cannot be asked: one
+    // keyframe, and the log says why.
+    let _alone = receiving();
+    let rt = test_runtime();
+    let publish = |tune: Option<&str>| {
+        let receiver = rt.block_on(Receiver::start(ReceiverOptions::default())).unwrap();
+        let url = receiver.whip_url();
+        let mut args = vec!["--duration", "5", "--keyint", "8", "--url", &url];
+        if let Some(t) = tune {
+            args.extend(["--tune", t]);
+        }
+        let run = headless(&args, None);
+        let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
+        println!("tune {tune:?}: receiver {r}");
+        assert_eq!(run.summary["connected"], true, "{}", run.log);
+        (run, r)
+    };
+    let (run, r) = publish(Some("zerolatency"));
+    assert_eq!(r["plis_sent"], 1, "{r}");
+    assert_eq!(r["keyframes"], 2, "the first keyframe and the one asked for: {r}");
+    assert_eq!(r["keyframe_waits_ms"].as_array().map(Vec::len), Some(1), "{r}");
+    assert!(run.log.contains("the encoder was asked 1 time(s)"), "{}", run.log);
+    let (run, r) = publish(None);
+    assert_eq!(r["keyframes"], 1, "x264 with a lookahead made a keyframe after all: {r}");
+    assert!(
+        run.log.contains("cannot be asked for one (x264 decides frame types on its lookahead thread"),
+        "{}",
+        run.log
+    );
+}

@@ -204,6 +204,32 @@ impl OutputHandle {
         .flatten()
     }
 
+    /// The video encoder's id (e.g. `obs_x264`) and a copy of its settings.
+    pub fn video_encoder_settings(&self) -> Option<(String, super::data::Data)> {
+        self.with(|o| {
+            // SAFETY: the encoder pointer is borrowed from the live output; get_settings adds a reference we own.
+            let enc = unsafe { sys::obs_output_get_video_encoder(o) };
+            if enc.is_null() {
+                return None;
+            }
+            let id = cstr_to_string(unsafe { sys::obs_encoder_get_id(enc) });
+            let raw = unsafe { sys::obs_encoder_get_settings(enc) };
+            (!raw.is_null()).then(|| (id, unsafe { super::data::Data::from_owned(raw) }))
+        })
+        .flatten()
+    }
+
+    /// Merges `settings` into the video encoder's; libobs applies them on its encode thread at the next frame.
+    pub fn update_video_encoder(&self, settings: &super::data::Data) {
+        self.with(|o| {
+            // SAFETY: live output and encoder; libobs copies the values it takes from `settings`.
+            let enc = unsafe { sys::obs_output_get_video_encoder(o) };
+            if !enc.is_null() {
+                unsafe { sys::obs_encoder_update(enc, settings.as_ptr()) };
+            }
+        });
+    }
+
     pub fn audio_encoder(&self) -> Option<AudioEncoderInfo> {
         self.with(|o| {
             // SAFETY: the encoder pointer is borrowed from the live output.

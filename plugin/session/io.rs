@@ -180,6 +180,8 @@ pub enum Action {
     SendReport(SenderReport),
     EndServerSession,
     ClosePeer,
+    /// Ask OBS's video encoder for a keyframe as soon as it can.
+    RequestKeyframe,
 }
 
 /// How loud a note is in the streamer's log.

@@ -11,6 +11,7 @@
 mod connect;
 mod history;
 mod io;
+pub mod keyframes;
 mod recovery;
 pub mod sender;
 #[cfg(test)]
@@ -68,6 +69,7 @@ pub struct Session {
     recovery: Recovery,
     sender: MediaSender,
     feedback: FeedbackStats,
+    keyframes: keyframes::KeyframeRequests,
     closing: Closing,
     out: VecDeque<Output>,
 }
@@ -92,6 +94,7 @@ impl Session {
             peer_state: PeerState::Connecting,
             sender,
             feedback: FeedbackStats::default(),
+            keyframes: keyframes::KeyframeRequests::default(),
             closing: Closing::default(),
             out: VecDeque::new(),
         };
@@ -158,6 +161,11 @@ impl Session {
     /// What became of the server's NACKs.
     pub fn retransmissions(&self) -> sender::Retransmissions {
         self.sender.retransmissions
+    }
+
+    /// Keyframe requests passed to the encoder, and how long each wait for the next keyframe was.
+    pub fn keyframes(&self) -> &keyframes::KeyframeRequests {
+        &self.keyframes
     }
 
     /// The round-trip time receiver reports revealed, if any did.
@@ -240,6 +248,7 @@ impl Session {
         if self.phase != Phase::Streaming {
             return;
         }
+        self.keyframe_check(p);
         if let Some(d) = self.sender.push(p, self.now) {
             self.note(Note::warn(format!(
                 "{} timestamps jumped ({:?}, {} ms): re-anchored to continue smoothly",
@@ -253,8 +262,16 @@ impl Session {
     fn feedback(&mut self, f: Feedback) {
         let s = &mut self.feedback;
         match f {
-            Feedback::PictureLoss => s.pli += 1,
-            Feedback::FullIntraRequest => s.fir += 1,
+            Feedback::PictureLoss | Feedback::FullIntraRequest => {
+                if f == Feedback::PictureLoss {
+                    s.pli += 1;
+                } else {
+                    s.fir += 1;
+                }
+                if self.phase == Phase::Streaming {
+                    self.keyframe_requested();
+                }
+            }
             Feedback::ReceiverReport {
                 ssrc,
                 fraction_lost,

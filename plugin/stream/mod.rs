@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 mod queue;
-pub use queue::{Admission, DropPolicy, PacketQueue, PacketReceiver, StreamStats};
+pub use queue::{Admission, DropPolicy, PacketQueue, PacketReceiver, PacketWatcher, StreamStats};
 /// Turns true once the stream is to stop (the output was stopped or destroyed, or the module unloads); readable
 /// at once and awaitable.
 pub type StopFlag = watch::Receiver<bool>;
@@ -140,9 +140,10 @@ impl<O: ObsOutput> Stream<O> {
         capacity: usize,
         stats: Arc<StreamStats>,
         direct: bool,
+        watcher: Option<PacketWatcher>,
     ) -> Stream<O> {
         let (queue, rx) = PacketQueue::new(capacity, stats.clone());
-        let queue = Arc::new(queue);
+        let queue = Arc::new(queue.watched(watcher));
         let direct = Arc::new(AtomicBool::new(direct));
         let probe = Arc::new(Mutex::new(None));
         let stopping = Arc::new(watch::Sender::new(false));

@@ -9,6 +9,9 @@ use tokio::sync::mpsc::error::TrySendError;
 /// The worker's end of the hand-off queue.
 pub type PacketReceiver = mpsc::Receiver<EncodedPacket>;
 
+/// Sees every packet OBS hands over, on OBS's own thread, before it is queued (it must not block).
+pub type PacketWatcher = Arc<dyn Fn(&EncodedPacket) + Send + Sync>;
+
 /// Counters OBS reads from its UI thread (status bar, stats dock).
 #[derive(Debug, Default)]
 pub struct StreamStats {
@@ -68,6 +71,7 @@ impl DropPolicy {
 /// The producer side, owned by the output and called from OBS's output thread.
 pub struct PacketQueue {
     sender: Mutex<Option<mpsc::Sender<EncodedPacket>>>,
+    watcher: Option<PacketWatcher>,
     policy: Mutex<DropPolicy>,
     stats: Arc<StreamStats>,
     capacity: usize,
@@ -79,6 +83,7 @@ impl PacketQueue {
         let (tx, rx) = mpsc::channel(capacity);
         let q = PacketQueue {
             sender: Mutex::new(Some(tx)),
+            watcher: None,
             policy: Mutex::new(DropPolicy::default()),
             stats,
             capacity,
@@ -86,8 +91,17 @@ impl PacketQueue {
         (q, rx)
     }
 
+    /// The same queue, with `watcher` seeing every packet pushed.
+    pub fn watched(mut self, watcher: Option<PacketWatcher>) -> PacketQueue {
+        self.watcher = watcher;
+        self
+    }
+
     /// Never blocks. Returns whether the packet was queued.
     pub fn push(&self, packet: EncodedPacket) -> bool {
+        if let Some(w) = &self.watcher {
+            w(&packet);
+        }
         let (kind, keyframe) = (packet.kind, packet.keyframe);
         let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
         if policy.before(kind, keyframe) == Admission::Drop {

@@ -49,6 +49,19 @@ pub struct PublishConfig {
 /// Where the session's notes go (the streamer's log).
 pub type NoteSink = Arc<dyn Fn(&Note) + Send + Sync>;
 
+/// What the session may ask of OBS's video encoder; the glue carries it out (the driver never calls libobs).
+pub trait EncoderControl: Send + Sync {
+    /// Asks for a keyframe as soon as the encoder can make one.
+    fn request_keyframe(&self);
+}
+
+/// An encoder that cannot be asked for anything (the replay benchmark's pre-encoded media).
+pub struct FixedEncoder;
+
+impl EncoderControl for FixedEncoder {
+    fn request_keyframe(&self) {}
+}
+
 /// What has gone out so far, for OBS's counters.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Progress {
@@ -100,6 +113,7 @@ pub struct Driver {
     signal_task: JoinHandle<()>,
     bridges: TurnBridges,
     notes: NoteSink,
+    encoder: Arc<dyn EncoderControl>,
     stop_sent: bool,
     /// An RTP write failed (the peer connection is gone): reported to the session once.
     write_failed: bool,
@@ -107,7 +121,11 @@ pub struct Driver {
 
 impl Driver {
     /// A session for `cfg`, its signalling task started (call inside the plugin's runtime).
-    pub fn start(cfg: PublishConfig, notes: NoteSink) -> Result<Driver, Failure> {
+    pub fn start(
+        cfg: PublishConfig,
+        notes: NoteSink,
+        encoder: Arc<dyn EncoderControl>,
+    ) -> Result<Driver, Failure> {
         let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
         let http = WhipHttp::new(cfg.connect_timeout)?;
         let signalling: Box<dyn Signalling> = match cfg.janus.clone() {
@@ -154,6 +172,7 @@ impl Driver {
             signal_task,
             bridges: TurnBridges::default(),
             notes,
+            encoder,
             stop_sent: false,
             write_failed: false,
         })
@@ -340,6 +359,7 @@ impl Driver {
                 }
             }
             Action::EndServerSession => self.signal(SignalRequest::End),
+            Action::RequestKeyframe => self.encoder.request_keyframe(),
             Action::ClosePeer => match self.peer.take() {
                 Some(p) => {
                     let done = self.inputs_tx.clone();

@@ -33,6 +33,11 @@ fn newest_source_change() -> SystemTime {
     fn walk(dir: &Path, newest: &mut SystemTime) {
         for entry in std::fs::read_dir(dir).unwrap().flatten() {
             let p = entry.path();
+            // Unit tests (`tests/` folders, `*_tests.rs`) are not in the plugin.
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name == "tests" || name.ends_with("_tests.rs") {
+                continue;
+            }
             if p.is_dir() {
                 walk(&p, newest);
             } else if let Ok(m) = entry.metadata().and_then(|m| m.modified()) {

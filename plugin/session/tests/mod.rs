@@ -171,6 +171,7 @@ pub(super) fn kind_of(a: &Action) -> &'static str {
         Action::SendReport(_) => "report",
         Action::EndServerSession => "end-server-session",
         Action::ClosePeer => "close-peer",
+        Action::RequestKeyframe => "request-keyframe",
     }
 }
 

@@ -347,3 +347,30 @@ fn repairs_go_in_more_copies_the_more_the_path_loses() {
     f.run_to(1100);
     assert_eq!(f.s.retransmissions().packets, 3);
 }
+
+#[test]
+fn keyframe_requests_reach_the_encoder_at_most_every_half_second_and_are_timed() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(1000);
+    f.input(Input::Media(video_frame(0, 500, true)));
+    // Three viewers ask within 300 ms: the encoder is asked once.
+    let mut asked = Vec::new();
+    for t in [1100, 1250, 1400] {
+        f.now = f.at(t);
+        asked.extend(kinds(&f.input(Input::Feedback(Feedback::PictureLoss))));
+    }
+    assert_eq!(asked, ["request-keyframe"]);
+    // P-frames do not answer it; the keyframe 360 ms after the first request does.
+    f.now = f.at(1420);
+    f.input(Input::Media(video_frame(6, 500, false)));
+    assert_eq!(f.s.keyframes().waits.count(), 0);
+    f.now = f.at(1460);
+    f.input(Input::Media(video_frame(7, 500, true)));
+    let k = f.s.keyframes();
+    assert_eq!((k.asked, k.waits.count()), (1, 1));
+    assert_eq!(k.waits.quantile_ms(1.0).map(|ms| ms.round()), Some(360.0));
+    // Half a second after the last asking, a new request goes through.
+    f.now = f.at(1600);
+    assert_eq!(kinds(&f.input(Input::Feedback(Feedback::FullIntraRequest))), ["request-keyframe"]);
+}

@@ -117,6 +117,18 @@ pub(crate) struct Stats {
     /// total duration.
     freezes: u64,
     freeze_ms: f64,
+    /// IDR access units received, and for each keyframe request sent, how long until the next one arrived.
+    keyframes: u64,
+    pli_at: Option<Instant>,
+    keyframe_waits_ms: Vec<f64>,
+}
+
+impl Stats {
+    /// A keyframe request went out at `at` (the wait for the next keyframe starts, unless one is under way).
+    fn pli_sent(&mut self, at: Instant) {
+        self.plis_sent += 1;
+        self.pli_at.get_or_insert(at);
+    }
 }
 
 pub(crate) type Shared = Arc<Mutex<Stats>>;
@@ -244,6 +256,8 @@ impl Receiver {
             "retransmissions_received": s.jitter.retransmissions_received,
             "packets_lost": s.jitter.packets_lost,
             "plis_sent": s.plis_sent,
+            "keyframes": s.keyframes,
+            "keyframe_waits_ms": s.keyframe_waits_ms,
             "rtt_ms": round1(s.rtt_ms),
             "sessions": s.sessions,
             "auth_failures": s.auth_failures,

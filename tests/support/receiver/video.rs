@@ -118,7 +118,7 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
             first_pli_sent = true;
             feedback.last_pli = None;
             if feedback.pli(now).await {
-                stats.lock().unwrap().plis_sent += 1;
+                stats.lock().unwrap().pli_sent(now);
             }
         }
         let due = jitter.poll(now);
@@ -132,7 +132,7 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
             return;
         }
         if due.gave_up && feedback.pli(now).await {
-            stats.lock().unwrap().plis_sent += 1;
+            stats.lock().unwrap().pli_sent(now);
         }
         stats.lock().unwrap().jitter = jitter.stats;
         stats.lock().unwrap().rtt_ms = jitter.rtt().as_secs_f64() * 1000.0;
@@ -282,6 +282,12 @@ fn decode_video(rx: std::sync::mpsc::Receiver<ToDecoder>, stats: Shared) {
         intact = complete && (intact || idr);
         {
             let mut s = stats.lock().unwrap();
+            if idr {
+                s.keyframes += 1;
+                if let Some(asked) = s.pli_at.take() {
+                    s.keyframe_waits_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
             if !complete {
                 s.incomplete_units += 1;
             }
