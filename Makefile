@@ -25,13 +25,15 @@ test: build
 test-fast: deps
 	cargo test --lib
 
-# Benchmarks print numbers (never part of make test). The replay benchmark needs root (a network namespace).
+# Benchmarks print numbers (never part of make test). The replay benchmark needs root (network namespaces); it ends
+# with the loss table (RTC_BENCH_ONLY=loss runs just that).
 bench: build
 	cargo build --release --example mock_sfu
 	cargo bench --bench packetize
 	cargo bench --bench replay
 	scripts/bench-capture-wire.sh
 	scripts/bench-first-frame.sh 20
+	scripts/bench-keyframe.sh
 
 # 1 M inputs per fuzz target (needs `cargo install cargo-fuzz`; stable toolchain via RUSTC_BOOTSTRAP).
 fuzz: deps

@@ -38,18 +38,40 @@ const NS_ADDR: &str = "10.231.0.1";
 mod netns;
 use netns::{LinkedHosts, RemoteReceiver};
 
-/// A fresh receiver in the benchmark's namespace: ICE on the veth address, HTTP on loopback.
-fn start_receiver(ns: &Namespace, timeout_s: f64) -> RemoteReceiver {
-    RemoteReceiver::start_in(
-        &ns.0,
-        &mock_sfu(),
-        &[
-            "--udp",
-            &format!("{NS_ADDR}:0"),
-            "--timeout",
-            &timeout_s.to_string(),
-        ],
-    )
+/// Where a publisher runs, and a fresh receiver for it.
+trait Hosts {
+    fn publisher(&self, program: &dyn AsRef<std::ffi::OsStr>) -> Command;
+    fn receiver(&self, timeout_s: f64) -> RemoteReceiver;
+}
+
+/// The benchmark's own namespace: publisher and receiver side by side (ICE on the veth address, HTTP on
+/// loopback).
+impl Hosts for Namespace {
+    fn publisher(&self, program: &dyn AsRef<std::ffi::OsStr>) -> Command {
+        LinkedHosts::command(&self.0, program)
+    }
+    fn receiver(&self, timeout_s: f64) -> RemoteReceiver {
+        RemoteReceiver::start_in(
+            &self.0,
+            &mock_sfu(),
+            &["--udp", &format!("{NS_ADDR}:0"), "--timeout", &timeout_s.to_string()],
+        )
+    }
+}
+
+/// Two hosts joined by our wire: the publisher on one, the receiver on the other.
+impl Hosts for LinkedHosts {
+    fn publisher(&self, program: &dyn AsRef<std::ffi::OsStr>) -> Command {
+        LinkedHosts::command(&self.publisher, program)
+    }
+    fn receiver(&self, timeout_s: f64) -> RemoteReceiver {
+        let addr = format!("{}:0", self.server_addr);
+        RemoteReceiver::start_in(
+            &self.server,
+            &mock_sfu(),
+            &["--http", &addr, "--udp", &addr, "--timeout", &timeout_s.to_string()],
+        )
+    }
 }
 
 struct Medium {
@@ -326,9 +348,6 @@ impl Namespace {
         ns
     }
 
-    fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        LinkedHosts::command(&self.0, program)
-    }
 }
 
 impl Drop for Namespace {
@@ -471,12 +490,14 @@ struct Row {
     decoded: u64,
     errors: u64,
     ttff_ms: Option<f64>,
+    /// What the receiver measured (frames intact, freezes, NACKs, retransmissions).
+    receiver: Value,
 }
 
-fn run_ours(ns: &Namespace, h264: &Path, ogg: &Path, seconds: f64) -> Row {
-    let receiver = start_receiver(ns, seconds + 30.0);
-    let out = ns
-        .command(std::env::current_exe().unwrap())
+fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
+    let receiver = hosts.receiver(seconds + 30.0);
+    let out = hosts
+        .publisher(&std::env::current_exe().unwrap())
         .args([
             "--publish",
             h264.to_str().unwrap(),
@@ -509,13 +530,14 @@ fn run_ours(ns: &Namespace, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         ttff_ms: r["first_frame_unix_ms"]
             .as_f64()
             .map(|t| t - f(&row, "go_unix_ms")),
+        receiver: r,
     }
 }
 
-fn run_gstreamer(ns: &Namespace, mkv: &Path, seconds: f64) -> Row {
-    let receiver = start_receiver(ns, seconds + 30.0);
-    let mut child = ns
-        .command(root().join("scripts/gst-whip-publish.py"))
+fn run_gstreamer(hosts: &dyn Hosts, mkv: &Path, seconds: f64) -> Row {
+    let receiver = hosts.receiver(seconds + 30.0);
+    let mut child = hosts
+        .publisher(&root().join("scripts/gst-whip-publish.py"))
         .arg(mkv)
         .arg(&receiver.url)
         .stdin(Stdio::piped())
@@ -557,6 +579,70 @@ fn run_gstreamer(ns: &Namespace, mkv: &Path, seconds: f64) -> Row {
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
         ttff_ms: r["first_frame_unix_ms"].as_f64().map(|t| t - go_unix_ms),
+        receiver: r,
+    }
+}
+
+/// One loss condition of the table: media lost on the uplink at random (seeded) and a one-way delay each way.
+struct Condition {
+    name: &'static str,
+    loss: f64,
+    one_way: Duration,
+}
+
+const CONDITIONS: [Condition; 5] = [
+    Condition { name: "0 %", loss: 0.0, one_way: Duration::ZERO },
+    Condition { name: "1 %", loss: 0.01, one_way: Duration::ZERO },
+    Condition { name: "5 %", loss: 0.05, one_way: Duration::ZERO },
+    Condition { name: "10 %", loss: 0.10, one_way: Duration::ZERO },
+    Condition { name: "5 %, 100 ms RTT", loss: 0.05, one_way: Duration::from_millis(50) },
+];
+
+/// Frames our receiver decoded whole (intact reference chain) and its freezes, for our publisher and GStreamer's,
+/// through each [`CONDITIONS`] on a wire of our own between two hosts.
+fn loss_table(medium: &Medium, seconds: f64) {
+    use netns::wire::{LinkConfig, DOWN, UP};
+    let (mkv, h264, ogg) = make_media(medium, seconds);
+    println!(
+        "loss ({}, {seconds} s; media lost at random on the uplink; receiver: ours, NACK + RTX, jitter buffer):",
+        medium.name
+    );
+    println!(
+        "{:<17} {:<10} {:>9} {:>9} {:>14} {:>8} {:>10} {:>9}",
+        "loss", "publisher", "decoded", "intact", "freezes (ms)", "NACKed", "repaired", "given up"
+    );
+    let only: Option<usize> = std::env::var("RTC_BENCH_CONDITION").ok().and_then(|v| v.parse().ok());
+    for (i, c) in CONDITIONS.iter().enumerate() {
+        if only.is_some_and(|o| o != i) {
+            continue;
+        }
+        let hosts = LinkedHosts::create_wired("benchloss", 20261130);
+        let link = |loss| LinkConfig { loss, media_only: true, delay: c.one_way, ..Default::default() };
+        hosts.wire().set(UP, link(c.loss));
+        hosts.wire().set(DOWN, link(0.0));
+        let rows = [
+            ("ours", run_ours(&hosts, &h264, &ogg, seconds)),
+            ("GStreamer", run_gstreamer(&hosts, &mkv, seconds)),
+        ];
+        for (who, row) in rows {
+            let r = &row.receiver;
+            if std::env::var("RTC_BENCH_DEBUG").is_ok() {
+                println!("{who} {r}");
+            }
+            let n = |k: &str| r[k].as_u64().unwrap_or(0);
+            println!(
+                "{:<17} {:<10} {:>9} {:>9} {:>6} ({:>5.0}) {:>8} {:>10} {:>9}",
+                c.name,
+                who,
+                row.decoded,
+                n("frames_intact"),
+                n("freezes"),
+                r["freeze_ms"].as_f64().unwrap_or(0.0),
+                n("packets_nacked"),
+                n("retransmissions_received"),
+                n("packets_lost"),
+            );
+        }
     }
 }
 
@@ -580,6 +666,10 @@ fn main() {
     }
     let seconds = env_num("RTC_BENCH_SECONDS", 10.0);
     let starts = env_num("RTC_BENCH_STARTS", 20.0) as usize;
+    if std::env::var("RTC_BENCH_ONLY").as_deref() == Ok("loss") {
+        loss_table(&MEDIA[1], seconds);
+        return;
+    }
     let ns = Namespace::create();
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
@@ -642,4 +732,5 @@ fn main() {
         "  time to first frame (median) {:.2}",
         medians[0] / medians[1]
     );
+    loss_table(&MEDIA[1], seconds);
 }

@@ -11,7 +11,7 @@ mock_sfu — a WHIP receiver that decodes what it receives and measures it
 
 USAGE:
     mock_sfu [--http ADDR] [--udp ADDR] [--token TOKEN] [--timeout SECS] [--trickle | --refuse-patch]
-             [--answer-link LINK]...
+             [--answer-link LINK]... [--pli-every SECS]
 
 OPTIONS:
     --http ADDR      HTTP listen address (default 127.0.0.1:0, a free port); the WHIP URL is printed
@@ -21,11 +21,15 @@ OPTIONS:
     --trickle        take trickle ICE and ICE restarts by PATCH (RFC 9725 §4.3, §4.4), announced by Accept-Patch
     --refuse-patch   announce trickle ICE on OPTIONS but answer every PATCH 405
     --answer-link LINK  a `Link` header value (ICE server, RFC 9725 §4.6) to send with the 201; repeatable
+    --pli-every SECS ask for a keyframe (PLI) this often after the first request a second in (default: once)
 
 OUTPUT:
     `whip-url http://…/whip` once listening, then one JSON line: video_frames_decoded, decode_errors, width,
     height, fps, audio_packets, audio_decode_errors, first_frame_ms (WHIP POST → first decoded frame),
-    av_offset_ms (flash/beep offset through RTCP sender reports; positive = audio late), delete_received, …
+    av_offset_ms (flash/beep offset through RTCP sender reports; positive = audio late), delete_received,
+    frames_intact (whole reference chain since the last IDR), freezes and freeze_ms, packets_nacked,
+    retransmissions_received, packets_lost (given up), plis_sent, keyframes, keyframe_waits_ms (PLI → next
+    keyframe received), rtt_ms, …
 ";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -60,6 +64,9 @@ async fn main() {
             "--token" => options.token = Some(value.clone()),
             "--answer-link" => options.answer_links.push(value.clone()),
             "--timeout" => timeout = value.parse().unwrap_or(60.0),
+            "--pli-every" => {
+                options.pli_every = value.parse().ok().map(Duration::from_secs_f64);
+            }
             other => {
                 eprintln!("mock_sfu: unknown option {other} (see --help)");
                 std::process::exit(2);

@@ -22,6 +22,7 @@ use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit}
 struct Handler {
     stats: Shared,
     gathered: tokio::sync::watch::Sender<bool>,
+    pli_every: Option<Duration>,
 }
 
 #[async_trait::async_trait]
@@ -41,7 +42,7 @@ impl PeerConnectionEventHandler for Handler {
         match kind {
             RtpCodecKind::Video => {
                 stats.lock().unwrap().video_ssrc = Some(ssrc);
-                tokio::spawn(receive_video(track, stats));
+                tokio::spawn(receive_video(track, stats, self.pli_every));
             }
             _ => {
                 stats.lock().unwrap().audio_ssrc = Some(ssrc);
@@ -133,6 +134,7 @@ pub(super) async fn answer(
         .with_handler(Arc::new(Handler {
             stats,
             gathered: gathered_tx,
+            pli_every: options.pli_every,
         }))
         .with_udp_addrs(vec![options.udp.clone()])
         .build()

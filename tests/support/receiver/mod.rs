@@ -44,6 +44,8 @@ pub struct ReceiverOptions {
     /// Advertise trickle ICE on OPTIONS but answer every PATCH 405 (a front end that promises more than the
     /// server behind it does).
     pub refuse_patch: bool,
+    /// Ask for a keyframe (PLI) this often after the first request a second in (None: only that one).
+    pub pli_every: Option<Duration>,
 }
 
 impl Default for ReceiverOptions {
@@ -57,6 +59,7 @@ impl Default for ReceiverOptions {
             answer_links: Vec::new(),
             trickle: false,
             refuse_patch: false,
+            pli_every: None,
         }
     }
 }

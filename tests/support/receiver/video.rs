@@ -57,7 +57,8 @@ impl Feedback {
 
 /// Depacketizes on the track's task, after the jitter buffer (which NACKs gaps and waits for their repair);
 /// decodes on a thread of its own (openh264's decoder is not `Send`).
-pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
+/// `pli_every`: after the first keyframe request (a second in), ask again this often.
+pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared, pli_every: Option<Duration>) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<ToDecoder>(256);
     let decode_stats = stats.clone();
     std::thread::spawn(move || decode_video(rx, decode_stats));
@@ -69,9 +70,8 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
         ssrc,
         last_pli: None,
     };
-    // Like a browser after loss, ask once for a keyframe a second into the session.
-    let first_pli = tokio::time::Instant::now() + Duration::from_secs(1);
-    let mut first_pli_sent = false;
+    // Like a browser after loss, ask once for a keyframe a second into the session (and then every `pli_every`).
+    let mut next_pli = Some(tokio::time::Instant::now() + Duration::from_secs(1));
     let tx_broken = tx.clone();
     let mut depacketize = |packets: Vec<rtc::rtp::Packet>| -> bool {
         for p in packets {
@@ -91,11 +91,10 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
         true
     };
     loop {
-        let wake = jitter
-            .next_due()
-            .map_or(first_pli + Duration::from_secs(3600), tokio::time::Instant::from_std);
-        let wake = if first_pli_sent { wake } else { wake.min(first_pli) };
-        // None: a timer fired (NACK retry, give-up, the first PLI).
+        let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+        let wake = jitter.next_due().map_or(far, tokio::time::Instant::from_std);
+        let wake = next_pli.map_or(wake, |t| wake.min(t));
+        // None: a timer fired (NACK retry, give-up, a scheduled PLI).
         let event = tokio::select! {
             e = track.poll() => Some(e),
             () = tokio::time::sleep_until(wake) => None,
@@ -114,8 +113,8 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared) {
             Some(Some(TrackRemoteEvent::OnEnded) | None) => break,
             Some(Some(_)) => {}
         }
-        if !first_pli_sent && tokio::time::Instant::now() >= first_pli {
-            first_pli_sent = true;
+        if next_pli.is_some_and(|t| tokio::time::Instant::now() >= t) {
+            next_pli = pli_every.map(|every| tokio::time::Instant::now() + every);
             feedback.last_pli = None;
             if feedback.pli(now).await {
                 stats.lock().unwrap().pli_sent(now);
