@@ -8,6 +8,7 @@
 //! are gathered, or at once when the server takes trickle ICE) → answer → connecting (trickled candidates) →
 //! streaming (media, sender reports; recovery by ICE restart while the connection is down) → closing (the
 //! server's session ended and the peer connection closed, within a deadline) → closed.
+pub mod bwe;
 mod connect;
 mod history;
 mod io;
