@@ -32,10 +32,17 @@ pub struct ReceivedRate {
 
 impl ReceivedRate {
     pub fn add(&mut self, arrival: Duration, size: usize) {
-        let newest = self.arrivals.back().map_or(arrival, |(a, _)| (*a).max(arrival));
+        let newest = self
+            .arrivals
+            .back()
+            .map_or(arrival, |(a, _)| (*a).max(arrival));
         self.arrivals.push_back((arrival, size));
         self.bytes += size;
-        while self.arrivals.front().is_some_and(|(a, _)| newest.saturating_sub(*a) > RATE_WINDOW) {
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|(a, _)| newest.saturating_sub(*a) > RATE_WINDOW)
+        {
             let (_, s) = self.arrivals.pop_front().unwrap_or_default();
             self.bytes -= s;
         }
@@ -59,7 +66,8 @@ struct Capacity {
 
 impl Capacity {
     fn deviation(&self) -> f64 {
-        self.estimate.map_or(0.0, |e| (self.variance * e / 1000.0).sqrt() * 1000.0)
+        self.estimate
+            .map_or(0.0, |e| (self.variance * e / 1000.0).sqrt() * 1000.0)
     }
 
     fn update(&mut self, sample: f64) {
@@ -72,7 +80,8 @@ impl Capacity {
         let e = (1.0 - alpha) * e + alpha * sample;
         let norm = (e / 1000.0).max(1.0);
         let diff = (e - sample) / 1000.0;
-        self.variance = ((1.0 - alpha) * self.variance + alpha * diff * diff / norm).clamp(0.4, 2.5);
+        self.variance =
+            ((1.0 - alpha) * self.variance + alpha * diff * diff / norm).clamp(0.4, 2.5);
         self.estimate = Some(e);
     }
 
@@ -124,7 +133,6 @@ impl RateControl {
         self.target
     }
 
-
     /// A probe showed the path carries `bps` — its capacity when `limited` (the receiver got the probe slower
     /// than it left), at least that otherwise: the target goes there at once (never down).
     pub fn probed(&mut self, bps: f64, limited: bool, now: Instant) {
@@ -139,7 +147,13 @@ impl RateControl {
     }
 
     /// Takes the detector's verdict and the received rate at `now`; `rtt` sets the pace of additive increase.
-    pub fn update(&mut self, usage: Usage, received: Option<f64>, rtt: Duration, now: Instant) -> f64 {
+    pub fn update(
+        &mut self,
+        usage: Usage,
+        received: Option<f64>,
+        rtt: Duration,
+        now: Instant,
+    ) -> f64 {
         self.state = match (usage, self.state) {
             (Usage::Overusing, _) => State::Decrease,
             (Usage::Underusing, _) => State::Hold,
@@ -153,13 +167,17 @@ impl RateControl {
                 let Some(received) = received else {
                     return self.target;
                 };
-                if since.is_some_and(|s| s < rtt.max(INTERVAL)) && self.last_decrease == self.last_change {
+                if since.is_some_and(|s| s < rtt.max(INTERVAL))
+                    && self.last_decrease == self.last_change
+                {
                     // One decrease per round trip: the last one has not had time to show.
                     return self.target;
                 }
                 self.capacity.check(received, true);
                 self.capacity.update(received);
-                self.target = (DECREASE_FACTOR * received).min(self.target).clamp(self.min, self.max);
+                self.target = (DECREASE_FACTOR * received)
+                    .min(self.target)
+                    .clamp(self.min, self.max);
                 self.last_change = Some(now);
                 self.last_decrease = Some(now);
                 self.state = State::Hold;
@@ -168,7 +186,10 @@ impl RateControl {
                 if since.is_some_and(|s| s < INTERVAL) {
                     return self.target;
                 }
-                let dt = since.unwrap_or(INTERVAL).min(Duration::from_secs(1)).as_secs_f64();
+                let dt = since
+                    .unwrap_or(INTERVAL)
+                    .min(Duration::from_secs(1))
+                    .as_secs_f64();
                 if let Some(r) = received {
                     self.capacity.check(r, false);
                 }
@@ -178,7 +199,9 @@ impl RateControl {
                 };
                 let ceiling = received.map_or(f64::MAX, |r| MAX_AHEAD * r + AHEAD_SLACK);
                 if raised > self.target {
-                    self.target = raised.min(ceiling.max(self.target)).clamp(self.min, self.max);
+                    self.target = raised
+                        .min(ceiling.max(self.target))
+                        .clamp(self.min, self.max);
                 }
                 self.last_change = Some(now);
             }
@@ -205,10 +228,23 @@ mod tests {
     fn overuse_drops_to_a_share_of_what_arrives_once_per_round_trip() {
         let t0 = Instant::now();
         let mut r = RateControl::new(2_500_000.0, 100_000.0, 2_500_000.0);
-        assert_eq!(r.update(Usage::Overusing, Some(1_500_000.0), RTT, t0), 1_275_000.0);
-        let same = r.update(Usage::Overusing, Some(1_000_000.0), RTT, t0 + Duration::from_millis(50));
+        assert_eq!(
+            r.update(Usage::Overusing, Some(1_500_000.0), RTT, t0),
+            1_275_000.0
+        );
+        let same = r.update(
+            Usage::Overusing,
+            Some(1_000_000.0),
+            RTT,
+            t0 + Duration::from_millis(50),
+        );
         assert_eq!(same, 1_275_000.0, "a second decrease within the interval");
-        let again = r.update(Usage::Overusing, Some(1_000_000.0), RTT, t0 + Duration::from_millis(300));
+        let again = r.update(
+            Usage::Overusing,
+            Some(1_000_000.0),
+            RTT,
+            t0 + Duration::from_millis(300),
+        );
         assert_eq!(again, 850_000.0);
     }
 
@@ -222,7 +258,10 @@ mod tests {
             target = r.update(Usage::Normal, Some(target.max(1_000_000.0)), RTT, now);
         }
         let expected = 1_000_000.0 * INCREASE_PER_SECOND.powf(10.0);
-        assert!((target / expected - 1.0).abs() < 0.1, "{target} vs {expected}");
+        assert!(
+            (target / expected - 1.0).abs() < 0.1,
+            "{target} vs {expected}"
+        );
     }
 
     #[test]
@@ -252,9 +291,18 @@ mod tests {
         let t0 = Instant::now();
         let mut r = RateControl::new(300_000.0, 100_000.0, 10_000_000.0);
         for i in 0..200 {
-            r.update(Usage::Normal, Some(200_000.0), RTT, t0 + Duration::from_millis(i * 200));
+            r.update(
+                Usage::Normal,
+                Some(200_000.0),
+                RTT,
+                t0 + Duration::from_millis(i * 200),
+            );
         }
-        assert!(r.target() <= MAX_AHEAD * 200_000.0 + AHEAD_SLACK, "{}", r.target());
+        assert!(
+            r.target() <= MAX_AHEAD * 200_000.0 + AHEAD_SLACK,
+            "{}",
+            r.target()
+        );
     }
 
     #[test]

@@ -83,7 +83,8 @@ impl Grouping {
         // A burst: packets that queued behind each other arrive back to back, closer than they left.
         let arrival_gap = signed_ms(t.arrival, g.last_arrival);
         let departure_gap = ms(t.departure.duration_since(g.last_departure));
-        let burst = arrival_gap >= 0.0 && arrival_gap < ms(GROUP_SPAN) && arrival_gap < departure_gap;
+        let burst =
+            arrival_gap >= 0.0 && arrival_gap < ms(GROUP_SPAN) && arrival_gap < departure_gap;
         if in_span || burst {
             g.last_departure = g.last_departure.max(t.departure);
             if t.arrival > g.last_arrival {
@@ -148,7 +149,9 @@ impl Default for DelayDetector {
 /// The slope of the least-squares line through `points`, if they are not all at one x.
 fn slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
     let n = points.len() as f64;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
     let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), (x, y)| {
         (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
@@ -160,7 +163,7 @@ impl DelayDetector {
     /// Takes one packet's timing (in send order) at `now`; returns the detector's conclusion so far.
     pub fn add(&mut self, t: Timing, now: Instant) -> Usage {
         if let Some((send_delta, arrival_delta, arrival)) = self.grouping.add(t) {
-            if arrival_delta < -1000.0 || arrival_delta > 10_000.0 {
+            if !(-1000.0..=10_000.0).contains(&arrival_delta) {
                 // The receiver's clock jumped (a new feedback origin): start over.
                 *self = DelayDetector::default();
                 return self.usage;
@@ -184,7 +187,8 @@ impl DelayDetector {
         self.deltas = (self.deltas + 1).min(1000);
         self.accumulated += arrival_delta - send_delta;
         self.smoothed = SMOOTHING * self.smoothed + (1.0 - SMOOTHING) * self.accumulated;
-        self.window.push_back((signed_ms(arrival, first), self.smoothed));
+        self.window
+            .push_back((signed_ms(arrival, first), self.smoothed));
         if self.window.len() > WINDOW {
             self.window.pop_front();
         }
@@ -207,7 +211,10 @@ impl DelayDetector {
                 self.time_over += send_delta;
             }
             self.overuse_count += 1;
-            if self.time_over > OVERUSE_TIME && self.overuse_count > 1 && self.trend >= previous_trend {
+            if self.time_over > OVERUSE_TIME
+                && self.overuse_count > 1
+                && self.trend >= previous_trend
+            {
                 self.time_over = 0.0;
                 self.overuse_count = 0;
                 self.usage = Usage::Overusing;
@@ -233,7 +240,8 @@ impl DelayDetector {
         }
         let k = if size < self.threshold { K_DOWN } else { K_UP };
         let dt = ms(now.saturating_duration_since(last)).min(100.0);
-        self.threshold = (self.threshold + k * (size - self.threshold) * dt).clamp(THRESHOLD_MIN, THRESHOLD_MAX);
+        self.threshold =
+            (self.threshold + k * (size - self.threshold) * dt).clamp(THRESHOLD_MIN, THRESHOLD_MAX);
         self.threshold_updated = Some(now);
     }
 }
@@ -253,8 +261,12 @@ mod tests {
             let delay = 20.0 + growth * f as f64 + jitter(f);
             for p in 0..3u64 {
                 let departure = t0 + Duration::from_millis(sent) + Duration::from_micros(p * 200);
-                let arrival = Duration::from_secs_f64((sent as f64 + delay) / 1000.0 + p as f64 * 0.0002);
-                out.push(d.add(Timing { departure, arrival }, departure + Duration::from_millis(60)));
+                let arrival =
+                    Duration::from_secs_f64((sent as f64 + delay) / 1000.0 + p as f64 * 0.0002);
+                out.push(d.add(
+                    Timing { departure, arrival },
+                    departure + Duration::from_millis(60),
+                ));
             }
         }
         out
@@ -271,8 +283,14 @@ mod tests {
     fn a_growing_queue_is_overuse_once_the_window_fills() {
         // 2 ms more delay a frame (a path 6 % short of the rate); the trend needs WINDOW groups first.
         let usage = run(60, 2.0, |_| 0.0);
-        let first = usage.iter().position(|u| *u == Usage::Overusing).map(|i| i / 3);
-        assert!(first.is_some_and(|f| f >= WINDOW && f < WINDOW + 15), "overuse first at frame {first:?}");
+        let first = usage
+            .iter()
+            .position(|u| *u == Usage::Overusing)
+            .map(|i| i / 3);
+        assert!(
+            first.is_some_and(|f| (WINDOW..WINDOW + 15).contains(&f)),
+            "overuse first at frame {first:?}"
+        );
     }
 
     #[test]
@@ -302,7 +320,11 @@ mod tests {
         };
         assert_eq!(g.add(at(0, 10)), None);
         assert_eq!(g.add(at(2, 12)), None);
-        assert_eq!(g.add(at(33, 43)), None, "the first completed group has none before it");
+        assert_eq!(
+            g.add(at(33, 43)),
+            None,
+            "the first completed group has none before it"
+        );
         assert_eq!(g.add(at(34, 44)), None);
         let (send, arrival, _) = g.add(at(66, 80)).unwrap();
         assert_eq!((send, arrival), (32.0, 32.0));

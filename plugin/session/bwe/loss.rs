@@ -73,7 +73,10 @@ impl LossControl {
             .min(Duration::from_secs(1));
         self.last_update = Some(now);
         if loss > HIGH_LOSS {
-            if self.last_decrease.is_some_and(|t| now < t + DECREASE_INTERVAL + rtt) {
+            if self
+                .last_decrease
+                .is_some_and(|t| now < t + DECREASE_INTERVAL + rtt)
+            {
                 return;
             }
             self.target = (current.min(self.target) * (1.0 - 0.5 * loss)).clamp(self.min, self.max);
@@ -81,7 +84,8 @@ impl LossControl {
         } else if loss < LOW_LOSS {
             // Climbing from where the combined estimate is, so the loss half never holds a stale low cap.
             let from = self.target.max(current);
-            self.target = (from * INCREASE_PER_SECOND.powf(dt.as_secs_f64())).clamp(self.min, self.max);
+            self.target =
+                (from * INCREASE_PER_SECOND.powf(dt.as_secs_f64())).clamp(self.min, self.max);
         }
     }
 }
@@ -98,11 +102,23 @@ mod tests {
         let mut l = LossControl::new(2_000_000.0, 100_000.0, 4_000_000.0);
         l.count(6, 30, 2_000_000.0, RTT, t0);
         l.count(0, 0, 2_000_000.0, RTT, t0 + Duration::from_millis(300));
-        assert!((l.target() - 1_800_000.0).abs() < 1.0, "20 % loss: {}", l.target());
+        assert!(
+            (l.target() - 1_800_000.0).abs() < 1.0,
+            "20 % loss: {}",
+            l.target()
+        );
         l.apply(0.05, 1_800_000.0, RTT, t0 + Duration::from_millis(700));
-        assert!((l.target() - 1_800_000.0).abs() < 1.0, "5 % holds: {}", l.target());
+        assert!(
+            (l.target() - 1_800_000.0).abs() < 1.0,
+            "5 % holds: {}",
+            l.target()
+        );
         l.apply(0.0, 1_800_000.0, RTT, t0 + Duration::from_millis(1700));
-        assert!((l.target() - 1_944_000.0).abs() < 1.0, "no loss for a second: {}", l.target());
+        assert!(
+            (l.target() - 1_944_000.0).abs() < 1.0,
+            "no loss for a second: {}",
+            l.target()
+        );
     }
 
     #[test]

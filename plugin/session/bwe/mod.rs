@@ -73,7 +73,11 @@ impl SentLog {
         }
         self.newest = Some(u);
         self.packets.push_back(s);
-        while self.packets.front().is_some_and(|p| s.departure.saturating_duration_since(p.departure) > LOG_KEEP) {
+        while self
+            .packets
+            .front()
+            .is_some_and(|p| s.departure.saturating_duration_since(p.departure) > LOG_KEEP)
+        {
             self.packets.pop_front();
             self.first += 1;
         }
@@ -81,7 +85,9 @@ impl SentLog {
 
     fn get_mut(&mut self, seq: u16) -> Option<&mut Sent> {
         let i = self.unwrap(seq) - self.first;
-        usize::try_from(i).ok().and_then(|i| self.packets.get_mut(i))
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| self.packets.get_mut(i))
     }
 }
 
@@ -145,7 +151,12 @@ impl Bwe {
 
     /// The delay detector's verdict, the latest loss counted, and probes sent / successful (for the log).
     pub fn state(&self) -> (Usage, f64, u32, u32) {
-        (self.delay.usage(), self.loss.loss, self.prober.sent, self.prober.succeeded)
+        (
+            self.delay.usage(),
+            self.loss.loss,
+            self.prober.sent,
+            self.prober.succeeded,
+        )
     }
 
     pub fn set_can_probe(&mut self, yes: bool) {
@@ -155,7 +166,15 @@ impl Bwe {
     /// Packet `seq` (transport-wide) of `payload` bytes left at `now`; `probe`: of that cluster, and its last.
     pub fn on_sent(&mut self, seq: u16, payload: usize, probe: Option<(u32, bool)>, now: Instant) {
         let size = payload + PACKET_OVERHEAD;
-        self.log.add(seq, Sent { departure: now, size, probe: probe.map(|p| p.0), reported: false });
+        self.log.add(
+            seq,
+            Sent {
+                departure: now,
+                size,
+                probe: probe.map(|p| p.0),
+                reported: false,
+            },
+        );
         if let Some((id, last)) = probe {
             self.prober.on_sent(id, size, now, last);
         }
@@ -166,7 +185,9 @@ impl Bwe {
         self.transport_feedback = true;
         let (mut lost, mut total) = (0, 0);
         for ack in acks {
-            let Some(s) = self.log.get_mut(ack.seq) else { continue };
+            let Some(s) = self.log.get_mut(ack.seq) else {
+                continue;
+            };
             if s.reported {
                 continue;
             }
@@ -177,7 +198,13 @@ impl Bwe {
                 None => lost += 1,
                 Some(arrival) => {
                     self.received.add(arrival, s.size);
-                    self.delay.add(Timing { departure: s.departure, arrival }, now);
+                    self.delay.add(
+                        Timing {
+                            departure: s.departure,
+                            arrival,
+                        },
+                        now,
+                    );
                 }
             }
             if let Some(id) = s.probe {

@@ -54,9 +54,15 @@ impl Cluster {
         if f64::from(self.arrived) < MIN_ARRIVED * f64::from(self.sent) || self.arrived < 2 {
             return None;
         }
-        let send_span = self.last_departure?.duration_since(self.first_departure?).as_secs_f64();
+        let send_span = self
+            .last_departure?
+            .duration_since(self.first_departure?)
+            .as_secs_f64();
         let (first_arrival, first_size) = self.first_arrival?;
-        let recv_span = self.last_arrival?.saturating_sub(first_arrival).as_secs_f64();
+        let recv_span = self
+            .last_arrival?
+            .saturating_sub(first_arrival)
+            .as_secs_f64();
         let send = (self.sent_bytes - self.last_size) as f64 * 8.0 / send_span.max(0.001);
         let recv = (self.arrived_bytes - first_size) as f64 * 8.0 / recv_span.max(0.001);
         Some((send.min(recv), recv < 0.9 * send))
@@ -89,7 +95,13 @@ impl Default for Prober {
 
 impl Prober {
     /// A probe to send now, if one is due: `allowed` says the path is quiet and below the configured rate.
-    pub fn due(&mut self, now: Instant, allowed: bool, estimate: f64, max: f64) -> Option<ProbeRequest> {
+    pub fn due(
+        &mut self,
+        now: Instant,
+        allowed: bool,
+        estimate: f64,
+        max: f64,
+    ) -> Option<ProbeRequest> {
         if !allowed || self.active.is_some() || self.next_at.is_some_and(|t| now < t) {
             return None;
         }
@@ -100,9 +112,17 @@ impl Prober {
         let id = self.next_id;
         self.next_id += 1;
         self.sent += 1;
-        self.active = Some(Cluster { id, bps, ..Cluster::default() });
+        self.active = Some(Cluster {
+            id,
+            bps,
+            ..Cluster::default()
+        });
         let bytes = (bps * DURATION.as_secs_f64() / 8.0) as usize;
-        Some(ProbeRequest { id, bps: bps as u64, bytes })
+        Some(ProbeRequest {
+            id,
+            bps: bps as u64,
+            bytes,
+        })
     }
 
     /// A probe packet of cluster `id` left at `now`; `last` when it was the cluster's last.
@@ -185,7 +205,13 @@ impl Prober {
 mod tests {
     use super::*;
 
-    fn send_and_report(p: &mut Prober, req: ProbeRequest, t0: Instant, path_bps: f64, lose_every: u32) -> Option<(f64, bool)> {
+    fn send_and_report(
+        p: &mut Prober,
+        req: ProbeRequest,
+        t0: Instant,
+        path_bps: f64,
+        lose_every: u32,
+    ) -> Option<(f64, bool)> {
         let size = 1000;
         let packets = (req.bytes / size).max(MIN_PACKETS as usize) as u32;
         let gap = Duration::from_secs_f64(size as f64 * 8.0 / req.bps as f64);
@@ -195,7 +221,11 @@ mod tests {
         }
         for i in 0..packets {
             let lost = lose_every > 0 && i % lose_every == 0;
-            p.on_report(req.id, size, (!lost).then(|| Duration::from_secs(5) + arrival_gap * i));
+            p.on_report(
+                req.id,
+                size,
+                (!lost).then(|| Duration::from_secs(5) + arrival_gap * i),
+            );
         }
         p.verdict(t0 + Duration::from_millis(100))
     }
@@ -206,11 +236,18 @@ mod tests {
         let mut p = Prober::default();
         let req = p.due(t0, true, 1_000_000.0, 4_000_000.0).unwrap();
         assert_eq!(req.bps, 2_000_000);
-        assert!(p.due(t0, true, 1_000_000.0, 4_000_000.0).is_none(), "one at a time");
+        assert!(
+            p.due(t0, true, 1_000_000.0, 4_000_000.0).is_none(),
+            "one at a time"
+        );
         let (r, limited) = send_and_report(&mut p, req, t0, 10_000_000.0, 0).unwrap();
         assert!((r / 2_000_000.0 - 1.0).abs() < 0.05 && !limited, "{r}");
-        assert!(p.due(t0 + Duration::from_millis(200), true, r, 4_000_000.0).is_none());
-        let next = p.due(t0 + Duration::from_millis(700), true, r, 4_000_000.0).unwrap();
+        assert!(p
+            .due(t0 + Duration::from_millis(200), true, r, 4_000_000.0)
+            .is_none());
+        let next = p
+            .due(t0 + Duration::from_millis(700), true, r, 4_000_000.0)
+            .unwrap();
         assert_eq!(next.bps, 4_000_000, "capped at the configured rate");
     }
 
@@ -230,12 +267,26 @@ mod tests {
         let req = p.due(t0, true, 1_000_000.0, 4_000_000.0).unwrap();
         assert_eq!(send_and_report(&mut p, req, t0, 10_000_000.0, 2), None);
         let later = t0 + Duration::from_millis(100);
-        assert!(p.due(later + FIRST_BACKOFF - Duration::from_millis(1), true, 1e6, 4e6).is_none());
+        assert!(p
+            .due(
+                later + FIRST_BACKOFF - Duration::from_millis(1),
+                true,
+                1e6,
+                4e6
+            )
+            .is_none());
         let req = p.due(later + FIRST_BACKOFF, true, 1e6, 4e6).unwrap();
         let t1 = later + FIRST_BACKOFF;
         assert_eq!(send_and_report(&mut p, req, t1, 10_000_000.0, 2), None);
         let t2 = t1 + Duration::from_millis(100);
-        assert!(p.due(t2 + FIRST_BACKOFF * 2 - Duration::from_millis(1), true, 1e6, 4e6).is_none());
+        assert!(p
+            .due(
+                t2 + FIRST_BACKOFF * 2 - Duration::from_millis(1),
+                true,
+                1e6,
+                4e6
+            )
+            .is_none());
         assert!(p.due(t2 + FIRST_BACKOFF * 2, true, 1e6, 4e6).is_some());
     }
 

@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 
 const PACKET: usize = 1200;
 
-
 struct Link {
     bps: f64,
     queue_limit: Duration,
@@ -113,7 +112,10 @@ impl Sim {
                 if std::env::var_os("RTC_SIM_TRACE").is_some() {
                     let queue = self.link.busy_until.saturating_duration_since(now);
                     let (e, link) = (self.bwe.estimate() / 1e6, self.link.bps / 1e6);
-                    eprintln!("{ms} ms: estimate {e:.2} link {link:.2} Mbit/s, queue {queue:?}, {:?}", self.bwe.state());
+                    eprintln!(
+                        "{ms} ms: estimate {e:.2} link {link:.2} Mbit/s, queue {queue:?}, {:?}",
+                        self.bwe.state()
+                    );
                 }
             }
         }
@@ -122,7 +124,11 @@ impl Sim {
     /// Reports what arrived by `now` (and the losses before the last arrival), arrival times on a clock of the
     /// receiver's own.
     fn feedback(&mut self, now: Instant) {
-        let Some(last) = self.in_flight.iter().rposition(|(_, a)| a.is_some_and(|a| a <= now)) else {
+        let Some(last) = self
+            .in_flight
+            .iter()
+            .rposition(|(_, a)| a.is_some_and(|a| a <= now))
+        else {
             return;
         };
         let acks: Vec<TransportAck> = self
@@ -130,10 +136,13 @@ impl Sim {
             .drain(..=last)
             .map(|(seq, a)| TransportAck {
                 seq,
-                arrival: a.filter(|a| *a <= now).map(|a| a.duration_since(self.t0) + Duration::from_secs(1000)),
+                arrival: a
+                    .filter(|a| *a <= now)
+                    .map(|a| a.duration_since(self.t0) + Duration::from_secs(1000)),
             })
             .collect();
-        self.bwe.on_transport_feedback(&acks, Duration::from_millis(40), now);
+        self.bwe
+            .on_transport_feedback(&acks, Duration::from_millis(40), now);
     }
 
     /// The estimate's lowest and highest between two instants (ms).
@@ -141,12 +150,17 @@ impl Sim {
         self.trace
             .iter()
             .filter(|(t, _)| (from..to).contains(t))
-            .fold((f64::MAX, 0.0f64), |(lo, hi), (_, e)| (lo.min(*e), hi.max(*e)))
+            .fold((f64::MAX, 0.0f64), |(lo, hi), (_, e)| {
+                (lo.min(*e), hi.max(*e))
+            })
     }
 
     /// The first instant (ms) at or after `from` when the estimate met `ok`.
     fn first(&self, from: u64, ok: impl Fn(f64) -> bool) -> Option<u64> {
-        self.trace.iter().find(|(t, e)| *t >= from && ok(*e)).map(|(t, _)| t - from)
+        self.trace
+            .iter()
+            .find(|(t, e)| *t >= from && ok(*e))
+            .map(|(t, _)| t - from)
     }
 }
 
@@ -155,7 +169,11 @@ fn a_link_slower_than_the_configured_rate_is_found_and_followed() {
     let mut s = Sim::new(2_500_000.0, 1_500_000.0);
     s.run(0, 30_000);
     let (lo, hi) = s.range(5_000, 30_000);
-    assert!(lo >= 0.6 * 1_500_000.0 && hi <= 1_500_000.0 * 1.1, "{lo}..{hi}: {:?}", s.trace);
+    assert!(
+        lo >= 0.6 * 1_500_000.0 && hi <= 1_500_000.0 * 1.1,
+        "{lo}..{hi}: {:?}",
+        s.trace
+    );
     let settled = s.lost as f64 / s.sent as f64;
     assert!(settled < 0.02, "lost {} of {}", s.lost, s.sent);
 }
@@ -166,28 +184,55 @@ fn steps_down_are_followed_within_three_seconds_and_a_cleared_link_is_climbed_wi
     let max = 4_000_000.0;
     let mut s = Sim::new(max, 5_000_000.0);
     s.run(0, 10_000);
-    assert!(s.range(2_000, 10_000).0 >= max, "a clear link: {:?}", s.trace);
+    assert!(
+        s.range(2_000, 10_000).0 >= max,
+        "a clear link: {:?}",
+        s.trace
+    );
     for (at, bps) in [(10_000, 1_500_000.0), (30_000, 600_000.0)] {
         s.link.bps = bps;
         s.run(at, at + 20_000);
         let down = s.first(at, |e| e <= bps);
-        assert!(down.is_some_and(|t| t <= 3_000), "down to {bps}: {down:?} ms {:?}", s.trace);
+        assert!(
+            down.is_some_and(|t| t <= 3_000),
+            "down to {bps}: {down:?} ms {:?}",
+            s.trace
+        );
         let (lo, hi) = s.range(at + 5_000, at + 20_000);
-        assert!(lo >= 0.5 * bps && hi <= 1.2 * bps, "at {bps}: {lo}..{hi} {:?}", s.trace);
+        assert!(
+            lo >= 0.5 * bps && hi <= 1.2 * bps,
+            "at {bps}: {lo}..{hi} {:?}",
+            s.trace
+        );
     }
     s.link.bps = 5_000_000.0;
     s.run(50_000, 80_000);
     let up = s.first(50_000, |e| e >= 0.9 * max);
-    assert!(up.is_some_and(|t| t <= 20_000), "back up: {up:?} ms {:?}", s.trace);
+    assert!(
+        up.is_some_and(|t| t <= 20_000),
+        "back up: {up:?} ms {:?}",
+        s.trace
+    );
 }
 
 #[test]
 fn a_link_just_as_fast_as_the_configured_rate_is_used_well() {
     let mut s = Sim::new(4_000_000.0, 4_000_000.0);
     s.run(0, 40_000);
-    let mean = s.trace.iter().filter(|(t, _)| *t >= 10_000).map(|(_, e)| e.min(4_000_000.0)).sum::<f64>() / 300.0;
+    let mean = s
+        .trace
+        .iter()
+        .filter(|(t, _)| *t >= 10_000)
+        .map(|(_, e)| e.min(4_000_000.0))
+        .sum::<f64>()
+        / 300.0;
     assert!(mean >= 0.8 * 4_000_000.0, "{mean}: {:?}", s.trace);
-    assert!((s.lost as f64) < 0.01 * s.sent as f64, "lost {} of {}", s.lost, s.sent);
+    assert!(
+        (s.lost as f64) < 0.01 * s.sent as f64,
+        "lost {} of {}",
+        s.lost,
+        s.sent
+    );
 }
 
 #[test]
@@ -208,7 +253,11 @@ fn random_loss_of_five_percent_keeps_the_rate() {
             });
             seq = seq.wrapping_add(1);
         }
-        bwe.on_transport_feedback(&acks, Duration::from_millis(40), now + Duration::from_millis(60));
+        bwe.on_transport_feedback(
+            &acks,
+            Duration::from_millis(40),
+            now + Duration::from_millis(60),
+        );
     }
     assert!(bwe.estimate() >= 1_900_000.0, "{}", bwe.estimate());
 }
@@ -233,7 +282,15 @@ fn the_log_finds_packets_across_the_sequence_wrap() {
     let t0 = Instant::now();
     let mut log = SentLog::default();
     for i in 0..100u16 {
-        log.add(65_500u16.wrapping_add(i), Sent { departure: t0, size: usize::from(i), probe: None, reported: false });
+        log.add(
+            65_500u16.wrapping_add(i),
+            Sent {
+                departure: t0,
+                size: usize::from(i),
+                probe: None,
+                reported: false,
+            },
+        );
     }
     assert_eq!(log.get_mut(65_500).map(|s| s.size), Some(0));
     assert_eq!(log.get_mut(10).map(|s| s.size), Some(46));
