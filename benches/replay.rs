@@ -54,7 +54,12 @@ impl Hosts for Namespace {
         RemoteReceiver::start_in(
             &self.0,
             &mock_sfu(),
-            &["--udp", &format!("{NS_ADDR}:0"), "--timeout", &timeout_s.to_string()],
+            &[
+                "--udp",
+                &format!("{NS_ADDR}:0"),
+                "--timeout",
+                &timeout_s.to_string(),
+            ],
         )
     }
 }
@@ -69,7 +74,14 @@ impl Hosts for LinkedHosts {
         RemoteReceiver::start_in(
             &self.server,
             &mock_sfu(),
-            &["--http", &addr, "--udp", &addr, "--timeout", &timeout_s.to_string()],
+            &[
+                "--http",
+                &addr,
+                "--udp",
+                &addr,
+                "--timeout",
+                &timeout_s.to_string(),
+            ],
         )
     }
 }
@@ -347,7 +359,6 @@ impl Namespace {
         ip(&["-n", &name, "route", "add", "default", "dev", "bench0"]);
         ns
     }
-
 }
 
 impl Drop for Namespace {
@@ -591,11 +602,31 @@ struct Condition {
 }
 
 const CONDITIONS: [Condition; 5] = [
-    Condition { name: "0 %", loss: 0.0, one_way: Duration::ZERO },
-    Condition { name: "1 %", loss: 0.01, one_way: Duration::ZERO },
-    Condition { name: "5 %", loss: 0.05, one_way: Duration::ZERO },
-    Condition { name: "10 %", loss: 0.10, one_way: Duration::ZERO },
-    Condition { name: "5 %, 100 ms RTT", loss: 0.05, one_way: Duration::from_millis(50) },
+    Condition {
+        name: "0 %",
+        loss: 0.0,
+        one_way: Duration::ZERO,
+    },
+    Condition {
+        name: "1 %",
+        loss: 0.01,
+        one_way: Duration::ZERO,
+    },
+    Condition {
+        name: "5 %",
+        loss: 0.05,
+        one_way: Duration::ZERO,
+    },
+    Condition {
+        name: "10 %",
+        loss: 0.10,
+        one_way: Duration::ZERO,
+    },
+    Condition {
+        name: "5 %, 100 ms RTT",
+        loss: 0.05,
+        one_way: Duration::from_millis(50),
+    },
 ];
 
 /// Frames our receiver decoded whole (intact reference chain) and its freezes, for our publisher and GStreamer's,
@@ -611,13 +642,20 @@ fn loss_table(medium: &Medium, seconds: f64) {
         "{:<17} {:<10} {:>9} {:>9} {:>14} {:>8} {:>10} {:>9}",
         "loss", "publisher", "decoded", "intact", "freezes (ms)", "NACKed", "repaired", "given up"
     );
-    let only: Option<usize> = std::env::var("RTC_BENCH_CONDITION").ok().and_then(|v| v.parse().ok());
+    let only: Option<usize> = std::env::var("RTC_BENCH_CONDITION")
+        .ok()
+        .and_then(|v| v.parse().ok());
     for (i, c) in CONDITIONS.iter().enumerate() {
         if only.is_some_and(|o| o != i) {
             continue;
         }
         let hosts = LinkedHosts::create_wired("benchloss", 20261130);
-        let link = |loss| LinkConfig { loss, media_only: true, delay: c.one_way, ..Default::default() };
+        let link = |loss| LinkConfig {
+            loss,
+            media_only: true,
+            delay: c.one_way,
+            ..Default::default()
+        };
         hosts.wire().set(UP, link(c.loss));
         hosts.wire().set(DOWN, link(0.0));
         let rows = [

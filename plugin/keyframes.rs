@@ -101,7 +101,10 @@ impl KeyframeRequester {
                 let strategy = Strategy::for_encoder(&id, &settings);
                 (id, strategy)
             }
-            None => (String::new(), Strategy::Unsupported("there is no video encoder")),
+            None => (
+                String::new(),
+                Strategy::Unsupported("there is no video encoder"),
+            ),
         };
         KeyframeRequester {
             output,
@@ -152,7 +155,10 @@ impl EncoderControl for KeyframeRequester {
                 }
             }
             Strategy::Unsupported(why) => {
-                let mut said = self.said_unsupported.lock().unwrap_or_else(|e| e.into_inner());
+                let mut said = self
+                    .said_unsupported
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 if !*said {
                     *said = true;
                     log::warn(&format!(
@@ -164,7 +170,6 @@ impl EncoderControl for KeyframeRequester {
             }
         }
     }
-
 }
 
 impl KeyframeRequester {
@@ -181,7 +186,9 @@ impl Drop for KeyframeRequester {
     fn drop(&mut self) {
         // x264 must not keep making scene cuts after the stream: the threshold goes back, named.
         let asking = *self.asking.lock().unwrap_or_else(|e| e.into_inner());
-        if let (Asking::Asked, Strategy::X264SceneCut { options, threshold }) = (asking, &self.strategy) {
+        if let (Asking::Asked, Strategy::X264SceneCut { options, threshold }) =
+            (asking, &self.strategy)
+        {
             self.set_x264_options(&format!("{options} {threshold}"));
         }
     }

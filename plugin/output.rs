@@ -1,11 +1,11 @@
 //! `rtc_studio_output`: OBS's encoded H.264 + Opus in, a stream out. Callbacks here decide and hand off; the
 //! stream worker (`crate::stream`) does everything that can wait.
+use crate::keyframes::KeyframeRequester;
 use crate::media::packet::EncodedPacket;
 use crate::obs::data::Settings;
 use crate::obs::log;
 use crate::obs::output::{AudioEncoderInfo, OutputHandle, OutputType, StopCode, VideoEncoderInfo};
 use crate::obs::properties::Properties;
-use crate::keyframes::KeyframeRequester;
 use crate::publish::WhipSink;
 use crate::recorder::PacketLog;
 use crate::service::OUTPUT_ID;

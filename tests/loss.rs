@@ -20,14 +20,30 @@ fn publish_through(
     let run = headless_in(
         Some(&hosts.publisher),
         &[
-            "--media", clip.to_str().unwrap(), "--duration", &seconds.to_string(), "--width", "1280", "--height",
-            "720", "--bitrate", "2500", "--tune", "zerolatency", "--url", &receiver.url,
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            &seconds.to_string(),
+            "--width",
+            "1280",
+            "--height",
+            "720",
+            "--bitrate",
+            "2500",
+            "--tune",
+            "zerolatency",
+            "--url",
+            &receiver.url,
         ],
         None,
     );
     let report = receiver.report();
     println!("uplink {:?}\nreceiver {report}", hosts.wire().stats(UP));
-    for l in run.log.lines().filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of")) {
+    for l in run
+        .log
+        .lines()
+        .filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of"))
+    {
         println!("{l}");
     }
     assert_eq!(run.summary["connected"], true, "{}", run.log);
@@ -53,17 +69,29 @@ fn five_percent_loss_is_repaired_and_every_frame_decodes_at_our_receiver() {
     lossy(&hosts);
     let mock_sfu = binaries().1.with_file_name("mock_sfu");
     let addr = format!("{}:0", hosts.server_addr);
-    let (run, r) = publish_through(&hosts, &mock_sfu, &["--http", &addr, "--udp", &addr, "--timeout", "40"], 10);
+    let (run, r) = publish_through(
+        &hosts,
+        &mock_sfu,
+        &["--http", &addr, "--udp", &addr, "--timeout", "40"],
+        10,
+    );
     let up = hosts.wire().stats(UP);
     let (sent, _) = packets_sent(&run.log);
     let n = |k: &str| r[k].as_u64().unwrap_or(0);
-    assert!(up.lost > 100, "the wire lost too little to prove anything: {up:?}");
     assert!(
-        run.log.contains("retransmissions of lost video packets on their own stream (RTX"),
+        up.lost > 100,
+        "the wire lost too little to prove anything: {up:?}"
+    );
+    assert!(
+        run.log
+            .contains("retransmissions of lost video packets on their own stream (RTX"),
         "RTX was not negotiated:\n{}",
         run.log
     );
-    assert!(n("packets_nacked") > 50 && n("retransmissions_received") >= n("packets_nacked"), "{r}");
+    assert!(
+        n("packets_nacked") > 50 && n("retransmissions_received") >= n("packets_nacked"),
+        "{r}"
+    );
     assert_eq!(n("packets_lost"), 0, "the receiver gave packets up: {r}");
     assert!(
         n("frames_intact") as f64 >= 0.99 * sent as f64,
@@ -101,30 +129,53 @@ fn watch_through_janus(
     let publish_for = (seconds + 8).to_string();
     let publisher = std::thread::spawn(move || {
         let args = [
-            "--media", clip.to_str().unwrap(), "--duration", &publish_for, "--url", &api, "--janus-room", &room_arg,
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            &publish_for,
+            "--url",
+            &api,
+            "--janus-room",
+            &room_arg,
             // Debian's Chromium decodes H.264 Baseline and Main over WebRTC, not High.
-            "--profile", "main",
+            "--profile",
+            "main",
         ];
         headless_in(Some(&ns), &args, None)
     });
     let mut sending = false;
     for _ in 0..60 {
         std::thread::sleep(Duration::from_millis(250));
-        if janus_publisher_video(janus)["packets"].as_u64().unwrap_or(0) > 0 {
+        if janus_publisher_video(janus)["packets"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
             sending = true;
             break;
         }
     }
-    assert!(sending, "the publisher never reached Janus:\n{}", janus.log());
-    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
-    let profile = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-loss");
+    assert!(
+        sending,
+        "the publisher never reached Janus:\n{}",
+        janus.log()
+    );
+    let page =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
+    let profile =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-loss");
     let query = format!("api={}&room={room}&seconds={seconds}", janus.api);
     let result = support::browser::run_page(&page, &query, Duration::from_secs(40), &profile);
     let janus_in = janus_publisher_video(janus);
     let run = publisher.join().unwrap();
-    let result = result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
+    let result =
+        result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
     println!("Janus in {janus_in}\nviewer video {}", result["video"]);
-    for l in run.log.lines().filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of")) {
+    for l in run
+        .log
+        .lines()
+        .filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of"))
+    {
         println!("{l}");
     }
     assert_eq!(run.summary["connected"], true, "{}", run.log);
@@ -157,18 +208,35 @@ fn a_browser_watching_through_janus_sees_no_freeze_when_the_uplink_loses_five_pe
     let before = hosts.wire().stats(UP);
     let (lossy, run) = watch_through_janus(&hosts, &janus, 14);
     let up = hosts.wire().stats(UP);
-    println!("uplink while lossy: {} of {} packets lost", up.lost - before.lost, up.packets - before.packets);
-    assert!(up.lost - before.lost > 50, "the wire lost too little to prove anything: {up:?}");
-    assert!(run.log.contains("NACKs from the server"), "Janus never NACKed:\n{}", run.log);
+    println!(
+        "uplink while lossy: {} of {} packets lost",
+        up.lost - before.lost,
+        up.packets - before.packets
+    );
     assert!(
-        run.log.contains("retransmissions of lost video packets on their own stream (RTX"),
+        up.lost - before.lost > 50,
+        "the wire lost too little to prove anything: {up:?}"
+    );
+    assert!(
+        run.log.contains("NACKs from the server"),
+        "Janus never NACKed:\n{}",
+        run.log
+    );
+    assert!(
+        run.log
+            .contains("retransmissions of lost video packets on their own stream (RTX"),
         "Janus did not take RTX:\n{}",
         run.log
     );
     // Every frame reached the viewer and was decoded in time: no frame dropped or left undecoded, no freeze. (Chrome's
     // packetsLost is printed, not judged: in some runs it counts a few packets while every frame arrived whole.)
     let n = |k: &str| lossy[k].as_i64().unwrap_or(-1);
-    println!("viewer: packetsLost {}, nackCount {}, pliCount {}", n("packetsLost"), n("nackCount"), n("pliCount"));
+    println!(
+        "viewer: packetsLost {}, nackCount {}, pliCount {}",
+        n("packetsLost"),
+        n("nackCount"),
+        n("pliCount")
+    );
     assert_eq!(lossy["freezeCount"], 0, "the viewer froze: {lossy}");
     assert_eq!(n("framesDropped"), 0, "{lossy}");
     assert!(n("framesDecoded") >= 200, "{lossy}");
@@ -183,7 +251,10 @@ fn a_browser_watching_through_janus_sees_no_freeze_when_the_uplink_loses_five_pe
     // (they are counted above), so the rate may dip by the delay gained during the window, up to ~200 ms of 12 s.
     let (clean_fps, lossy_fps) = (window_fps(&clean), window_fps(&lossy));
     println!("frames decoded per second: clean {clean_fps:.2}, 5 % loss {lossy_fps:.2}");
-    assert!(clean_fps >= 25.0, "the clean run itself fell short: {clean}");
+    assert!(
+        clean_fps >= 25.0,
+        "the clean run itself fell short: {clean}"
+    );
     assert!(
         lossy_fps >= 0.97 * clean_fps,
         "{lossy_fps:.2} frames/s decoded through 5 % loss, {clean_fps:.2} clear: {lossy}"
@@ -199,7 +270,8 @@ fn a_gstreamer_receiver_through_five_percent_loss_is_limited_by_its_own_nacking(
     let _alone = receiving();
     let hosts = LinkedHosts::create_wired("gstloss", 4711);
     lossy(&hosts);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gst-whip-receive.py");
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gst-whip-receive.py");
     let addr = format!("{}:0", hosts.server_addr);
     let (run, r) = publish_through(&hosts, &script, &["--http", &addr, "--timeout", "40"], 10);
     let (sent, _) = packets_sent(&run.log);
@@ -213,7 +285,10 @@ fn a_gstreamer_receiver_through_five_percent_loss_is_limited_by_its_own_nacking(
     );
     assert!(decoded > 0, "GStreamer decoded nothing: {r}");
     if nacks_reached_us {
-        assert!(decoded as f64 >= 0.99 * sent as f64, "GStreamer asked, yet decoded {decoded} of {sent}: {r}");
+        assert!(
+            decoded as f64 >= 0.99 * sent as f64,
+            "GStreamer asked, yet decoded {decoded} of {sent}: {r}"
+        );
     } else {
         assert!(
             asked > 0 && jb["rtx-success-count"] == 0,

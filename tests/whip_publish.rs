@@ -669,7 +669,9 @@ fn a_keyframe_request_is_answered_by_x264_zerolatency_and_x264_is_left_as_it_was
     let _alone = receiving();
     let rt = test_runtime();
     let publish = |tune: Option<&str>| {
-        let receiver = rt.block_on(Receiver::start(ReceiverOptions::default())).unwrap();
+        let receiver = rt
+            .block_on(Receiver::start(ReceiverOptions::default()))
+            .unwrap();
         let url = receiver.whip_url();
         let mut args = vec!["--duration", "5", "--keyint", "8", "--url", &url];
         if let Some(t) = tune {
@@ -683,13 +685,28 @@ fn a_keyframe_request_is_answered_by_x264_zerolatency_and_x264_is_left_as_it_was
     };
     let (run, r) = publish(Some("zerolatency"));
     assert_eq!(r["plis_sent"], 1, "{r}");
-    assert_eq!(r["keyframes"], 2, "the first keyframe and the one asked for: {r}");
-    assert_eq!(r["keyframe_waits_ms"].as_array().map(Vec::len), Some(1), "{r}");
-    assert!(run.log.contains("the encoder was asked 1 time(s)"), "{}", run.log);
-    let (run, r) = publish(None);
-    assert_eq!(r["keyframes"], 1, "x264 with a lookahead made a keyframe after all: {r}");
+    assert_eq!(
+        r["keyframes"], 2,
+        "the first keyframe and the one asked for: {r}"
+    );
+    assert_eq!(
+        r["keyframe_waits_ms"].as_array().map(Vec::len),
+        Some(1),
+        "{r}"
+    );
     assert!(
-        run.log.contains("cannot be asked for one (x264 decides frame types on its lookahead thread"),
+        run.log.contains("the encoder was asked 1 time(s)"),
+        "{}",
+        run.log
+    );
+    let (run, r) = publish(None);
+    assert_eq!(
+        r["keyframes"], 1,
+        "x264 with a lookahead made a keyframe after all: {r}"
+    );
+    assert!(
+        run.log
+            .contains("cannot be asked for one (x264 decides frame types on its lookahead thread"),
         "{}",
         run.log
     );

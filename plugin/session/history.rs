@@ -11,7 +11,9 @@ pub const MAX_RETENTION: Duration = Duration::from_secs(3);
 
 /// How long the history keeps a packet given the round-trip time (when known).
 pub fn retention(rtt: Option<Duration>) -> Duration {
-    rtt.map_or(MIN_RETENTION, |r| (r * 3).clamp(MIN_RETENTION, MAX_RETENTION))
+    rtt.map_or(MIN_RETENTION, |r| {
+        (r * 3).clamp(MIN_RETENTION, MAX_RETENTION)
+    })
 }
 
 #[derive(Debug)]
@@ -113,14 +115,32 @@ mod tests {
         let now = t0 + Duration::from_millis(1999);
         assert_eq!(h.len(), 1001, "one second kept");
         let (rtt, keep) = (Duration::from_millis(50), retention(None));
-        assert_eq!(h.resend(3, now, rtt, keep).map(|p| p.seq), Ok(3), "after the wrap");
-        assert_eq!(h.resend(65_535, now, rtt, keep).map(|p| p.seq), Ok(65_535), "before it");
-        assert_eq!(h.resend(64_600, now, rtt, keep), Err(NotResent::Gone), "older than a second");
-        assert_eq!(h.resend(2000, now, rtt, keep), Err(NotResent::Gone), "never sent");
+        assert_eq!(
+            h.resend(3, now, rtt, keep).map(|p| p.seq),
+            Ok(3),
+            "after the wrap"
+        );
+        assert_eq!(
+            h.resend(65_535, now, rtt, keep).map(|p| p.seq),
+            Ok(65_535),
+            "before it"
+        );
+        assert_eq!(
+            h.resend(64_600, now, rtt, keep),
+            Err(NotResent::Gone),
+            "older than a second"
+        );
+        assert_eq!(
+            h.resend(2000, now, rtt, keep),
+            Err(NotResent::Gone),
+            "never sent"
+        );
         assert!(h.resend(500, now, rtt, keep).is_ok());
         let soon = now + Duration::from_millis(49);
         assert_eq!(h.resend(500, soon, rtt, keep), Err(NotResent::TooSoon));
-        assert!(h.resend(500, now + Duration::from_millis(50), rtt, keep).is_ok());
+        assert!(h
+            .resend(500, now + Duration::from_millis(50), rtt, keep)
+            .is_ok());
         // Nothing sent since: what has aged past a second is gone all the same.
         let later = now + Duration::from_secs(2);
         assert_eq!(h.resend(4, later, rtt, keep), Err(NotResent::Gone));
@@ -130,7 +150,10 @@ mod tests {
     fn retention_follows_the_round_trip_within_bounds() {
         assert_eq!(retention(None), MIN_RETENTION);
         assert_eq!(retention(Some(Duration::from_millis(100))), MIN_RETENTION);
-        assert_eq!(retention(Some(Duration::from_millis(500))), Duration::from_millis(1500));
+        assert_eq!(
+            retention(Some(Duration::from_millis(500))),
+            Duration::from_millis(1500)
+        );
         assert_eq!(retention(Some(Duration::from_secs(5))), MAX_RETENTION);
     }
 }

@@ -128,7 +128,10 @@ pub enum Feedback {
         dlsr: u32,
     },
     /// The server asks for these packets of stream `ssrc` again (RFC 4585 generic NACK).
-    Nack { ssrc: u32, seqs: Vec<u16> },
+    Nack {
+        ssrc: u32,
+        seqs: Vec<u16>,
+    },
 }
 
 /// What happened, for the session to decide on.

@@ -25,7 +25,9 @@ impl Session {
     pub(super) fn keyframe_requested(&mut self) {
         let k = &mut self.keyframes;
         k.waiting_since.get_or_insert(self.now);
-        if k.last_ask.is_some_and(|t| self.now < t + MIN_KEYFRAME_INTERVAL) {
+        if k.last_ask
+            .is_some_and(|t| self.now < t + MIN_KEYFRAME_INTERVAL)
+        {
             return;
         }
         k.last_ask = Some(self.now);

@@ -325,7 +325,11 @@ impl MediaSender {
             match stream.history.resend(seq, now, rtt, retention(self.rtt)) {
                 Ok(p) => {
                     for copy in 0..copies {
-                        schedule(&mut self.resend_queue, now + REPAIR_COPY_GAP * copy, p.clone());
+                        schedule(
+                            &mut self.resend_queue,
+                            now + REPAIR_COPY_GAP * copy,
+                            p.clone(),
+                        );
                     }
                 }
                 Err(NotResent::Gone) => self.retransmissions.gone += 1,
@@ -342,7 +346,11 @@ impl MediaSender {
             s if s == self.audio.ssrc => &self.audio,
             _ => return,
         };
-        let Some(&(_, sent)) = stream.reports.iter().find(|(mid, _)| lsr != 0 && *mid == lsr) else {
+        let Some(&(_, sent)) = stream
+            .reports
+            .iter()
+            .find(|(mid, _)| lsr != 0 && *mid == lsr)
+        else {
             return;
         };
         let held = Duration::from_secs_f64(f64::from(dlsr) / 65_536.0);

@@ -149,7 +149,11 @@ fn feedback_about(p: &dyn rtc::rtcp::Packet, ssrc: u32) -> Vec<Feedback> {
     }
     if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
         if nack.media_ssrc == ssrc {
-            let seqs = nack.nacks.iter().flat_map(|pair| pair.packet_list()).collect();
+            let seqs = nack
+                .nacks
+                .iter()
+                .flat_map(|pair| pair.packet_list())
+                .collect();
             return vec![Feedback::Nack { ssrc, seqs }];
         }
     }
@@ -424,7 +428,11 @@ impl Peer {
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error("offer"))?;
-        tokio::spawn(forward_feedback(video.clone(), spec.video_ssrc, events.clone()));
+        tokio::spawn(forward_feedback(
+            video.clone(),
+            spec.video_ssrc,
+            events.clone(),
+        ));
         tokio::spawn(forward_feedback(audio.clone(), spec.audio_ssrc, events));
         Ok(Peer {
             pc,
@@ -475,7 +483,9 @@ impl Peer {
                         .iter()
                         .find(|r| {
                             r.rtp_codec.mime_type.eq_ignore_ascii_case("video/rtx")
-                                && r.rtp_codec.sdp_fmtp_line.contains(&format!("apt={}", c.payload_type))
+                                && r.rtp_codec
+                                    .sdp_fmtp_line
+                                    .contains(&format!("apt={}", c.payload_type))
                         })
                         .map(|r| r.payload_type);
                 } else if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {

@@ -151,10 +151,18 @@ mod tests {
         let mut again = packet(1, 65_535);
         assert!(w.wrap(&mut again));
         assert_eq!(
-            (again.header.ssrc, again.header.payload_type, again.header.sequence_number),
+            (
+                again.header.ssrc,
+                again.header.payload_type,
+                again.header.sequence_number
+            ),
             (77, 103, 500)
         );
-        assert_eq!(&again.payload[..], &[0xff, 0xff, 0x65, 1, 2], "original sequence number first");
+        assert_eq!(
+            &again.payload[..],
+            &[0xff, 0xff, 0x65, 1, 2],
+            "original sequence number first"
+        );
         assert_eq!((again.header.timestamp, again.header.marker), (9000, true));
         let mut next = packet(1, 0);
         w.wrap(&mut next);

@@ -69,7 +69,16 @@ impl LinkedHosts {
     pub fn create_wired(tag: &str, seed: u64) -> LinkedHosts {
         let mut hosts = LinkedHosts::namespaces(tag);
         for ns in [&hosts.publisher, &hosts.server] {
-            ip(&["-n", ns, "tuntap", "add", "dev", wire::DEVICE, "mode", "tun"]);
+            ip(&[
+                "-n",
+                ns,
+                "tuntap",
+                "add",
+                "dev",
+                wire::DEVICE,
+                "mode",
+                "tun",
+            ]);
         }
         hosts.address(wire::DEVICE, wire::DEVICE);
         hosts.wire = Some(
@@ -93,7 +102,16 @@ impl LinkedHosts {
         let device = format!("rtcs-w{}", id % 100_000);
         ip(&["netns", "add", &publisher]);
         ip(&["-n", &publisher, "link", "set", "lo", "up"]);
-        ip(&["-n", &publisher, "tuntap", "add", "dev", wire::DEVICE, "mode", "tun"]);
+        ip(&[
+            "-n",
+            &publisher,
+            "tuntap",
+            "add",
+            "dev",
+            wire::DEVICE,
+            "mode",
+            "tun",
+        ]);
         ip(&["tuntap", "add", "dev", &device, "mode", "tun"]);
         let mut hosts = LinkedHosts {
             publisher,
@@ -103,18 +121,36 @@ impl LinkedHosts {
             wire: None,
             host_device: Some(device.clone()),
         };
-        ip(&["-n", &hosts.publisher, "addr", "add", &format!("{}/24", hosts.publisher_addr), "dev", wire::DEVICE]);
+        ip(&[
+            "-n",
+            &hosts.publisher,
+            "addr",
+            "add",
+            &format!("{}/24", hosts.publisher_addr),
+            "dev",
+            wire::DEVICE,
+        ]);
         ip(&["-n", &hosts.publisher, "link", "set", wire::DEVICE, "up"]);
-        ip(&["-n", &hosts.publisher, "route", "add", "default", "dev", wire::DEVICE]);
-        ip(&["addr", "add", &format!("{}/24", hosts.server_addr), "dev", &device]);
+        ip(&[
+            "-n",
+            &hosts.publisher,
+            "route",
+            "add",
+            "default",
+            "dev",
+            wire::DEVICE,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", hosts.server_addr),
+            "dev",
+            &device,
+        ]);
         ip(&["link", "set", &device, "up"]);
         hosts.wire = Some(
-            wire::Wire::start_between(
-                (&hosts.publisher, wire::DEVICE),
-                ("", &device),
-                seed,
-            )
-            .expect("the wire (needs root)"),
+            wire::Wire::start_between((&hosts.publisher, wire::DEVICE), ("", &device), seed)
+                .expect("the wire (needs root)"),
         );
         hosts
     }
@@ -202,7 +238,10 @@ impl Drop for LinkedHosts {
         if let Some(device) = self.host_device.take() {
             let _ = Command::new("ip").args(["link", "del", &device]).status();
         }
-        for ns in [&self.publisher, &self.server].into_iter().filter(|ns| !ns.is_empty()) {
+        for ns in [&self.publisher, &self.server]
+            .into_iter()
+            .filter(|ns| !ns.is_empty())
+        {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }

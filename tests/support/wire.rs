@@ -196,12 +196,24 @@ impl Direction {
         }
         self.last_delivery = self.last_delivery.max(at);
         self.n += 1;
-        self.in_flight.push(InFlight { at, n: self.n, data });
+        self.in_flight.push(InFlight {
+            at,
+            n: self.n,
+            data,
+        });
     }
 }
 
 /// Carries packets from `from` to `to` until `stop`.
-fn carry(from: OwnedFd, to: OwnedFd, config: Arc<[Mutex<LinkConfig>; 2]>, counters: Arc<[Counters; 2]>, dir: usize, stop: Arc<AtomicBool>, seed: u64) {
+fn carry(
+    from: OwnedFd,
+    to: OwnedFd,
+    config: Arc<[Mutex<LinkConfig>; 2]>,
+    counters: Arc<[Counters; 2]>,
+    dir: usize,
+    stop: Arc<AtomicBool>,
+    seed: u64,
+) {
     let now = Instant::now();
     let mut d = Direction {
         rng: Rng(seed | 1),
@@ -218,10 +230,9 @@ fn carry(from: OwnedFd, to: OwnedFd, config: Arc<[Mutex<LinkConfig>; 2]>, counte
             // SAFETY: writing a buffer we own to our TUN fd.
             unsafe { libc::write(to.as_raw_fd(), p.data.as_ptr().cast(), p.data.len()) };
         }
-        let wait_ms = d
-            .in_flight
-            .peek()
-            .map_or(20, |p| p.at.saturating_duration_since(now).as_millis().clamp(0, 20) as i32);
+        let wait_ms = d.in_flight.peek().map_or(20, |p| {
+            p.at.saturating_duration_since(now).as_millis().clamp(0, 20) as i32
+        });
         let mut pfd = libc::pollfd {
             fd: from.as_raw_fd(),
             events: libc::POLLIN,
@@ -238,7 +249,12 @@ fn carry(from: OwnedFd, to: OwnedFd, config: Arc<[Mutex<LinkConfig>; 2]>, counte
                 break;
             }
             let cfg = config[dir].lock().unwrap().clone();
-            d.admit(buf[..n as usize].to_vec(), Instant::now(), &cfg, &counters[dir]);
+            d.admit(
+                buf[..n as usize].to_vec(),
+                Instant::now(),
+                &cfg,
+                &counters[dir],
+            );
         }
     }
 }
@@ -321,7 +337,11 @@ mod tests {
             b.admit(vec![0; 100], t0, &lossy, &c);
         }
         assert_eq!(a.in_flight.len(), b.in_flight.len(), "same seed, same fate");
-        assert!((850..950).contains(&a.in_flight.len()), "{}", a.in_flight.len());
+        assert!(
+            (850..950).contains(&a.in_flight.len()),
+            "{}",
+            a.in_flight.len()
+        );
         // 1 Mbit/s with a 10 ms queue: 1250 bytes fit; 1000-byte packets take 8 ms each.
         let slow = LinkConfig {
             rate_bps: Some(1_000_000),

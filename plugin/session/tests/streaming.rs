@@ -277,7 +277,10 @@ fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
             _ => None,
         })
         .collect();
-    assert_eq!(copies, vec![(1010 + REPAIR_COPY_GAP.as_millis() as u64, lost.seq)]);
+    assert_eq!(
+        copies,
+        vec![(1010 + REPAIR_COPY_GAP.as_millis() as u64, lost.seq)]
+    );
     // Two seconds later the packet is out of the history (1 s without a known round trip).
     f.run_to(3100);
     f.input(Input::Feedback(Feedback::Nack {
@@ -309,9 +312,15 @@ fn receiver_reports_give_the_round_trip_and_the_loss() {
         dlsr: 30 * 65_536 / 1000,
     }));
     let rtt = f.s.rtt().expect("a round trip");
-    assert!(rtt.abs_diff(Duration::from_millis(30)) < Duration::from_millis(1), "{rtt:?}");
+    assert!(
+        rtt.abs_diff(Duration::from_millis(30)) < Duration::from_millis(1),
+        "{rtt:?}"
+    );
     assert_eq!(f.s.feedback_stats().fraction_lost, 26);
-    assert!((f.s.congestion() - 1.0).abs() < 0.02, "10 % loss is full congestion");
+    assert!(
+        (f.s.congestion() - 1.0).abs() < 0.02,
+        "10 % loss is full congestion"
+    );
     // A report about some other stream is not ours.
     f.input(Input::Feedback(Feedback::ReceiverReport {
         ssrc: 0xdead,
@@ -324,7 +333,11 @@ fn receiver_reports_give_the_round_trip_and_the_loss() {
 
 #[test]
 fn repairs_go_in_more_copies_the_more_the_path_loses() {
-    assert_eq!(repair_copies(0.0), 2, "the packet being repaired was lost: a path loses at least that");
+    assert_eq!(
+        repair_copies(0.0),
+        2,
+        "the packet being repaired was lost: a path loses at least that"
+    );
     assert_eq!(repair_copies(0.01), 2);
     assert_eq!(repair_copies(0.02), 2);
     assert_eq!(repair_copies(0.05), 3);
@@ -372,5 +385,8 @@ fn keyframe_requests_reach_the_encoder_at_most_every_half_second_and_are_timed()
     assert_eq!(k.waits.quantile_ms(1.0).map(|ms| ms.round()), Some(360.0));
     // Half a second after the last asking, a new request goes through.
     f.now = f.at(1600);
-    assert_eq!(kinds(&f.input(Input::Feedback(Feedback::FullIntraRequest))), ["request-keyframe"]);
+    assert_eq!(
+        kinds(&f.input(Input::Feedback(Feedback::FullIntraRequest))),
+        ["request-keyframe"]
+    );
 }

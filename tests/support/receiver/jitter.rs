@@ -227,7 +227,10 @@ mod tests {
         assert_eq!(j.push(12, 12, t0), Vec::<u16>::new(), "held behind the gap");
         let due = j.poll(t0);
         assert_eq!(due.nack, vec![11]);
-        assert!(j.poll(ms(t0, 50)).nack.is_empty(), "not again within an RTT");
+        assert!(
+            j.poll(ms(t0, 50)).nack.is_empty(),
+            "not again within an RTT"
+        );
         assert_eq!(j.push(11, 11, ms(t0, 40)), vec![11, 12]);
         assert_eq!(j.stats.retransmissions_received, 1);
         assert_eq!(j.rtt(), (INITIAL_RTT * 7 + Duration::from_millis(40)) / 8);

@@ -58,7 +58,11 @@ impl Feedback {
 /// Depacketizes on the track's task, after the jitter buffer (which NACKs gaps and waits for their repair);
 /// decodes on a thread of its own (openh264's decoder is not `Send`).
 /// `pli_every`: after the first keyframe request (a second in), ask again this often.
-pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared, pli_every: Option<Duration>) {
+pub(super) async fn receive_video(
+    track: Arc<dyn TrackRemote>,
+    stats: Shared,
+    pli_every: Option<Duration>,
+) {
     let (tx, rx) = std::sync::mpsc::sync_channel::<ToDecoder>(256);
     let decode_stats = stats.clone();
     std::thread::spawn(move || decode_video(rx, decode_stats));
@@ -92,7 +96,9 @@ pub(super) async fn receive_video(track: Arc<dyn TrackRemote>, stats: Shared, pl
     };
     loop {
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-        let wake = jitter.next_due().map_or(far, tokio::time::Instant::from_std);
+        let wake = jitter
+            .next_due()
+            .map_or(far, tokio::time::Instant::from_std);
         let wake = next_pli.map_or(wake, |t| wake.min(t));
         // None: a timer fired (NACK retry, give-up, a scheduled PLI).
         let event = tokio::select! {
@@ -251,7 +257,11 @@ impl FreezeMeter {
         let (at, last_ts) = last?;
         let step = f64::from(ts.wrapping_sub(last_ts)) / 90_000.0;
         if step > 0.0 && step < 1.0 {
-            self.frame_s = if self.frame_s == 0.0 { step } else { self.frame_s * 0.9 + step * 0.1 };
+            self.frame_s = if self.frame_s == 0.0 {
+                step
+            } else {
+                self.frame_s * 0.9 + step * 0.1
+            };
         }
         let pause = now.duration_since(at);
         let limit = (3.0 * self.frame_s).max(self.frame_s + 0.150);
@@ -276,15 +286,17 @@ fn decode_video(rx: std::sync::mpsc::Receiver<ToDecoder>, stats: Shared) {
                 continue;
             }
         };
-        let idr = rtc_studio::media::h264::annexb_units(&annexb)
-            .any(|u| rtc_studio::media::h264::nal_type(u) == Some(rtc_studio::media::h264::nal::IDR));
+        let idr = rtc_studio::media::h264::annexb_units(&annexb).any(|u| {
+            rtc_studio::media::h264::nal_type(u) == Some(rtc_studio::media::h264::nal::IDR)
+        });
         intact = complete && (intact || idr);
         {
             let mut s = stats.lock().unwrap();
             if idr {
                 s.keyframes += 1;
                 if let Some(asked) = s.pli_at.take() {
-                    s.keyframe_waits_ms.push(asked.elapsed().as_secs_f64() * 1000.0);
+                    s.keyframe_waits_ms
+                        .push(asked.elapsed().as_secs_f64() * 1000.0);
                 }
             }
             if !complete {
