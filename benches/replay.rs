@@ -22,6 +22,7 @@ use rtc_studio::media::h264::{nal, nal_type, split_at_aud, to_annexb, ParameterS
 use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
 use rtc_studio::media::packet::{EncodedPacket, MediaKind};
 use rtc_studio::publish::WhipSink;
+use rtc_studio::session::RateConfig;
 use rtc_studio::stream::{PacketQueue, PacketSink, StreamStats};
 use rtc_studio::transport::driver::PublishConfig;
 use serde_json::{json, Value};
@@ -377,6 +378,13 @@ fn mock_sfu() -> PathBuf {
     panic!("build the receiver first: cargo build --release --example mock_sfu");
 }
 
+/// The average bitrate of an Annex-B clip at 30 fps, kbit/s.
+fn clip_kbps(h264: &Path) -> u32 {
+    let frames = AnnexBReader::open(h264).count().max(1) as f64;
+    let bytes = std::fs::metadata(h264).map_or(0, |m| m.len()) as f64;
+    (bytes * 8.0 / (frames / 30.0) / 1000.0) as u32
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Our publisher (a child process: `replay --publish H264 OGG URL SECONDS`)
 
@@ -405,6 +413,15 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         ])),
         audio_extra_data: opus_head,
         capture: rtc_studio::publish::capture_clock_now(),
+        // Pre-encoded media cannot follow the network: when the path carries less, video is dropped up to the
+        // next keyframe, as for an OBS encoder without bitrate changes.
+        rate: RateConfig {
+            adaptive: std::env::var_os("RTC_BENCH_NO_ADAPTATION").is_none(),
+            video_kbps: clip_kbps(h264),
+            min_video_kbps: 300,
+            encoder_follows: false,
+            audio_kbps: 128,
+        },
     };
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let encoder = Arc::new(rtc_studio::transport::driver::FixedEncoder);

@@ -68,6 +68,9 @@ struct obs_service_resolution;
 /* ---- enums (values as libobs defines them) -------------------------------------------------------------------- */
 enum obs_encoder_type { OBS_ENCODER_AUDIO = 0, OBS_ENCODER_VIDEO = 1 };
 
+/* What an encoder can do (obs_encoder_get_caps): take bitrate changes while encoding. */
+#define OBS_ENCODER_CAP_DYN_BITRATE (1u << 2)
+
 enum video_format { VIDEO_FORMAT_NONE = 0, VIDEO_FORMAT_I420 = 1, VIDEO_FORMAT_NV12 = 2 };
 enum video_colorspace { VIDEO_CS_DEFAULT = 0, VIDEO_CS_601 = 1, VIDEO_CS_709 = 2 };
 enum video_range_type { VIDEO_RANGE_DEFAULT = 0, VIDEO_RANGE_PARTIAL = 1, VIDEO_RANGE_FULL = 2 };
@@ -295,6 +298,7 @@ void obs_encoder_set_video(obs_encoder_t *encoder, video_t *video);
 void obs_encoder_set_audio(obs_encoder_t *encoder, audio_t *audio);
 const char *obs_encoder_get_codec(const obs_encoder_t *encoder);
 const char *obs_encoder_get_id(const obs_encoder_t *encoder);
+uint32_t obs_encoder_get_caps(const obs_encoder_t *encoder);
 /* A new reference to the encoder's settings. */
 obs_data_t *obs_encoder_get_settings(const obs_encoder_t *encoder);
 /* Applies `settings` (merged into the encoder's) at the encoder's next frame. */

@@ -18,7 +18,6 @@ use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::data::Data;
 use crate::obs::log;
 use crate::obs::output::OutputHandle;
-use crate::transport::driver::EncoderControl;
 use std::sync::Mutex;
 
 /// The x264 option that makes the next frames scene cuts; far above x264's 0–100 (a threshold of 100 still lets
@@ -141,8 +140,9 @@ impl KeyframeRequester {
     }
 }
 
-impl EncoderControl for KeyframeRequester {
-    fn request_keyframe(&self) {
+impl KeyframeRequester {
+    /// Asks for a keyframe as soon as the encoder can make one.
+    pub fn request_keyframe(&self) {
         match &self.strategy {
             Strategy::X264SceneCut { options, .. } => {
                 let mut asking = self.asking.lock().unwrap_or_else(|e| e.into_inner());

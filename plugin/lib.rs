@@ -10,6 +10,7 @@
 #[allow(unsafe_code)]
 pub mod obs;
 
+pub mod encoder;
 pub mod keyframes;
 pub mod media;
 pub mod output;

@@ -1,6 +1,6 @@
 //! `rtc_studio_output`: OBS's encoded H.264 + Opus in, a stream out. Callbacks here decide and hand off; the
 //! stream worker (`crate::stream`) does everything that can wait.
-use crate::keyframes::KeyframeRequester;
+use crate::encoder::VideoEncoder;
 use crate::media::packet::EncodedPacket;
 use crate::obs::data::Settings;
 use crate::obs::log;
@@ -39,9 +39,9 @@ impl RtcOutput {
         }
     }
 
-    /// Chooses where packets go for this start; errors are shown to the streamer. `keyframes` asks the encoder for
-    /// keyframes when the server wants one.
-    fn connector(&self, keyframes: Arc<KeyframeRequester>) -> Result<Connector, Failure> {
+    /// Chooses where packets go for this start; errors are shown to the streamer. `encoder` is asked for keyframes
+    /// when the server wants one, and for bitrates that fit the network.
+    fn connector(&self, encoder: Arc<VideoEncoder>) -> Result<Connector, Failure> {
         let settings = self
             .settings
             .lock()
@@ -100,9 +100,10 @@ impl RtcOutput {
             video_extra_data,
             audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
             capture: crate::publish::capture_clock_now(),
+            rate: encoder.rate_config(service.adaptation),
         };
         Ok(Box::new(move |stop| {
-            WhipSink::connect(config, keyframes, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
+            WhipSink::connect(config, encoder, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
         }))
     }
 }
@@ -180,8 +181,8 @@ impl OutputType for RtcOutput {
                 .set_last_error("OBS could not initialise the encoders for RTC Studio");
             return false;
         }
-        let keyframes = Arc::new(KeyframeRequester::new(self.handle.clone()));
-        let connector = match self.connector(keyframes.clone()) {
+        let encoder = Arc::new(VideoEncoder::new(self.handle.clone()));
+        let connector = match self.connector(encoder.clone()) {
             Ok(c) => c,
             Err(err) => {
                 log::error(&format!("cannot start: {}", err.message));
@@ -198,7 +199,7 @@ impl OutputType for RtcOutput {
             let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
             (s.queue_packets, s.direct)
         };
-        let watcher: PacketWatcher = Arc::new(move |p| keyframes.packet_passed(p));
+        let watcher: PacketWatcher = Arc::new(move |p| encoder.packet_passed(p));
         let started = Stream::start(
             self.handle.clone(),
             connector,

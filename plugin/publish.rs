@@ -203,6 +203,7 @@ impl PacketSink for WhipSink {
                 s.rtt().map_or("unknown".into(), |t| format!("{} ms", t.as_millis()))
             ));
         }
+        log::info(&s.rate_summary());
         if s.ice_restarts() > 0 {
             log::info(&format!(
                 "outages repaired by ICE restart (same session): {}",

@@ -128,6 +128,27 @@ pub const RELAY_ONLY: Setting = Setting {
     tooltip: None,
 };
 
+/// Follow the network: the video encoder's bitrate goes down when the path carries less, and back up.
+pub const ADAPTIVE_BITRATE: Setting = Setting {
+    key: "adaptive_bitrate",
+    default: Default::Bool(true),
+    widget: Widget::Bool,
+    label: c"RtcStudio.AdaptiveBitrate",
+    tooltip: Some(c"RtcStudio.AdaptiveBitrate.Tooltip"),
+};
+/// The least video bitrate adaptation goes to, kbit/s.
+pub const MIN_BITRATE: Setting = Setting {
+    key: "min_bitrate_kbps",
+    default: Default::Int(300),
+    widget: Widget::Int {
+        min: 50,
+        max: 50_000,
+        step: 50,
+    },
+    label: c"RtcStudio.MinBitrate",
+    tooltip: Some(c"RtcStudio.MinBitrate.Tooltip"),
+};
+
 /// What Settings → Stream → "WHIP" shows (OBS's own WHIP service has the same two).
 pub const WHIP: &[Setting] = &[SERVER, BEARER_TOKEN];
 /// Everything the RTC Studio service has.
@@ -143,6 +164,8 @@ pub const SERVICE: &[Setting] = &[
     ICE_CREDENTIAL,
     TURN_SECRET,
     RELAY_ONLY,
+    ADAPTIVE_BITRATE,
+    MIN_BITRATE,
 ];
 
 /// How many packets may wait between OBS and the network before frames are dropped.
@@ -274,11 +297,20 @@ pub enum Signalling {
     Janus(JanusRoom),
 }
 
-/// What only the RTC Studio service has: signalling and ICE. Other services (OBS's WHIP) read as the defaults.
+/// Whether the video bitrate follows the network, and its floor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Adaptation {
+    pub enabled: bool,
+    pub min_kbps: u32,
+}
+
+/// What only the RTC Studio service has: signalling, ICE and adaptation. Other services (OBS's WHIP) read as the
+/// defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceSettings {
     pub signalling: Signalling,
     pub ice: IceSettings,
+    pub adaptation: Adaptation,
 }
 
 impl std::default::Default for ServiceSettings {
@@ -286,6 +318,10 @@ impl std::default::Default for ServiceSettings {
         ServiceSettings {
             signalling: Signalling::Whip,
             ice: IceSettings::default(),
+            adaptation: Adaptation {
+                enabled: true,
+                min_kbps: 300,
+            },
         }
     }
 }
@@ -315,6 +351,10 @@ impl ServiceSettings {
                 credential: settings.string(ICE_CREDENTIAL.key).into(),
                 turn_secret: settings.string(TURN_SECRET.key).into(),
                 relay_only: settings.bool(RELAY_ONLY.key),
+            },
+            adaptation: Adaptation {
+                enabled: settings.bool(ADAPTIVE_BITRATE.key),
+                min_kbps: int_in_range(settings, &MIN_BITRATE) as u32,
             },
         })
     }
@@ -471,9 +511,17 @@ pub mod tests {
             ("janus_room", "lobby".into()),
         ]));
         assert!(bad_room.unwrap_err().message.contains("positive number"));
+        // Absent keys read as false and 0 (OBS fills in the defaults first, `apply_defaults`).
+        let absent = ServiceSettings::read(&Table::default()).unwrap();
         assert_eq!(
-            ServiceSettings::read(&Table::default()).unwrap(),
-            ServiceSettings::default()
+            absent,
+            ServiceSettings {
+                adaptation: Adaptation {
+                    enabled: false,
+                    ..ServiceSettings::default().adaptation
+                },
+                ..ServiceSettings::default()
+            }
         );
         let e = endpoint(&table(&[
             ("server", " https://h/whip ".into()),

@@ -106,6 +106,7 @@ fn constants() -> Vec<(&'static str, i64)> {
         MODULE_SUCCESS,
         OBS_ENCODER_AUDIO,
         OBS_ENCODER_VIDEO,
+        OBS_ENCODER_CAP_DYN_BITRATE,
         VIDEO_FORMAT_NONE,
         VIDEO_FORMAT_I420,
         VIDEO_FORMAT_NV12,

@@ -219,6 +219,34 @@ impl OutputHandle {
         .flatten()
     }
 
+    /// Whether the video encoder takes bitrate changes while encoding (`OBS_ENCODER_CAP_DYN_BITRATE`).
+    pub fn video_encoder_takes_bitrate_changes(&self) -> bool {
+        self.with(|o| {
+            // SAFETY: the encoder pointer is borrowed from the live output.
+            let enc = unsafe { sys::obs_output_get_video_encoder(o) };
+            !enc.is_null()
+                && unsafe { sys::obs_encoder_get_caps(enc) } & sys::OBS_ENCODER_CAP_DYN_BITRATE != 0
+        })
+        .unwrap_or(false)
+    }
+
+    /// The audio encoder's configured bitrate (kbit/s), when it has one.
+    pub fn audio_encoder_bitrate(&self) -> Option<u32> {
+        self.with(|o| {
+            // SAFETY: the encoder pointer is borrowed from the live output; get_settings adds a reference we own.
+            let enc = unsafe { sys::obs_output_get_audio_encoder(o, 0) };
+            if enc.is_null() {
+                return None;
+            }
+            let raw = unsafe { sys::obs_encoder_get_settings(enc) };
+            let data = (!raw.is_null()).then(|| unsafe { super::data::Data::from_owned(raw) })?;
+            u32::try_from(data.as_settings().int("bitrate"))
+                .ok()
+                .filter(|b| *b > 0)
+        })
+        .flatten()
+    }
+
     /// Merges `settings` into the video encoder's; libobs applies them on its encode thread at the next frame.
     pub fn update_video_encoder(&self, settings: &super::data::Data) {
         self.with(|o| {

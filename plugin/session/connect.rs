@@ -193,7 +193,11 @@ impl Session {
                 self.act(Action::ApplyAnswer(a.sdp));
             }
             Input::AnswerApplied(Ok(pt)) if self.phase == Phase::Applying => {
-                self.sender.set_payload_types(pt.video, pt.audio);
+                self.sender
+                    .set_payload_types(pt.video, pt.audio, pt.transport_cc);
+                self.bwe.set_can_probe(
+                    pt.transport_cc && pt.video_rtx.is_some() && self.config.rate.adaptive,
+                );
                 self.note(Note::info(match pt.video_rtx {
                     Some(rtx) => format!(
                         "retransmissions of lost video packets on their own stream (RTX, RFC 4588, payload type {rtx})"
@@ -201,12 +205,19 @@ impl Session {
                     None => "retransmissions of lost packets in the same stream (the server did not take RTX)"
                         .to_string(),
                 }));
+                self.note(Note::info(if pt.transport_cc {
+                    "bandwidth estimation from transport-wide congestion control feedback"
+                } else {
+                    "the server did not take transport-wide congestion control: bandwidth estimated from the loss its \
+                     receiver reports give (and its REMB, if it sends one)"
+                }));
                 self.phase = Phase::Connecting;
                 self.maybe_trickle();
             }
             Input::PeerState(PeerState::Connected) if self.phase == Phase::Connecting => {
                 self.negotiation.timings.connected_ms = self.ms_since_start();
                 self.phase = Phase::Streaming;
+                self.adaptation.start(self.now);
                 self.event(Event::Connected(self.negotiation.timings.clone()));
             }
             Input::PeerState(s @ (PeerState::Failed | PeerState::Closed))

@@ -79,6 +79,17 @@ impl SendHistory {
         Ok(sent.packet.clone())
     }
 
+    /// The packets sent within `window` before `now`, newest first (at most 64).
+    pub fn recent(&self, now: Instant, window: Duration) -> Vec<RtpPacket> {
+        self.packets
+            .iter()
+            .rev()
+            .take_while(|s| now.saturating_duration_since(s.at) <= window)
+            .take(64)
+            .map(|s| s.packet.clone())
+            .collect()
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.packets.len()
@@ -100,6 +111,7 @@ mod tests {
             timestamp: 0,
             marker: false,
             payload: Bytes::from_static(b"x"),
+            transport_seq: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! What goes into a session and what comes out of it: its configuration, the [`Input`]s a driver feeds it, the
 //! [`Action`]s and [`Event`]s it answers with, and the plain data they carry.
+pub use super::bwe::TransportAck;
 use super::connect::ConnectTimings;
 use super::sender::{RtpPacket, SenderReport, StreamIds};
 use crate::media::capture::CaptureClock;
@@ -31,6 +32,34 @@ pub struct SessionConfig {
     pub audio: StreamIds,
     /// The media stream id both tracks carry (`a=msid`).
     pub stream_id: String,
+    pub rate: RateConfig,
+}
+
+/// The rates the encoders were configured for, and how the video's may follow the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateConfig {
+    /// Set the video encoder's bitrate to what the path carries (between the floor and the configured rate), and
+    /// drop video up to the next keyframe when not even the floor fits.
+    pub adaptive: bool,
+    /// The video encoder's configured bitrate, kbit/s (0: unknown — an encoder without a bitrate setting).
+    pub video_kbps: u32,
+    /// The floor adaptation keeps to, kbit/s.
+    pub min_video_kbps: u32,
+    /// The encoder takes bitrate changes while encoding (`OBS_ENCODER_CAP_DYN_BITRATE`).
+    pub encoder_follows: bool,
+    pub audio_kbps: u32,
+}
+
+impl Default for RateConfig {
+    fn default() -> Self {
+        RateConfig {
+            adaptive: true,
+            video_kbps: 2500,
+            min_video_kbps: 300,
+            encoder_follows: true,
+            audio_kbps: 160,
+        }
+    }
 }
 
 /// The peer connection to make: our two send-only tracks and the ICE configuration.
@@ -73,6 +102,8 @@ pub struct PayloadTypes {
     pub audio: u8,
     /// The video's retransmission payload type, when the answer took RTX.
     pub video_rtx: Option<u8>,
+    /// The answer took transport-wide congestion control (the header extension and its feedback).
+    pub transport_cc: bool,
 }
 
 /// Why a request that does not end the stream (a trickled candidate, an ICE restart) did not go through.
@@ -132,6 +163,10 @@ pub enum Feedback {
         ssrc: u32,
         seqs: Vec<u16>,
     },
+    /// Transport-wide congestion control feedback: which packets arrived, and when on the server's clock.
+    TransportCc(Vec<TransportAck>),
+    /// The server's receiver-estimated maximum bitrate (REMB), bit/s.
+    Remb(u64),
 }
 
 /// What happened, for the session to decide on.
@@ -185,6 +220,8 @@ pub enum Action {
     ClosePeer,
     /// Ask OBS's video encoder for a keyframe as soon as it can.
     RequestKeyframe,
+    /// Set OBS's video encoder to this bitrate, kbit/s.
+    SetVideoBitrate(u32),
 }
 
 /// How loud a note is in the streamer's log.

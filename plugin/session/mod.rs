@@ -13,6 +13,8 @@ mod connect;
 mod history;
 mod io;
 pub mod keyframes;
+pub mod pacer;
+pub mod rate;
 mod recovery;
 pub mod sender;
 #[cfg(test)]
@@ -20,9 +22,11 @@ mod tests;
 
 use crate::media::packet::EncodedPacket;
 use crate::signal::{Failure, StopCode};
+use bwe::Bwe;
 use connect::Negotiation;
+use rate::Adaptation;
 use recovery::Recovery;
-use sender::{MediaSender, Outgoing};
+use sender::{MediaSender, Outgoing, MAX_VIDEO_DELAY};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -69,6 +73,8 @@ pub struct Session {
     negotiation: Negotiation,
     recovery: Recovery,
     sender: MediaSender,
+    bwe: Bwe,
+    adaptation: Adaptation,
     feedback: FeedbackStats,
     keyframes: keyframes::KeyframeRequests,
     closing: Closing,
@@ -78,14 +84,19 @@ pub struct Session {
 impl Session {
     /// A session starting at `now`: its first action is the pre-flight.
     pub fn new(config: SessionConfig, now: Instant) -> Session {
-        let sender = MediaSender::new(
+        let bwe = rate::estimator(&config.rate);
+        let mut sender = MediaSender::new(
             config.video,
             config.audio,
             config.capture,
             config.max_payload,
             &config.video_extra_data,
+            bwe.estimate(),
         );
+        sender.drop_when_behind = config.rate.adaptive;
         let mut s = Session {
+            bwe,
+            adaptation: Adaptation::new(config.rate),
             negotiation: Negotiation::new(now + config.connect_timeout),
             recovery: Recovery::default(),
             config,
@@ -142,7 +153,12 @@ impl Session {
         }
         if self.phase == Phase::Streaming {
             match self.sender.poll(self.now) {
-                Some(Outgoing::Rtp(p)) => return Output::Action(Action::SendRtp(p)),
+                Some(Outgoing::Rtp(p, probe)) => {
+                    if let Some(seq) = p.transport_seq {
+                        self.bwe.on_sent(seq, p.payload.len(), probe, self.now);
+                    }
+                    return Output::Action(Action::SendRtp(p));
+                }
                 Some(Outgoing::Report(r)) => return Output::Action(Action::SendReport(r)),
                 None => {}
             }
@@ -174,9 +190,27 @@ impl Session {
         self.sender.rtt
     }
 
-    /// Network congestion as the session sees it, 0..1: the loss the server reports.
+    /// Network congestion as the session sees it, 0..1: the worst of the loss the server reports, how far the
+    /// bandwidth estimate is below what the streams are configured for, and how far behind the pacer is (1 while
+    /// video is dropped).
     pub fn congestion(&self) -> f32 {
-        (f32::from(self.feedback.fraction_lost) / 256.0 / FULL_CONGESTION_LOSS).min(1.0)
+        let loss = f32::from(self.feedback.fraction_lost) / 256.0 / FULL_CONGESTION_LOSS;
+        if self.phase != Phase::Streaming {
+            return loss.min(1.0);
+        }
+        let short = 1.0 - self.bwe.estimate() / self.bwe.wanted();
+        let behind = self.sender.video_delay().as_secs_f64() / MAX_VIDEO_DELAY.as_secs_f64();
+        let dropping = if self.sender.dropping() { 1.0 } else { 0.0 };
+        (loss as f64)
+            .max(short)
+            .max(behind)
+            .max(dropping)
+            .clamp(0.0, 1.0) as f32
+    }
+
+    /// The bandwidth estimate, bit/s.
+    pub fn estimate(&self) -> f64 {
+        self.bwe.estimate()
     }
 
     pub fn latency(&self) -> &Latency {
@@ -225,7 +259,10 @@ impl Session {
     /// Whatever time alone decides: gathering limits, the connect deadline, ICE restarts, the close deadline.
     fn tick(&mut self) {
         match self.phase {
-            Phase::Streaming => self.recovery_tick(),
+            Phase::Streaming => {
+                self.recovery_tick();
+                self.follow_network();
+            }
             Phase::Closing => self.closing_tick(),
             Phase::Closed => {}
             _ => self.negotiation_tick(),
@@ -234,10 +271,14 @@ impl Session {
 
     fn next_timeout(&self) -> Instant {
         let due = match self.phase {
-            Phase::Streaming => [self.sender.next_due(), self.recovery_due()]
-                .into_iter()
-                .flatten()
-                .min(),
+            Phase::Streaming => [
+                self.sender.next_due(),
+                self.recovery_due(),
+                self.bwe.next_due(self.now),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
             Phase::Closing => self.closing.deadline,
             Phase::Closed => None,
             _ => self.negotiation_due(),
@@ -249,8 +290,13 @@ impl Session {
         if self.phase != Phase::Streaming {
             return;
         }
-        self.keyframe_check(p);
-        if let Some(d) = self.sender.push(p, self.now) {
+        let pushed = self.sender.push(p, self.now);
+        if pushed.dropped {
+            self.dropped_video(pushed.want_keyframe);
+        } else {
+            self.keyframe_check(p);
+        }
+        if let Some(d) = pushed.discontinuity {
             self.note(Note::warn(format!(
                 "{} timestamps jumped ({:?}, {} ms): re-anchored to continue smoothly",
                 p.kind.as_str(),
@@ -291,6 +337,11 @@ impl Session {
                 s.fraction_lost = s.latest[0].max(s.latest[1]);
                 s.worst_fraction_lost = s.worst_fraction_lost.max(fraction_lost);
                 self.sender.receiver_report(ssrc, lsr, dlsr, self.now);
+                if stream == 0 {
+                    let rtt = self.rtt_or_default();
+                    self.bwe
+                        .on_receiver_loss(f64::from(fraction_lost) / 256.0, rtt, self.now);
+                }
             }
             Feedback::Nack { ssrc, seqs } => {
                 s.nacks += 1;
@@ -300,7 +351,17 @@ impl Session {
                     self.sender.nack(ssrc, &seqs, self.now, loss);
                 }
             }
+            Feedback::TransportCc(acks) => {
+                let rtt = self.rtt_or_default();
+                self.bwe.on_transport_feedback(&acks, rtt, self.now);
+            }
+            Feedback::Remb(bps) => self.bwe.on_remb(bps as f64, self.now),
         }
+    }
+
+    /// The round trip receiver reports gave, or 100 ms before one did.
+    fn rtt_or_default(&self) -> Duration {
+        self.sender.rtt.unwrap_or(Duration::from_millis(100))
     }
 
     fn stop(&mut self) {

@@ -1,12 +1,13 @@
 //! The media send path, sans-IO: one OBS packet and the instant it arrives in, RTP packets (SSRC, sequence
-//! number, timestamp, marker, payload) each with the instant it may leave out — the pacing plan as data — and RTCP
-//! sender reports from the capture-anchored clock.
+//! number, timestamp, marker, payload, transport-wide sequence number) out as the [`Pacer`] releases them, and
+//! RTCP sender reports from the capture-anchored clock.
 //!
-//! Pacing: a large frame (a keyframe) leaves in bursts of at most [`BURST_BYTES`], [`BURST_GAP`] apart, so that it
-//! does not flood a receiver's socket buffer or a network queue at once (measured by the replay benchmark: at 1080p
-//! 6 Mbit/s, whole-keyframe bursts cost our receiver 40 of 300 frames). Frames queue behind the bursts of the
-//! frame before; audio is never held behind video.
+//! When the video waiting in the pacer would take longer than [`MAX_VIDEO_DELAY`] to leave (the path carries less
+//! than the encoder makes, even at the floor, or the encoder cannot follow), new frames are dropped — whole,
+//! before they are numbered, so the receiver sees no loss — up to the next keyframe, which is asked for.
+use super::bwe::probe::{ProbeRequest, MIN_PACKETS as MIN_PROBE_PACKETS};
 use super::history::{retention, NotResent, SendHistory};
+use super::pacer::{Lane, Pacer, Scheduled};
 use crate::media::capture::CaptureClock;
 use crate::media::clock::{Discontinuity, SessionClock};
 use crate::media::h264::{access_unit_nals, ParameterSets};
@@ -17,8 +18,6 @@ use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-pub const BURST_BYTES: usize = 24 * 1024;
-pub const BURST_GAP: Duration = Duration::from_millis(1);
 pub const SENDER_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// A repair goes more than once when the path loses packets, copies this far apart (out of the same loss burst). A
 /// repair that is lost too costs the receiver another NACK round — Janus asks a second and last time only 155 ms
@@ -39,6 +38,8 @@ pub fn repair_copies(loss: f64) -> u32 {
 }
 /// The RTP fixed header, counted into the bytes a packet puts on the wire.
 const RTP_HEADER_BYTES: u64 = 12;
+/// Video that would wait longer than this in the pacer is dropped up to the next keyframe.
+pub const MAX_VIDEO_DELAY: Duration = Duration::from_millis(500);
 
 /// One RTP packet to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +51,8 @@ pub struct RtpPacket {
     pub timestamp: u32,
     pub marker: bool,
     pub payload: Bytes,
+    /// Its transport-wide sequence number, when the server takes transport-wide congestion control.
+    pub transport_seq: Option<u16>,
 }
 
 /// An RTCP sender report for one stream.
@@ -109,19 +112,11 @@ impl RtpStream {
             timestamp,
             marker,
             payload,
+            transport_seq: None,
         };
         self.seq = self.seq.wrapping_add(1);
         p
     }
-}
-
-/// A packet with the instant it may leave, and — on the last packet of an OBS packet — that packet's clocks, to
-/// measure capture → wire when it leaves.
-#[derive(Debug)]
-struct Scheduled {
-    at: Instant,
-    packet: RtpPacket,
-    last_of: Option<(i64, i64)>,
 }
 
 /// Capture → hand-off (encoder and libobs) and hand-off → wire (the plugin), per media kind, in µs of OBS's clock.
@@ -133,12 +128,6 @@ pub struct Latency {
     pub audio_wire: LatencyHistogram,
     /// Hand-off → wire, both kinds: the plugin's own share.
     pub plugin: LatencyHistogram,
-}
-
-/// Queues `p` to go at `at`, after everything due at or before then.
-fn schedule(queue: &mut VecDeque<(Instant, RtpPacket)>, at: Instant, p: RtpPacket) {
-    let i = queue.partition_point(|(t, _)| *t <= at);
-    queue.insert(i, (at, p));
 }
 
 /// What became of the sequence numbers a NACK asked for.
@@ -153,11 +142,23 @@ pub struct Retransmissions {
     pub too_soon: u64,
 }
 
-/// What the sender puts out: RTP packets and sender reports.
+/// What the sender puts out: RTP packets (with the probe cluster they belong to, and whether last) and sender
+/// reports.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outgoing {
-    Rtp(RtpPacket),
+    Rtp(RtpPacket, Option<(u32, bool)>),
     Report(SenderReport),
+}
+
+/// What became of an OBS packet handed to the sender.
+#[derive(Debug, Default)]
+pub struct Pushed {
+    /// A timestamp discontinuity to report.
+    pub discontinuity: Option<Discontinuity>,
+    /// The frame was dropped (the pacer is too far behind, or waiting for a keyframe).
+    pub dropped: bool,
+    /// Dropping began: a keyframe is wanted.
+    pub want_keyframe: bool,
 }
 
 #[derive(Debug)]
@@ -169,10 +170,15 @@ pub struct MediaSender {
     payloads: Vec<RtpPayload>,
     video: RtpStream,
     audio: RtpStream,
-    video_queue: VecDeque<Scheduled>,
-    audio_queue: VecDeque<Scheduled>,
-    /// Packets to send again (and when), ahead of everything else.
-    resend_queue: VecDeque<(Instant, RtpPacket)>,
+    pacer: Pacer,
+    /// The next transport-wide sequence number, when the server takes transport-wide congestion control.
+    transport_seq: Option<u16>,
+    /// Drop video when the pacer falls behind (adaptation on); dropping up to the next keyframe.
+    pub drop_when_behind: bool,
+    dropping: bool,
+    pub dropped_frames: u64,
+    /// Probe packets sent.
+    pub probe_packets: u64,
     /// The round-trip time, from receiver reports.
     pub rtt: Option<Duration>,
     pub retransmissions: Retransmissions,
@@ -192,6 +198,7 @@ impl MediaSender {
         capture: CaptureClock,
         max_payload: usize,
         video_extra_data: &Bytes,
+        pacing_bps: f64,
     ) -> MediaSender {
         let mut params = ParameterSets::default();
         params.learn(video_extra_data);
@@ -203,9 +210,12 @@ impl MediaSender {
             payloads: Vec::with_capacity(64),
             video: RtpStream::new(video, 0),
             audio: RtpStream::new(audio, 0),
-            video_queue: VecDeque::new(),
-            audio_queue: VecDeque::new(),
-            resend_queue: VecDeque::new(),
+            pacer: Pacer::new(pacing_bps),
+            transport_seq: None,
+            drop_when_behind: false,
+            dropping: false,
+            dropped_frames: 0,
+            probe_packets: 0,
             rtt: None,
             retransmissions: Retransmissions::default(),
             next_report: None,
@@ -217,15 +227,56 @@ impl MediaSender {
         }
     }
 
-    /// The payload types the answer settled on.
-    pub fn set_payload_types(&mut self, video: u8, audio: u8) {
+    /// The payload types the answer settled on, and whether packets carry transport-wide sequence numbers (one
+    /// sequence for the whole session, ICE restarts included).
+    pub fn set_payload_types(&mut self, video: u8, audio: u8, transport_cc: bool) {
         self.video.payload_type = video;
         self.audio.payload_type = audio;
+        self.transport_seq = transport_cc.then(|| self.transport_seq.unwrap_or(1));
     }
 
-    /// Takes one OBS packet arriving at `now`: stamps it, frames it into RTP packets and plans when each leaves.
-    /// Returns a timestamp discontinuity to report, if this packet caused one.
-    pub fn push(&mut self, p: &EncodedPacket, now: Instant) -> Option<Discontinuity> {
+    /// Video leaves at `bps` (on the wire) from `now`.
+    pub fn set_pacing_rate(&mut self, bps: f64, now: Instant) {
+        self.pacer.set_rate(bps, now);
+    }
+
+    /// How long the video waiting would take to leave.
+    pub fn video_delay(&self) -> Duration {
+        self.pacer.video_delay()
+    }
+
+    /// Whether video is being dropped up to the next keyframe.
+    pub fn dropping(&self) -> bool {
+        self.dropping
+    }
+
+    /// Whether a video frame (`keyframe` or not) goes into the pacer, or is dropped. Returns (dropped, dropping
+    /// just began).
+    fn video_gate(&mut self, keyframe: bool) -> (bool, bool) {
+        if !self.drop_when_behind {
+            self.dropping = false;
+            return (false, false);
+        }
+        let behind = self.pacer.video_delay();
+        if self.dropping {
+            if keyframe && behind < MAX_VIDEO_DELAY / 2 {
+                self.dropping = false;
+                return (false, false);
+            }
+        } else if behind > MAX_VIDEO_DELAY {
+            self.dropping = true;
+            self.dropped_frames += 1;
+            return (true, true);
+        } else {
+            return (false, false);
+        }
+        self.dropped_frames += 1;
+        (true, false)
+    }
+
+    /// Takes one OBS packet arriving at `now`: stamps it, frames it into RTP packets and hands them to the pacer —
+    /// or drops a video frame when the pacer is too far behind.
+    pub fn push(&mut self, p: &EncodedPacket, now: Instant) -> Pushed {
         let stamp = self.clock.stamp(
             p.kind,
             p.pts,
@@ -234,31 +285,31 @@ impl MediaSender {
             p.timebase_den,
             self.capture.unix_usec_of(p.sys_dts_usec),
         );
-        let clocks = (p.handoff_usec, p.sys_dts_usec);
+        let mut pushed = Pushed {
+            discontinuity: stamp.discontinuity,
+            ..Pushed::default()
+        };
+        let last_of = Some((p.handoff_usec, p.sys_dts_usec));
         match p.kind {
             MediaKind::Video => {
+                (pushed.dropped, pushed.want_keyframe) = self.video_gate(p.keyframe);
+                if pushed.dropped {
+                    return pushed;
+                }
                 let nals = access_unit_nals(&p.data, &mut self.params);
                 self.payloads.clear();
                 self.packetizer.packetize(&nals, &mut self.payloads);
-                let mut at = self.video_queue.back().map_or(now, |s| s.at.max(now));
-                let (mut burst, count) = (0, self.payloads.len());
+                let count = self.payloads.len();
                 for (i, payload) in self.payloads.drain(..).enumerate() {
-                    if burst >= BURST_BYTES {
-                        at += BURST_GAP;
-                        burst = 0;
-                    }
-                    burst += payload.payload.len();
                     let packet = self.video.next(
                         MediaKind::Video,
                         stamp.rtp,
                         payload.marker,
                         payload.payload,
                     );
-                    let last_of = (i + 1 == count).then_some(clocks);
-                    self.video_queue.push_back(Scheduled {
-                        at,
+                    self.pacer.push_video(Scheduled {
                         packet,
-                        last_of,
+                        last_of: last_of.filter(|_| i + 1 == count),
                     });
                 }
             }
@@ -266,37 +317,60 @@ impl MediaSender {
                 let packet = self
                     .audio
                     .next(MediaKind::Audio, stamp.rtp, false, p.data.clone());
-                self.audio_queue.push_back(Scheduled {
-                    at: now,
-                    packet,
-                    last_of: Some(clocks),
-                });
+                self.pacer.push_audio(Scheduled { packet, last_of });
             }
         }
         self.next_report.get_or_insert(now);
-        stamp.discontinuity
+        pushed
     }
 
-    /// The next packet or report due at `now`, if any: retransmissions first, then audio, then video in its
-    /// planned order, then a sender report when one is due.
-    pub fn poll(&mut self, now: Instant) -> Option<Outgoing> {
-        if self.resend_queue.front().is_some_and(|(at, _)| *at <= now) {
-            let (_, p) = self.resend_queue.pop_front()?;
-            self.retransmissions.packets += 1;
-            self.retransmissions.bytes += p.payload.len() as u64;
-            self.bytes_sent += p.payload.len() as u64 + RTP_HEADER_BYTES;
-            return Some(Outgoing::Rtp(p));
+    /// Recent video packets sent again at `req.bps` from `now`, as probe cluster `req.id`: as many as make
+    /// `req.bytes` (at least [`MIN_PROBE_PACKETS`]). Returns how many (none when nothing was sent yet).
+    pub fn probe(&mut self, req: ProbeRequest, now: Instant) -> usize {
+        let recent = self.video.history.recent(now, Duration::from_millis(500));
+        if recent.is_empty() {
+            return 0;
         }
-        for queue in [MediaKind::Audio, MediaKind::Video] {
-            let q = match queue {
-                MediaKind::Audio => &mut self.audio_queue,
-                MediaKind::Video => &mut self.video_queue,
-            };
-            if q.front().is_some_and(|s| s.at <= now) {
-                let s = q.pop_front()?;
-                self.account(&s, now);
-                return Some(Outgoing::Rtp(s.packet));
+        let mut packets = Vec::new();
+        let mut bytes = 0;
+        for p in recent.iter().cycle() {
+            if bytes >= req.bytes && packets.len() >= MIN_PROBE_PACKETS as usize {
+                break;
             }
+            bytes += p.payload.len() + super::bwe::PACKET_OVERHEAD;
+            packets.push(p.clone());
+        }
+        let n = packets.len();
+        self.pacer.push_probe(req.id, packets, req.bps as f64, now);
+        n
+    }
+
+    /// The next packet or report due at `now`: repairs and probes first, then audio, then video as paced, then a
+    /// sender report when one is due. Packets get their transport-wide sequence number as they leave.
+    pub fn poll(&mut self, now: Instant) -> Option<Outgoing> {
+        if let Some((mut s, lane)) = self.pacer.poll(now) {
+            let size = s.packet.payload.len() as u64;
+            self.bytes_sent += size + RTP_HEADER_BYTES;
+            let probe = match lane {
+                Lane::Resend => {
+                    self.retransmissions.packets += 1;
+                    self.retransmissions.bytes += size;
+                    None
+                }
+                Lane::Probe { id, last } => {
+                    self.probe_packets += 1;
+                    Some((id, last))
+                }
+                Lane::Audio | Lane::Video => {
+                    self.account(&s, now);
+                    None
+                }
+            };
+            if let Some(seq) = self.transport_seq.as_mut() {
+                s.packet.transport_seq = Some(*seq);
+                *seq = seq.wrapping_add(1);
+            }
+            return Some(Outgoing::Rtp(s.packet, probe));
         }
         if self.next_report.is_some_and(|t| t <= now) {
             self.make_reports(now);
@@ -325,11 +399,8 @@ impl MediaSender {
             match stream.history.resend(seq, now, rtt, retention(self.rtt)) {
                 Ok(p) => {
                     for copy in 0..copies {
-                        schedule(
-                            &mut self.resend_queue,
-                            now + REPAIR_COPY_GAP * copy,
-                            p.clone(),
-                        );
+                        self.pacer
+                            .push_resend(now + REPAIR_COPY_GAP * copy, p.clone());
                     }
                 }
                 Err(NotResent::Gone) => self.retransmissions.gone += 1,
@@ -363,15 +434,10 @@ impl MediaSender {
 
     /// When the next packet or report is due (after [`Self::poll`] has handed out everything due now).
     pub fn next_due(&self) -> Option<Instant> {
-        [
-            self.resend_queue.front().map(|(at, _)| *at),
-            self.audio_queue.front().map(|s| s.at),
-            self.video_queue.front().map(|s| s.at),
-            self.next_report,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.pacer.next_due(), self.next_report]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn account(&mut self, s: &Scheduled, now: Instant) {
@@ -383,7 +449,6 @@ impl MediaSender {
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(size as u32);
         stream.history.record(&s.packet, now, retention(self.rtt));
-        self.bytes_sent += size as u64 + RTP_HEADER_BYTES;
         let Some((handoff, capture)) = s.last_of else {
             return;
         };

@@ -109,6 +109,9 @@ pub fn join_workers(deadline: Duration) -> usize {
 struct Ending {
     stop_requested: bool,
     worker_done: bool,
+    /// The worker ended OBS's capture on its way out (after a stop, or because the stop's closing of the queue
+    /// ended it before `stop` got here).
+    worker_ended_capture: bool,
 }
 
 /// While taps feed the stream, the packets OBS hands the main output (through its interleaver) are not sent:
@@ -170,6 +173,7 @@ impl<O: ObsOutput> Stream<O> {
                 );
                 let mut e = worker_ending.lock().unwrap_or_else(|e| e.into_inner());
                 e.worker_done = true;
+                e.worker_ended_capture = answered;
                 let must_end = e.stop_requested && !answered;
                 drop(e);
                 if must_end {
@@ -232,7 +236,7 @@ impl<O: ObsOutput> Stream<O> {
         self.queue.close();
         let mut e = self.ending.lock().unwrap_or_else(|e| e.into_inner());
         e.stop_requested = true;
-        let must_end = e.worker_done;
+        let must_end = e.worker_done && !e.worker_ended_capture;
         drop(e);
         if must_end {
             self.output.end_data_capture();

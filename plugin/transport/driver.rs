@@ -12,7 +12,8 @@ use crate::media::packet::EncodedPacket;
 use crate::secret::Secret;
 use crate::session::sender::StreamIds;
 use crate::session::{
-    Action, ConnectTimings, Event, Input, Note, Output, PeerState, Session, SessionConfig,
+    Action, ConnectTimings, Event, Input, Note, Output, PeerState, RateConfig, Session,
+    SessionConfig,
 };
 use crate::signal::janus::JanusRoom;
 use crate::signal::whip::{self, IceServer};
@@ -44,6 +45,8 @@ pub struct PublishConfig {
     pub audio_extra_data: Bytes,
     /// OBS's clock, ours and the wall clock read together.
     pub capture: CaptureClock,
+    /// The encoders' bitrates and how the video's follows the network.
+    pub rate: RateConfig,
 }
 
 /// Where the session's notes go (the streamer's log).
@@ -53,6 +56,8 @@ pub type NoteSink = Arc<dyn Fn(&Note) + Send + Sync>;
 pub trait EncoderControl: Send + Sync {
     /// Asks for a keyframe as soon as the encoder can make one.
     fn request_keyframe(&self);
+    /// Sets the encoder's bitrate, kbit/s.
+    fn set_video_bitrate(&self, kbps: u32);
 }
 
 /// An encoder that cannot be asked for anything (the replay benchmark's pre-encoded media).
@@ -60,6 +65,7 @@ pub struct FixedEncoder;
 
 impl EncoderControl for FixedEncoder {
     fn request_keyframe(&self) {}
+    fn set_video_bitrate(&self, _kbps: u32) {}
 }
 
 /// What has gone out so far, for OBS's counters.
@@ -159,6 +165,7 @@ impl Driver {
             video_rtx_ssrc: rand::random(),
             audio: ids(),
             stream_id: format!("obs-{:08x}", rand::random::<u32>()),
+            rate: cfg.rate,
         };
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let (signal, requests) = mpsc::unbounded_channel();
@@ -360,6 +367,7 @@ impl Driver {
             }
             Action::EndServerSession => self.signal(SignalRequest::End),
             Action::RequestKeyframe => self.encoder.request_keyframe(),
+            Action::SetVideoBitrate(kbps) => self.encoder.set_video_bitrate(kbps),
             Action::ClosePeer => match self.peer.take() {
                 Some(p) => {
                     let done = self.inputs_tx.clone();

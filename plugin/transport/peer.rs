@@ -8,7 +8,9 @@
 //! computes from the capture clock, so receivers lip-sync.
 use super::rtx::RtxWrap;
 use crate::media::packet::MediaKind;
-use crate::session::{Feedback, Input, PayloadTypes, PeerSpec, PeerState, RequestError};
+use crate::session::{
+    Feedback, Input, PayloadTypes, PeerSpec, PeerState, RequestError, TransportAck,
+};
 use crate::session::{RtpPacket, SenderReport};
 use crate::signal::whip::IceServer;
 use crate::signal::{Failure, StopCode};
@@ -18,13 +20,18 @@ use rtc::interceptor::{
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
+use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
-    RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+    RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::TRANSPORT_CC_URI;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -52,18 +59,29 @@ const ICE_FAILED: Duration = Duration::from_secs(10);
 /// Closing a peer connection may take at most this long.
 pub const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
+/// Where transport-wide feedback goes, straight from the interceptor chain.
+pub type TransportFeedbackSink = Box<dyn Fn(Feedback) + Send + Sync>;
+
 /// An interceptor that hands the inbound RTCP packets matching `wanted` to the application (webrtc-rs keeps all
-/// inbound RTCP inside the interceptor chain unless one marks it). Everything passes through unchanged.
+/// inbound RTCP inside the interceptor chain unless one marks it), and transport-wide feedback (transport-cc,
+/// REMB) to `transport` directly: webrtc-rs routes an RTCP packet to the track its first report names, and such
+/// feedback names no track of ours reliably (Janus: the SSRC of its own, GStreamer: none). Everything passes
+/// through unchanged.
 pub struct RtcpTap {
     wanted: fn(&dyn rtc::rtcp::Packet) -> bool,
+    transport: Option<TransportFeedbackSink>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl RtcpTap {
-    pub fn new(wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Self {
+    pub fn new(
+        wanted: fn(&dyn rtc::rtcp::Packet) -> bool,
+        transport: Option<TransportFeedbackSink>,
+    ) -> Self {
         RtcpTap {
             wanted,
+            transport,
             read: VecDeque::new(),
             write: VecDeque::new(),
         }
@@ -71,8 +89,25 @@ impl RtcpTap {
 
     /// Registers the tap last in the chain, so every other interceptor has seen the packets first.
     pub fn add_to(registry: Registry, wanted: fn(&dyn rtc::rtcp::Packet) -> bool) -> Registry {
-        registry.with(Slot::from(14_000), RtcpTap::new(wanted))
+        registry.with(Slot::from(14_000), RtcpTap::new(wanted, None))
     }
+}
+
+/// Transport-wide feedback in an RTCP packet, if it is some.
+fn transport_feedback(p: &dyn rtc::rtcp::Packet) -> Option<Feedback> {
+    let any = p.as_any();
+    if let Some(twcc) = any.downcast_ref::<TransportLayerCc>() {
+        let acks = rtc::interceptor::convert_twcc(twcc)
+            .into_iter()
+            .map(|a| TransportAck {
+                seq: a.sequence_number,
+                arrival: a.arrival.filter(|_| a.arrived),
+            })
+            .collect();
+        return Some(Feedback::TransportCc(acks));
+    }
+    any.downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+        .map(|remb| Feedback::Remb(remb.bitrate as u64))
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
@@ -84,6 +119,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpTap {
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
         if let InterceptedPacket::Rtcp(packets) = &msg.message.packet {
+            if let Some(sink) = &self.transport {
+                packets
+                    .iter()
+                    .filter_map(|p| transport_feedback(p.as_ref()))
+                    .for_each(sink);
+            }
             if packets.iter().any(|p| (self.wanted)(p.as_ref())) {
                 msg.message.add(Attribute::DeliverToApplication);
             }
@@ -227,7 +268,13 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
                 sdp_fmtp_line: format!(
                     "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
                 ),
-                rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
+                rtcp_feedback: vec![
+                    fb("nack", ""),
+                    fb("nack", "pli"),
+                    fb("ccm", "fir"),
+                    fb("transport-cc", ""),
+                    fb("goog-remb", ""),
+                ],
             },
             payload_type: VIDEO_PAYLOAD_TYPE,
         },
@@ -242,7 +289,7 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
                     "minptime=10;useinbandfec=1".into()
                 },
                 // A server that wants to NACK audio too may: the session keeps its history as well.
-                rtcp_feedback: vec![fb("nack", "")],
+                rtcp_feedback: vec![fb("nack", ""), fb("transport-cc", "")],
             },
             payload_type: OPUS_PAYLOAD_TYPE,
         },
@@ -319,12 +366,15 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
         .collect()
 }
 
-/// Our codecs (H.264 with RTX, Opus), and the interceptors: no default sender reports and no NACK responder (the
-/// session sends its own reports and keeps its own send history); retransmissions rewrapped for RTX on the way
-/// out; keyframe requests, receiver reports and NACKs surfaced for the session.
+/// Our codecs (H.264 with RTX, Opus) with the transport-wide sequence number extension, and the interceptors: no
+/// default sender reports, NACK responder, transport-wide numbering or congestion control (the session sends its
+/// own reports, keeps its own send history, numbers packets and estimates the bandwidth itself); retransmissions
+/// rewrapped for RTX on the way out; keyframe requests, receiver reports and NACKs surfaced for the session, and
+/// transport-wide feedback handed to `transport`.
 fn media_engine(
     video: &RTCRtpCodecParameters,
     audio: &RTCRtpCodecParameters,
+    transport: TransportFeedbackSink,
 ) -> Result<(MediaEngine, Registry), Failure> {
     let mut media = MediaEngine::default();
     media
@@ -336,7 +386,14 @@ fn media_engine(
     media
         .register_codec(audio.clone(), RtpCodecKind::Audio)
         .map_err(webrtc_error("codec setup"))?;
-    let registry = RtcpTap::add_to(RtxWrap::add_to(Registry::new()), is_feedback);
+    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+        let uri = TRANSPORT_CC_URI.to_owned();
+        media
+            .register_header_extension(RTCRtpHeaderExtensionCapability { uri }, kind, None)
+            .map_err(webrtc_error("header extension setup"))?;
+    }
+    let tap = RtcpTap::new(is_feedback, Some(transport));
+    let registry = RtxWrap::add_to(Registry::new()).with(Slot::from(14_000), tap);
     Ok((media, registry))
 }
 
@@ -379,16 +436,19 @@ impl Peer {
             codec(MediaKind::Video, &spec.profile_level_id, false),
             codec(MediaKind::Audio, "", spec.stereo),
         );
-        let (media, registry) = media_engine(&video_codec, &audio_codec)?;
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(rtc_ice_servers(ice_servers))
-            .with_ice_transport_policy(transport_policy(spec.relay_only))
-            .build();
         let current = Arc::new(AtomicBool::new(true));
         let events = Inputs {
             tx: inputs,
             current: current.clone(),
         };
+        let transport = events.clone();
+        let transport: TransportFeedbackSink =
+            Box::new(move |f| transport.send(Input::Feedback(f)));
+        let (media, registry) = media_engine(&video_codec, &audio_codec, transport)?;
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(rtc_ice_servers(ice_servers))
+            .with_ice_transport_policy(transport_policy(spec.relay_only))
+            .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(ice_settings(spec.relay_only))
@@ -470,11 +530,17 @@ impl Peer {
             video: VIDEO_PAYLOAD_TYPE,
             audio: OPUS_PAYLOAD_TYPE,
             video_rtx: None,
+            transport_cc: false,
         };
         for sender in self.pc.get_senders().await {
             let Ok(params) = sender.get_parameters().await else {
                 continue;
             };
+            pt.transport_cc |= params
+                .rtp_parameters
+                .header_extensions
+                .iter()
+                .any(|e| e.uri == TRANSPORT_CC_URI);
             let codecs = &params.rtp_parameters.codecs;
             if let Some(c) = codecs.first() {
                 if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
@@ -529,7 +595,17 @@ impl Peer {
             },
             payload: p.payload,
         };
-        track.write_rtp(packet).await.map_err(|e| e.to_string())
+        let written = match p.transport_seq {
+            // The extension goes under the id the answer gave it.
+            Some(transport_sequence) => {
+                let ext = TransportCcExtension { transport_sequence };
+                track
+                    .write_rtp_with_extensions(packet, &[HeaderExtension::TransportCc(ext)])
+                    .await
+            }
+            None => track.write_rtp(packet).await,
+        };
+        written.map_err(|e| e.to_string())
     }
 
     pub async fn write_report(&self, r: SenderReport) {

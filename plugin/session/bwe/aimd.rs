@@ -21,8 +21,9 @@ const MIN_ADDITIVE: f64 = 4_000.0;
 /// The packet size the additive increase is reckoned in, bits.
 const PACKET_BITS: f64 = 1200.0 * 8.0;
 
-/// The received rate: bytes that arrived over the last [`RATE_WINDOW`] of the receiver's clock.
-pub const RATE_WINDOW: Duration = Duration::from_millis(500);
+/// The received rate: bytes that arrived over the last [`RATE_WINDOW`] of the receiver's clock — short, so that
+/// at an overuse (a keyframe filling the bottleneck) it is the bottleneck's rate, not the stream's average.
+pub const RATE_WINDOW: Duration = Duration::from_millis(150);
 
 #[derive(Debug, Default)]
 pub struct ReceivedRate {
@@ -48,11 +49,14 @@ impl ReceivedRate {
         }
     }
 
-    /// Bits per second, once the window holds a tenth of a second of arrivals.
+    /// Bits per second (the bytes after the first arrival over the time since it), once the window holds a tenth
+    /// of a second of arrivals.
     pub fn bps(&self) -> Option<f64> {
-        let (first, last) = (self.arrivals.front()?.0, self.arrivals.back()?.0);
+        let (first, first_size) = *self.arrivals.front()?;
+        let last = self.arrivals.back()?.0;
         let span = last.saturating_sub(first);
-        (span >= Duration::from_millis(100)).then(|| self.bytes as f64 * 8.0 / span.as_secs_f64())
+        (span >= Duration::from_millis(100))
+            .then(|| (self.bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
     }
 }
 
@@ -306,7 +310,7 @@ mod tests {
     }
 
     #[test]
-    fn the_received_rate_counts_the_last_half_second() {
+    fn the_received_rate_counts_the_last_window() {
         let mut rate = ReceivedRate::default();
         assert_eq!(rate.bps(), None);
         for i in 0..100u64 {

@@ -139,6 +139,11 @@ impl Bwe {
         self.estimate
     }
 
+    /// The most the estimate goes to.
+    pub fn max(&self) -> f64 {
+        self.max
+    }
+
     /// What the streams can use at most.
     pub fn wanted(&self) -> f64 {
         self.wanted
@@ -254,8 +259,9 @@ impl Bwe {
         self.combine(now);
     }
 
-    pub fn next_due(&self) -> Option<Instant> {
-        self.prober.next_due()
+    /// When, after `now`, the estimator next has something to decide.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        self.prober.next_due(now)
     }
 
     fn judge_probe(&mut self, now: Instant) {

@@ -192,12 +192,13 @@ impl Prober {
         }
     }
 
-    /// When the prober next has something to decide.
-    pub fn next_due(&self) -> Option<Instant> {
+    /// When, after `now`, the prober next has something to decide.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
         match self.active {
             Some(c) => c.last_departure.map(|t| t + VERDICT_WAIT),
             None => self.next_at,
         }
+        .filter(|t| *t > now)
     }
 }
 

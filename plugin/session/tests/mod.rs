@@ -1,6 +1,7 @@
 //! The session's policies with fake time: a driver of our own feeds inputs at chosen instants and checks what the
 //! session asks for.
 mod connecting;
+mod rate;
 mod streaming;
 
 use super::sender::StreamIds;
@@ -46,6 +47,7 @@ pub(super) fn config(t0: Instant) -> SessionConfig {
             rtp_offset: 0,
         },
         stream_id: "obs-test".into(),
+        rate: RateConfig::default(),
     }
 }
 
@@ -53,7 +55,7 @@ pub(super) fn config(t0: Instant) -> SessionConfig {
 pub(super) struct Fake {
     pub(super) s: Session,
     pub(super) now: Instant,
-    t0: Instant,
+    pub(super) t0: Instant,
 }
 
 impl Fake {
@@ -92,6 +94,7 @@ impl Fake {
     pub(super) fn run_to(&mut self, ms: u64) -> Vec<(u64, Output)> {
         let end = self.at(ms);
         let mut out: Vec<(u64, Output)> = Vec::new();
+        let mut idle_wakes = 0;
         loop {
             let now_ms = self.now.duration_since(self.t0).as_millis() as u64;
             out.extend(self.drain().into_iter().map(|o| (now_ms, o)));
@@ -105,6 +108,11 @@ impl Fake {
                 out.extend(self.drain().into_iter().map(|o| (now_ms, o)));
                 return out;
             }
+            idle_wakes = if next <= self.now { idle_wakes + 1 } else { 0 };
+            assert!(
+                idle_wakes < 1000,
+                "the session keeps asking to be woken at {next:?} ≤ now"
+            );
             self.now = next.max(self.now);
             self.s.handle_timeout(self.now);
         }
@@ -126,6 +134,7 @@ impl Fake {
             video: 102,
             audio: 111,
             video_rtx: Some(103),
+            transport_cc: true,
         }))));
         all.extend(self.input(Input::PeerState(PeerState::Connected)));
         all
@@ -172,6 +181,7 @@ pub(super) fn kind_of(a: &Action) -> &'static str {
         Action::EndServerSession => "end-server-session",
         Action::ClosePeer => "close-peer",
         Action::RequestKeyframe => "request-keyframe",
+        Action::SetVideoBitrate(_) => "set-video-bitrate",
     }
 }
 

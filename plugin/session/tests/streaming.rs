@@ -1,6 +1,6 @@
 //! Streaming: closing, recovery by ICE restart, sender reports, pacing.
 use super::super::recovery::{DISCONNECTED_GRACE, RECOVERY_WINDOW, RESTART_RETRY};
-use super::super::sender::{repair_copies, BURST_BYTES, REPAIR_COPY_GAP, SENDER_REPORT_INTERVAL};
+use super::super::sender::{repair_copies, REPAIR_COPY_GAP, SENDER_REPORT_INTERVAL};
 use super::*;
 
 #[test]
@@ -55,6 +55,7 @@ fn restart_round(f: &mut Fake, server: Result<String, RequestError>) -> Vec<Outp
             video: 102,
             audio: 111,
             video_rtx: None,
+            transport_cc: false,
         }))));
     }
     out
@@ -190,42 +191,34 @@ fn sender_reports_follow_the_first_packet_then_every_second() {
 }
 
 #[test]
-fn keyframes_leave_in_paced_bursts_and_audio_is_never_held_behind_them() {
+fn keyframes_leave_at_the_estimated_rate_and_audio_is_never_held_behind_them() {
     let mut f = Fake::new(|_| {});
     f.connect(Preflight::default(), false);
     f.now = f.at(1000);
-    // A 100 KB keyframe: 24 KB bursts 1 ms apart.
+    // A 100 KB keyframe: spread over as long as the estimate takes to carry it (84 packets with overhead).
     let out = f.input(Input::Media(video_frame(0, 100_000, true)));
-    let first_burst: usize = actions(&out)
-        .iter()
-        .filter_map(|a| match a {
-            Action::SendRtp(p) => Some(p.payload.len()),
-            _ => None,
-        })
-        .sum();
+    let at_once = sent_rtp(&out).len();
     assert!(
-        (BURST_BYTES..BURST_BYTES + 1200).contains(&first_burst),
-        "{first_burst}"
+        (1..=3).contains(&at_once),
+        "a full bucket's worth at once: {at_once}"
     );
     let out = f.input(Input::Media(audio_packet(0)));
     assert_eq!(kinds(&out), ["rtp"], "audio goes at once");
     let mut sent = Vec::new();
-    for (t, o) in f.run_to(1010) {
+    for (t, o) in f.run_to(2000) {
         if let Output::Action(Action::SendRtp(p)) = o {
             sent.push((t, p.seq, p.marker));
         }
     }
-    let times: Vec<u64> = sent.iter().map(|(t, _, _)| *t).collect();
-    assert_eq!(times.first(), Some(&1001));
-    assert_eq!(
-        times.last(),
-        Some(&1003),
-        "100 KB in four bursts of ~25 KB, 1 ms apart"
-    );
+    let wire = (100_000 + 84 * crate::session::bwe::PACKET_OVERHEAD) as f64 * 8.0;
+    let expected = 1000.0 + wire / f.s.estimate() * 1000.0;
+    let last = sent.last().unwrap();
     assert!(
-        sent.last().unwrap().2,
-        "marker on the last packet of the frame"
+        (last.0 as f64 - expected).abs() <= 0.05 * (expected - 1000.0),
+        "the last packet at {} ms, {expected:.0} expected",
+        last.0
     );
+    assert!(last.2, "marker on the last packet of the frame");
     let seqs: Vec<u16> = sent.iter().map(|(_, s, _)| *s).collect();
     assert!(
         seqs.windows(2).all(|w| w[1] == w[0] + 1),
@@ -248,8 +241,12 @@ fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
     let mut f = Fake::new(|_| {});
     f.connect(Preflight::default(), false);
     f.now = f.at(1000);
-    let first = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
-    assert!(first.len() >= 4);
+    let mut first = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
+    first.extend(f.run_to(1009).iter().filter_map(|(_, o)| match o {
+        Output::Action(Action::SendRtp(p)) => Some(p.clone()),
+        _ => None,
+    }));
+    assert!(first.len() >= 4, "{}", first.len());
     let lost = first[2].clone();
     // A 100 KB keyframe is being paced out when the NACK arrives: the repair goes ahead of it.
     f.now = f.at(1010);
@@ -259,7 +256,15 @@ fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
         seqs: vec![lost.seq, 9],
     }));
     let resent = sent_rtp(&out);
-    assert_eq!(resent.first(), Some(&lost), "the very packet, first");
+    let again = resent.first().expect("a repair");
+    assert!(
+        again.seq == lost.seq && again.payload == lost.payload,
+        "the very packet, first"
+    );
+    assert_ne!(
+        again.transport_seq, lost.transport_seq,
+        "a transport-wide number of its own"
+    );
     let r = f.s.retransmissions();
     assert_eq!((r.packets, r.gone), (1, 1), "seq 9 was never sent");
     // Asked again at once (a duplicate NACK): not sent twice within a round trip.

@@ -1,0 +1,137 @@
+//! OBS's video encoder as the session asks of it: keyframes ([`crate::keyframes`]) and bitrate changes. A bitrate
+//! change goes through `obs_encoder_update` with the new `bitrate`, which libobs applies on the encoder's thread at
+//! the next frame — for encoders that declare `OBS_ENCODER_CAP_DYN_BITRATE` (x264, NVENC, QSV, AMF and Apple's
+//! do; NVENC reconfigures with an IDR on every update, so each change costs a keyframe there). OBS's own RTMP
+//! output changes bitrates the same way. When the stream ends, the configured bitrate goes back.
+use crate::keyframes::KeyframeRequester;
+use crate::media::packet::EncodedPacket;
+use crate::obs::data::Data;
+use crate::obs::log;
+use crate::obs::output::OutputHandle;
+use crate::session::RateConfig;
+use crate::settings::Adaptation;
+use crate::transport::driver::EncoderControl;
+use std::sync::Mutex;
+
+pub struct VideoEncoder {
+    output: OutputHandle,
+    keyframes: KeyframeRequester,
+    id: String,
+    /// The bitrate the streamer configured, kbit/s (0: the encoder has none — constant quality).
+    configured: u32,
+    takes_changes: bool,
+    /// The bitrate set last.
+    current: Mutex<u32>,
+}
+
+impl VideoEncoder {
+    pub fn new(output: OutputHandle) -> VideoEncoder {
+        let (id, configured) = match output.video_encoder_settings() {
+            Some((id, settings)) => {
+                let kbps = settings.as_settings().int("bitrate");
+                // A constant-quality encoder has a bitrate in its settings that it does not use.
+                let cq = ["CQP", "CRF", "ICQ", "CQVBR", "LOSSLESS"].contains(
+                    &settings
+                        .as_settings()
+                        .string("rate_control")
+                        .to_ascii_uppercase()
+                        .as_str(),
+                );
+                (
+                    id,
+                    if cq {
+                        0
+                    } else {
+                        u32::try_from(kbps).unwrap_or(0)
+                    },
+                )
+            }
+            None => (String::new(), 0),
+        };
+        VideoEncoder {
+            keyframes: KeyframeRequester::new(output.clone()),
+            takes_changes: output.video_encoder_takes_bitrate_changes(),
+            output,
+            id,
+            configured,
+            current: Mutex::new(configured),
+        }
+    }
+
+    /// The session's rate configuration for this encoder, the audio encoder and the streamer's `adaptation`;
+    /// says in the log what adaptation will do.
+    pub fn rate_config(&self, adaptation: Adaptation) -> RateConfig {
+        let audio_kbps = self.output.audio_encoder_bitrate().unwrap_or(160);
+        let rate = RateConfig {
+            adaptive: adaptation.enabled,
+            video_kbps: self.configured,
+            min_video_kbps: adaptation.min_kbps,
+            encoder_follows: self.takes_changes,
+            audio_kbps,
+        };
+        let id = if self.id.is_empty() {
+            "unknown"
+        } else {
+            &self.id
+        };
+        if !rate.adaptive {
+            log::info("bitrate adaptation is off: the video bitrate stays as configured");
+        } else if self.configured == 0 {
+            log::info(&format!(
+                "the video encoder ({id}) has no bitrate to adapt (constant quality): when the network carries \
+                 less, video is dropped up to the next keyframe"
+            ));
+        } else if !self.takes_changes {
+            log::warn(&format!(
+                "the video encoder ({id}) does not take bitrate changes while encoding: when the network carries \
+                 less than {} kbit/s, video is dropped up to the next keyframe",
+                self.configured
+            ));
+        } else {
+            log::info(&format!(
+                "bitrate adaptation: the video bitrate follows the network between {} and {} kbit/s ({id})",
+                adaptation.min_kbps.min(self.configured),
+                self.configured
+            ));
+        }
+        rate
+    }
+
+    /// Every packet OBS hands over, on the encoder's thread.
+    pub fn packet_passed(&self, p: &EncodedPacket) {
+        self.keyframes.packet_passed(p);
+    }
+
+    fn set_bitrate(&self, kbps: u32) {
+        let mut d = Data::new();
+        d.set_int("bitrate", i64::from(kbps));
+        self.output.update_video_encoder(&d);
+        *self.current.lock().unwrap_or_else(|e| e.into_inner()) = kbps;
+    }
+}
+
+impl EncoderControl for VideoEncoder {
+    fn request_keyframe(&self) {
+        self.keyframes.request_keyframe();
+    }
+
+    fn set_video_bitrate(&self, kbps: u32) {
+        if self.takes_changes && self.configured > 0 {
+            log::info(&format!("video bitrate → {kbps} kbit/s"));
+            self.set_bitrate(kbps);
+        }
+    }
+}
+
+impl Drop for VideoEncoder {
+    fn drop(&mut self) {
+        let current = *self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current != self.configured {
+            log::info(&format!(
+                "video bitrate back to the configured {} kbit/s",
+                self.configured
+            ));
+            self.set_bitrate(self.configured);
+        }
+    }
+}
