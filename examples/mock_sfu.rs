@@ -11,7 +11,7 @@ mock_sfu — a WHIP receiver that decodes what it receives and measures it
 
 USAGE:
     mock_sfu [--http ADDR] [--udp ADDR] [--token TOKEN] [--timeout SECS] [--trickle | --refuse-patch]
-             [--answer-link LINK]... [--pli-every SECS]
+             [--answer-link LINK]... [--pli-every SECS] [--no-twcc]
 
 OPTIONS:
     --http ADDR      HTTP listen address (default 127.0.0.1:0, a free port); the WHIP URL is printed
@@ -22,6 +22,7 @@ OPTIONS:
     --refuse-patch   announce trickle ICE on OPTIONS but answer every PATCH 405
     --answer-link LINK  a `Link` header value (ICE server, RFC 9725 §4.6) to send with the 201; repeatable
     --pli-every SECS ask for a keyframe (PLI) this often after the first request a second in (default: once)
+    --no-twcc        send no transport-wide congestion control feedback (only receiver reports)
 
 OUTPUT:
     `whip-url http://…/whip` once listening, then one JSON line: video_frames_decoded, decode_errors, width,
@@ -29,7 +30,8 @@ OUTPUT:
     av_offset_ms (flash/beep offset through RTCP sender reports; positive = audio late), delete_received,
     frames_intact (whole reference chain since the last IDR), freezes and freeze_ms, packets_nacked,
     retransmissions_received, packets_lost (given up), plis_sent, keyframes, keyframe_waits_ms (PLI → next
-    keyframe received), rtt_ms, …
+    keyframe received), rtt_ms, timeline (per second: kbps received, frames decoded intact by media time,
+    expected_per_second), …
 ";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -50,6 +52,10 @@ async fn main() {
             }
             "--refuse-patch" => {
                 options.refuse_patch = true;
+                continue;
+            }
+            "--no-twcc" => {
+                options.twcc = false;
                 continue;
             }
             _ => {}

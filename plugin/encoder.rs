@@ -117,7 +117,6 @@ impl EncoderControl for VideoEncoder {
 
     fn set_video_bitrate(&self, kbps: u32) {
         if self.takes_changes && self.configured > 0 {
-            log::info(&format!("video bitrate → {kbps} kbit/s"));
             self.set_bitrate(kbps);
         }
     }

@@ -31,10 +31,15 @@ impl RtcOutput {
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Signalling and ICE from the service settings (only our own service has them; others read as defaults).
+    /// Signalling, ICE and adaptation from the service settings (only our own service has them; others read as
+    /// defaults). libobs does not give a service's settings its defaults (a saved profile holds only what the
+    /// streamer changed), so ours are set on them first.
     fn service_settings(&self) -> Result<ServiceSettings, Failure> {
         match self.handle.service_settings() {
-            Some(data) => ServiceSettings::read(&data.as_settings()),
+            Some(data) => {
+                settings::apply_defaults(settings::SERVICE, &data.as_settings());
+                ServiceSettings::read(&data.as_settings())
+            }
             None => Ok(ServiceSettings::default()),
         }
     }

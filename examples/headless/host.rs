@@ -263,6 +263,15 @@ owned!(Scene, sys::obs_scene_t, obs_scene_release);
 owned!(Encoder, sys::obs_encoder_t, obs_encoder_release);
 owned!(Service, sys::obs_service_t, obs_service_release);
 
+impl Encoder {
+    /// The bitrate in the encoder's settings now (kbit/s): what it encodes at, as the plugin changes it.
+    pub fn bitrate(&self) -> i64 {
+        // SAFETY: live encoder; get_settings returns a new reference, owned (and released) by Data.
+        let settings = unsafe { Data::from_owned(sys::obs_encoder_get_settings(self.raw)) };
+        settings.as_settings().int("bitrate")
+    }
+}
+
 /// An output we created; watches its "stop" signal for the stop code.
 pub struct Output {
     raw: *mut sys::obs_output_t,

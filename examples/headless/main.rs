@@ -58,7 +58,8 @@ OUTPUT:
     libobs's log on stdout, then one line `summary {json}` with: libobs version, started, connected, start_ms
     (obs_output_start to active, or to the failure's stop signal), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
     total_bytes, total_frames, frames_dropped, congestion_max and congestion_mean (obs_output_get_congestion
-    sampled every 100 ms while streaming), last_error, stop_code (OBS_OUTPUT_* code of the output's last
+    sampled every 100 ms while streaming, and congestion_samples), video_bitrates ([ms since streaming began,
+    kbit/s] each time the video encoder's bitrate setting changed, sampled every 100 ms), last_error, stop_code (OBS_OUTPUT_* code of the output's last
     `stop` signal: 0 success, -1 bad path, -2 connect failed, -3 invalid stream, -4 error, -5 disconnected,
     -6 unsupported), leaks (libobs allocations left after shutdown).
     With --packet-log, `arrived:` lines follow: packets per second and capture → plugin delay per media kind.
@@ -352,14 +353,22 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
             // Stop early if the output stops by itself (a failure). OBS's status bar reads the congestion
             // every second; sample it more often.
             let mut congestion = Vec::new();
+            let mut bitrates: Vec<(u64, i64)> = Vec::new();
+            let streaming = Instant::now();
             let mut next_sample = Instant::now();
             while Instant::now() < end && output.active() {
                 if Instant::now() >= next_sample {
                     congestion.push(output.congestion() as f64);
+                    let kbps = video.bitrate();
+                    if bitrates.last().is_none_or(|(_, b)| *b != kbps) {
+                        bitrates.push((streaming.elapsed().as_millis() as u64, kbps));
+                    }
                     next_sample += Duration::from_millis(100);
                 }
                 std::thread::sleep(Duration::from_millis(10));
             }
+            summary["video_bitrates"] = json!(bitrates);
+            summary["congestion_samples"] = json!(congestion);
             summary["ended_by_itself"] = json!(!output.active());
             summary["congestion_max"] = json!(congestion.iter().copied().fold(0.0, f64::max));
             summary["congestion_mean"] =

@@ -102,7 +102,7 @@ impl Data {
 
     /// # Safety
     /// `raw` must be a valid `obs_data_t` whose one reference the caller hands over.
-    pub(crate) unsafe fn from_owned(raw: *mut sys::obs_data_t) -> Self {
+    pub unsafe fn from_owned(raw: *mut sys::obs_data_t) -> Self {
         Data { raw }
     }
 

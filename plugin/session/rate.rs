@@ -148,6 +148,13 @@ impl Session {
         };
         self.sender.set_pacing_rate(pacing, now);
         if let Some(kbps) = self.adaptation.decide(self.bwe.estimate(), now) {
+            let (usage, loss, ..) = self.bwe.state();
+            self.note(Note::info(format!(
+                "video bitrate → {kbps} kbit/s (estimate {:.0} kbit/s, held by {}; delay {usage:?}, loss {:.1} %)",
+                self.bwe.estimate() / 1000.0,
+                self.bwe.limit(),
+                loss * 100.0
+            )));
             self.act(Action::SetVideoBitrate(kbps));
         }
     }

@@ -21,42 +21,55 @@ const MIN_ADDITIVE: f64 = 4_000.0;
 /// The packet size the additive increase is reckoned in, bits.
 const PACKET_BITS: f64 = 1200.0 * 8.0;
 
-/// The received rate: bytes that arrived over the last [`RATE_WINDOW`] of the receiver's clock — short, so that
-/// at an overuse (a keyframe filling the bottleneck) it is the bottleneck's rate, not the stream's average.
-pub const RATE_WINDOW: Duration = Duration::from_millis(150);
+/// The received rate: the higher of the bytes that arrived over the last [`SHORT_WINDOW`] and over the last
+/// [`LONG_WINDOW`] of the receiver's clock. At an overuse (a keyframe filling the bottleneck) the short window
+/// shows the bottleneck's rate rather than the stream's average; the long one keeps a quiet moment of the encoder
+/// (a still picture) from reading as a narrow path.
+pub const SHORT_WINDOW: Duration = Duration::from_millis(150);
+pub const LONG_WINDOW: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Default)]
 pub struct ReceivedRate {
     arrivals: VecDeque<(Duration, usize)>,
-    bytes: usize,
 }
 
 impl ReceivedRate {
     pub fn add(&mut self, arrival: Duration, size: usize) {
-        let newest = self
-            .arrivals
-            .back()
-            .map_or(arrival, |(a, _)| (*a).max(arrival));
+        let newest = self.arrivals.back().map_or(arrival, |(a, _)| (*a).max(arrival));
         self.arrivals.push_back((arrival, size));
-        self.bytes += size;
         while self
             .arrivals
             .front()
-            .is_some_and(|(a, _)| newest.saturating_sub(*a) > RATE_WINDOW)
+            .is_some_and(|(a, _)| newest.saturating_sub(*a) > LONG_WINDOW)
         {
-            let (_, s) = self.arrivals.pop_front().unwrap_or_default();
-            self.bytes -= s;
+            self.arrivals.pop_front();
         }
     }
 
-    /// Bits per second (the bytes after the first arrival over the time since it), once the window holds a tenth
-    /// of a second of arrivals.
-    pub fn bps(&self) -> Option<f64> {
-        let (first, first_size) = *self.arrivals.front()?;
+    /// Bits per second over the arrivals within `window` of the newest: the bytes after the first over the time
+    /// since it, once that is a tenth of a second.
+    fn over(&self, window: Duration) -> Option<f64> {
         let last = self.arrivals.back()?.0;
+        let mut first = None;
+        let mut bytes = 0;
+        for &(a, size) in self.arrivals.iter().rev() {
+            if last.saturating_sub(a) > window {
+                break;
+            }
+            bytes += size;
+            first = Some((a, size));
+        }
+        let (first, first_size) = first?;
         let span = last.saturating_sub(first);
-        (span >= Duration::from_millis(100))
-            .then(|| (self.bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
+        (span >= Duration::from_millis(100)).then(|| (bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
+    }
+
+    /// The received rate, bit/s.
+    pub fn bps(&self) -> Option<f64> {
+        match (self.over(SHORT_WINDOW), self.over(LONG_WINDOW)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
     }
 }
 

@@ -91,6 +91,30 @@ impl SentLog {
     }
 }
 
+/// What holds the estimate where it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// The path's queue grew (delay), or the delay half is climbing back.
+    Delay,
+    /// Packets were lost.
+    Loss,
+    /// The server's REMB.
+    Remb,
+    /// Nothing: the configured rate (with headroom).
+    Configured,
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Delay => "delay",
+            Limit::Loss => "loss",
+            Limit::Remb => "the server's REMB",
+            Limit::Configured => "the configured rate",
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct Bwe {
     log: SentLog,
@@ -268,6 +292,21 @@ impl Bwe {
         if let Some((bps, limited)) = self.prober.verdict(now) {
             self.rate.probed(bps, limited, now);
             self.loss.probed(bps);
+        }
+    }
+
+    /// What holds the estimate where it is.
+    pub fn limit(&self) -> Limit {
+        let (delay, loss) = (self.rate.target(), self.loss.target());
+        let e = self.estimate;
+        if e >= self.max {
+            Limit::Configured
+        } else if self.remb.is_some_and(|r| r <= e) {
+            Limit::Remb
+        } else if self.transport_feedback && delay <= loss {
+            Limit::Delay
+        } else {
+            Limit::Loss
         }
     }
 

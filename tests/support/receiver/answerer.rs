@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    configure_rtcp_reports, MediaEngine, PeerConnection, PeerConnectionBuilder,
+    configure_rtcp_reports, configure_twcc_receiver_only, MediaEngine, PeerConnection, PeerConnectionBuilder,
     PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
     RTCPeerConnectionState, RTCSessionDescription, Registry,
 };
@@ -123,9 +123,13 @@ pub(super) async fn answer(
         .map_err(|e| e.to_string())?;
     // Receiver reports; NACKs and keyframe requests come from our own jitter buffer (video.rs), not webrtc-rs's
     // generator.
-    let registry = RtcpTap::add_to(configure_rtcp_reports(Registry::new()), |p| {
+    let mut registry = RtcpTap::add_to(configure_rtcp_reports(Registry::new()), |p| {
         p.as_any().is::<SenderReport>()
     });
+    // Arrival times for the publisher's bandwidth estimate (transport-cc feedback, as browsers and SFUs send).
+    if options.twcc {
+        registry = configure_twcc_receiver_only(registry, &mut media).map_err(|e| e.to_string())?;
+    }
     let (gathered_tx, mut gathered) = tokio::sync::watch::channel(false);
     let pc = PeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())

@@ -1,5 +1,5 @@
 //! Measurements over what arrived: audio/video offset of the demo clip's content through the sender reports'
-//! NTP↔RTP mappings, as a browser lines them up.
+//! NTP↔RTP mappings, as a browser lines them up; the per-second timeline of bitrate and intact frames.
 use super::Stats;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc_studio::media::clock::unix_usec_from_ntp;
@@ -62,4 +62,44 @@ pub(super) fn record_reports(stats: &super::Shared, packets: &[Box<dyn rtc::rtcp
                 .push((sr.ntp_time, sr.rtp_time));
         }
     }
+}
+
+/// Per second: the video bitrate that arrived (kbit/s, by arrival time from the first video packet), and of the
+/// frames the encoder made in that second of media time (by RTP timestamp from the first seen; the frame interval
+/// is the smallest gap between timestamps), how many were decoded intact. Frames the sender dropped whole count
+/// as made and not intact.
+pub(super) fn timeline(s: &Stats) -> serde_json::Value {
+    let (Some(&(start, _)), Some(&ts0)) = (s.video_arrivals.first(), s.video_timestamps.first()) else {
+        return serde_json::json!({"kbps": [], "intact": [], "expected_per_second": 0});
+    };
+    let mut kbps: Vec<f64> = Vec::new();
+    for (at, bytes) in &s.video_arrivals {
+        let i = at.duration_since(start).as_secs() as usize;
+        if kbps.len() <= i {
+            kbps.resize(i + 1, 0.0);
+        }
+        kbps[i] += *bytes as f64 * 8.0 / 1000.0;
+    }
+    let interval = s
+        .video_timestamps
+        .windows(2)
+        .map(|w| w[1].wrapping_sub(w[0]))
+        .filter(|d| *d > 0 && *d < 90_000)
+        .min()
+        .unwrap_or(3000);
+    let mut intact: Vec<u64> = Vec::new();
+    for ts in &s.intact_timestamps {
+        let i = (ts.wrapping_sub(ts0) / 90_000) as usize;
+        if i < 100_000 {
+            if intact.len() <= i {
+                intact.resize(i + 1, 0);
+            }
+            intact[i] += 1;
+        }
+    }
+    serde_json::json!({
+        "kbps": kbps.iter().map(|k| round1(*k)).collect::<Vec<_>>(),
+        "intact": intact,
+        "expected_per_second": round1(90_000.0 / f64::from(interval)),
+    })
 }

@@ -46,6 +46,8 @@ pub struct ReceiverOptions {
     pub refuse_patch: bool,
     /// Ask for a keyframe (PLI) this often after the first request a second in (None: only that one).
     pub pli_every: Option<Duration>,
+    /// Send transport-wide congestion control feedback (take the `transport-wide-cc` extension when offered).
+    pub twcc: bool,
 }
 
 impl Default for ReceiverOptions {
@@ -60,6 +62,7 @@ impl Default for ReceiverOptions {
             trickle: false,
             refuse_patch: false,
             pli_every: None,
+            twcc: true,
         }
     }
 }
@@ -124,6 +127,11 @@ pub(crate) struct Stats {
     keyframes: u64,
     pli_at: Option<Instant>,
     keyframe_waits_ms: Vec<f64>,
+    /// Video RTP packets as they arrived (when, bytes), the distinct RTP timestamps seen (in arrival order), and
+    /// the RTP timestamps of the frames decoded intact: the per-second timeline.
+    video_arrivals: Vec<(Instant, usize)>,
+    video_timestamps: Vec<u32>,
+    intact_timestamps: Vec<u32>,
 }
 
 impl Stats {
@@ -265,6 +273,7 @@ impl Receiver {
             "sessions": s.sessions,
             "auth_failures": s.auth_failures,
             "offer_candidate_types": s.offer_candidate_types,
+            "timeline": measure::timeline(&s),
         })
     }
 

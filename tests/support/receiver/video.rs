@@ -109,7 +109,14 @@ pub(super) async fn receive_video(
         match event {
             None => {}
             Some(Some(TrackRemoteEvent::OnRtpPacket(p))) => {
-                stats.lock().unwrap().rtp_packets += 1;
+                {
+                    let mut s = stats.lock().unwrap();
+                    s.rtp_packets += 1;
+                    s.video_arrivals.push((now, p.payload.len() + 12));
+                    if s.video_timestamps.last() != Some(&p.header.timestamp) {
+                        s.video_timestamps.push(p.header.timestamp);
+                    }
+                }
                 let released = jitter.push(p.header.sequence_number, p, now);
                 if !depacketize(released) {
                     return;
@@ -325,6 +332,9 @@ fn decode_video(rx: std::sync::mpsc::Receiver<ToDecoder>, stats: Shared) {
                 let mut s = stats.lock().unwrap();
                 s.video_frames_decoded += 1;
                 s.frames_intact += u64::from(intact);
+                if intact {
+                    s.intact_timestamps.push(ts);
+                }
                 if let Some(pause) = freezes.decoded(ts, now) {
                     s.freezes += 1;
                     s.freeze_ms += pause.as_secs_f64() * 1000.0;
