@@ -7,6 +7,7 @@ mod support;
 use serde_json::Value;
 use std::time::Duration;
 use support::netns::wire::{LinkConfig, DOWN, UP};
+use support::janus::{watch_through_janus, Watch};
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_run::{binaries, flash_beep_clip, headless_in, receiving, Run};
 
@@ -159,4 +160,58 @@ fn link_steps_down_are_followed_within_three_seconds_and_a_cleared_link_is_used_
     assert!(up.is_some_and(|t| t <= 40_000 + 21_000), "{}", run.summary["video_bitrates"]);
     let (intact, share) = intact_share_after(&report, 5);
     println!("{intact} frames intact after 5 s ({:.1} %)", share * 100.0);
+}
+
+#[test]
+fn a_browser_watching_through_janus_on_a_slow_uplink_sees_no_freeze() {
+    // OBS (720p, x264 zerolatency 2.5 Mbit/s) publishes into Janus through a 1.5 Mbit/s uplink of our wire; Janus
+    // takes transport-wide congestion control for publishers. Headless Chromium joins once the stream has adapted
+    // (8 s in) and watches for 15 s.
+    let _alone = receiving();
+    let hosts = LinkedHosts::wired_to_this_machine("janusbw", 1234);
+    let janus = support::janus::Janus::start_on("janus-bw", &hosts.server_addr);
+    hosts.wire().set(UP, link(1.5));
+    hosts.wire().set(DOWN, clear());
+    let watch = Watch {
+        size: "1280x720",
+        args: ["--bitrate", "2500", "--tune", "zerolatency"].map(String::from).to_vec(),
+        seconds: 15,
+        join_after: Duration::from_secs(8),
+        room_bitrate: None,
+    };
+    let (viewer, run) = watch_through_janus(&hosts, &janus, &watch);
+    assert!(
+        run.log.contains("bandwidth estimation from transport-wide congestion control feedback"),
+        "Janus did not take transport-cc:\n{}",
+        run.log
+    );
+    let frozen = viewer["totalFreezesDuration"].as_f64().unwrap_or(99.0);
+    let decoded = viewer["framesDecoded"].as_u64().unwrap_or(0);
+    println!("viewer: {} freezes, {frozen:.2} s frozen, {decoded} frames decoded", viewer["freezeCount"]);
+    assert!(frozen <= 0.5, "the viewer froze for {frozen} s: {viewer}");
+    assert!(decoded >= 15 * 25, "{viewer}");
+    let kbps = bitrate_at(&run, 20_000);
+    assert!((900..=1500).contains(&kbps), "the encoder at {kbps}: {}", run.summary["video_bitrates"]);
+}
+
+#[test]
+fn a_janus_room_bitrate_cap_reaches_the_encoder_through_remb() {
+    // A room capped at 800 kbit/s for its publishers, on a clear link: Janus says so by REMB.
+    let _alone = receiving();
+    let hosts = LinkedHosts::wired_to_this_machine("janusremb", 4321);
+    let janus = support::janus::Janus::start_on("janus-remb", &hosts.server_addr);
+    hosts.wire().set(UP, clear());
+    hosts.wire().set(DOWN, clear());
+    let watch = Watch {
+        args: ["--bitrate", "2500"].map(String::from).to_vec(),
+        seconds: 8,
+        room_bitrate: Some(800_000),
+        ..Watch::default()
+    };
+    let (viewer, run) = watch_through_janus(&hosts, &janus, &watch);
+    let kbps = bitrate_at(&run, 8_000);
+    println!("the encoder at {kbps} kbit/s with the room capped at 800");
+    assert!(kbps <= 800, "{}\n{}", run.summary["video_bitrates"], run.log);
+    assert!(kbps >= 400, "{}", run.summary["video_bitrates"]);
+    assert!(viewer["framesDecoded"].as_u64().unwrap_or(0) > 100, "{viewer}");
 }

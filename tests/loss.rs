@@ -4,6 +4,7 @@ mod support;
 
 use std::time::Duration;
 use support::netns::wire::{LinkConfig, DOWN, UP};
+use support::janus::{watch_through_janus, Watch};
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_run::{binaries, flash_beep_clip, headless_in, packets_sent, receiving};
 
@@ -101,87 +102,6 @@ fn five_percent_loss_is_repaired_and_every_frame_decodes_at_our_receiver() {
     assert_eq!(n("decode_errors"), 0, "{r}");
 }
 
-/// What Janus's Admin API says it received from its publishers (video) and asked of them.
-fn janus_publisher_video(janus: &support::janus::Janus) -> serde_json::Value {
-    for h in janus.handles() {
-        let Some(media) = h["webrtc"]["media"].as_object() else {
-            continue;
-        };
-        for m in media.values() {
-            if m["type"] == "video" && m["stats"]["in"]["packets"].as_u64().unwrap_or(0) > 0 {
-                return m["stats"]["in"].clone();
-            }
-        }
-    }
-    serde_json::Value::Null
-}
-
-/// OBS publishes into a room of `janus` from the hosts' publisher side while headless Chromium watches for
-/// `seconds`; the viewer's `getStats` (video) and the plugin's log.
-fn watch_through_janus(
-    hosts: &LinkedHosts,
-    janus: &support::janus::Janus,
-    seconds: u32,
-) -> (serde_json::Value, support::obs_run::Run) {
-    let room = janus.create_room(None);
-    let clip = flash_beep_clip("640x360");
-    let (api, room_arg, ns) = (janus.api.clone(), room.to_string(), hosts.publisher.clone());
-    let publish_for = (seconds + 8).to_string();
-    let publisher = std::thread::spawn(move || {
-        let args = [
-            "--media",
-            clip.to_str().unwrap(),
-            "--duration",
-            &publish_for,
-            "--url",
-            &api,
-            "--janus-room",
-            &room_arg,
-            // Debian's Chromium decodes H.264 Baseline and Main over WebRTC, not High.
-            "--profile",
-            "main",
-        ];
-        headless_in(Some(&ns), &args, None)
-    });
-    let mut sending = false;
-    for _ in 0..60 {
-        std::thread::sleep(Duration::from_millis(250));
-        if janus_publisher_video(janus)["packets"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
-        {
-            sending = true;
-            break;
-        }
-    }
-    assert!(
-        sending,
-        "the publisher never reached Janus:\n{}",
-        janus.log()
-    );
-    let page =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
-    let profile =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-loss");
-    let query = format!("api={}&room={room}&seconds={seconds}", janus.api);
-    let result = support::browser::run_page(&page, &query, Duration::from_secs(40), &profile);
-    let janus_in = janus_publisher_video(janus);
-    let run = publisher.join().unwrap();
-    let result =
-        result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
-    println!("Janus in {janus_in}\nviewer video {}", result["video"]);
-    for l in run
-        .log
-        .lines()
-        .filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of"))
-    {
-        println!("{l}");
-    }
-    assert_eq!(run.summary["connected"], true, "{}", run.log);
-    (result["video"].clone(), run)
-}
-
 /// Frames decoded per second over the viewer's measuring window.
 fn window_fps(v: &serde_json::Value) -> f64 {
     v["windowFrames"].as_f64().unwrap_or(0.0) / v["windowSeconds"].as_f64().unwrap_or(1.0).max(0.1)
@@ -203,10 +123,10 @@ fn a_browser_watching_through_janus_sees_no_freeze_when_the_uplink_loses_five_pe
     };
     hosts.wire().set(UP, path(0.0));
     hosts.wire().set(DOWN, path(0.0));
-    let (clean, _) = watch_through_janus(&hosts, &janus, 14);
+    let (clean, _) = watch_through_janus(&hosts, &janus, &Watch::default());
     hosts.wire().set(UP, path(0.05));
     let before = hosts.wire().stats(UP);
-    let (lossy, run) = watch_through_janus(&hosts, &janus, 14);
+    let (lossy, run) = watch_through_janus(&hosts, &janus, &Watch::default());
     let up = hosts.wire().stats(UP);
     println!(
         "uplink while lossy: {} of {} packets lost",

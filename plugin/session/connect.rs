@@ -195,8 +195,10 @@ impl Session {
             Input::AnswerApplied(Ok(pt)) if self.phase == Phase::Applying => {
                 self.sender
                     .set_payload_types(pt.video, pt.audio, pt.transport_cc);
+                let transport_cc = pt.transport_cc[0] || pt.transport_cc[1];
+                // Probes are video packets sent again on the RTX stream: numbered only when video is.
                 self.bwe.set_can_probe(
-                    pt.transport_cc && pt.video_rtx.is_some() && self.config.rate.adaptive,
+                    pt.transport_cc[0] && pt.video_rtx.is_some() && self.config.rate.adaptive,
                 );
                 self.note(Note::info(match pt.video_rtx {
                     Some(rtx) => format!(
@@ -205,7 +207,7 @@ impl Session {
                     None => "retransmissions of lost packets in the same stream (the server did not take RTX)"
                         .to_string(),
                 }));
-                self.note(Note::info(if pt.transport_cc {
+                self.note(Note::info(if transport_cc {
                     "bandwidth estimation from transport-wide congestion control feedback"
                 } else {
                     "the server did not take transport-wide congestion control: bandwidth estimated from the loss its \

@@ -102,8 +102,9 @@ pub struct PayloadTypes {
     pub audio: u8,
     /// The video's retransmission payload type, when the answer took RTX.
     pub video_rtx: Option<u8>,
-    /// The answer took transport-wide congestion control (the header extension and its feedback).
-    pub transport_cc: bool,
+    /// The answer took the transport-wide sequence number extension, for video and for audio (a server may take
+    /// it for one and not the other — Janus for video only — and counts every number it does not see as lost).
+    pub transport_cc: [bool; 2],
 }
 
 /// Why a request that does not end the stream (a trickled candidate, an ICE restart) did not go through.

@@ -171,8 +171,10 @@ pub struct MediaSender {
     video: RtpStream,
     audio: RtpStream,
     pacer: Pacer,
-    /// The next transport-wide sequence number, when the server takes transport-wide congestion control.
+    /// The next transport-wide sequence number, when the server takes transport-wide congestion control, and
+    /// which streams carry it (video, audio).
     transport_seq: Option<u16>,
+    numbered: [bool; 2],
     /// Drop video when the pacer falls behind (adaptation on); dropping up to the next keyframe.
     pub drop_when_behind: bool,
     dropping: bool,
@@ -212,6 +214,7 @@ impl MediaSender {
             audio: RtpStream::new(audio, 0),
             pacer: Pacer::new(pacing_bps),
             transport_seq: None,
+            numbered: [false; 2],
             drop_when_behind: false,
             dropping: false,
             dropped_frames: 0,
@@ -227,12 +230,14 @@ impl MediaSender {
         }
     }
 
-    /// The payload types the answer settled on, and whether packets carry transport-wide sequence numbers (one
-    /// sequence for the whole session, ICE restarts included).
-    pub fn set_payload_types(&mut self, video: u8, audio: u8, transport_cc: bool) {
+    /// The payload types the answer settled on, and which streams' packets carry transport-wide sequence numbers
+    /// (video, audio; one sequence for the whole session, ICE restarts included).
+    pub fn set_payload_types(&mut self, video: u8, audio: u8, transport_cc: [bool; 2]) {
         self.video.payload_type = video;
         self.audio.payload_type = audio;
-        self.transport_seq = transport_cc.then(|| self.transport_seq.unwrap_or(1));
+        self.numbered = transport_cc;
+        let any = transport_cc.iter().any(|n| *n);
+        self.transport_seq = any.then(|| self.transport_seq.unwrap_or(1));
     }
 
     /// Video leaves at `bps` (on the wire) from `now`.
@@ -366,7 +371,11 @@ impl MediaSender {
                     None
                 }
             };
-            if let Some(seq) = self.transport_seq.as_mut() {
+            let numbered = match s.packet.kind {
+                MediaKind::Video => self.numbered[0],
+                MediaKind::Audio => self.numbered[1],
+            };
+            if let Some(seq) = self.transport_seq.as_mut().filter(|_| numbered) {
                 s.packet.transport_seq = Some(*seq);
                 *seq = seq.wrapping_add(1);
             }

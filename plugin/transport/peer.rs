@@ -97,8 +97,11 @@ impl RtcpTap {
 fn transport_feedback(p: &dyn rtc::rtcp::Packet) -> Option<Feedback> {
     let any = p.as_any();
     if let Some(twcc) = any.downcast_ref::<TransportLayerCc>() {
+        // A status vector chunk may run past the packet count (its last symbols are padding); webrtc-rs 0.21's
+        // conversion reports those as lost packets too.
         let acks = rtc::interceptor::convert_twcc(twcc)
             .into_iter()
+            .take(usize::from(twcc.packet_status_count))
             .map(|a| TransportAck {
                 seq: a.sequence_number,
                 arrival: a.arrival.filter(|_| a.arrived),
@@ -530,13 +533,13 @@ impl Peer {
             video: VIDEO_PAYLOAD_TYPE,
             audio: OPUS_PAYLOAD_TYPE,
             video_rtx: None,
-            transport_cc: false,
+            transport_cc: [false; 2],
         };
         for sender in self.pc.get_senders().await {
             let Ok(params) = sender.get_parameters().await else {
                 continue;
             };
-            pt.transport_cc |= params
+            let numbered = params
                 .rtp_parameters
                 .header_extensions
                 .iter()
@@ -544,6 +547,7 @@ impl Peer {
             let codecs = &params.rtp_parameters.codecs;
             if let Some(c) = codecs.first() {
                 if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
+                    pt.transport_cc[0] = numbered;
                     pt.video = c.payload_type;
                     pt.video_rtx = codecs
                         .iter()
@@ -555,6 +559,7 @@ impl Peer {
                         })
                         .map(|r| r.payload_type);
                 } else if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_OPUS) {
+                    pt.transport_cc[1] = numbered;
                     pt.audio = c.payload_type;
                 }
             }

@@ -166,6 +166,11 @@ impl Janus {
 
     /// Creates an H.264 + Opus VideoRoom (optionally with a PIN) through the REST API; returns its number.
     pub fn create_room(&self, pin: Option<&str>) -> u64 {
+        self.create_room_with(pin, None)
+    }
+
+    /// A room with a PIN and a bitrate cap for its publishers (bit/s; Janus tells them by REMB).
+    pub fn create_room_with(&self, pin: Option<&str>, bitrate: Option<u64>) -> u64 {
         let room = 100_000 + u64::from(rand_u16());
         let session = self.call(&self.api, json!({"janus": "create"}))["data"]["id"]
             .as_u64()
@@ -181,6 +186,9 @@ impl Janus {
             "publishers": 2, "videocodec": "h264", "audiocodec": "opus", "permanent": false});
         if let Some(pin) = pin {
             body["pin"] = json!(pin);
+        }
+        if let Some(bitrate) = bitrate {
+            body["bitrate"] = json!(bitrate);
         }
         let r = self.call(
             &format!("{s_url}/{handle}"),
@@ -277,4 +285,111 @@ pub fn post(url: &str, body: &Value) -> Result<Value, String> {
     }
     serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// What Janus's Admin API says it received from its publishers (video) and asked of them.
+pub fn janus_publisher_video(janus: &Janus) -> Value {
+    for h in janus.handles() {
+        let Some(media) = h["webrtc"]["media"].as_object() else {
+            continue;
+        };
+        for m in media.values() {
+            if m["type"] == "video" && m["stats"]["in"]["packets"].as_u64().unwrap_or(0) > 0 {
+                return m["stats"]["in"].clone();
+            }
+        }
+    }
+    Value::Null
+}
+
+/// OBS publishing into a Janus room while headless Chromium watches.
+pub struct Watch {
+    /// The demo clip's size, and the publisher's extra arguments (bitrate, tune, …).
+    pub size: &'static str,
+    pub args: Vec<String>,
+    /// How long the viewer watches, and how long after the publisher reaches Janus it joins.
+    pub seconds: u32,
+    pub join_after: Duration,
+    /// The room's bitrate cap for publishers (Janus sends it as REMB), bit/s.
+    pub room_bitrate: Option<u64>,
+}
+
+impl Default for Watch {
+    fn default() -> Self {
+        Watch {
+            size: "640x360",
+            args: Vec::new(),
+            seconds: 14,
+            join_after: Duration::ZERO,
+            room_bitrate: None,
+        }
+    }
+}
+
+/// OBS publishes into a room of `janus` from the hosts' publisher side while headless Chromium watches; the
+/// viewer's `getStats` (video) and the plugin's run.
+pub fn watch_through_janus(
+    hosts: &super::netns::LinkedHosts,
+    janus: &Janus,
+    w: &Watch,
+) -> (Value, super::obs_run::Run) {
+    let room = janus.create_room_with(None, w.room_bitrate);
+    let clip = super::obs_run::flash_beep_clip(w.size);
+    let (api, room_arg, ns) = (janus.api.clone(), room.to_string(), hosts.publisher.clone());
+    let publish_for = (w.seconds as u64 + 8 + w.join_after.as_secs()).to_string();
+    let (width, height) = w.size.split_once('x').unwrap_or(("640", "360"));
+    let mut args: Vec<String> = [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        &publish_for,
+        "--width",
+        width,
+        "--height",
+        height,
+        "--url",
+        &api,
+        "--janus-room",
+        &room_arg,
+        // Debian's Chromium decodes H.264 Baseline and Main over WebRTC, not High.
+        "--profile",
+        "main",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(w.args.iter().cloned());
+    let publisher = std::thread::spawn(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::obs_run::headless_in(Some(&ns), &args, None)
+    });
+    let mut sending = false;
+    for _ in 0..60 {
+        std::thread::sleep(Duration::from_millis(250));
+        if janus_publisher_video(janus)["packets"].as_u64().unwrap_or(0) > 0 {
+            sending = true;
+            break;
+        }
+    }
+    assert!(sending, "the publisher never reached Janus:\n{}", janus.log());
+    std::thread::sleep(w.join_after);
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
+    let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-janus-watch");
+    let query = format!("api={}&room={room}&seconds={}", janus.api, w.seconds);
+    let limit = Duration::from_secs(u64::from(w.seconds) + 26);
+    let result = super::browser::run_page(&page, &query, limit, &profile);
+    let janus_in = janus_publisher_video(janus);
+    let run = publisher.join().unwrap();
+    let result = result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
+    println!("Janus in {janus_in}\nviewer video {}", result["video"]);
+    for l in run.log.lines().filter(|l| {
+        l.contains("NACKs from the server")
+            || l.contains("retransmissions of")
+            || l.contains("bandwidth estimat")
+            || l.contains("video bitrate →")
+    }) {
+        println!("{l}");
+    }
+    assert_eq!(run.summary["connected"], true, "{}", run.log);
+    (result["video"].clone(), run)
 }

@@ -45,7 +45,7 @@ fn a_server_that_takes_trickle_ice_gets_the_offer_at_once_then_candidates() {
         video: 102,
         audio: 111,
         video_rtx: None,
-        transport_cc: false,
+        transport_cc: [false; 2],
     })));
     let [Action::SendTrickle(fragment)] = actions(&out)[..] else {
         panic!("{out:?}")
@@ -85,7 +85,7 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
         video: 102,
         audio: 111,
         video_rtx: None,
-        transport_cc: false,
+        transport_cc: [false; 2],
     })));
     assert_eq!(kinds(&f.input(Input::GatheringComplete)), ["trickle"]);
     let out = f.input(Input::Trickled(Err(RequestError::Unsupported(
@@ -116,7 +116,7 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
         video: 102,
         audio: 111,
         video_rtx: None,
-        transport_cc: false,
+        transport_cc: [false; 2],
     })));
     assert!(kinds(&out).is_empty(), "no trickling this time: {out:?}");
     let out = f.input(Input::PeerState(PeerState::Connected));
@@ -207,7 +207,7 @@ fn a_stop_during_each_phase_ends_what_exists_and_nothing_else() {
                     video: 102,
                     audio: 111,
                     video_rtx: None,
-                    transport_cc: false,
+                    transport_cc: [false; 2],
                 })));
             },
             &["end-server-session", "close-peer"],

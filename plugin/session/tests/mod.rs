@@ -134,7 +134,7 @@ impl Fake {
             video: 102,
             audio: 111,
             video_rtx: Some(103),
-            transport_cc: true,
+            transport_cc: [true; 2],
         }))));
         all.extend(self.input(Input::PeerState(PeerState::Connected)));
         all

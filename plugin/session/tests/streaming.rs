@@ -55,7 +55,7 @@ fn restart_round(f: &mut Fake, server: Result<String, RequestError>) -> Vec<Outp
             video: 102,
             audio: 111,
             video_rtx: None,
-            transport_cc: false,
+            transport_cc: [false; 2],
         }))));
     }
     out
