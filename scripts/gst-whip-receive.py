@@ -2,11 +2,14 @@
 """A WHIP receiver built on GStreamer's webrtcbin (Debian's GStreamer 1.22), with retransmission requests (NACK)
 on: the tests' second, independent receiver.
 
-Usage: gst-whip-receive.py --http ADDR:PORT [--timeout SECS]
+Usage: gst-whip-receive.py --http ADDR:PORT [--timeout SECS] [--twcc]
 
 Prints `whip-url http://ADDR:PORT/whip` once listening; answers one WHIP offer (POST) with webrtcbin, NACKs and
 takes RTX as webrtcbin does (`do-nack` on every transceiver), depayloads H.264 waiting for a keyframe after any
-loss (so every frame decoded is whole) and decodes it with avdec_h264. On the publisher's DELETE (or the timeout)
+loss (so every frame decoded is whole) and decodes it with avdec_h264. With --twcc each transceiver's codec
+preferences are the offer's own caps with its header extensions (as a GStreamer server configures it to take
+transport-wide congestion control): webrtcbin then answers with the transport-cc extension and its RTP session
+sends transport-wide feedback; without, webrtcbin leaves the extension out. On the publisher's DELETE (or the timeout)
 it prints one JSON line: frames decoded, freezes (pauses between decoded frames longer than max(3 frames, 1 frame +
 150 ms)), and rtpjitterbuffer's own counters (lost, retransmission requests and successes).
 Progress goes to standard error.
@@ -31,6 +34,8 @@ def log(*args):
 
 class Receiver:
     def __init__(self):
+        self.twcc = False
+        self.offer = None
         self.pipeline = None
         self.webrtc = None
         self.jitterbuffers = []
@@ -57,6 +62,7 @@ class Receiver:
             rtpbin.connect("new-jitterbuffer", self.on_jitterbuffer)
         self.pipeline.set_state(Gst.State.PLAYING)
         _, sdp = GstSdp.SDPMessage.new_from_text(sdp_text)
+        self.offer = sdp
         offer = GstWebRTC.WebRTCSessionDescription.new(GstWebRTC.WebRTCSDPType.OFFER, sdp)
         promise = Gst.Promise.new_with_change_func(self.on_offer_set, None)
         self.webrtc.emit("set-remote-description", offer, promise)
@@ -66,6 +72,34 @@ class Receiver:
 
     def on_new_transceiver(self, _webrtc, transceiver):
         transceiver.set_property("do-nack", True)
+        if self.twcc:
+            transceiver.set_property("codec-preferences", self.offered_caps(transceiver.get_property("mlineindex")))
+
+    def offered_caps(self, mline):
+        """Codec preferences for m-line `mline`: each payload type the offer has (media, name, clock rate) with
+        the offer's transport-wide-cc header extension, which webrtcbin then puts in its answer."""
+        media = self.offer.get_media(mline)
+        extmap = None
+        for i in range(media.attributes_len()):
+            attr = media.get_attribute(i)
+            if attr.key == "extmap" and TWCC_URI in (attr.value or ""):
+                extmap = attr.value.split()[0].split("/")[0]
+        caps = Gst.Caps.new_empty()
+        for i in range(media.formats_len()):
+            pt = int(media.get_format(i))
+            offered = media.get_caps_from_media(pt)
+            if offered is None:
+                continue
+            have = offered.get_structure(0)
+            one = Gst.Structure.new_empty("application/x-rtp")
+            one.set_value("media", media.get_media())
+            one.set_value("payload", pt)
+            one.set_value("clock-rate", have.get_value("clock-rate"))
+            one.set_value("encoding-name", have.get_value("encoding-name"))
+            if extmap is not None:
+                one.set_value(f"extmap-{extmap}", TWCC_URI)
+            caps.append_structure(one)
+        return caps
 
     def on_offer_set(self, promise, _data):
         promise.wait()
@@ -150,6 +184,7 @@ class Receiver:
         }
 
 
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 RECEIVER = Receiver()
 
 
@@ -196,6 +231,8 @@ def main():
             http = args.pop(0)
         elif flag == "--timeout":
             timeout = float(args.pop(0))
+        elif flag == "--twcc":
+            RECEIVER.twcc = True
         else:
             sys.exit(f"gst-whip-receive: unknown option {flag}")
     Gst.init(None)

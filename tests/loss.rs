@@ -3,8 +3,8 @@
 mod support;
 
 use std::time::Duration;
-use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::janus::{watch_through_janus, Watch};
+use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_run::{binaries, flash_beep_clip, headless_in, packets_sent, receiving};
 

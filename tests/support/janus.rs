@@ -366,21 +366,31 @@ pub fn watch_through_janus(
     let mut sending = false;
     for _ in 0..60 {
         std::thread::sleep(Duration::from_millis(250));
-        if janus_publisher_video(janus)["packets"].as_u64().unwrap_or(0) > 0 {
+        if janus_publisher_video(janus)["packets"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+        {
             sending = true;
             break;
         }
     }
-    assert!(sending, "the publisher never reached Janus:\n{}", janus.log());
+    assert!(
+        sending,
+        "the publisher never reached Janus:\n{}",
+        janus.log()
+    );
     std::thread::sleep(w.join_after);
-    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
+    let page =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
     let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-janus-watch");
     let query = format!("api={}&room={room}&seconds={}", janus.api, w.seconds);
     let limit = Duration::from_secs(u64::from(w.seconds) + 26);
     let result = super::browser::run_page(&page, &query, limit, &profile);
     let janus_in = janus_publisher_video(janus);
     let run = publisher.join().unwrap();
-    let result = result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
+    let result =
+        result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
     println!("Janus in {janus_in}\nviewer video {}", result["video"]);
     for l in run.log.lines().filter(|l| {
         l.contains("NACKs from the server")

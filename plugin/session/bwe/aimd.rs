@@ -35,7 +35,10 @@ pub struct ReceivedRate {
 
 impl ReceivedRate {
     pub fn add(&mut self, arrival: Duration, size: usize) {
-        let newest = self.arrivals.back().map_or(arrival, |(a, _)| (*a).max(arrival));
+        let newest = self
+            .arrivals
+            .back()
+            .map_or(arrival, |(a, _)| (*a).max(arrival));
         self.arrivals.push_back((arrival, size));
         while self
             .arrivals
@@ -61,7 +64,8 @@ impl ReceivedRate {
         }
         let (first, first_size) = first?;
         let span = last.saturating_sub(first);
-        (span >= Duration::from_millis(100)).then(|| (bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
+        (span >= Duration::from_millis(100))
+            .then(|| (bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
     }
 
     /// The received rate, bit/s.

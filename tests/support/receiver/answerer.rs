@@ -13,9 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    configure_rtcp_reports, configure_twcc_receiver_only, MediaEngine, PeerConnection, PeerConnectionBuilder,
-    PeerConnectionEventHandler, RTCConfigurationBuilder, RTCIceGatheringState,
-    RTCPeerConnectionState, RTCSessionDescription, Registry,
+    configure_rtcp_reports, configure_twcc_receiver_only, MediaEngine, PeerConnection,
+    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 

@@ -69,7 +69,8 @@ pub(super) fn record_reports(stats: &super::Shared, packets: &[Box<dyn rtc::rtcp
 /// is the smallest gap between timestamps), how many were decoded intact. Frames the sender dropped whole count
 /// as made and not intact.
 pub(super) fn timeline(s: &Stats) -> serde_json::Value {
-    let (Some(&(start, _)), Some(&ts0)) = (s.video_arrivals.first(), s.video_timestamps.first()) else {
+    let (Some(&(start, _)), Some(&ts0)) = (s.video_arrivals.first(), s.video_timestamps.first())
+    else {
         return serde_json::json!({"kbps": [], "intact": [], "expected_per_second": 0});
     };
     let mut kbps: Vec<f64> = Vec::new();
