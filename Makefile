@@ -26,11 +26,13 @@ test-fast: deps
 	cargo test --lib
 
 # Benchmarks print numbers (never part of make test). The replay benchmark needs root (network namespaces); it ends
-# with the loss table (RTC_BENCH_ONLY=loss runs just that).
+# with the loss table (RTC_BENCH_ONLY=loss runs just that). The link-steps benchmark (release plugin and runner,
+# real libobs, Chromium, GStreamer) prints its table and writes target/bench/link-steps.png.
 bench: build
-	cargo build --release --example mock_sfu
+	cargo build --release --lib --examples
 	cargo bench --bench packetize
 	cargo bench --bench replay
+	cargo bench --bench link_steps
 	scripts/bench-capture-wire.sh
 	scripts/bench-first-frame.sh 20
 	scripts/bench-keyframe.sh

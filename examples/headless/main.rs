@@ -29,6 +29,8 @@ WHERE TO:
     --ice-credential P   TURN password (never printed)
     --turn-secret S      coturn's static-auth-secret: time-limited TURN credentials are made from it (never printed)
     --ice-policy P       all (default) or relay: send only through TURN
+    --adaptive on|off    follow the network: the video encoder's bitrate tracks the bandwidth estimate (default on)
+    --min-bitrate KBPS   the lowest video bitrate adaptation may set (default 300)
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
@@ -78,6 +80,8 @@ struct Options {
     ice_credential: String,
     turn_secret: String,
     relay_only: bool,
+    adaptive: bool,
+    min_bitrate: i64,
     packet_log: String,
     media: Option<String>,
     duration: f64,
@@ -131,6 +135,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         ice_credential: String::new(),
         turn_secret: String::new(),
         relay_only: false,
+        adaptive: true,
+        min_bitrate: 300,
         packet_log: String::new(),
         media: None,
         duration: 5.0,
@@ -180,6 +186,14 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                     _ => return Err(format!("--ice-policy is all or relay, got {value}")),
                 }
             }
+            "--adaptive" => {
+                o.adaptive = match value.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(format!("--adaptive is on or off, got {value}")),
+                }
+            }
+            "--min-bitrate" => o.min_bitrate = num("--min-bitrate")?,
             "--packet-log" => o.packet_log = value.clone(),
             "--media" => o.media = Some(value.clone()),
             "--duration" => {
@@ -316,7 +330,9 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
         .set_string("ice_username", &o.ice_username)
         .set_string("ice_credential", &o.ice_credential)
         .set_string("turn_secret", &o.turn_secret)
-        .set_bool("ice_relay_only", o.relay_only);
+        .set_bool("ice_relay_only", o.relay_only)
+        .set_bool("adaptive_bitrate", o.adaptive)
+        .set_int("min_bitrate_kbps", o.min_bitrate);
     if !o.janus_room.is_empty() {
         svc.set_string("signalling", "janus")
             .set_string("janus_room", &o.janus_room)

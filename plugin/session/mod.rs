@@ -41,6 +41,10 @@ const IDLE_TICK: Duration = Duration::from_secs(60);
 
 /// Loss the server reports that counts as full congestion (OBS's red square): 10 %.
 const FULL_CONGESTION_LOSS: f32 = 0.10;
+/// What is normal on a clear path and no congestion (OBS's square stays green): an estimate up to a fifth under the
+/// configured bitrate (a delay detector's passing overuse), video waiting up to 100 ms (a keyframe draining).
+const NORMAL_SHORTFALL: f64 = 0.2;
+const NORMAL_VIDEO_DELAY: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Phase {
@@ -191,15 +195,24 @@ impl Session {
     }
 
     /// Network congestion as the session sees it, 0..1: the worst of the loss the server reports, how far the
-    /// bandwidth estimate is below what the streams are configured for, and how far behind the pacer is (1 while
-    /// video is dropped).
+    /// bandwidth estimate is below what the streams are configured for and how far behind the pacer is (each beyond
+    /// what is normal on a clear path), 1 while video is dropped.
     pub fn congestion(&self) -> f32 {
         let loss = f32::from(self.feedback.fraction_lost) / 256.0 / FULL_CONGESTION_LOSS;
         if self.phase != Phase::Streaming {
             return loss.min(1.0);
         }
-        let short = 1.0 - self.bwe.estimate() / self.bwe.wanted();
-        let behind = self.sender.video_delay().as_secs_f64() / MAX_VIDEO_DELAY.as_secs_f64();
+        let beyond = |value: f64, normal: f64, full: f64| (value - normal) / (full - normal);
+        let short = beyond(
+            1.0 - self.bwe.estimate() / self.bwe.wanted(),
+            NORMAL_SHORTFALL,
+            1.0,
+        );
+        let behind = beyond(
+            self.sender.video_delay().as_secs_f64(),
+            NORMAL_VIDEO_DELAY.as_secs_f64(),
+            MAX_VIDEO_DELAY.as_secs_f64(),
+        );
         let dropping = if self.sender.dropping() { 1.0 } else { 0.0 };
         (loss as f64)
             .max(short)

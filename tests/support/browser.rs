@@ -15,6 +15,17 @@ pub fn run_page(
     limit: Duration,
     profile_dir: &Path,
 ) -> Result<Value, String> {
+    run_page_with(page, query, limit, profile_dir, &[])
+}
+
+/// [`run_page`] with more Chromium flags (a fake camera, another origin allowed, …).
+pub fn run_page_with(
+    page: &Path,
+    query: &str,
+    limit: Duration,
+    profile_dir: &Path,
+    flags: &[&str],
+) -> Result<Value, String> {
     let html = std::fs::read(page).map_err(|e| format!("{}: {e}", page.display()))?;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -75,6 +86,7 @@ pub fn run_page(
             // Our own host candidates, not mDNS names (the server cannot resolve those).
             "--disable-features=WebRtcHideLocalIpsWithMdns",
         ])
+        .args(flags)
         .arg(format!("--user-data-dir={}", profile_dir.display()))
         .arg(&url)
         .stdin(Stdio::null())

@@ -120,6 +120,16 @@ impl Fake {
 
     /// Pre-flight answered, peer created, gathering complete, offer read, answer applied, connected.
     pub(super) fn connect(&mut self, preflight: Preflight, restarts: bool) -> Vec<Output> {
+        self.connect_with(preflight, restarts, [true; 2])
+    }
+
+    /// [`Self::connect`] with an answer that took transport-wide numbers for (video, audio) as given.
+    pub(super) fn connect_with(
+        &mut self,
+        preflight: Preflight,
+        restarts: bool,
+        transport_cc: [bool; 2],
+    ) -> Vec<Output> {
         let mut all = self.drain();
         all.extend(self.input(Input::Preflighted(preflight)));
         all.extend(self.input(Input::PeerCreated(Ok(()))));
@@ -134,7 +144,7 @@ impl Fake {
             video: 102,
             audio: 111,
             video_rtx: Some(103),
-            transport_cc: [true; 2],
+            transport_cc,
         }))));
         all.extend(self.input(Input::PeerState(PeerState::Connected)));
         all

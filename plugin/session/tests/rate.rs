@@ -231,6 +231,31 @@ fn every_packet_gets_the_next_transport_wide_number_repairs_included() {
     assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
 }
 
+#[test]
+fn only_the_streams_whose_answer_took_the_extension_are_numbered() {
+    // Janus takes transport-wide-cc for video only: audio numbers would all count as lost.
+    let mut f = Fake::new(|_| {});
+    f.connect_with(Preflight::default(), false, [true, false]);
+    f.now = f.at(1000);
+    let mut out = f.input(Input::Media(video_frame(0, 3000, true)));
+    out.extend(f.input(Input::Media(audio_packet(0))));
+    out.extend(f.run_to(1100).into_iter().map(|(_, o)| o));
+    out.extend(f.input(Input::Media(audio_packet(20_000))));
+    out.extend(f.input(Input::Media(video_frame(33_333, 6000, false))));
+    out.extend(f.run_to(1200).into_iter().map(|(_, o)| o));
+    let sent: Vec<(bool, Option<u16>)> = actions(&out)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::SendRtp(p) => Some((p.kind == MediaKind::Video, p.transport_seq)),
+            _ => None,
+        })
+        .collect();
+    assert!(sent.iter().filter(|(video, _)| !video).count() >= 2, "{sent:?}");
+    assert!(sent.iter().all(|(video, n)| *video == n.is_some()), "{sent:?}");
+    let numbers: Vec<u16> = sent.iter().filter_map(|(_, n)| *n).collect();
+    assert!(numbers.len() >= 4 && numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+}
+
 fn sent_numbers(out: &[Output]) -> Vec<Option<u16>> {
     actions(out)
         .into_iter()

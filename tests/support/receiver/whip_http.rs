@@ -85,8 +85,12 @@ fn etag(n: usize, restarts: u64) -> String {
 }
 
 async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+    // CORS as WHIP servers answer browsers (a page on another origin POSTs its offer and reads Location).
     let mut out = format!(
-        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\
+         Access-Control-Allow-Origin: *\r\nAccess-Control-Allow-Methods: OPTIONS, POST, PATCH, DELETE\r\n\
+         Access-Control-Allow-Headers: Content-Type, Authorization, If-Match\r\n\
+         Access-Control-Expose-Headers: Location, Link, ETag, Accept-Patch\r\n",
         body.len()
     );
     for (k, v) in headers {
