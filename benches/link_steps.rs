@@ -34,22 +34,6 @@ const SECONDS: u64 = 65;
 /// Publishers connect in about a second: the steps start that much after the publisher does.
 const CONNECT_MS: u64 = 1000;
 
-fn link(mbps: f64) -> LinkConfig {
-    LinkConfig {
-        rate_bps: Some((mbps * 1e6) as u64),
-        queue: Duration::from_millis(100),
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    }
-}
-
-fn clear() -> LinkConfig {
-    LinkConfig {
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    }
-}
-
 /// What one publisher did: the receiver's report, its own target bitrate over time ([s, kbit/s]) where it says,
 /// and the bottleneck's counters at each step's start, 5 s into it, and at the end.
 struct Trace {
@@ -61,7 +45,7 @@ struct Trace {
 
 /// Runs `publish` while the wire's direction `dir` steps through [`STEPS`]; returns the wire's counters.
 fn stepping<T>(wire: &Wire, dir: usize, publish: impl FnOnce() -> T) -> (T, Vec<LinkStats>) {
-    wire.set(dir, link(STEPS[0].1));
+    wire.set(dir, LinkConfig::bottleneck(STEPS[0].1));
     std::thread::scope(|scope| {
         let marks = scope.spawn(move || {
             let t0 = Instant::now();
@@ -78,7 +62,7 @@ fn stepping<T>(wire: &Wire, dir: usize, publish: impl FnOnce() -> T) -> (T, Vec<
                 .chain([SECONDS * 1000 - 1000]);
             for ((start, mbps), end) in STEPS.iter().zip(ends) {
                 at(*start);
-                wire.set(dir, link(*mbps));
+                wire.set(dir, LinkConfig::bottleneck(*mbps));
                 marks.push(wire.stats(dir));
                 at(start + 5000);
                 marks.push(wire.stats(dir));
@@ -108,7 +92,7 @@ fn receiver_in(ns: &str, addr: &str) -> RemoteReceiver {
 
 fn run_obs(name: &'static str, adaptive: &str) -> Trace {
     let hosts = LinkedHosts::create_wired("steps", 20261130);
-    hosts.wire().set(DOWN, clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let receiver = receiver_in(&hosts.server, &hosts.server_addr);
     let clip = flash_beep_clip("1280x720");
     let seconds = SECONDS.to_string();
@@ -158,15 +142,20 @@ fn run_obs(name: &'static str, adaptive: &str) -> Trace {
 fn run_chromium() -> Trace {
     // Chromium runs on this machine; the receiver on the other end of the wire, whose DOWN direction steps.
     let hosts = LinkedHosts::wired_to_this_machine("stepsch", 20261130);
-    hosts.wire().set(UP, clear());
+    hosts.wire().set(UP, LinkConfig::clear());
     let receiver = receiver_in(&hosts.publisher, &hosts.publisher_addr);
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/whip-publisher.html");
     let query = format!("whip={}&seconds={SECONDS}&kbps=4000", receiver.url);
     let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-publisher");
+    let camera = format!(
+        "--use-file-for-fake-video-capture={}",
+        chromium_camera().display()
+    );
     let flags = [
         "--use-fake-device-for-media-stream",
         "--use-fake-ui-for-media-stream",
         "--disable-web-security",
+        camera.as_str(),
     ];
     let limit = Duration::from_secs(SECONDS + 30);
     let (result, wire) = stepping(hosts.wire(), DOWN, || {
@@ -193,6 +182,23 @@ fn run_chromium() -> Trace {
         target,
         wire,
     }
+}
+
+/// Chromium's camera: the clip OBS streams, 4 s of it as raw 720p30 video (Chromium loops it); its own test
+/// pattern is so simple that its encoder never needs more than ~0.5 Mbit/s.
+fn chromium_camera() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("link-steps-720p30.y4m");
+    if !path.exists() {
+        let status = Command::new("ffmpeg")
+            .args(["-loglevel", "error", "-y", "-i"])
+            .arg(flash_beep_clip("1280x720"))
+            .args(["-t", "4", "-r", "30", "-pix_fmt", "yuv420p"])
+            .arg(&path)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success(), "ffmpeg could not make {}", path.display());
+    }
+    path
 }
 
 /// A 4 Mbit/s 720p30 H.264 (x264 zerolatency, main, no B-frames) + Opus file as long as the run, made once.
@@ -238,7 +244,7 @@ fn gstreamer_media() -> PathBuf {
 fn run_gstreamer() -> Trace {
     let media = gstreamer_media();
     let hosts = LinkedHosts::create_wired("stepsgst", 20261130);
-    hosts.wire().set(DOWN, clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let receiver = receiver_in(&hosts.server, &hosts.server_addr);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gst-whip-publish.py");
     let ((), wire) = stepping(hosts.wire(), UP, || {
@@ -325,7 +331,11 @@ fn print_table(traces: &[Trace]) {
         let intact: f64 = series(&t.report, "intact").iter().sum();
         for (i, (_, mbps)) in STEPS.iter().enumerate() {
             let (adapt, loss, whole, arrived) = step_numbers(t, i);
-            let adapt = adapt.map_or("never".to_string(), |a| format!("{a:.0}"));
+            let adapt = match adapt {
+                _ if i == 0 => "–".to_string(),
+                Some(a) => format!("{a:.0}"),
+                None => "never".to_string(),
+            };
             let frames = if i == 0 {
                 format!("{intact:.0}")
             } else {
@@ -390,8 +400,11 @@ fn plot(traces: &[Trace], png: &Path) {
         "<polyline points='{capacity}' fill='none' stroke='#999' stroke-width='6' opacity='0.5'/>"
     );
     for (i, t) in traces.iter().enumerate() {
+        // A series that ends early (nothing more arrived whole) goes on at zero.
         let points = |v: Vec<f64>, y: &dyn Fn(f64) -> f64| {
             v.iter()
+                .chain(std::iter::repeat(&0.0))
+                .take(SECONDS as usize)
                 .enumerate()
                 .map(|(s, k)| format!("{},{} ", x(s as f64 + 0.5), y(*k)))
                 .collect::<String>()

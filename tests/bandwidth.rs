@@ -9,24 +9,7 @@ use std::time::Duration;
 use support::janus::{watch_through_janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
-use support::obs_run::{binaries, flash_beep_clip, headless_in, receiving, Run};
-
-/// A bottleneck of `mbps` with a 100 ms queue, 10 ms each way.
-fn link(mbps: f64) -> LinkConfig {
-    LinkConfig {
-        rate_bps: Some((mbps * 1e6) as u64),
-        queue: Duration::from_millis(100),
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    }
-}
-
-fn clear() -> LinkConfig {
-    LinkConfig {
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    }
-}
+use support::obs_run::{binaries, flash_beep_clip, headless_in, publish_through, receiving, Run};
 
 /// OBS at 1280x720 30 fps, x264 `zerolatency` at `kbps`, for `seconds`, to our receiver on the server host.
 fn publish(hosts: &LinkedHosts, kbps: u32, seconds: u32, extra: &[&str]) -> (Run, Value) {
@@ -142,8 +125,8 @@ fn intact_share_after(report: &Value, from_s: usize) -> (u64, f64) {
 fn a_link_slower_than_the_encoder_is_followed_and_what_arrives_decodes() {
     let _alone = receiving();
     let hosts = LinkedHosts::create_wired("bw15", 20261201);
-    hosts.wire().set(UP, link(1.5));
-    hosts.wire().set(DOWN, clear());
+    hosts.wire().set(UP, LinkConfig::bottleneck(1.5));
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let (run, report) = publish(&hosts, 2500, 30, &[]);
     let (intact, share) = intact_share_after(&report, 5);
     assert!(
@@ -165,8 +148,8 @@ fn link_steps_down_are_followed_within_three_seconds_and_a_cleared_link_is_used_
 ) {
     let _alone = receiving();
     let hosts = LinkedHosts::create_wired("bwsteps", 20261202);
-    hosts.wire().set(UP, link(4.0));
-    hosts.wire().set(DOWN, clear());
+    hosts.wire().set(UP, LinkConfig::bottleneck(4.0));
+    hosts.wire().set(DOWN, LinkConfig::clear());
     // 4 Mbit/s for 10 s, 1.5 for 15, 0.6 for 15, 4 for 25: the wire changes while OBS streams.
     let steps = [(10_000u64, 1.5), (25_000, 0.6), (40_000, 4.0)];
     let (run, report) = std::thread::scope(|scope| {
@@ -176,7 +159,7 @@ fn link_steps_down_are_followed_within_three_seconds_and_a_cleared_link_is_used_
             for (at, mbps) in steps {
                 // Streaming begins about a second after the start (connect); close enough for seconds-long steps.
                 std::thread::sleep(Duration::from_millis(at + 1000).saturating_sub(t0.elapsed()));
-                wire.set(UP, link(mbps));
+                wire.set(UP, LinkConfig::bottleneck(mbps));
             }
         });
         publish(&hosts, 4000, 65, &[])
@@ -212,8 +195,8 @@ fn a_browser_watching_through_janus_on_a_slow_uplink_sees_no_freeze() {
     let _alone = receiving();
     let hosts = LinkedHosts::wired_to_this_machine("janusbw", 1234);
     let janus = support::janus::Janus::start_on("janus-bw", &hosts.server_addr);
-    hosts.wire().set(UP, link(1.5));
-    hosts.wire().set(DOWN, clear());
+    hosts.wire().set(UP, LinkConfig::bottleneck(1.5));
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let watch = Watch {
         size: "1280x720",
         args: ["--bitrate", "2500", "--tune", "zerolatency"]
@@ -247,8 +230,8 @@ fn a_janus_room_bitrate_cap_reaches_the_encoder_through_remb() {
     let _alone = receiving();
     let hosts = LinkedHosts::wired_to_this_machine("janusremb", 4321);
     let janus = support::janus::Janus::start_on("janus-remb", &hosts.server_addr);
-    hosts.wire().set(UP, clear());
-    hosts.wire().set(DOWN, clear());
+    hosts.wire().set(UP, LinkConfig::clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let watch = Watch {
         args: ["--bitrate", "2500"].map(String::from).to_vec(),
         seconds: 8,
@@ -277,44 +260,19 @@ fn a_gstreamer_receiver_on_a_slow_link_gets_a_stream_that_follows_it() {
     // be) to take transport-wide congestion control; it sends no receiver report in 30 s.
     let _alone = receiving();
     let hosts = LinkedHosts::create_wired("gstbw", 777);
-    hosts.wire().set(UP, link(1.5));
-    hosts.wire().set(DOWN, clear());
-    let clip = flash_beep_clip("1280x720");
+    hosts.wire().set(UP, LinkConfig::bottleneck(1.5));
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gst-whip-receive.py");
     let addr = format!("{}:0", hosts.server_addr);
-    let receiver = RemoteReceiver::start_in(
-        &hosts.server,
+    let seconds = 30;
+    let (run, report) = publish_through(
+        &hosts,
         &script,
         &["--http", &addr, "--timeout", "60", "--twcc"],
+        seconds,
     );
-    let seconds = 30;
-    let run = headless_in(
-        Some(&hosts.publisher),
-        &[
-            "--media",
-            clip.to_str().unwrap(),
-            "--duration",
-            &seconds.to_string(),
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--bitrate",
-            "2500",
-            "--tune",
-            "zerolatency",
-            "--url",
-            &receiver.url,
-        ],
-        None,
-    );
-    let report = receiver.report();
-    println!(
-        "uplink {:?}\nbitrates {}\nreceiver {report}",
-        hosts.wire().stats(UP),
-        run.summary["video_bitrates"]
-    );
+    println!("bitrates {}", run.summary["video_bitrates"]);
     assert_eq!(run.summary["connected"], true, "{}", run.log);
     assert!(
         run.log
@@ -322,7 +280,7 @@ fn a_gstreamer_receiver_on_a_slow_link_gets_a_stream_that_follows_it() {
         "webrtcbin did not take transport-cc:\n{}",
         run.log
     );
-    assert_settled_under_the_link(&run, 10_000, seconds * 1000);
+    assert_settled_under_the_link(&run, 10_000, u64::from(seconds) * 1000);
     // Whole frames decoded: at least 95 % of those made after the first 5 s.
     let decoded = report["video_frames_decoded"].as_u64().unwrap_or(0);
     let floor = (0.95 * 30.0 * (seconds - 5) as f64) as u64;

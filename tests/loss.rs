@@ -5,51 +5,8 @@ mod support;
 use std::time::Duration;
 use support::janus::{watch_through_janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
-use support::netns::{LinkedHosts, RemoteReceiver};
-use support::obs_run::{binaries, flash_beep_clip, headless_in, packets_sent, receiving};
-
-/// OBS at 1280x720, 30 fps, x264 `zerolatency` at 2.5 Mbit/s for `seconds`, to `receiver` (a WHIP receiver
-/// program run on the server host with `args`) through links `up` (publisher → server) and `down` of our own.
-fn publish_through(
-    hosts: &LinkedHosts,
-    receiver: &std::path::Path,
-    args: &[&str],
-    seconds: u32,
-) -> (support::obs_run::Run, serde_json::Value) {
-    let clip = flash_beep_clip("1280x720");
-    let receiver = RemoteReceiver::start_in(&hosts.server, receiver, args);
-    let run = headless_in(
-        Some(&hosts.publisher),
-        &[
-            "--media",
-            clip.to_str().unwrap(),
-            "--duration",
-            &seconds.to_string(),
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--bitrate",
-            "2500",
-            "--tune",
-            "zerolatency",
-            "--url",
-            &receiver.url,
-        ],
-        None,
-    );
-    let report = receiver.report();
-    println!("uplink {:?}\nreceiver {report}", hosts.wire().stats(UP));
-    for l in run
-        .log
-        .lines()
-        .filter(|l| l.contains("NACKs from the server") || l.contains("retransmissions of"))
-    {
-        println!("{l}");
-    }
-    assert_eq!(run.summary["connected"], true, "{}", run.log);
-    (run, report)
-}
+use support::netns::LinkedHosts;
+use support::obs_run::{binaries, packets_sent, publish_through, receiving};
 
 /// 5 % of the media lost at random on the way to the server, 10 ms each way.
 fn lossy(hosts: &LinkedHosts) {

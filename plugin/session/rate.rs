@@ -211,13 +211,7 @@ mod tests {
     use super::*;
 
     fn config() -> RateConfig {
-        RateConfig {
-            adaptive: true,
-            video_kbps: 2500,
-            min_video_kbps: 300,
-            encoder_follows: true,
-            audio_kbps: 160,
-        }
+        RateConfig::default()
     }
 
     #[test]

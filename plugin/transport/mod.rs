@@ -2,6 +2,7 @@
 //! connection, on a tokio runtime the plugin owns.
 //! OBS's threads never enter here; the stream worker does, and module unload shuts the runtime down.
 pub mod driver;
+pub mod feedback;
 pub mod http;
 pub mod janus;
 pub mod peer;

@@ -1,5 +1,6 @@
 //! Running the headless runner (real libobs under Xvfb + our plugin) from tests.
 #![allow(dead_code)]
+use super::netns::{LinkedHosts, RemoteReceiver};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -206,4 +207,55 @@ pub fn packets_sent(log: &str) -> (u64, u64) {
         .filter_map(|w| w.parse().ok())
         .collect();
     (nums[0], nums[1])
+}
+
+/// OBS (headless, real libobs) at 1280x720, 30 fps, x264 `zerolatency` at 2.5 Mbit/s for `seconds`, to `receiver` (a WHIP receiver
+/// program run on the server host with `args`) through links `up` (publisher → server) and `down` of our own.
+pub fn publish_through(
+    hosts: &LinkedHosts,
+    receiver: &std::path::Path,
+    args: &[&str],
+    seconds: u32,
+) -> (Run, serde_json::Value) {
+    let clip = flash_beep_clip("1280x720");
+    let receiver = RemoteReceiver::start_in(&hosts.server, receiver, args);
+    let run = headless_in(
+        Some(&hosts.publisher),
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            &seconds.to_string(),
+            "--width",
+            "1280",
+            "--height",
+            "720",
+            "--bitrate",
+            "2500",
+            "--tune",
+            "zerolatency",
+            "--url",
+            &receiver.url,
+        ],
+        None,
+    );
+    let report = receiver.report();
+    println!(
+        "uplink {:?}\nreceiver {report}",
+        hosts.wire().stats(super::netns::wire::UP)
+    );
+    for l in run.log.lines().filter(|l| {
+        [
+            "NACKs from the server",
+            "retransmissions of",
+            "bandwidth estimat",
+            "video bitrate →",
+        ]
+        .iter()
+        .any(|k| l.contains(k))
+    }) {
+        println!("{l}");
+    }
+    assert_eq!(run.summary["connected"], true, "{}", run.log);
+    (run, report)
 }

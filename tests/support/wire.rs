@@ -30,6 +30,25 @@ pub struct LinkConfig {
     pub cut: bool,
 }
 
+impl LinkConfig {
+    /// A bottleneck of `mbps` with a 100 ms queue, 10 ms each way.
+    pub fn bottleneck(mbps: f64) -> LinkConfig {
+        LinkConfig {
+            rate_bps: Some((mbps * 1e6) as u64),
+            queue: Duration::from_millis(100),
+            ..LinkConfig::clear()
+        }
+    }
+
+    /// No limit, 10 ms each way.
+    pub fn clear() -> LinkConfig {
+        LinkConfig {
+            delay: Duration::from_millis(10),
+            ..Default::default()
+        }
+    }
+}
+
 impl Default for LinkConfig {
     fn default() -> Self {
         LinkConfig {

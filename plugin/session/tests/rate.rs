@@ -250,10 +250,19 @@ fn only_the_streams_whose_answer_took_the_extension_are_numbered() {
             _ => None,
         })
         .collect();
-    assert!(sent.iter().filter(|(video, _)| !video).count() >= 2, "{sent:?}");
-    assert!(sent.iter().all(|(video, n)| *video == n.is_some()), "{sent:?}");
+    assert!(
+        sent.iter().filter(|(video, _)| !video).count() >= 2,
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().all(|(video, n)| *video == n.is_some()),
+        "{sent:?}"
+    );
     let numbers: Vec<u16> = sent.iter().filter_map(|(_, n)| *n).collect();
-    assert!(numbers.len() >= 4 && numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+    assert!(
+        numbers.len() >= 4 && numbers.windows(2).all(|w| w[1] == w[0] + 1),
+        "{numbers:?}"
+    );
 }
 
 fn sent_numbers(out: &[Output]) -> Vec<Option<u16>> {

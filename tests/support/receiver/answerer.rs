@@ -8,7 +8,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
-use rtc_studio::transport::peer::RtcpTap;
+use rtc_studio::transport::feedback::RtcpTap;
 use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_remote::TrackRemote;
