@@ -36,6 +36,10 @@ pub use sender::{Latency, RtpPacket, SenderReport};
 
 /// How long teardown (WHIP DELETE or Janus leave, and the DTLS close) may take.
 pub const CLOSE_LIMIT: Duration = Duration::from_secs(2);
+/// The peer connection closes once the server's session has ended, or this long after teardown began: a server
+/// that sees the DTLS close first may end the session by itself and answer the DELETE with 404
+/// (simple-whip-server in front of Janus does).
+pub const PEER_CLOSE_WAIT: Duration = Duration::from_secs(1);
 /// With nothing else due, the driver still calls back this often.
 const IDLE_TICK: Duration = Duration::from_secs(60);
 
@@ -63,6 +67,8 @@ struct Closing {
     deadline: Option<Instant>,
     server_pending: bool,
     peer_pending: bool,
+    /// When the peer connection is to be closed, while that is still to come.
+    close_peer_at: Option<Instant>,
     server: Option<Result<String, String>>,
 }
 
@@ -292,7 +298,10 @@ impl Session {
             .into_iter()
             .flatten()
             .min(),
-            Phase::Closing => self.closing.deadline,
+            Phase::Closing => [self.closing.deadline, self.closing.close_peer_at]
+                .into_iter()
+                .flatten()
+                .min(),
             Phase::Closed => None,
             _ => self.negotiation_due(),
         };
@@ -399,21 +408,31 @@ impl Session {
             deadline: Some(self.now + CLOSE_LIMIT),
             server_pending: self.negotiation.offer_sent,
             peer_pending: self.negotiation.peer_created,
+            close_peer_at: self.negotiation.peer_created.then_some(self.now),
             server: None,
         };
         if self.closing.server_pending {
             self.act(Action::EndServerSession);
-        }
-        if self.closing.peer_pending {
-            self.act(Action::ClosePeer);
+            if let Some(at) = self.closing.close_peer_at.as_mut() {
+                *at += PEER_CLOSE_WAIT;
+            }
+        } else {
+            self.close_peer();
         }
         self.maybe_closed();
+    }
+
+    fn close_peer(&mut self) {
+        if self.closing.close_peer_at.take().is_some() {
+            self.act(Action::ClosePeer);
+        }
     }
 
     fn server_session_ended(&mut self, r: Result<String, String>) {
         if self.phase == Phase::Closing && self.closing.server_pending {
             self.closing.server_pending = false;
             self.closing.server = Some(r);
+            self.close_peer();
             self.maybe_closed();
         }
     }
@@ -426,6 +445,9 @@ impl Session {
     }
 
     fn closing_tick(&mut self) {
+        if self.closing.close_peer_at.is_some_and(|t| self.now >= t) {
+            self.close_peer();
+        }
         if self.closing.deadline.is_some_and(|d| self.now >= d) {
             if self.closing.server_pending {
                 self.closing.server = Some(Err(format!(

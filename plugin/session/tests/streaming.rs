@@ -8,11 +8,16 @@ fn closing_waits_for_the_server_at_most_its_deadline() {
     let mut f = Fake::new(|_| {});
     f.connect(Preflight::default(), false);
     let out = f.input(Input::Stop);
-    assert_eq!(kinds(&out), ["end-server-session", "close-peer"]);
+    assert_eq!(kinds(&out), ["end-server-session"]);
     assert!(
         failure(&out).is_none(),
         "a stop while streaming is no failure"
     );
+    // The server has not answered the DELETE: the peer closes after its wait all the same.
+    let wait = PEER_CLOSE_WAIT.as_millis() as u64;
+    assert!(f.run_to(wait - 1).is_empty());
+    let out: Vec<Output> = f.run_to(wait).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(kinds(&out), ["close-peer"]);
     f.input(Input::PeerClosed);
     assert!(!f.s.is_closed());
     let out = f.run_to(CLOSE_LIMIT.as_millis() as u64 - 1);
@@ -26,6 +31,20 @@ fn closing_waits_for_the_server_at_most_its_deadline() {
         )]
     );
     assert!(f.s.is_closed());
+}
+
+#[test]
+fn the_peer_closes_once_the_server_has_ended_its_session() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    assert_eq!(kinds(&f.input(Input::Stop)), ["end-server-session"]);
+    f.now = f.at(40);
+    let out = f.input(Input::ServerSessionEnded(Ok("DELETE answered 200".into())));
+    assert_eq!(kinds(&out), ["close-peer"]);
+    assert!(!f.s.is_closed());
+    let out = f.input(Input::PeerClosed);
+    assert!(f.s.is_closed(), "{out:?}");
+    assert!(f.run_to(CLOSE_LIMIT.as_millis() as u64).is_empty());
 }
 
 #[test]
