@@ -164,8 +164,9 @@ impl Session {
         if self.phase == Phase::Streaming {
             match self.sender.poll(self.now) {
                 Some(Outgoing::Rtp(p, probe)) => {
-                    if let Some(seq) = p.transport_seq {
-                        self.bwe.on_sent(seq, p.payload.len(), probe, self.now);
+                    match p.transport_seq {
+                        Some(seq) => self.bwe.on_sent(seq, p.payload.len(), probe, self.now),
+                        None => self.bwe.on_sent_unnumbered(p.payload.len(), self.now),
                     }
                     return Output::Action(Action::SendRtp(p));
                 }

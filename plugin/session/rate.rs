@@ -1,7 +1,8 @@
 //! Following the network: the bandwidth estimate ([`super::bwe`]) sets the pacing rate and — when adaptation is on
 //! and the encoder takes bitrate changes while encoding — the video encoder's bitrate: the estimate less audio and
 //! packet overhead, between the floor and the configured bitrate. Down fast (at most every [`DOWN_INTERVAL`]), up
-//! gently (at most every [`UP_INTERVAL`], by at most [`UP_STEP`]); changes under [`MIN_CHANGE`] are not worth an
+//! gently (at most every [`UP_INTERVAL`], by [`UP_STEP`] or [`UP_SHARE`] of the way to the target, whichever is
+//! more: a link found clear again by a probe is used within seconds); changes under [`MIN_CHANGE`] are not worth an
 //! encoder reconfiguration. The bitrates over the stream are kept for the summary at the end.
 use super::bwe::{Bwe, PACKET_OVERHEAD};
 use super::io::RateConfig;
@@ -21,6 +22,7 @@ const MIN_ESTIMATE: f64 = 30_000.0;
 pub const DOWN_INTERVAL: Duration = Duration::from_millis(300);
 pub const UP_INTERVAL: Duration = Duration::from_secs(1);
 pub const UP_STEP: f64 = 1.25;
+pub const UP_SHARE: f64 = 0.5;
 pub const MIN_CHANGE: f64 = 0.05;
 
 fn audio_wire_bps(c: &RateConfig) -> f64 {
@@ -99,7 +101,8 @@ impl Adaptation {
             && (f64::from(target) > current * (1.0 + MIN_CHANGE) || target == configured)
             && waited(UP_INTERVAL)
         {
-            target.min((current * UP_STEP) as u32).max(self.current + 1)
+            let step = (current * UP_STEP).max(current + UP_SHARE * (f64::from(target) - current));
+            target.min(step as u32).max(self.current + 1)
         } else {
             return None;
         };
@@ -248,13 +251,19 @@ mod tests {
         );
         assert_eq!(
             a.decide(bps(2500.0), at(1300)),
-            Some(1000),
-            "at most 25 % up"
+            Some(1650),
+            "half the way up (more than 25 %)"
         );
-        assert_eq!(a.decide(bps(2500.0), at(2300)), Some(1250));
-        let (changes, min, median, max) = a.summary(at(3300)).unwrap();
-        assert_eq!((changes, min, max), (4, 800, 2500));
-        assert_eq!(median, 1000, "time-weighted: 1000 for 1 s of 3.3");
+        assert_eq!(a.decide(bps(2500.0), at(2300)), Some(2075));
+        assert_eq!(
+            a.decide(bps(2300.0), at(3300)),
+            Some(2300),
+            "25 % is more than half of what is left, and the target is nearer"
+        );
+        assert_eq!(a.decide(bps(9000.0), at(4300)), Some(2500));
+        let (changes, min, median, max) = a.summary(at(5300)).unwrap();
+        assert_eq!((changes, min, max), (6, 800, 2500));
+        assert_eq!(median, 2075, "time-weighted over 5.3 s");
     }
 
     #[test]

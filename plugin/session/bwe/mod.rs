@@ -28,6 +28,8 @@ pub const PACKET_OVERHEAD: usize = 58;
 pub const HEADROOM: f64 = 1.5;
 /// The log keeps packets this long for their feedback.
 const LOG_KEEP: Duration = Duration::from_secs(5);
+/// The window over which unnumbered packets count as received.
+const UNNUMBERED_WINDOW: Duration = Duration::from_millis(500);
 
 /// What the receiver said about one packet: its transport-wide sequence number and when it arrived on the
 /// receiver's clock (None: not received).
@@ -121,6 +123,8 @@ pub struct Bwe {
     delay: DelayDetector,
     rate: RateControl,
     received: ReceivedRate,
+    /// Packets sent without a transport-wide number in the last [`UNNUMBERED_WINDOW`]: (when, size on the wire).
+    unnumbered: VecDeque<(Instant, usize)>,
     loss: LossControl,
     prober: Prober,
     remb: Option<f64>,
@@ -146,6 +150,7 @@ impl Bwe {
             delay: DelayDetector::default(),
             rate: RateControl::new(initial, min, max),
             received: ReceivedRate::default(),
+            unnumbered: VecDeque::new(),
             loss: LossControl::new(initial, min, max),
             prober: Prober::default(),
             remb: None,
@@ -209,6 +214,25 @@ impl Bwe {
         }
     }
 
+    /// A packet without a transport-wide number left at `now` (a stream whose answer did not take the extension):
+    /// the receiver's reports cannot say it arrived, so the received rate counts it as it was sent.
+    pub fn on_sent_unnumbered(&mut self, payload: usize, now: Instant) {
+        self.unnumbered.push_back((now, payload + PACKET_OVERHEAD));
+        while self
+            .unnumbered
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > UNNUMBERED_WINDOW)
+        {
+            self.unnumbered.pop_front();
+        }
+    }
+
+    /// The rate of unnumbered packets over the last [`UNNUMBERED_WINDOW`], bit/s.
+    fn unnumbered_bps(&self) -> f64 {
+        let bytes: usize = self.unnumbered.iter().map(|(_, size)| size).sum();
+        bytes as f64 * 8.0 / UNNUMBERED_WINDOW.as_secs_f64()
+    }
+
     /// Transport-wide feedback arrived at `now`.
     pub fn on_transport_feedback(&mut self, acks: &[TransportAck], rtt: Duration, now: Instant) {
         self.transport_feedback = true;
@@ -241,7 +265,8 @@ impl Bwe {
             }
         }
         let usage = self.delay.usage();
-        self.rate.update(usage, self.received.bps(), rtt, now);
+        let received = self.received.bps().map(|r| r + self.unnumbered_bps());
+        self.rate.update(usage, received, rtt, now);
         self.loss.count(lost, total, self.estimate, rtt, now);
         self.judge_probe(now);
         self.combine(now);
