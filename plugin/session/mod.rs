@@ -370,7 +370,11 @@ impl Session {
                 s.nacks += 1;
                 s.nacked_packets += seqs.len() as u64;
                 if self.phase == Phase::Streaming {
-                    let loss = f64::from(s.fraction_lost) / 256.0;
+                    // Copies of a repair help through random loss; into a congested path they add to it.
+                    let loss = match self.bwe.congested(self.now) {
+                        true => 0.0,
+                        false => f64::from(s.fraction_lost) / 256.0,
+                    };
                     self.sender.nack(ssrc, &seqs, self.now, loss);
                 }
             }

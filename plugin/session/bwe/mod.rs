@@ -30,6 +30,8 @@ pub const HEADROOM: f64 = 1.5;
 const LOG_KEEP: Duration = Duration::from_secs(5);
 /// The window over which unnumbered packets count as received.
 const UNNUMBERED_WINDOW: Duration = Duration::from_millis(500);
+/// After the estimate came down, losses are the path's queue overflowing (congestion) for this long.
+const CONGESTED_AFTER_DROP: Duration = Duration::from_secs(2);
 
 /// What the receiver said about one packet: its transport-wide sequence number and when it arrived on the
 /// receiver's clock (None: not received).
@@ -123,6 +125,8 @@ pub struct Bwe {
     delay: DelayDetector,
     rate: RateControl,
     received: ReceivedRate,
+    /// When the estimate last came down.
+    last_drop: Option<Instant>,
     /// Packets sent without a transport-wide number in the last [`UNNUMBERED_WINDOW`]: (when, size on the wire).
     unnumbered: VecDeque<(Instant, usize)>,
     loss: LossControl,
@@ -151,6 +155,7 @@ impl Bwe {
             rate: RateControl::new(initial, min, max),
             received: ReceivedRate::default(),
             unnumbered: VecDeque::new(),
+            last_drop: None,
             loss: LossControl::new(initial, min, max),
             prober: Prober::default(),
             remb: None,
@@ -212,6 +217,15 @@ impl Bwe {
         if let Some((id, last)) = probe {
             self.prober.on_sent(id, size, now, last);
         }
+    }
+
+    /// Whether the path is congested at `now`: its queue growing, or the estimate came down lately. Losses then
+    /// are the queue overflowing, not the random kind more copies of a repair would get through.
+    pub fn congested(&self, now: Instant) -> bool {
+        self.delay.usage() == Usage::Overusing
+            || self
+                .last_drop
+                .is_some_and(|t| now.saturating_duration_since(t) < CONGESTED_AFTER_DROP)
     }
 
     /// A packet without a transport-wide number left at `now` (a stream whose answer did not take the extension):
@@ -347,6 +361,7 @@ impl Bwe {
         let e = e.clamp(self.min, self.max);
         if e < self.estimate * 0.95 {
             self.prober.hold_until(now + probe::AFTER_DECREASE);
+            self.last_drop = Some(now);
         }
         self.estimate = e;
     }

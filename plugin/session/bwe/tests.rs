@@ -216,6 +216,20 @@ fn audio_without_transport_wide_numbers_still_counts_as_received() {
 }
 
 #[test]
+fn a_step_down_counts_as_congestion_a_clear_link_never_does() {
+    let mut s = Sim::new(2_500_000.0, 5_000_000.0);
+    let congested = |s: &mut Sim, from: u64, to: u64| {
+        (from..to).step_by(10).any(|ms| {
+            s.run(ms, ms + 10);
+            s.bwe.congested(s.t0 + Duration::from_millis(ms + 10))
+        })
+    };
+    assert!(!congested(&mut s, 0, 10_000), "{:?}", s.trace);
+    s.link.bps = 1_000_000.0;
+    assert!(congested(&mut s, 10_000, 11_000), "{:?}", s.trace);
+}
+
+#[test]
 fn steps_down_are_followed_within_three_seconds_and_a_cleared_link_is_climbed_within_twenty() {
     // Configured for 4 Mbit/s on the wire; the link starts (and ends) clear at 5.
     let max = 4_000_000.0;
