@@ -29,7 +29,8 @@ OUTPUT:
     height, fps, audio_packets, audio_decode_errors, first_frame_ms (WHIP POST → first decoded frame),
     av_offset_ms (flash/beep offset through RTCP sender reports; positive = audio late), delete_received,
     frames_intact (whole reference chain since the last IDR), freezes and freeze_ms, packets_nacked,
-    retransmissions_received, packets_lost (given up), plis_sent, keyframes, keyframe_waits_ms (PLI → next
+    retransmissions_received, packets_lost (given up; this and decode_errors as of the DELETE),
+    given_up_after_delete (gaps open at the stream's end), plis_sent, keyframes, keyframe_waits_ms (PLI → next
     keyframe received), rtt_ms, timeline (per second: kbps received, frames decoded intact by media time,
     expected_per_second), …
 ";

@@ -256,19 +256,7 @@ fn a_browser_watches_what_obs_publishes_into_janus() {
         )
     });
     // Chromium subscribes once our publisher is in the room and sending.
-    let mut sending = false;
-    for _ in 0..60 {
-        std::thread::sleep(Duration::from_millis(250));
-        if inbound(&janus).video_packets > 0 {
-            sending = true;
-            break;
-        }
-    }
-    assert!(
-        sending,
-        "the publisher never reached Janus:\n{}",
-        janus.log()
-    );
+    support::janus::wait_for_publisher_video(&janus);
     let page =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
     let profile = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile");

@@ -46,8 +46,11 @@ fn five_percent_loss_is_repaired_and_every_frame_decodes_at_our_receiver() {
         "RTX was not negotiated:\n{}",
         run.log
     );
+    // Every NACKed packet came again — but those still missing when the stream ended (its DELETE): no publisher
+    // repairs after that.
     assert!(
-        n("packets_nacked") > 50 && n("retransmissions_received") >= n("packets_nacked"),
+        n("packets_nacked") > 50
+            && n("retransmissions_received") + n("given_up_after_delete") >= n("packets_nacked"),
         "{r}"
     );
     assert_eq!(n("packets_lost"), 0, "the receiver gave packets up: {r}");

@@ -69,6 +69,9 @@ struct Closing {
     peer_pending: bool,
     /// When the peer connection is to be closed, while that is still to come.
     close_peer_at: Option<Instant>,
+    /// The stream was on when teardown began: until the peer closes, repairs the server asks for (the stream's
+    /// last packets) still go, and what was queued leaves.
+    sending: bool,
     server: Option<Result<String, String>>,
 }
 
@@ -161,7 +164,7 @@ impl Session {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        if self.phase == Phase::Streaming {
+        if self.sending() {
             match self.sender.poll(self.now) {
                 Some(Outgoing::Rtp(p, probe)) => {
                     match p.transport_seq {
@@ -175,6 +178,11 @@ impl Session {
             }
         }
         Output::Timeout(self.next_timeout())
+    }
+
+    /// Whether media goes out: while streaming, and while closing until the peer closes.
+    fn sending(&self) -> bool {
+        self.phase == Phase::Streaming || (self.phase == Phase::Closing && self.closing.sending)
     }
 
     /// Whether the session has ended (after [`Event::Closed`]).
@@ -299,10 +307,17 @@ impl Session {
             .into_iter()
             .flatten()
             .min(),
-            Phase::Closing => [self.closing.deadline, self.closing.close_peer_at]
-                .into_iter()
-                .flatten()
-                .min(),
+            Phase::Closing => [
+                self.closing.deadline,
+                self.closing.close_peer_at,
+                self.closing
+                    .sending
+                    .then(|| self.sender.next_due())
+                    .flatten(),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
             Phase::Closed => None,
             _ => self.negotiation_due(),
         };
@@ -369,7 +384,9 @@ impl Session {
             Feedback::Nack { ssrc, seqs } => {
                 s.nacks += 1;
                 s.nacked_packets += seqs.len() as u64;
-                if self.phase == Phase::Streaming {
+                if self.phase == Phase::Streaming
+                    || (self.phase == Phase::Closing && self.closing.sending)
+                {
                     // Copies of a repair help through random loss; into a congested path they add to it.
                     let loss = match self.bwe.congested(self.now) {
                         true => 0.0,
@@ -408,8 +425,10 @@ impl Session {
         if let Some(f) = failure {
             self.event(Event::Failed(f));
         }
+        let sending = self.phase == Phase::Streaming;
         self.phase = Phase::Closing;
         self.closing = Closing {
+            sending,
             deadline: Some(self.now + CLOSE_LIMIT),
             server_pending: self.negotiation.offer_sent,
             peer_pending: self.negotiation.peer_created,
@@ -428,6 +447,7 @@ impl Session {
     }
 
     fn close_peer(&mut self) {
+        self.closing.sending = false;
         if self.closing.close_peer_at.take().is_some() {
             self.act(Action::ClosePeer);
         }

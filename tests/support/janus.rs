@@ -363,23 +363,7 @@ pub fn watch_through_janus(
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         super::obs_run::headless_in(Some(&ns), &args, None)
     });
-    let mut sending = false;
-    for _ in 0..60 {
-        std::thread::sleep(Duration::from_millis(250));
-        if janus_publisher_video(janus)["packets"]
-            .as_u64()
-            .unwrap_or(0)
-            > 0
-        {
-            sending = true;
-            break;
-        }
-    }
-    assert!(
-        sending,
-        "the publisher never reached Janus:\n{}",
-        janus.log()
-    );
+    wait_for_publisher_video(janus);
     std::thread::sleep(w.join_after);
     let page =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
@@ -402,4 +386,20 @@ pub fn watch_through_janus(
     }
     assert_eq!(run.summary["connected"], true, "{}", run.log);
     (result["video"].clone(), run)
+}
+
+/// Waits (at most 15 s) until Janus has video from a publisher.
+pub fn wait_for_publisher_video(janus: &Janus) {
+    let sending = (0..60).any(|_| {
+        std::thread::sleep(Duration::from_millis(250));
+        janus_publisher_video(janus)["packets"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    assert!(
+        sending,
+        "the publisher never reached Janus:\n{}",
+        janus.log()
+    );
 }

@@ -30,8 +30,9 @@ pub const HEADROOM: f64 = 1.5;
 const LOG_KEEP: Duration = Duration::from_secs(5);
 /// The window over which unnumbered packets count as received.
 const UNNUMBERED_WINDOW: Duration = Duration::from_millis(500);
-/// After the estimate came down, losses are the path's queue overflowing (congestion) for this long.
-const CONGESTED_AFTER_DROP: Duration = Duration::from_secs(2);
+/// After the path's queue grew and the estimate came down, losses are that queue overflowing (congestion) for
+/// this long. (A decrease for loss alone says nothing of the kind: random loss does that too.)
+const CONGESTED_AFTER_DROP: Duration = Duration::from_secs(1);
 
 /// What the receiver said about one packet: its transport-wide sequence number and when it arrived on the
 /// receiver's clock (None: not received).
@@ -125,7 +126,7 @@ pub struct Bwe {
     delay: DelayDetector,
     rate: RateControl,
     received: ReceivedRate,
-    /// When the estimate last came down.
+    /// When the estimate last came down for a growing queue.
     last_drop: Option<Instant>,
     /// Packets sent without a transport-wide number in the last [`UNNUMBERED_WINDOW`]: (when, size on the wire).
     unnumbered: VecDeque<(Instant, usize)>,
@@ -219,8 +220,9 @@ impl Bwe {
         }
     }
 
-    /// Whether the path is congested at `now`: its queue growing, or the estimate came down lately. Losses then
-    /// are the queue overflowing, not the random kind more copies of a repair would get through.
+    /// Whether the path is congested at `now`: its queue growing, or it grew and the estimate came down within the
+    /// last second. Losses then are the queue overflowing, not the random kind more copies of a repair would get
+    /// through.
     pub fn congested(&self, now: Instant) -> bool {
         self.delay.usage() == Usage::Overusing
             || self
@@ -361,7 +363,9 @@ impl Bwe {
         let e = e.clamp(self.min, self.max);
         if e < self.estimate * 0.95 {
             self.prober.hold_until(now + probe::AFTER_DECREASE);
-            self.last_drop = Some(now);
+            if self.delay.usage() == Usage::Overusing {
+                self.last_drop = Some(now);
+            }
         }
         self.estimate = e;
     }

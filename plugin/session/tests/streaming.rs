@@ -256,6 +256,33 @@ fn sent_rtp(out: &[Output]) -> Vec<RtpPacket> {
 }
 
 #[test]
+fn the_last_packets_are_still_repaired_while_closing_until_the_peer_closes() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(1000);
+    let mut sent = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
+    sent.extend(f.run_to(1009).iter().filter_map(|(_, o)| match o {
+        Output::Action(Action::SendRtp(p)) => Some(p.clone()),
+        _ => None,
+    }));
+    let lost = sent.last().expect("sent").seq;
+    assert_eq!(kinds(&f.input(Input::Stop)), ["end-server-session"]);
+    let nack = Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![lost],
+    });
+    let out = f.input(nack.clone());
+    assert!(sent_rtp(&out).iter().any(|p| p.seq == lost), "{out:?}");
+    let out = f.input(Input::ServerSessionEnded(Ok("DELETE answered 200".into())));
+    assert_eq!(kinds(&out), ["close-peer"]);
+    f.now = f.at(1200);
+    assert!(
+        sent_rtp(&f.input(nack)).is_empty(),
+        "nothing once the peer closes"
+    );
+}
+
+#[test]
 fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
     let mut f = Fake::new(|_| {});
     f.connect(Preflight::default(), false);

@@ -105,6 +105,9 @@ pub(crate) struct Stats {
     /// Sender reports per SSRC: (NTP, RTP).
     reports: HashMap<u32, Vec<(u64, u32)>>,
     delete_received: bool,
+    /// Packets given up on and decode errors when the DELETE came: what the stream itself suffered. Gaps still
+    /// open then are given up afterwards, with no publisher left to repair them (the stream's end).
+    at_delete: Option<(u64, u64)>,
     auth_failures: u32,
     /// The candidate types (host, srflx, relay) in the last offer.
     offer_candidate_types: Vec<String>,
@@ -231,9 +234,12 @@ impl Receiver {
             _ => serde_json::Value::Null,
         };
         let (offset, pairs) = av_offset(&s);
-        json!({
+        let (lost, decode_errors) = s
+            .at_delete
+            .unwrap_or((s.jitter.packets_lost, s.decode_errors));
+        let mut report = json!({
             "video_frames_decoded": s.video_frames_decoded,
-            "decode_errors": s.decode_errors,
+            "decode_errors": decode_errors,
             "incomplete_units": s.incomplete_units,
             "width": s.width,
             "height": s.height,
@@ -265,7 +271,7 @@ impl Receiver {
             "packets_nacked": s.jitter.packets_nacked,
             "nack_requests": s.jitter.nack_requests,
             "retransmissions_received": s.jitter.retransmissions_received,
-            "packets_lost": s.jitter.packets_lost,
+            "packets_lost": lost,
             "plis_sent": s.plis_sent,
             "keyframes": s.keyframes,
             "keyframe_waits_ms": s.keyframe_waits_ms,
@@ -274,7 +280,9 @@ impl Receiver {
             "auth_failures": s.auth_failures,
             "offer_candidate_types": s.offer_candidate_types,
             "timeline": measure::timeline(&s),
-        })
+        });
+        report["given_up_after_delete"] = json!(s.jitter.packets_lost - lost);
+        report
     }
 
     pub async fn stop(self) {

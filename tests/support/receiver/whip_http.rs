@@ -276,7 +276,11 @@ pub(super) async fn serve(
             }
         }
         ("DELETE", p) if p.starts_with("/whip/session/") => {
-            stats.lock().unwrap().delete_received = true;
+            {
+                let mut s = stats.lock().unwrap();
+                s.delete_received = true;
+                s.at_delete = Some((s.jitter.packets_lost, s.decode_errors));
+            }
             respond(&mut conn, "200 OK", &[], b"").await;
         }
         _ => respond(&mut conn, "404 Not Found", &[], b"no such resource").await,
