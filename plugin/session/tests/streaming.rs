@@ -245,6 +245,19 @@ fn keyframes_leave_at_the_estimated_rate_and_audio_is_never_held_behind_them() {
     );
 }
 
+/// Connected, a 5 KB keyframe handed over at 1 s: the session and the packets it sent in the next 9 ms.
+fn streaming_a_keyframe() -> (Fake, Vec<RtpPacket>) {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(1000);
+    let mut sent = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
+    sent.extend(f.run_to(1009).iter().filter_map(|(_, o)| match o {
+        Output::Action(Action::SendRtp(p)) => Some(p.clone()),
+        _ => None,
+    }));
+    (f, sent)
+}
+
 fn sent_rtp(out: &[Output]) -> Vec<RtpPacket> {
     actions(out)
         .into_iter()
@@ -257,14 +270,7 @@ fn sent_rtp(out: &[Output]) -> Vec<RtpPacket> {
 
 #[test]
 fn the_last_packets_are_still_repaired_while_closing_until_the_peer_closes() {
-    let mut f = Fake::new(|_| {});
-    f.connect(Preflight::default(), false);
-    f.now = f.at(1000);
-    let mut sent = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
-    sent.extend(f.run_to(1009).iter().filter_map(|(_, o)| match o {
-        Output::Action(Action::SendRtp(p)) => Some(p.clone()),
-        _ => None,
-    }));
+    let (mut f, sent) = streaming_a_keyframe();
     let lost = sent.last().expect("sent").seq;
     assert_eq!(kinds(&f.input(Input::Stop)), ["end-server-session"]);
     let nack = Input::Feedback(Feedback::Nack {
@@ -284,14 +290,7 @@ fn the_last_packets_are_still_repaired_while_closing_until_the_peer_closes() {
 
 #[test]
 fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
-    let mut f = Fake::new(|_| {});
-    f.connect(Preflight::default(), false);
-    f.now = f.at(1000);
-    let mut first = sent_rtp(&f.input(Input::Media(video_frame(0, 5000, true))));
-    first.extend(f.run_to(1009).iter().filter_map(|(_, o)| match o {
-        Output::Action(Action::SendRtp(p)) => Some(p.clone()),
-        _ => None,
-    }));
+    let (mut f, first) = streaming_a_keyframe();
     assert!(first.len() >= 4, "{}", first.len());
     let lost = first[2].clone();
     // A 100 KB keyframe is being paced out when the NACK arrives: the repair goes ahead of it.

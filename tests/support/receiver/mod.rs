@@ -218,6 +218,8 @@ impl Receiver {
                 s.decoder = "libavcodec (B-frames)";
                 s.video_frames_decoded = frames;
                 s.decode_errors = errors;
+                // The whole session decoded again: its errors replace openh264's, at the DELETE too.
+                s.at_delete = s.at_delete.map(|(lost, _)| (lost, errors));
                 s.flashes = flashes;
                 s.first_frame_ts = Some(first);
                 s.last_frame_ts = Some(last);
