@@ -8,54 +8,16 @@ use serde_json::Value;
 use std::time::Duration;
 use support::janus::{watch_through_janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
-use support::netns::{LinkedHosts, RemoteReceiver};
-use support::obs_run::{binaries, flash_beep_clip, headless_in, publish_through, receiving, Run};
+use support::netns::LinkedHosts;
+use support::obs_run::{binaries, publish_through, receiving, Run};
 
 /// OBS at 1280x720 30 fps, x264 `zerolatency` at `kbps`, for `seconds`, to our receiver on the server host.
-fn publish(hosts: &LinkedHosts, kbps: u32, seconds: u32, extra: &[&str]) -> (Run, Value) {
-    let clip = flash_beep_clip("1280x720");
+fn publish(hosts: &LinkedHosts, kbps: u32, seconds: u32) -> (Run, Value) {
     let mock_sfu = binaries().1.with_file_name("mock_sfu");
     let addr = format!("{}:0", hosts.server_addr);
-    let receiver = RemoteReceiver::start_in(
-        &hosts.server,
-        &mock_sfu,
-        &["--http", &addr, "--udp", &addr, "--timeout", "90"],
-    );
-    let mut args = vec![
-        "--media".to_string(),
-        clip.to_str().unwrap().into(),
-        "--duration".into(),
-        seconds.to_string(),
-        "--width".into(),
-        "1280".into(),
-        "--height".into(),
-        "720".into(),
-        "--bitrate".into(),
-        kbps.to_string(),
-        "--tune".into(),
-        "zerolatency".into(),
-        "--url".into(),
-        receiver.url.clone(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let run = headless_in(Some(&hosts.publisher), &args, None);
-    let report = receiver.report();
-    println!(
-        "uplink {:?}\nbitrates {}\nreceiver timeline {}",
-        hosts.wire().stats(UP),
-        run.summary["video_bitrates"],
-        report["timeline"]
-    );
-    for l in run.log.lines().filter(|l| {
-        l.contains("bandwidth estimate")
-            || l.contains("bitrate adaptation")
-            || l.contains("dropping video")
-            || l.contains("video bitrate →")
-    }) {
-        println!("{l}");
-    }
-    assert_eq!(run.summary["connected"], true, "{}", run.log);
+    let args = ["--http", &addr, "--udp", &addr, "--timeout", "90"];
+    let (run, report) = publish_through(hosts, &mock_sfu, &args, kbps, seconds);
+    println!("bitrates {}", run.summary["video_bitrates"]);
     (run, report)
 }
 
@@ -127,7 +89,7 @@ fn a_link_slower_than_the_encoder_is_followed_and_what_arrives_decodes() {
     let hosts = LinkedHosts::create_wired("bw15", 20261201);
     hosts.wire().set(UP, LinkConfig::bottleneck(1.5));
     hosts.wire().set(DOWN, LinkConfig::clear());
-    let (run, report) = publish(&hosts, 2500, 30, &[]);
+    let (run, report) = publish(&hosts, 2500, 30);
     let (intact, share) = intact_share_after(&report, 5);
     assert!(
         share >= 0.95,
@@ -162,7 +124,7 @@ fn link_steps_down_are_followed_within_three_seconds_and_a_cleared_link_is_used_
                 wire.set(UP, LinkConfig::bottleneck(mbps));
             }
         });
-        publish(&hosts, 4000, 65, &[])
+        publish(&hosts, 4000, 65)
     });
     let down_15 = first_time(&run, 10_000, 25_000, |k| k <= 1500);
     let down_06 = first_time(&run, 25_000, 40_000, |k| k <= 600);
@@ -270,6 +232,7 @@ fn a_gstreamer_receiver_on_a_slow_link_gets_a_stream_that_follows_it() {
         &hosts,
         &script,
         &["--http", &addr, "--timeout", "60", "--twcc"],
+        2500,
         seconds,
     );
     println!("bitrates {}", run.summary["video_bitrates"]);

@@ -31,6 +31,7 @@ fn five_percent_loss_is_repaired_and_every_frame_decodes_at_our_receiver() {
         &hosts,
         &mock_sfu,
         &["--http", &addr, "--udp", &addr, "--timeout", "40"],
+        2500,
         10,
     );
     let up = hosts.wire().stats(UP);
@@ -153,7 +154,13 @@ fn a_gstreamer_receiver_through_five_percent_loss_is_limited_by_its_own_nacking(
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gst-whip-receive.py");
     let addr = format!("{}:0", hosts.server_addr);
-    let (run, r) = publish_through(&hosts, &script, &["--http", &addr, "--timeout", "40"], 10);
+    let (run, r) = publish_through(
+        &hosts,
+        &script,
+        &["--http", &addr, "--timeout", "40"],
+        2500,
+        10,
+    );
     let (sent, _) = packets_sent(&run.log);
     let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
     let jb = &r["jitterbuffer"];

@@ -345,6 +345,7 @@ impl Session {
     }
 
     fn feedback(&mut self, f: Feedback) {
+        let sending = self.sending();
         let s = &mut self.feedback;
         match f {
             Feedback::PictureLoss | Feedback::FullIntraRequest => {
@@ -384,9 +385,7 @@ impl Session {
             Feedback::Nack { ssrc, seqs } => {
                 s.nacks += 1;
                 s.nacked_packets += seqs.len() as u64;
-                if self.phase == Phase::Streaming
-                    || (self.phase == Phase::Closing && self.closing.sending)
-                {
+                if sending {
                     // Copies of a repair help through random loss; into a congested path they add to it.
                     let loss = match self.bwe.congested(self.now) {
                         true => 0.0,

@@ -213,18 +213,14 @@ impl Session {
 mod tests {
     use super::*;
 
-    fn config() -> RateConfig {
-        RateConfig::default()
-    }
-
     #[test]
     fn the_target_leaves_room_for_audio_and_overhead_within_floor_and_ceiling() {
-        let a = Adaptation::new(config());
+        let a = Adaptation::new(RateConfig::default());
         let audio = 160_000.0 + 50.0 * 58.0 * 8.0;
         assert_eq!(a.target_kbps(audio + 1_000_000.0 * VIDEO_OVERHEAD), 1000);
         assert_eq!(a.target_kbps(100_000.0), 300, "the floor");
         assert_eq!(a.target_kbps(10_000_000.0), 2500, "the configured rate");
-        let wanted = wanted_bps(&config());
+        let wanted = wanted_bps(&RateConfig::default());
         assert_eq!(a.target_kbps(wanted), 2500);
     }
 
@@ -232,8 +228,9 @@ mod tests {
     fn down_fast_up_gently_and_small_changes_left_alone() {
         let t0 = Instant::now();
         let at = |ms| t0 + Duration::from_millis(ms);
-        let mut a = Adaptation::new(config());
-        let bps = |kbps: f64| kbps * 1000.0 * VIDEO_OVERHEAD + audio_wire_bps(&config());
+        let mut a = Adaptation::new(RateConfig::default());
+        let bps =
+            |kbps: f64| kbps * 1000.0 * VIDEO_OVERHEAD + audio_wire_bps(&RateConfig::default());
         assert_eq!(a.decide(bps(1000.0), t0), None, "not streaming yet");
         a.start(t0);
         assert_eq!(a.decide(bps(1000.0), at(0)), Some(1000));
@@ -272,15 +269,15 @@ mod tests {
         for c in [
             RateConfig {
                 adaptive: false,
-                ..config()
+                ..RateConfig::default()
             },
             RateConfig {
                 encoder_follows: false,
-                ..config()
+                ..RateConfig::default()
             },
             RateConfig {
                 video_kbps: 0,
-                ..config()
+                ..RateConfig::default()
             },
         ] {
             let mut a = Adaptation::new(c);

@@ -376,14 +376,7 @@ pub fn watch_through_janus(
     let result =
         result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
     println!("Janus in {janus_in}\nviewer video {}", result["video"]);
-    for l in run.log.lines().filter(|l| {
-        l.contains("NACKs from the server")
-            || l.contains("retransmissions of")
-            || l.contains("bandwidth estimat")
-            || l.contains("video bitrate →")
-    }) {
-        println!("{l}");
-    }
+    super::obs_run::print_network_lines(&run);
     assert_eq!(run.summary["connected"], true, "{}", run.log);
     (result["video"].clone(), run)
 }

@@ -69,16 +69,7 @@ impl LinkedHosts {
     pub fn create_wired(tag: &str, seed: u64) -> LinkedHosts {
         let mut hosts = LinkedHosts::namespaces(tag);
         for ns in [&hosts.publisher, &hosts.server] {
-            ip(&[
-                "-n",
-                ns,
-                "tuntap",
-                "add",
-                "dev",
-                wire::DEVICE,
-                "mode",
-                "tun",
-            ]);
+            add_wire_device(ns);
         }
         hosts.address(wire::DEVICE, wire::DEVICE);
         hosts.wire = Some(
@@ -102,16 +93,7 @@ impl LinkedHosts {
         let device = format!("rtcs-w{}", id % 100_000);
         ip(&["netns", "add", &publisher]);
         ip(&["-n", &publisher, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n",
-            &publisher,
-            "tuntap",
-            "add",
-            "dev",
-            wire::DEVICE,
-            "mode",
-            "tun",
-        ]);
+        add_wire_device(&publisher);
         ip(&["tuntap", "add", "dev", &device, "mode", "tun"]);
         let mut hosts = LinkedHosts {
             publisher,
@@ -245,6 +227,20 @@ impl Drop for LinkedHosts {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
     }
+}
+
+/// The TUN device our wire drives, in namespace `ns`.
+fn add_wire_device(ns: &str) {
+    ip(&[
+        "-n",
+        ns,
+        "tuntap",
+        "add",
+        "dev",
+        wire::DEVICE,
+        "mode",
+        "tun",
+    ]);
 }
 
 /// Our receiver (`mock_sfu`) inside a network namespace; `report` waits for its JSON line.

@@ -209,12 +209,13 @@ pub fn packets_sent(log: &str) -> (u64, u64) {
     (nums[0], nums[1])
 }
 
-/// OBS (headless, real libobs) at 1280x720, 30 fps, x264 `zerolatency` at 2.5 Mbit/s for `seconds`, to `receiver` (a WHIP receiver
-/// program run on the server host with `args`) through links `up` (publisher → server) and `down` of our own.
+/// OBS (headless, real libobs) at 1280x720, 30 fps, x264 `zerolatency` at `kbps` for `seconds`, to `receiver` (a
+/// WHIP receiver program run on the server host with `args`) through the hosts' link.
 pub fn publish_through(
     hosts: &LinkedHosts,
     receiver: &std::path::Path,
     args: &[&str],
+    kbps: u32,
     seconds: u32,
 ) -> (Run, serde_json::Value) {
     let clip = flash_beep_clip("1280x720");
@@ -231,7 +232,7 @@ pub fn publish_through(
             "--height",
             "720",
             "--bitrate",
-            "2500",
+            &kbps.to_string(),
             "--tune",
             "zerolatency",
             "--url",
@@ -244,18 +245,27 @@ pub fn publish_through(
         "uplink {:?}\nreceiver {report}",
         hosts.wire().stats(super::netns::wire::UP)
     );
-    for l in run.log.lines().filter(|l| {
-        [
-            "NACKs from the server",
-            "retransmissions of",
-            "bandwidth estimat",
-            "video bitrate →",
-        ]
-        .iter()
-        .any(|k| l.contains(k))
-    }) {
-        println!("{l}");
-    }
+    print_network_lines(&run);
     assert_eq!(run.summary["connected"], true, "{}", run.log);
     (run, report)
+}
+
+/// Prints the plugin's log lines on repairs and bandwidth (NACKs, retransmissions, the estimate, bitrate changes,
+/// dropped video).
+pub fn print_network_lines(run: &Run) {
+    const KEYS: [&str; 6] = [
+        "NACKs from the server",
+        "retransmissions of",
+        "bandwidth estimat",
+        "bitrate adaptation",
+        "dropping video",
+        "video bitrate →",
+    ];
+    for l in run
+        .log
+        .lines()
+        .filter(|l| KEYS.iter().any(|k| l.contains(k)))
+    {
+        println!("{l}");
+    }
 }
