@@ -24,7 +24,7 @@ use rtc_studio::media::packet::{EncodedPacket, MediaKind};
 use rtc_studio::publish::WhipSink;
 use rtc_studio::session::RateConfig;
 use rtc_studio::stream::{PacketQueue, PacketSink, StreamStats};
-use rtc_studio::transport::driver::PublishConfig;
+use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -407,10 +407,13 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         relay_only: false,
         connect_timeout: Duration::from_secs(10),
         max_payload: DEFAULT_MAX_PAYLOAD,
-        video_extra_data: Bytes::from(to_annexb(&[
-            params.sps().cloned().unwrap_or_default(),
-            params.pps().cloned().unwrap_or_default(),
-        ])),
+        video: vec![LayerEncoder {
+            extra_data: Bytes::from(to_annexb(&[
+                params.sps().cloned().unwrap_or_default(),
+                params.pps().cloned().unwrap_or_default(),
+            ])),
+            kbps: clip_kbps(h264),
+        }],
         audio_extra_data: opus_head,
         capture: rtc_studio::publish::capture_clock_now(),
         // Pre-encoded media cannot follow the network: when the path carries less, video is dropped up to the
@@ -487,6 +490,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             dts_usec: t.as_micros() as i64,
             sys_dts_usec: now,
             track: 0,
+            layer: 0,
             handoff_usec: now,
         });
     }

@@ -111,8 +111,10 @@ impl VideoEncoder {
 }
 
 impl EncoderControl for VideoEncoder {
-    fn request_keyframe(&self) {
-        self.keyframes.request_keyframe();
+    fn request_keyframe(&self, layer: usize) {
+        if layer == 0 {
+            self.keyframes.request_keyframe();
+        }
     }
 
     fn set_video_bitrate(&self, kbps: u32) {

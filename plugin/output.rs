@@ -13,7 +13,7 @@ use crate::settings::{self, OutputSettings, ServiceSettings, Signalling};
 use crate::signal::ice;
 use crate::signal::Failure;
 use crate::stream::{Connector, PacketSink, PacketWatcher, Stream, StreamStats};
-use crate::transport::driver::PublishConfig;
+use crate::transport::driver::{LayerEncoder, PublishConfig};
 use bytes::Bytes;
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
@@ -91,6 +91,7 @@ impl RtcOutput {
                 "ICE servers from the settings: {ice_servers:?}{relay}"
             ));
         }
+        let rate = encoder.rate_config(service.adaptation);
         let config = PublishConfig {
             endpoint: endpoint.url,
             bearer_token: endpoint.bearer_token,
@@ -102,10 +103,13 @@ impl RtcOutput {
             relay_only: service.ice.relay_only,
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,
-            video_extra_data,
+            video: vec![LayerEncoder {
+                extra_data: video_extra_data,
+                kbps: rate.video_kbps,
+            }],
             audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
             capture: crate::publish::capture_clock_now(),
-            rate: encoder.rate_config(service.adaptation),
+            rate,
         };
         Ok(Box::new(move |stop| {
             WhipSink::connect(config, encoder, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)

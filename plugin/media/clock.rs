@@ -206,7 +206,8 @@ impl RtpClock {
 pub struct SessionClock {
     /// Wall-clock time (µs since the Unix epoch) of the session's origin: the first packet's capture.
     wall_origin_usec: Option<i64>,
-    pub video: RtpClock,
+    /// One clock per video layer (the full picture first; simulcast adds smaller ones), all on one timeline.
+    pub video: Vec<RtpClock>,
     pub audio: RtpClock,
 }
 
@@ -216,10 +217,29 @@ pub const OPUS_RATE: u32 = 48_000;
 impl SessionClock {
     /// `video_initial` and `audio_initial` are the random RTP offsets of each stream.
     pub fn new(video_initial: u32, audio_initial: u32) -> SessionClock {
+        SessionClock::layered(&[video_initial], audio_initial)
+    }
+
+    /// A clock with a video stream per entry of `video_initials` (simulcast layers, each with its own offset).
+    pub fn layered(video_initials: &[u32], audio_initial: u32) -> SessionClock {
         SessionClock {
             wall_origin_usec: None,
-            video: RtpClock::new(VIDEO_RATE, video_initial),
+            video: video_initials
+                .iter()
+                .map(|&initial| RtpClock::new(VIDEO_RATE, initial))
+                .collect(),
             audio: RtpClock::new(OPUS_RATE, audio_initial),
+        }
+    }
+
+    /// The clock of `kind` (video: of `layer`; a layer that does not exist is the first's).
+    fn clock_mut(&mut self, kind: MediaKind, layer: usize) -> &mut RtpClock {
+        match kind {
+            MediaKind::Video => {
+                let layer = layer.min(self.video.len() - 1);
+                &mut self.video[layer]
+            }
+            MediaKind::Audio => &mut self.audio,
         }
     }
 
@@ -240,20 +260,35 @@ impl SessionClock {
         tb_den: i32,
         wall_usec: i64,
     ) -> Stamped {
+        self.stamp_layer(kind, 0, [pts, dts], (tb_num, tb_den), wall_usec)
+    }
+
+    /// [`Self::stamp`] for one video layer (`layer` is ignored for audio).
+    pub fn stamp_layer(
+        &mut self,
+        kind: MediaKind,
+        layer: usize,
+        [pts, dts]: [i64; 2],
+        (tb_num, tb_den): (i32, i32),
+        wall_usec: i64,
+    ) -> Stamped {
         let origin = *self.wall_origin_usec.get_or_insert(wall_usec);
         let start_usec = wall_usec.saturating_sub(origin);
-        match kind {
-            MediaKind::Video => self.video.stamp(start_usec, pts, dts, tb_num, tb_den),
-            MediaKind::Audio => self.audio.stamp(start_usec, pts, dts, tb_num, tb_den),
-        }
+        self.clock_mut(kind, layer)
+            .stamp(start_usec, pts, dts, tb_num, tb_den)
     }
 
     /// The (NTP, RTP) pair for an RTCP sender report of `track` sent at wall-clock `now_usec` (µs since the Unix
     /// epoch). None before the first packet.
     pub fn sender_report(&self, kind: MediaKind, now_usec: i64) -> Option<(u64, u32)> {
+        self.layer_report(kind, 0, now_usec)
+    }
+
+    /// [`Self::sender_report`] for one video layer.
+    pub fn layer_report(&self, kind: MediaKind, layer: usize, now_usec: i64) -> Option<(u64, u32)> {
         let wall_origin = self.wall_origin_usec?;
         let clock = match kind {
-            MediaKind::Video => &self.video,
+            MediaKind::Video => self.video.get(layer)?,
             MediaKind::Audio => &self.audio,
         };
         let elapsed = (now_usec - wall_origin) as i128;

@@ -32,6 +32,8 @@ pub struct EncodedPacket {
     /// System clock (µs, monotonic, OBS's `os_gettime_ns`) when the frame was captured.
     pub sys_dts_usec: i64,
     pub track: usize,
+    /// The video layer (simulcast): 0 for the full picture, then each smaller one; 0 for audio.
+    pub layer: u8,
     /// System clock (µs, same clock) when OBS handed the packet to the plugin.
     pub handoff_usec: i64,
 }

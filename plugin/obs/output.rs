@@ -398,6 +398,7 @@ pub(super) unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<E
         dts_usec: p.dts_usec,
         sys_dts_usec: p.sys_dts_usec,
         track: p.track_idx,
+        layer: 0,
         handoff_usec: (sys::os_gettime_ns() / 1000) as i64,
     })
 }

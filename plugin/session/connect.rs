@@ -2,7 +2,9 @@
 //! gathering completed or [`GATHER_LIMIT`] passed), the answer, trickled candidates, and ICE + DTLS — all within
 //! the connect timeout. A server that promised trickle ICE but refuses the candidates (RFC 9725 §4.3.2) gets its
 //! session ended and a new, complete offer.
-use super::{Action, Event, Input, Note, PeerSpec, PeerState, Phase, RequestError, Session};
+use super::{
+    Action, Event, Input, LayerSpec, Note, PeerSpec, PeerState, Phase, RequestError, Session,
+};
 use crate::media::h264::ParameterSets;
 use crate::media::opus::OpusHead;
 use crate::signal::whip::{self, IceServer};
@@ -134,13 +136,22 @@ impl Session {
         n.peer_created = true;
         n.peer_ready = false;
         let mut params = ParameterSets::default();
-        params.learn(&self.config.video_extra_data);
+        params.learn(&self.config.video[0].extra_data);
+        let video = self
+            .config
+            .video
+            .iter()
+            .map(|l| LayerSpec {
+                rid: l.rid.clone(),
+                ssrc: l.ids.ssrc,
+                rtx_ssrc: l.rtx_ssrc,
+            })
+            .collect();
         let spec = PeerSpec {
             ice_servers: n.all_servers(&self.config.ice_servers),
             relay_only: self.config.relay_only,
             stream_id: self.config.stream_id.clone(),
-            video_ssrc: self.config.video.ssrc,
-            video_rtx_ssrc: self.config.video_rtx_ssrc,
+            video,
             audio_ssrc: self.config.audio.ssrc,
             profile_level_id: params.profile_level_id().unwrap_or_else(|| "42e01f".into()),
             stereo: OpusHead::parse(&self.config.audio_extra_data).is_none_or(|h| h.channels >= 2),
@@ -195,6 +206,7 @@ impl Session {
             Input::AnswerApplied(Ok(pt)) if self.phase == Phase::Applying => {
                 self.sender
                     .set_payload_types(pt.video, pt.audio, pt.transport_cc);
+                self.layers_taken(pt.layers);
                 let transport_cc = pt.transport_cc[0] || pt.transport_cc[1];
                 // Probes are video packets sent again on the RTX stream: numbered only when video is.
                 self.bwe.set_can_probe(

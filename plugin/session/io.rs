@@ -22,17 +22,46 @@ pub struct SessionConfig {
     /// Limit for the whole connect (signalling + ICE + DTLS).
     pub connect_timeout: Duration,
     pub max_payload: usize,
-    /// The video encoder's extra data (Annex-B SPS/PPS) and the audio encoder's (OpusHead).
-    pub video_extra_data: Bytes,
+    /// The audio encoder's extra data (OpusHead).
     pub audio_extra_data: Bytes,
     pub capture: CaptureClock,
-    pub video: StreamIds,
-    /// The SSRC of the video's retransmission stream (RFC 4588).
-    pub video_rtx_ssrc: u32,
+    /// The video layers, the full picture first: one, or with simulcast up to [`MAX_LAYERS`] from encoders of
+    /// their own, each smaller than the one before.
+    pub video: Vec<VideoLayer>,
     pub audio: StreamIds,
     /// The media stream id both tracks carry (`a=msid`).
     pub stream_id: String,
     pub rate: RateConfig,
+}
+
+/// Simulcast: at most this many video layers.
+pub const MAX_LAYERS: usize = 3;
+
+/// One video layer: the full picture, or (simulcast, RFC 8853) a smaller copy from an encoder of its own.
+#[derive(Clone, Debug)]
+pub struct VideoLayer {
+    /// Its RTP stream id (`a=rid`); empty without simulcast.
+    pub rid: String,
+    pub ids: StreamIds,
+    /// The SSRC of its retransmission stream (RFC 4588).
+    pub rtx_ssrc: u32,
+    /// Its encoder's extra data (Annex-B SPS/PPS).
+    pub extra_data: Bytes,
+    /// Its encoder's configured bitrate, kbit/s (the full picture's is [`RateConfig::video_kbps`]).
+    pub kbps: u32,
+}
+
+impl VideoLayer {
+    /// The one video layer of a stream without simulcast.
+    pub fn single(ids: StreamIds, rtx_ssrc: u32, extra_data: Bytes) -> VideoLayer {
+        VideoLayer {
+            rid: String::new(),
+            ids,
+            rtx_ssrc,
+            extra_data,
+            kbps: 0,
+        }
+    }
 }
 
 /// The rates the encoders were configured for, and how the video's may follow the network.
@@ -68,13 +97,22 @@ pub struct PeerSpec {
     pub ice_servers: Vec<IceServer>,
     pub relay_only: bool,
     pub stream_id: String,
-    pub video_ssrc: u32,
-    /// The SSRC of the video's retransmission stream (RFC 4588), used if the answer takes RTX.
-    pub video_rtx_ssrc: u32,
+    /// The video layers (full picture first): simulcast when there is more than one.
+    pub video: Vec<LayerSpec>,
     pub audio_ssrc: u32,
     /// H.264 `profile-level-id` of the encoder's stream.
     pub profile_level_id: String,
     pub stereo: bool,
+}
+
+/// One video layer as the offer describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// Its RTP stream id (`a=rid`); empty without simulcast.
+    pub rid: String,
+    pub ssrc: u32,
+    /// The SSRC of its retransmission stream (RFC 4588), used if the answer takes RTX.
+    pub rtx_ssrc: u32,
 }
 
 /// What the server said before the offer.
@@ -105,6 +143,8 @@ pub struct PayloadTypes {
     /// The answer took the transport-wide sequence number extension, for video and for audio (a server may take
     /// it for one and not the other — Janus for video only — and counts every number it does not see as lost).
     pub transport_cc: [bool; 2],
+    /// The video layers the answer takes, bit `i` for layer `i` (without simulcast: the first alone).
+    pub layers: u8,
 }
 
 /// Why a request that does not end the stream (a trickled candidate, an ICE restart) did not go through.
@@ -149,8 +189,8 @@ impl std::fmt::Display for PeerState {
 /// RTCP feedback from the server that the session acts on or counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Feedback {
-    PictureLoss,
-    FullIntraRequest,
+    /// A keyframe request (picture loss indication, or full intra request: `full`) for stream `ssrc`.
+    KeyframeRequest { ssrc: u32, full: bool },
     /// A receiver report's block about stream `ssrc`: RFC 3550 `fraction lost` (per 256), and the last sender
     /// report it saw (LSR, the middle 32 bits of its NTP time) and how long ago (DLSR, 1/65536 s).
     ReceiverReport {
@@ -160,10 +200,7 @@ pub enum Feedback {
         dlsr: u32,
     },
     /// The server asks for these packets of stream `ssrc` again (RFC 4585 generic NACK).
-    Nack {
-        ssrc: u32,
-        seqs: Vec<u16>,
-    },
+    Nack { ssrc: u32, seqs: Vec<u16> },
     /// Transport-wide congestion control feedback: which packets arrived, and when on the server's clock.
     TransportCc(Vec<TransportAck>),
     /// The server's receiver-estimated maximum bitrate (REMB), bit/s.
@@ -219,10 +256,12 @@ pub enum Action {
     SendReport(SenderReport),
     EndServerSession,
     ClosePeer,
-    /// Ask OBS's video encoder for a keyframe as soon as it can.
-    RequestKeyframe,
-    /// Set OBS's video encoder to this bitrate, kbit/s.
+    /// Ask the video encoder of this layer (0: the full picture) for a keyframe as soon as it can.
+    RequestKeyframe(usize),
+    /// Set OBS's video encoder (of the full picture) to this bitrate, kbit/s.
     SetVideoBitrate(u32),
+    /// Simulcast layer `i` is not sent at all (the answer refused it): its encoder may go.
+    ReleaseLayer(usize),
 }
 
 /// How loud a note is in the streamer's log.

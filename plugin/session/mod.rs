@@ -13,6 +13,7 @@ mod connect;
 mod history;
 mod io;
 pub mod keyframes;
+mod layers;
 pub mod pacer;
 pub mod rate;
 mod recovery;
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 
 pub use connect::ConnectTimings;
 pub use io::*;
-pub use sender::{Latency, RtpPacket, SenderReport};
+pub use sender::{Latency, LayerStats, RtpPacket, SenderReport};
 
 /// How long teardown (WHIP DELETE or Janus leave, and the DTLS close) may take.
 pub const CLOSE_LIMIT: Duration = Duration::from_secs(2);
@@ -90,6 +91,7 @@ pub struct Session {
     adaptation: Adaptation,
     feedback: FeedbackStats,
     keyframes: keyframes::KeyframeRequests,
+    layers: layers::LayerAllocation,
     closing: Closing,
     out: VecDeque<Output>,
 }
@@ -97,13 +99,13 @@ pub struct Session {
 impl Session {
     /// A session starting at `now`: its first action is the pre-flight.
     pub fn new(config: SessionConfig, now: Instant) -> Session {
-        let bwe = rate::estimator(&config.rate);
+        let lower_kbps = config.video.iter().skip(1).map(|l| l.kbps).sum();
+        let bwe = rate::estimator(&config.rate, lower_kbps);
         let mut sender = MediaSender::new(
-            config.video,
+            &config.video,
             config.audio,
             config.capture,
             config.max_payload,
-            &config.video_extra_data,
             bwe.estimate(),
         );
         sender.drop_when_behind = config.rate.adaptive;
@@ -120,6 +122,7 @@ impl Session {
             sender,
             feedback: FeedbackStats::default(),
             keyframes: keyframes::KeyframeRequests::default(),
+            layers: layers::LayerAllocation::default(),
             closing: Closing::default(),
             out: VecDeque::new(),
         };
@@ -202,6 +205,11 @@ impl Session {
     /// Keyframe requests passed to the encoder, and how long each wait for the next keyframe was.
     pub fn keyframes(&self) -> &keyframes::KeyframeRequests {
         &self.keyframes
+    }
+
+    /// What each video layer has sent (one without simulcast).
+    pub fn layer_stats(&self) -> Vec<LayerStats> {
+        self.sender.layer_stats()
     }
 
     /// The round-trip time receiver reports revealed, if any did.
@@ -330,9 +338,9 @@ impl Session {
         }
         let pushed = self.sender.push(p, self.now);
         if pushed.dropped {
-            self.dropped_video(pushed.want_keyframe);
+            self.dropped_video(pushed.layer, pushed.want_keyframe);
         } else {
-            self.keyframe_check(p);
+            self.keyframe_check(pushed.layer, p);
         }
         if let Some(d) = pushed.discontinuity {
             self.note(Note::warn(format!(
@@ -348,14 +356,15 @@ impl Session {
         let sending = self.sending();
         let s = &mut self.feedback;
         match f {
-            Feedback::PictureLoss | Feedback::FullIntraRequest => {
-                if f == Feedback::PictureLoss {
-                    s.pli += 1;
-                } else {
+            Feedback::KeyframeRequest { ssrc, full } => {
+                if full {
                     s.fir += 1;
+                } else {
+                    s.pli += 1;
                 }
-                if self.phase == Phase::Streaming {
-                    self.keyframe_requested();
+                let layer = self.sender.layer_of(ssrc);
+                if let Some(layer) = layer.filter(|_| self.phase == Phase::Streaming) {
+                    self.keyframe_requested(layer);
                 }
             }
             Feedback::ReceiverReport {
@@ -364,7 +373,7 @@ impl Session {
                 lsr,
                 dlsr,
             } => {
-                let stream = if ssrc == self.config.video.ssrc {
+                let stream = if self.sender.layer_of(ssrc).is_some() {
                     0
                 } else if ssrc == self.config.audio.ssrc {
                     1

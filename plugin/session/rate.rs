@@ -25,7 +25,7 @@ pub const UP_STEP: f64 = 1.25;
 pub const UP_SHARE: f64 = 0.5;
 pub const MIN_CHANGE: f64 = 0.05;
 
-fn audio_wire_bps(c: &RateConfig) -> f64 {
+pub(super) fn audio_wire_bps(c: &RateConfig) -> f64 {
     f64::from(c.audio_kbps) * 1000.0 + AUDIO_PACKETS_PER_SECOND * (PACKET_OVERHEAD * 8) as f64
 }
 
@@ -38,9 +38,11 @@ pub fn wanted_bps(c: &RateConfig) -> f64 {
     video * VIDEO_OVERHEAD + audio_wire_bps(c)
 }
 
-/// The estimator for a session configured with `c`.
-pub fn estimator(c: &RateConfig) -> Bwe {
-    Bwe::new(wanted_bps(c), MIN_ESTIMATE)
+/// The estimator for a session configured with `c`, and simulcast layers below the full picture configured for
+/// `lower_kbps` together.
+pub fn estimator(c: &RateConfig, lower_kbps: u32) -> Bwe {
+    let lower = f64::from(lower_kbps) * 1000.0 * VIDEO_OVERHEAD;
+    Bwe::new(wanted_bps(c) + lower, MIN_ESTIMATE)
 }
 
 #[derive(Debug)]
@@ -150,7 +152,10 @@ impl Session {
             self.bwe.max()
         };
         self.sender.set_pacing_rate(pacing, now);
-        if let Some(kbps) = self.adaptation.decide(self.bwe.estimate(), now) {
+        self.allocate_layers();
+        // The full picture's encoder gets what the smaller layers leave.
+        let estimate = self.bwe.estimate() - self.lower_layers_bps();
+        if let Some(kbps) = self.adaptation.decide(estimate, now) {
             let (usage, loss, ..) = self.bwe.state();
             self.note(Note::info(format!(
                 "video bitrate → {kbps} kbit/s (estimate {:.0} kbit/s, held by {}; delay {usage:?}, loss {:.1} %)",
@@ -163,9 +168,9 @@ impl Session {
     }
 
     /// A video frame was dropped because the pacer fell behind; `began`: the first of a run.
-    pub(super) fn dropped_video(&mut self, began: bool) {
+    pub(super) fn dropped_video(&mut self, layer: usize, began: bool) {
         if began {
-            self.keyframe_requested();
+            self.keyframe_requested(layer);
             if !self.adaptation.said_dropping {
                 self.adaptation.said_dropping = true;
                 let estimate = self.bwe.estimate() / 1000.0;

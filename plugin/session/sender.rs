@@ -7,6 +7,7 @@
 //! before they are numbered, so the receiver sees no loss — up to the next keyframe, which is asked for.
 use super::bwe::probe::{ProbeRequest, MIN_PACKETS as MIN_PROBE_PACKETS};
 use super::history::{retention, NotResent, SendHistory};
+use super::io::VideoLayer;
 use super::pacer::{Lane, Pacer, Scheduled};
 use crate::media::capture::CaptureClock;
 use crate::media::clock::{Discontinuity, SessionClock};
@@ -119,6 +120,30 @@ impl RtpStream {
     }
 }
 
+/// One video layer's send state.
+#[derive(Debug)]
+struct VideoOut {
+    rtp: RtpStream,
+    /// Its encoder's SPS and PPS, put before keyframes that lack them.
+    params: ParameterSets,
+    /// Sent: the answer took it and the bandwidth has room for it (a paused layer's frames are dropped).
+    active: bool,
+    /// Dropping up to the next keyframe (the pacer fell behind, or the layer was just resumed).
+    dropping: bool,
+    /// OBS packets (frames) whose last RTP packet has left.
+    frames: u64,
+}
+
+/// What one video layer has sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LayerStats {
+    pub ssrc: u32,
+    pub active: bool,
+    pub frames: u64,
+    pub packets: u32,
+    pub octets: u32,
+}
+
 /// Capture → hand-off (encoder and libobs) and hand-off → wire (the plugin), per media kind, in µs of OBS's clock.
 #[derive(Default, Debug)]
 pub struct Latency {
@@ -159,16 +184,18 @@ pub struct Pushed {
     pub dropped: bool,
     /// Dropping began: a keyframe is wanted.
     pub want_keyframe: bool,
+    /// The video layer the packet belongs to (0 for audio).
+    pub layer: usize,
 }
 
 #[derive(Debug)]
 pub struct MediaSender {
     clock: SessionClock,
     capture: CaptureClock,
-    params: ParameterSets,
     packetizer: H264Packetizer,
     payloads: Vec<RtpPayload>,
-    video: RtpStream,
+    /// The video layers, the full picture first.
+    video: Vec<VideoOut>,
     audio: RtpStream,
     pacer: Pacer,
     /// The next transport-wide sequence number, when the server takes transport-wide congestion control, and
@@ -177,7 +204,6 @@ pub struct MediaSender {
     numbered: [bool; 2],
     /// Drop video when the pacer falls behind (adaptation on); dropping up to the next keyframe.
     pub drop_when_behind: bool,
-    dropping: bool,
     pub dropped_frames: u64,
     /// Probe packets sent.
     pub probe_packets: u64,
@@ -194,29 +220,40 @@ pub struct MediaSender {
 }
 
 impl MediaSender {
+    /// A sender for `video` (at least one layer, the full picture first) and `audio`.
     pub fn new(
-        video: StreamIds,
+        video: &[VideoLayer],
         audio: StreamIds,
         capture: CaptureClock,
         max_payload: usize,
-        video_extra_data: &Bytes,
         pacing_bps: f64,
     ) -> MediaSender {
-        let mut params = ParameterSets::default();
-        params.learn(video_extra_data);
+        let offsets: Vec<u32> = video.iter().map(|l| l.ids.rtp_offset).collect();
+        let video = video
+            .iter()
+            .map(|l| {
+                let mut params = ParameterSets::default();
+                params.learn(&l.extra_data);
+                VideoOut {
+                    rtp: RtpStream::new(l.ids, 0),
+                    params,
+                    active: true,
+                    dropping: false,
+                    frames: 0,
+                }
+            })
+            .collect();
         MediaSender {
-            clock: SessionClock::new(video.rtp_offset, audio.rtp_offset),
+            clock: SessionClock::layered(&offsets, audio.rtp_offset),
             capture,
-            params,
             packetizer: H264Packetizer::new(max_payload),
             payloads: Vec::with_capacity(64),
-            video: RtpStream::new(video, 0),
+            video,
             audio: RtpStream::new(audio, 0),
             pacer: Pacer::new(pacing_bps),
             transport_seq: None,
             numbered: [false; 2],
             drop_when_behind: false,
-            dropping: false,
             dropped_frames: 0,
             probe_packets: 0,
             rtt: None,
@@ -233,7 +270,9 @@ impl MediaSender {
     /// The payload types the answer settled on, and which streams' packets carry transport-wide sequence numbers
     /// (video, audio; one sequence for the whole session, ICE restarts included).
     pub fn set_payload_types(&mut self, video: u8, audio: u8, transport_cc: [bool; 2]) {
-        self.video.payload_type = video;
+        for layer in &mut self.video {
+            layer.rtp.payload_type = video;
+        }
         self.audio.payload_type = audio;
         self.numbered = transport_cc;
         let any = transport_cc.iter().any(|n| *n);
@@ -250,26 +289,66 @@ impl MediaSender {
         self.pacer.video_delay()
     }
 
-    /// Whether video is being dropped up to the next keyframe.
+    /// Whether video of an active layer is being dropped up to the next keyframe.
     pub fn dropping(&self) -> bool {
-        self.dropping
+        self.video.iter().any(|l| l.active && l.dropping)
     }
 
-    /// Whether a video frame (`keyframe` or not) goes into the pacer, or is dropped. Returns (dropped, dropping
-    /// just began).
-    fn video_gate(&mut self, keyframe: bool) -> (bool, bool) {
-        if !self.drop_when_behind {
-            self.dropping = false;
-            return (false, false);
+    /// How many video layers there are.
+    pub fn layers(&self) -> usize {
+        self.video.len()
+    }
+
+    /// Whether video layer `layer` is sent.
+    pub fn layer_active(&self, layer: usize) -> bool {
+        self.video.get(layer).is_some_and(|l| l.active)
+    }
+
+    /// Pauses or resumes video layer `layer`. A resumed layer starts again at a keyframe: returns true when one
+    /// is wanted.
+    pub fn set_layer_active(&mut self, layer: usize, active: bool) -> bool {
+        let Some(l) = self.video.get_mut(layer) else {
+            return false;
+        };
+        let resumed = active && !l.active;
+        l.active = active;
+        if resumed {
+            l.dropping = true;
         }
+        resumed
+    }
+
+    /// What each video layer has sent.
+    pub fn layer_stats(&self) -> Vec<LayerStats> {
+        self.video
+            .iter()
+            .map(|l| LayerStats {
+                ssrc: l.rtp.ssrc,
+                active: l.active,
+                frames: l.frames,
+                packets: l.rtp.packets,
+                octets: l.rtp.octets,
+            })
+            .collect()
+    }
+
+    /// Whether a video frame (`keyframe` or not) of `layer` goes into the pacer, or is dropped. Returns (dropped,
+    /// dropping just began).
+    fn video_gate(&mut self, layer: usize, keyframe: bool) -> (bool, bool) {
         let behind = self.pacer.video_delay();
-        if self.dropping {
-            if keyframe && behind < MAX_VIDEO_DELAY / 2 {
-                self.dropping = false;
+        let drop_when_behind = self.drop_when_behind;
+        let l = &mut self.video[layer];
+        if !l.active {
+            return (true, false);
+        }
+        if l.dropping {
+            // A resumed layer waits for its keyframe; one dropped for lag also for the pacer to catch up.
+            if keyframe && (behind < MAX_VIDEO_DELAY / 2 || !drop_when_behind) {
+                l.dropping = false;
                 return (false, false);
             }
-        } else if behind > MAX_VIDEO_DELAY {
-            self.dropping = true;
+        } else if drop_when_behind && behind > MAX_VIDEO_DELAY {
+            l.dropping = true;
             self.dropped_frames += 1;
             return (true, true);
         } else {
@@ -279,39 +358,62 @@ impl MediaSender {
         (true, false)
     }
 
+    /// The video layer that sends on `ssrc`.
+    pub fn layer_of(&self, ssrc: u32) -> Option<usize> {
+        self.video.iter().position(|l| l.rtp.ssrc == ssrc)
+    }
+
+    /// The RTP stream (a video layer's or the audio's) that sends on `ssrc`.
+    fn stream_mut(&mut self, ssrc: u32) -> Option<&mut RtpStream> {
+        match self.layer_of(ssrc) {
+            Some(layer) => Some(&mut self.video[layer].rtp),
+            None => (self.audio.ssrc == ssrc).then_some(&mut self.audio),
+        }
+    }
+
     /// Takes one OBS packet arriving at `now`: stamps it, frames it into RTP packets and hands them to the pacer —
     /// or drops a video frame when the pacer is too far behind.
     pub fn push(&mut self, p: &EncodedPacket, now: Instant) -> Pushed {
-        let stamp = self.clock.stamp(
+        let layer = match p.kind {
+            MediaKind::Video => usize::from(p.layer),
+            MediaKind::Audio => 0,
+        };
+        if layer >= self.video.len() {
+            // A layer the session has none for (the answer refused it): nothing to send it on.
+            return Pushed {
+                dropped: true,
+                layer,
+                ..Pushed::default()
+            };
+        }
+        let stamp = self.clock.stamp_layer(
             p.kind,
-            p.pts,
-            p.dts,
-            p.timebase_num,
-            p.timebase_den,
+            layer,
+            [p.pts, p.dts],
+            (p.timebase_num, p.timebase_den),
             self.capture.unix_usec_of(p.sys_dts_usec),
         );
         let mut pushed = Pushed {
             discontinuity: stamp.discontinuity,
+            layer,
             ..Pushed::default()
         };
         let last_of = Some((p.handoff_usec, p.sys_dts_usec));
         match p.kind {
             MediaKind::Video => {
-                (pushed.dropped, pushed.want_keyframe) = self.video_gate(p.keyframe);
+                (pushed.dropped, pushed.want_keyframe) = self.video_gate(layer, p.keyframe);
                 if pushed.dropped {
                     return pushed;
                 }
-                let nals = access_unit_nals(&p.data, &mut self.params);
+                let out = &mut self.video[layer];
+                let nals = access_unit_nals(&p.data, &mut out.params);
                 self.payloads.clear();
                 self.packetizer.packetize(&nals, &mut self.payloads);
                 let count = self.payloads.len();
                 for (i, payload) in self.payloads.drain(..).enumerate() {
-                    let packet = self.video.next(
-                        MediaKind::Video,
-                        stamp.rtp,
-                        payload.marker,
-                        payload.payload,
-                    );
+                    let packet =
+                        out.rtp
+                            .next(MediaKind::Video, stamp.rtp, payload.marker, payload.payload);
                     self.pacer.push_video(Scheduled {
                         packet,
                         last_of: last_of.filter(|_| i + 1 == count),
@@ -332,10 +434,16 @@ impl MediaSender {
     /// Recent video packets sent again at `req.bps` from `now`, as probe cluster `req.id`: as many as make
     /// `req.bytes` (at least [`MIN_PROBE_PACKETS`]). Returns how many (none when nothing was sent yet).
     pub fn probe(&mut self, req: ProbeRequest, now: Instant) -> usize {
-        let recent = self.video.history.recent(now, Duration::from_millis(500));
-        if recent.is_empty() {
+        let window = Duration::from_millis(500);
+        let Some(recent) = self
+            .video
+            .iter()
+            .filter(|l| l.active)
+            .map(|l| l.rtp.history.recent(now, window))
+            .find(|r| !r.is_empty())
+        else {
             return 0;
-        }
+        };
         let mut packets = Vec::new();
         let mut bytes = 0;
         for p in recent.iter().cycle() {
@@ -389,7 +497,8 @@ impl MediaSender {
 
     /// RTP packets sent so far, video and audio.
     pub fn rtp_packets(&self) -> u64 {
-        u64::from(self.video.packets) + u64::from(self.audio.packets)
+        let video: u64 = self.video.iter().map(|l| u64::from(l.rtp.packets)).sum();
+        video + u64::from(self.audio.packets)
     }
 
     /// The server asked (NACK) for packets of stream `ssrc` again: those still in its history are queued to go
@@ -399,21 +508,25 @@ impl MediaSender {
         let copies = repair_copies(loss);
         // Until a receiver report tells the round trip, only a burst of duplicate requests is held back.
         let rtt = self.rtt.unwrap_or(Duration::from_millis(10));
-        let stream = match ssrc {
-            s if s == self.video.ssrc => &mut self.video,
-            s if s == self.audio.ssrc => &mut self.audio,
-            _ => return,
+        let retention = retention(self.rtt);
+        let Some(stream) = self.stream_mut(ssrc) else {
+            return;
         };
+        let mut resends = Vec::new();
+        let mut counts = Retransmissions::default();
         for &seq in seqs {
-            match stream.history.resend(seq, now, rtt, retention(self.rtt)) {
-                Ok(p) => {
-                    for copy in 0..copies {
-                        self.pacer
-                            .push_resend(now + REPAIR_COPY_GAP * copy, p.clone());
-                    }
-                }
-                Err(NotResent::Gone) => self.retransmissions.gone += 1,
-                Err(NotResent::TooSoon) => self.retransmissions.too_soon += 1,
+            match stream.history.resend(seq, now, rtt, retention) {
+                Ok(p) => resends.push(p),
+                Err(NotResent::Gone) => counts.gone += 1,
+                Err(NotResent::TooSoon) => counts.too_soon += 1,
+            }
+        }
+        self.retransmissions.gone += counts.gone;
+        self.retransmissions.too_soon += counts.too_soon;
+        for p in resends {
+            for copy in 0..copies {
+                self.pacer
+                    .push_resend(now + REPAIR_COPY_GAP * copy, p.clone());
             }
         }
     }
@@ -421,10 +534,8 @@ impl MediaSender {
     /// A receiver report's block about stream `ssrc` arrived at `now`: the round trip it reveals (RFC 3550
     /// §6.4.1: now − the sender report it names (LSR) − the time the receiver held it (DLSR, 1/65536 s)).
     pub fn receiver_report(&mut self, ssrc: u32, lsr: u32, dlsr: u32, now: Instant) {
-        let stream = match ssrc {
-            s if s == self.video.ssrc => &self.video,
-            s if s == self.audio.ssrc => &self.audio,
-            _ => return,
+        let Some(stream) = self.stream_mut(ssrc) else {
+            return;
         };
         let Some(&(_, sent)) = stream
             .reports
@@ -451,16 +562,24 @@ impl MediaSender {
 
     fn account(&mut self, s: &Scheduled, now: Instant) {
         let size = s.packet.payload.len();
-        let stream = match s.packet.kind {
-            MediaKind::Video => &mut self.video,
-            MediaKind::Audio => &mut self.audio,
+        let retention = retention(self.rtt);
+        let layer = self.layer_of(s.packet.ssrc);
+        let Some(stream) = self.stream_mut(s.packet.ssrc) else {
+            return;
         };
         stream.packets = stream.packets.wrapping_add(1);
         stream.octets = stream.octets.wrapping_add(size as u32);
-        stream.history.record(&s.packet, now, retention(self.rtt));
+        stream.history.record(&s.packet, now, retention);
         let Some((handoff, capture)) = s.last_of else {
             return;
         };
+        if let Some(layer) = layer {
+            self.video[layer].frames += 1;
+            // OBS's counters and the latency figures follow the full picture.
+            if layer > 0 {
+                return;
+            }
+        }
         let on_wire = self.capture.obs_usec_at(now);
         let l = &mut self.latency;
         let (to_plugin, to_wire) = match s.packet.kind {
@@ -484,14 +603,16 @@ impl MediaSender {
     /// next one [`SENDER_REPORT_INTERVAL`] later.
     fn make_reports(&mut self, now: Instant) {
         let wall = self.capture.unix_usec_at(now);
-        for (kind, stream) in [
-            (MediaKind::Video, &mut self.video),
-            (MediaKind::Audio, &mut self.audio),
-        ] {
+        let video = self
+            .video
+            .iter_mut()
+            .enumerate()
+            .map(|(i, l)| (MediaKind::Video, i, &mut l.rtp));
+        for (kind, layer, stream) in video.chain([(MediaKind::Audio, 0, &mut self.audio)]) {
             if stream.packets == 0 {
                 continue;
             }
-            if let Some((ntp, rtp)) = self.clock.sender_report(kind, wall) {
+            if let Some((ntp, rtp)) = self.clock.layer_report(kind, layer, wall) {
                 // What a receiver report will name it by (LSR: the middle 32 bits of the NTP time).
                 stream.reports.push_back(((ntp >> 16) as u32, now));
                 if stream.reports.len() > 16 {

@@ -16,6 +16,7 @@ fn pkt(kind: MediaKind, keyframe: bool, n: i64) -> EncodedPacket {
         dts_usec: 0,
         sys_dts_usec: 0,
         track: 0,
+        layer: 0,
         handoff_usec: 0,
     }
 }

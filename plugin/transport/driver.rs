@@ -13,7 +13,7 @@ use crate::secret::Secret;
 use crate::session::sender::StreamIds;
 use crate::session::{
     Action, ConnectTimings, Event, Input, Note, Output, PeerState, RateConfig, Session,
-    SessionConfig,
+    SessionConfig, VideoLayer, MAX_LAYERS,
 };
 use crate::signal::janus::JanusRoom;
 use crate::signal::whip::{self, IceServer};
@@ -39,8 +39,8 @@ pub struct PublishConfig {
     /// Limit for the whole connect (HTTP + ICE + DTLS).
     pub connect_timeout: Duration,
     pub max_payload: usize,
-    /// The video encoder's extra data (Annex-B SPS/PPS).
-    pub video_extra_data: Bytes,
+    /// The video encoders: the full picture's first, then (simulcast) each smaller layer's.
+    pub video: Vec<LayerEncoder>,
     /// The audio encoder's extra data (OpusHead).
     pub audio_extra_data: Bytes,
     /// OBS's clock, ours and the wall clock read together.
@@ -49,13 +49,27 @@ pub struct PublishConfig {
     pub rate: RateConfig,
 }
 
+/// One video layer's encoder, as the session needs to know it.
+#[derive(Clone, Debug, Default)]
+pub struct LayerEncoder {
+    /// Its extra data (Annex-B SPS/PPS).
+    pub extra_data: Bytes,
+    /// Its configured bitrate, kbit/s.
+    pub kbps: u32,
+}
+
+/// The RTP stream ids of simulcast layers, full picture first (as browsers name them: full, half, quarter).
+pub const LAYER_RIDS: [&str; MAX_LAYERS] = ["f", "h", "q"];
+
 /// Where the session's notes go (the streamer's log).
 pub type NoteSink = Arc<dyn Fn(&Note) + Send + Sync>;
 
 /// What the session may ask of OBS's video encoder; the glue carries it out (the driver never calls libobs).
 pub trait EncoderControl: Send + Sync {
-    /// Asks for a keyframe as soon as the encoder can make one.
-    fn request_keyframe(&self);
+    /// Asks the encoder of video layer `layer` (0: the full picture) for a keyframe as soon as it can make one.
+    fn request_keyframe(&self, layer: usize);
+    /// Simulcast layer `layer` is not sent: its encoder may stop.
+    fn release_layer(&self, _layer: usize) {}
     /// Sets the encoder's bitrate, kbit/s.
     fn set_video_bitrate(&self, kbps: u32);
 }
@@ -64,7 +78,7 @@ pub trait EncoderControl: Send + Sync {
 pub struct FixedEncoder;
 
 impl EncoderControl for FixedEncoder {
-    fn request_keyframe(&self) {}
+    fn request_keyframe(&self, _layer: usize) {}
     fn set_video_bitrate(&self, _kbps: u32) {}
 }
 
@@ -152,17 +166,29 @@ impl Driver {
             first_seq: rand::random(),
             rtp_offset: rand::random(),
         };
+        let encoders = match cfg.video.is_empty() {
+            true => vec![LayerEncoder::default()],
+            false => cfg.video,
+        };
+        let simulcast = encoders.len() > 1;
+        let video = (encoders.iter().take(MAX_LAYERS).zip(LAYER_RIDS))
+            .map(|(encoder, rid)| VideoLayer {
+                rid: if simulcast { rid.into() } else { String::new() },
+                ids: ids(),
+                rtx_ssrc: rand::random(),
+                extra_data: encoder.extra_data.clone(),
+                kbps: encoder.kbps,
+            })
+            .collect();
         let config = SessionConfig {
             signalling: signalling.name(),
             ice_servers: cfg.ice_servers,
             relay_only: cfg.relay_only,
             connect_timeout: cfg.connect_timeout,
             max_payload: cfg.max_payload,
-            video_extra_data: cfg.video_extra_data,
             audio_extra_data: cfg.audio_extra_data,
             capture: cfg.capture,
-            video: ids(),
-            video_rtx_ssrc: rand::random(),
+            video,
             audio: ids(),
             stream_id: format!("obs-{:08x}", rand::random::<u32>()),
             rate: cfg.rate,
@@ -366,7 +392,8 @@ impl Driver {
                 }
             }
             Action::EndServerSession => self.signal(SignalRequest::End),
-            Action::RequestKeyframe => self.encoder.request_keyframe(),
+            Action::RequestKeyframe(layer) => self.encoder.request_keyframe(layer),
+            Action::ReleaseLayer(layer) => self.encoder.release_layer(layer),
             Action::SetVideoBitrate(kbps) => self.encoder.set_video_bitrate(kbps),
             Action::ClosePeer => match self.peer.take() {
                 Some(p) => {

@@ -121,28 +121,37 @@ pub fn is_feedback(p: &dyn rtc::rtcp::Packet) -> bool {
         || any.is::<TransportLayerNack>()
 }
 
-/// What an RTCP packet says about stream `ssrc`, for the session.
-pub(super) fn feedback_about(p: &dyn rtc::rtcp::Packet, ssrc: u32) -> Vec<Feedback> {
+/// What an RTCP packet says about our streams `ssrcs` (a track's: one per simulcast layer), for the session.
+pub(super) fn feedback_about(p: &dyn rtc::rtcp::Packet, ssrcs: &[u32]) -> Vec<Feedback> {
+    let ours = |ssrc: &u32| ssrcs.contains(ssrc);
     let any = p.as_any();
     if let Some(pli) = any.downcast_ref::<PictureLossIndication>() {
-        return (pli.media_ssrc == ssrc)
-            .then_some(Feedback::PictureLoss)
+        return ours(&pli.media_ssrc)
+            .then_some(Feedback::KeyframeRequest {
+                ssrc: pli.media_ssrc,
+                full: false,
+            })
             .into_iter()
             .collect();
     }
     if let Some(fir) = any.downcast_ref::<FullIntraRequest>() {
-        return (fir.fir.iter().any(|e| e.ssrc == ssrc) || fir.media_ssrc == ssrc)
-            .then_some(Feedback::FullIntraRequest)
+        let mut named: Vec<u32> = fir.fir.iter().map(|e| e.ssrc).filter(ours).collect();
+        if named.is_empty() && ours(&fir.media_ssrc) {
+            named.push(fir.media_ssrc);
+        }
+        named.dedup();
+        return named
             .into_iter()
+            .map(|ssrc| Feedback::KeyframeRequest { ssrc, full: true })
             .collect();
     }
     if let Some(rr) = any.downcast_ref::<ReceiverReport>() {
         return rr
             .reports
             .iter()
-            .filter(|b| b.ssrc == ssrc)
+            .filter(|b| ours(&b.ssrc))
             .map(|b| Feedback::ReceiverReport {
-                ssrc,
+                ssrc: b.ssrc,
                 fraction_lost: b.fraction_lost,
                 lsr: b.last_sender_report,
                 dlsr: b.delay,
@@ -150,13 +159,16 @@ pub(super) fn feedback_about(p: &dyn rtc::rtcp::Packet, ssrc: u32) -> Vec<Feedba
             .collect();
     }
     if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-        if nack.media_ssrc == ssrc {
+        if ours(&nack.media_ssrc) {
             let seqs = nack
                 .nacks
                 .iter()
                 .flat_map(|pair| pair.packet_list())
                 .collect();
-            return vec![Feedback::Nack { ssrc, seqs }];
+            return vec![Feedback::Nack {
+                ssrc: nack.media_ssrc,
+                seqs,
+            }];
         }
     }
     Vec::new()

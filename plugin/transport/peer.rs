@@ -9,10 +9,11 @@
 use super::feedback::{feedback_about, is_feedback, RtcpTap, TransportFeedbackSink};
 use super::rtx::RtxWrap;
 use crate::media::packet::MediaKind;
-use crate::session::{Input, PayloadTypes, PeerSpec, PeerState, RequestError};
+use crate::session::{Input, LayerSpec, PayloadTypes, PeerSpec, PeerState, RequestError};
 use crate::session::{RtpPacket, SenderReport};
 use crate::signal::whip::IceServer;
 use crate::signal::{Failure, StopCode};
+use bytes::Bytes;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
@@ -21,7 +22,8 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
-use rtc::sdp::extmap::TRANSPORT_CC_URI;
+use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI, TRANSPORT_CC_URI};
+use rtc::shared::marshal::{Marshal, MarshalSize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -48,11 +50,12 @@ const ICE_FAILED: Duration = Duration::from_secs(10);
 /// Closing a peer connection may take at most this long.
 pub const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
-/// Hands what the server sends about one of our streams to the session.
-async fn forward_feedback(track: Arc<TrackLocalStaticRTP>, ssrc: u32, to: Inputs) {
+/// Hands what the server sends about one of our streams (`ssrcs`: a track's, one per simulcast layer) to the
+/// session.
+async fn forward_feedback(track: Arc<TrackLocalStaticRTP>, ssrcs: Vec<u32>, to: Inputs) {
     while let Some(TrackLocalEvent::OnRtcpPacket(packets)) = track.poll().await {
         for p in &packets {
-            for f in feedback_about(p.as_ref(), ssrc) {
+            for f in feedback_about(p.as_ref(), &ssrcs) {
                 to.send(Input::Feedback(f));
             }
         }
@@ -156,11 +159,11 @@ fn rtx_codec() -> RTCRtpCodecParameters {
     }
 }
 
+/// A track of ours: one encoding per layer (simulcast: each with its RTP stream id).
 fn local_track(
     kind: MediaKind,
     codec: &RTCRtpCodecParameters,
-    ssrc: u32,
-    rtx_ssrc: Option<u32>,
+    layers: &[LayerSpec],
     stream_id: &str,
 ) -> Arc<TrackLocalStaticRTP> {
     let rtc_kind = match kind {
@@ -173,16 +176,100 @@ fn local_track(
         format!("{stream_id}-{name}"),
         format!("OBS {name}"),
         rtc_kind,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters {
-                ssrc: Some(ssrc),
-                rtx: rtx_ssrc.map(|ssrc| RTCRtpRtxParameters { ssrc }),
+        layers
+            .iter()
+            .map(|l| RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    rid: l.rid.clone(),
+                    ssrc: Some(l.ssrc),
+                    rtx: (l.rtx_ssrc != 0).then_some(RTCRtpRtxParameters { ssrc: l.rtx_ssrc }),
+                    ..Default::default()
+                },
+                codec: codec.rtp_codec.clone(),
                 ..Default::default()
-            },
-            codec: codec.rtp_codec.clone(),
-            ..Default::default()
-        }],
+            })
+            .collect(),
     )))
+}
+
+/// An SDES item as an RTP header extension's value (RFC 8843 MID, RFC 8852 RtpStreamId): the text itself.
+struct SdesExtension(Bytes);
+
+impl MarshalSize for SdesExtension {
+    fn marshal_size(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Marshal for SdesExtension {
+    fn marshal_to(&self, buf: &mut [u8]) -> rtc::shared::error::Result<usize> {
+        let n = self.0.len();
+        let out = buf
+            .get_mut(..n)
+            .ok_or(rtc::shared::error::Error::ErrBufferTooSmall)?;
+        out.copy_from_slice(&self.0);
+        Ok(n)
+    }
+}
+
+/// The simulcast layers' identities on the wire: each video packet names its media section (MID) and layer (RID)
+/// in header extensions, so the server can tell the layers apart before it knows their SSRCs.
+struct LayerTags {
+    mid: Bytes,
+    /// (SSRC, RID) per layer.
+    rids: Vec<(u32, Bytes)>,
+}
+
+impl LayerTags {
+    fn extensions(&self, ssrc: u32) -> Option<[HeaderExtension; 2]> {
+        let (_, rid) = self.rids.iter().find(|(s, _)| *s == ssrc)?;
+        let tag = |uri: &'static str, value: &Bytes| HeaderExtension::Custom {
+            uri: uri.into(),
+            extension: Box::new(SdesExtension(value.clone())),
+        };
+        Some([
+            tag(SDES_MID_URI, &self.mid),
+            tag(SDES_RTP_STREAM_ID_URI, rid),
+        ])
+    }
+}
+
+/// The value of the first `a=<name>:` line in the `m=video` section of `sdp`.
+fn video_attribute<'a>(sdp: &'a str, name: &str) -> Option<&'a str> {
+    let section = &sdp[sdp.find("m=video")?..];
+    let end = section[1..].find("\nm=").map_or(section.len(), |e| e + 1);
+    let prefix = format!("a={name}:");
+    section[..end]
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix(prefix.as_str()))
+}
+
+/// The simulcast layers an answer takes: bit `i` for the layer with rid `rids[i]`, when the answer's video section
+/// lists it under `a=simulcast:recv`; without such a line, only the first (a server that takes no simulcast
+/// receives the full picture).
+pub fn layers_taken(answer: &str, rids: &[String]) -> u8 {
+    let Some(list) = video_attribute(answer, "simulcast") else {
+        return 1;
+    };
+    // "recv h;m;l" (alternatives separated by commas; "~" marks a paused stream, still taken).
+    let mut words = list.split_whitespace();
+    let mut taken = 0u8;
+    while let (Some(dir), Some(ids)) = (words.next(), words.next()) {
+        if dir != "recv" {
+            continue;
+        }
+        for id in ids.split([';', ',']) {
+            let id = id.trim_start_matches('~');
+            if let Some(i) = rids.iter().position(|r| r == id) {
+                taken |= 1 << i;
+            }
+        }
+    }
+    if taken == 0 {
+        1
+    } else {
+        taken
+    }
 }
 
 fn webrtc_error(context: &str) -> impl Fn(webrtc::error::Error) -> Failure + '_ {
@@ -221,6 +308,7 @@ fn rtc_ice_servers(servers: &[IceServer]) -> Vec<RTCIceServer> {
 fn media_engine(
     video: &RTCRtpCodecParameters,
     audio: &RTCRtpCodecParameters,
+    simulcast: bool,
     transport: TransportFeedbackSink,
 ) -> Result<(MediaEngine, Registry), Failure> {
     let mut media = MediaEngine::default();
@@ -239,6 +327,18 @@ fn media_engine(
             .register_header_extension(RTCRtpHeaderExtensionCapability { uri }, kind, None)
             .map_err(webrtc_error("header extension setup"))?;
     }
+    if simulcast {
+        for uri in [SDES_MID_URI, SDES_RTP_STREAM_ID_URI] {
+            let uri = uri.to_owned();
+            media
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability { uri },
+                    RtpCodecKind::Video,
+                    None,
+                )
+                .map_err(webrtc_error("header extension setup"))?;
+        }
+    }
     let tap = RtcpTap::new(is_feedback, Some(transport));
     let registry = RtxWrap::add_to(Registry::new()).with(Slot::from(14_000), tap);
     Ok((media, registry))
@@ -247,8 +347,11 @@ fn media_engine(
 /// ICE timing: when a connection counts as disconnected and failed, and how long ICE waits before it settles for
 /// a relayed path in case a direct one turns up (webrtc-rs: 2 s). With "relay only" nothing better can come;
 /// otherwise a direct path shows within a few round trips.
+/// With simulcast the offer lists each layer's SSRCs too (`a=ssrc`, `a=ssrc-group:FID` for its RTX stream), for
+/// servers that map streams (and retransmissions) by SSRC rather than by RID.
 fn ice_settings(relay_only: bool) -> webrtc::peer_connection::SettingEngine {
     SettingEngineBuilder::new()
+        .with_write_ssrc_attributes_for_simulcast(true)
         .with_ice_timeouts(
             Some(ICE_DISCONNECTED),
             Some(ICE_FAILED),
@@ -269,6 +372,10 @@ pub struct Peer {
     audio: Arc<TrackLocalStaticRTP>,
     current: Arc<AtomicBool>,
     relay_only: bool,
+    /// With simulcast: what each video packet carries to say which layer it belongs to.
+    layer_tags: Option<LayerTags>,
+    /// The layers' RTP stream ids, in order.
+    rids: Vec<String>,
 }
 
 impl Peer {
@@ -291,7 +398,8 @@ impl Peer {
         let transport = events.clone();
         let transport: TransportFeedbackSink =
             Box::new(move |f| transport.send(Input::Feedback(f)));
-        let (media, registry) = media_engine(&video_codec, &audio_codec, transport)?;
+        let simulcast = spec.video.len() > 1;
+        let (media, registry) = media_engine(&video_codec, &audio_codec, simulcast, transport)?;
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(rtc_ice_servers(ice_servers))
             .with_ice_transport_policy(transport_policy(spec.relay_only))
@@ -307,18 +415,16 @@ impl Peer {
             .await
             .map_err(webrtc_error("set-up"))?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let video = local_track(
-            MediaKind::Video,
-            &video_codec,
-            spec.video_ssrc,
-            Some(spec.video_rtx_ssrc),
-            &spec.stream_id,
-        );
+        let video = local_track(MediaKind::Video, &video_codec, &spec.video, &spec.stream_id);
+        let audio_layer = LayerSpec {
+            rid: String::new(),
+            ssrc: spec.audio_ssrc,
+            rtx_ssrc: 0,
+        };
         let audio = local_track(
             MediaKind::Audio,
             &audio_codec,
-            spec.audio_ssrc,
-            None,
+            &[audio_layer],
             &spec.stream_id,
         );
         for track in [video.clone(), audio.clone()] {
@@ -332,21 +438,38 @@ impl Peer {
                 .map_err(webrtc_error("transceiver set-up"))?;
         }
         let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
+        let layer_tags = match simulcast {
+            false => None,
+            true => {
+                let mid = video_attribute(&offer.sdp, "mid").ok_or_else(|| {
+                    Failure::new(StopCode::Error, "WebRTC made an offer without a video MID")
+                })?;
+                Some(LayerTags {
+                    mid: Bytes::copy_from_slice(mid.as_bytes()),
+                    rids: (spec.video.iter())
+                        .map(|l| (l.ssrc, Bytes::copy_from_slice(l.rid.as_bytes())))
+                        .collect(),
+                })
+            }
+        };
         pc.set_local_description(offer)
             .await
             .map_err(webrtc_error("offer"))?;
+        let video_ssrcs = spec.video.iter().map(|l| l.ssrc).collect();
+        tokio::spawn(forward_feedback(video.clone(), video_ssrcs, events.clone()));
         tokio::spawn(forward_feedback(
-            video.clone(),
-            spec.video_ssrc,
-            events.clone(),
+            audio.clone(),
+            vec![spec.audio_ssrc],
+            events,
         ));
-        tokio::spawn(forward_feedback(audio.clone(), spec.audio_ssrc, events));
         Ok(Peer {
             pc,
             video,
             audio,
             current,
             relay_only: spec.relay_only,
+            layer_tags,
+            rids: spec.video.iter().map(|l| l.rid.clone()).collect(),
         })
     }
 
@@ -361,6 +484,7 @@ impl Peer {
 
     /// Applies the server's answer; returns the payload types it settled on.
     pub async fn apply_answer(&self, sdp: String) -> Result<PayloadTypes, Failure> {
+        let sdp_copy = sdp.clone();
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| {
             Failure::new(
                 StopCode::ConnectFailed,
@@ -378,6 +502,10 @@ impl Peer {
             audio: OPUS_PAYLOAD_TYPE,
             video_rtx: None,
             transport_cc: [false; 2],
+            layers: match self.rids.len() {
+                0 | 1 => 1,
+                _ => layers_taken(&sdp_copy, &self.rids),
+            },
         };
         for sender in self.pc.get_senders().await {
             let Ok(params) = sender.get_parameters().await else {
@@ -444,15 +572,22 @@ impl Peer {
             },
             payload: p.payload,
         };
-        let written = match p.transport_seq {
-            // The extension goes under the id the answer gave it.
-            Some(transport_sequence) => {
-                let ext = TransportCcExtension { transport_sequence };
-                track
-                    .write_rtp_with_extensions(packet, &[HeaderExtension::TransportCc(ext)])
-                    .await
-            }
-            None => track.write_rtp(packet).await,
+        // Extensions go under the ids the answer gave them.
+        let mut extensions = Vec::new();
+        if let Some(transport_sequence) = p.transport_seq {
+            let ext = TransportCcExtension { transport_sequence };
+            extensions.push(HeaderExtension::TransportCc(ext));
+        }
+        if let Some(tags) = self
+            .layer_tags
+            .as_ref()
+            .filter(|_| p.kind == MediaKind::Video)
+        {
+            extensions.extend(tags.extensions(p.ssrc).into_iter().flatten());
+        }
+        let written = match extensions.is_empty() {
+            true => track.write_rtp(packet).await,
+            false => track.write_rtp_with_extensions(packet, &extensions).await,
         };
         written.map_err(|e| e.to_string())
     }
@@ -479,5 +614,32 @@ impl Peer {
     pub async fn close(self) {
         self.current.store(false, Ordering::SeqCst);
         let _ = tokio::time::timeout(CLOSE_LIMIT, self.pc.close()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layers_an_answer_takes_come_from_its_video_simulcast_line() {
+        let rids: Vec<String> = ["f", "h", "q"].map(String::from).into();
+        let answer = |video_lines: &str| {
+            format!(
+                "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=simulcast:recv x\r\n\
+                 m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:0\r\n{video_lines}"
+            )
+        };
+        let taken = |lines: &str| layers_taken(&answer(lines), &rids);
+        assert_eq!(taken("a=rid:f recv\r\na=simulcast:recv f;h;q\r\n"), 0b111);
+        assert_eq!(taken("a=simulcast:recv q;~h\r\n"), 0b110, "paused is taken");
+        assert_eq!(taken("a=simulcast:recv f,h\r\n"), 0b011, "alternatives");
+        assert_eq!(taken(""), 0b001, "no simulcast: the full picture alone");
+        assert_eq!(
+            taken("a=simulcast:recv zz\r\n"),
+            0b001,
+            "nothing we offered"
+        );
+        assert_eq!(video_attribute(&answer(""), "mid"), Some("0"));
     }
 }

@@ -46,6 +46,7 @@ fn a_server_that_takes_trickle_ice_gets_the_offer_at_once_then_candidates() {
         audio: 111,
         video_rtx: None,
         transport_cc: [false; 2],
+        layers: 1,
     })));
     let [Action::SendTrickle(fragment)] = actions(&out)[..] else {
         panic!("{out:?}")
@@ -86,6 +87,7 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
         audio: 111,
         video_rtx: None,
         transport_cc: [false; 2],
+        layers: 1,
     })));
     assert_eq!(kinds(&f.input(Input::GatheringComplete)), ["trickle"]);
     let out = f.input(Input::Trickled(Err(RequestError::Unsupported(
@@ -117,6 +119,7 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
         audio: 111,
         video_rtx: None,
         transport_cc: [false; 2],
+        layers: 1,
     })));
     assert!(kinds(&out).is_empty(), "no trickling this time: {out:?}");
     let out = f.input(Input::PeerState(PeerState::Connected));
@@ -211,6 +214,7 @@ fn a_stop_during_each_phase_ends_what_exists_and_nothing_else() {
                     audio: 111,
                     video_rtx: None,
                     transport_cc: [false; 2],
+                    layers: 1,
                 })));
             },
             &["end-server-session"],

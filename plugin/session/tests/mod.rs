@@ -2,6 +2,7 @@
 //! session asks for.
 mod connecting;
 mod rate;
+mod simulcast;
 mod streaming;
 
 use super::sender::StreamIds;
@@ -32,15 +33,17 @@ pub(super) fn config(t0: Instant) -> SessionConfig {
         relay_only: false,
         connect_timeout: Duration::from_secs(10),
         max_payload: 1200,
-        video_extra_data: Bytes::new(),
         audio_extra_data: Bytes::new(),
         capture: CaptureClock::new(t0, 1_000_000, 1_700_000_000_000_000),
-        video: StreamIds {
-            ssrc: 0x1111,
-            first_seq: 100,
-            rtp_offset: 0,
-        },
-        video_rtx_ssrc: 0x1112,
+        video: vec![VideoLayer::single(
+            StreamIds {
+                ssrc: 0x1111,
+                first_seq: 100,
+                rtp_offset: 0,
+            },
+            0x1112,
+            Bytes::new(),
+        )],
         audio: StreamIds {
             ssrc: 0x2222,
             first_seq: 200,
@@ -130,6 +133,17 @@ impl Fake {
         restarts: bool,
         transport_cc: [bool; 2],
     ) -> Vec<Output> {
+        self.connect_full(preflight, restarts, transport_cc, 0b111)
+    }
+
+    /// [`Self::connect_with`] with an answer that took the video layers `layers` (bit `i`: layer `i`).
+    pub(super) fn connect_full(
+        &mut self,
+        preflight: Preflight,
+        restarts: bool,
+        transport_cc: [bool; 2],
+        layers: u8,
+    ) -> Vec<Output> {
         let mut all = self.drain();
         all.extend(self.input(Input::Preflighted(preflight)));
         all.extend(self.input(Input::PeerCreated(Ok(()))));
@@ -145,6 +159,7 @@ impl Fake {
             audio: 111,
             video_rtx: Some(103),
             transport_cc,
+            layers,
         }))));
         all.extend(self.input(Input::PeerState(PeerState::Connected)));
         all
@@ -190,7 +205,8 @@ pub(super) fn kind_of(a: &Action) -> &'static str {
         Action::SendReport(_) => "report",
         Action::EndServerSession => "end-server-session",
         Action::ClosePeer => "close-peer",
-        Action::RequestKeyframe => "request-keyframe",
+        Action::RequestKeyframe(_) => "request-keyframe",
+        Action::ReleaseLayer(_) => "release-layer",
         Action::SetVideoBitrate(_) => "set-video-bitrate",
     }
 }
@@ -213,6 +229,7 @@ pub(super) fn video_frame(n: i64, bytes: usize, keyframe: bool) -> EncodedPacket
         dts_usec: n * 33_333,
         sys_dts_usec: 1_000_000 + n * 33_333,
         track: 0,
+        layer: 0,
         handoff_usec: 1_000_000 + n * 33_333,
     }
 }
@@ -229,6 +246,7 @@ pub(super) fn audio_packet(n: i64) -> EncodedPacket {
         dts_usec: n * 20_000,
         sys_dts_usec: 1_000_000 + n * 20_000,
         track: 0,
+        layer: 0,
         handoff_usec: 1_000_000 + n * 20_000,
     }
 }

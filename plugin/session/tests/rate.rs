@@ -100,7 +100,7 @@ fn stream_through(f: &mut Fake, path: &mut Path, seconds: u64, mut kbps: u32) ->
                     kbps = k;
                     run.bitrates.push((t, k));
                 }
-                Output::Action(Action::RequestKeyframe) => run.keyframe_requests += 1,
+                Output::Action(Action::RequestKeyframe(_)) => run.keyframe_requests += 1,
                 _ => {}
             }
         }

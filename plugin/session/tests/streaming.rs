@@ -75,6 +75,7 @@ fn restart_round(f: &mut Fake, server: Result<String, RequestError>) -> Vec<Outp
             audio: 111,
             video_rtx: None,
             transport_cc: [false; 2],
+            layers: 1,
         }))));
     }
     out
@@ -421,7 +422,12 @@ fn keyframe_requests_reach_the_encoder_at_most_every_half_second_and_are_timed()
     let mut asked = Vec::new();
     for t in [1100, 1250, 1400] {
         f.now = f.at(t);
-        asked.extend(kinds(&f.input(Input::Feedback(Feedback::PictureLoss))));
+        asked.extend(kinds(&f.input(Input::Feedback(
+            Feedback::KeyframeRequest {
+                ssrc: 0x1111,
+                full: false,
+            },
+        ))));
     }
     assert_eq!(asked, ["request-keyframe"]);
     // P-frames do not answer it; the keyframe 360 ms after the first request does.
@@ -436,7 +442,10 @@ fn keyframe_requests_reach_the_encoder_at_most_every_half_second_and_are_timed()
     // Half a second after the last asking, a new request goes through.
     f.now = f.at(1600);
     assert_eq!(
-        kinds(&f.input(Input::Feedback(Feedback::FullIntraRequest))),
+        kinds(&f.input(Input::Feedback(Feedback::KeyframeRequest {
+            ssrc: 0x1111,
+            full: true,
+        }))),
         ["request-keyframe"]
     );
 }

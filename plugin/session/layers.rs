@@ -1,0 +1,117 @@
+//! Simulcast: which video layers the bandwidth has room for. The smallest layer always goes; each larger one goes
+//! while the estimate, less audio and the smaller layers at their configured bitrates, leaves room for it — the
+//! full picture at its floor when its encoder follows the estimate (it then takes whatever is left), any other
+//! layer at its configured bitrate. A layer that does not fit is paused at once (its frames dropped before they
+//! are numbered, so no receiver sees loss), and every larger one with it; it is resumed — at a keyframe asked of
+//! its encoder — once it fits with [`RESUME_HEADROOM`] to spare and has been paused at least [`RESUME_AFTER`]: a
+//! layer is never sent starved, and a link at the edge does not make layers flap.
+use super::io::MAX_LAYERS;
+use super::rate::{audio_wire_bps, VIDEO_OVERHEAD};
+use super::{Note, Session};
+use std::time::{Duration, Instant};
+
+pub const RESUME_HEADROOM: f64 = 1.25;
+pub const RESUME_AFTER: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Default)]
+pub struct LayerAllocation {
+    /// When each layer was last paused.
+    paused_at: [Option<Instant>; MAX_LAYERS],
+    /// Layers the answer did not take, bit `i` for layer `i`: never sent.
+    refused: u8,
+}
+
+impl Session {
+    /// The layers the answer took (bit `i` for layer `i`); the others are paused for good and their encoders
+    /// released.
+    pub(super) fn layers_taken(&mut self, taken: u8) {
+        let n = self.sender.layers();
+        if n > 1 {
+            let rids: Vec<&str> = self.config.video.iter().map(|l| l.rid.as_str()).collect();
+            self.note(Note::info(format!(
+                "simulcast: {n} video layers offered (rids {}), {} taken",
+                rids.join(", "),
+                taken.count_ones().min(n as u32)
+            )));
+        }
+        for layer in 0..n {
+            if taken & (1 << layer) != 0 {
+                continue;
+            }
+            self.layers.refused |= 1 << layer;
+            self.sender.set_layer_active(layer, false);
+            self.note(Note::warn(format!(
+                "the server did not take simulcast layer {layer} (rid {}): it is not sent",
+                self.config.video[layer].rid
+            )));
+            self.act(super::Action::ReleaseLayer(layer));
+        }
+    }
+
+    /// Video on the wire (bit/s) that the active layers below the full picture take at their configured bitrates.
+    pub(super) fn lower_layers_bps(&self) -> f64 {
+        (1..self.sender.layers())
+            .filter(|&l| self.sender.layer_active(l))
+            .map(|l| f64::from(self.config.video[l].kbps) * 1000.0 * VIDEO_OVERHEAD)
+            .sum()
+    }
+
+    /// Pauses the layers the estimate has no room for and resumes those it has room for again.
+    pub(super) fn allocate_layers(&mut self) {
+        let n = self.sender.layers();
+        if n < 2 || !self.config.rate.adaptive {
+            return;
+        }
+        // Encoder output the estimate leaves room for, bit/s.
+        let mut room = (self.bwe.estimate() - audio_wire_bps(&self.config.rate)) / VIDEO_OVERHEAD;
+        let mut fits_so_far = true;
+        for layer in (0..n).rev() {
+            if self.layers.refused & (1 << layer) != 0 {
+                continue;
+            }
+            let kbps = f64::from(self.config.video[layer].kbps);
+            let need = match layer {
+                l if l == n - 1 => 0.0,
+                0 if self.adaptation.follows() => {
+                    f64::from(
+                        self.config
+                            .rate
+                            .min_video_kbps
+                            .min(self.config.rate.video_kbps),
+                    ) * 1000.0
+                }
+                _ => kbps * 1000.0,
+            };
+            let active = self.sender.layer_active(layer);
+            let paused_long_enough =
+                self.layers.paused_at[layer].is_none_or(|t| self.now >= t + RESUME_AFTER);
+            let fits = fits_so_far
+                && if active {
+                    room >= need
+                } else {
+                    room >= need * RESUME_HEADROOM && paused_long_enough
+                };
+            fits_so_far = fits;
+            if fits {
+                room -= kbps * 1000.0;
+            }
+            if fits == active {
+                continue;
+            }
+            self.sender.set_layer_active(layer, fits);
+            let rid = &self.config.video[layer].rid;
+            let estimate = self.bwe.estimate() / 1000.0;
+            if fits {
+                self.note(Note::info(format!(
+                    "simulcast layer {layer} (rid {rid}) resumed: the estimate ({estimate:.0} kbit/s) has room for it again"
+                )));
+                self.keyframe_requested(layer);
+            } else {
+                self.layers.paused_at[layer] = Some(self.now);
+                self.note(Note::info(format!(
+                    "simulcast layer {layer} (rid {rid}) paused: the estimate ({estimate:.0} kbit/s) has no room for it"
+                )));
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Simulcast: each layer on its own RTP stream, keyframes asked of the layer's own encoder, layers paused and
+//! resumed as the estimate falls and recovers, layers the answer refuses never sent.
+use super::super::layers::RESUME_AFTER;
+use super::*;
+use std::collections::BTreeSet;
+
+fn layer(i: u32, rid: &str, kbps: u32) -> VideoLayer {
+    VideoLayer {
+        rid: rid.into(),
+        ids: StreamIds {
+            ssrc: 0x1111 + i * 0x10,
+            first_seq: (100 * i) as u16,
+            rtp_offset: 1000 * i,
+        },
+        rtx_ssrc: 0x1112 + i * 0x10,
+        extra_data: Bytes::new(),
+        kbps,
+    }
+}
+
+const SSRCS: [u32; 3] = [0x1111, 0x1121, 0x1131];
+
+fn three_layers() -> Fake {
+    Fake::new(|c| {
+        c.rate.video_kbps = 2500;
+        c.video = vec![layer(0, "f", 2500), layer(1, "h", 600), layer(2, "q", 150)];
+    })
+}
+
+fn frame(layer: u8, n: i64, keyframe: bool) -> EncodedPacket {
+    let mut p = video_frame(n, 500, keyframe);
+    p.layer = layer;
+    p
+}
+
+fn rtp(out: &[(u64, Output)]) -> Vec<RtpPacket> {
+    out.iter()
+        .filter_map(|(_, o)| match o {
+            Output::Action(Action::SendRtp(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Frame `n` of every layer at `ms`, then time runs 30 ms: the RTP packets sent, and everything else.
+fn frames_at(
+    f: &mut Fake,
+    ms: u64,
+    n: i64,
+    keyframe: bool,
+) -> (Vec<RtpPacket>, Vec<(u64, Output)>) {
+    f.now = f.at(ms);
+    let mut out: Vec<(u64, Output)> = Vec::new();
+    for l in 0..3 {
+        let o = f.input(Input::Media(frame(l, n, keyframe)));
+        out.extend(o.into_iter().map(|o| (ms, o)));
+    }
+    out.extend(f.run_to(ms + 30));
+    (rtp(&out), out)
+}
+
+fn set(ssrcs: &[u32]) -> BTreeSet<u32> {
+    ssrcs.iter().copied().collect()
+}
+
+fn ssrcs(packets: &[RtpPacket]) -> BTreeSet<u32> {
+    packets.iter().map(|p| p.ssrc).collect()
+}
+
+fn asked_keyframes(out: &[(u64, Output)]) -> Vec<usize> {
+    out.iter()
+        .filter_map(|(_, o)| match o {
+            Output::Action(Action::RequestKeyframe(l)) => Some(*l),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_layer_goes_on_its_own_stream_with_its_own_numbers_reports_and_keyframes() {
+    let mut f = three_layers();
+    f.connect(Preflight::default(), false);
+    let (sent, _) = frames_at(&mut f, 1000, 0, true);
+    assert_eq!(ssrcs(&sent), set(&SSRCS));
+    for (i, ssrc) in SSRCS.into_iter().enumerate() {
+        let first = sent.iter().find(|p| p.ssrc == ssrc).unwrap();
+        assert_eq!(
+            first.seq,
+            100 * i as u16,
+            "layer {i} numbers its own packets"
+        );
+        assert_eq!(
+            first.timestamp.wrapping_sub(1000 * i as u32),
+            sent[0].timestamp,
+            "the same capture instant on every layer's clock (its own offset)"
+        );
+    }
+    // A NACK for the smallest layer repairs that layer's packet.
+    let lost = sent.iter().find(|p| p.ssrc == SSRCS[2]).unwrap();
+    f.input(Input::Feedback(Feedback::Nack {
+        ssrc: SSRCS[2],
+        seqs: vec![lost.seq],
+    }));
+    let repaired = rtp(&f.run_to(1100));
+    assert_eq!(repaired.len(), 1);
+    assert_eq!(
+        (repaired[0].ssrc, repaired[0].seq, &repaired[0].payload),
+        (lost.ssrc, lost.seq, &lost.payload)
+    );
+    // A sender report per layer.
+    let reports: BTreeSet<u32> = f
+        .run_to(2100)
+        .iter()
+        .filter_map(|(_, o)| match o {
+            Output::Action(Action::SendReport(r)) => Some(r.ssrc),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reports, set(&SSRCS));
+    // A keyframe request names the layer's stream: that layer's encoder is asked.
+    let out = f.input(Input::Feedback(Feedback::KeyframeRequest {
+        ssrc: SSRCS[1],
+        full: false,
+    }));
+    assert_eq!(actions(&out), [&Action::RequestKeyframe(1)]);
+    let stats = f.s.layer_stats();
+    assert_eq!(
+        stats.iter().map(|l| l.frames).collect::<Vec<_>>(),
+        [1, 1, 1]
+    );
+}
+
+#[test]
+fn layers_pause_from_the_top_as_the_estimate_falls_and_resume_at_a_keyframe_when_it_recovers() {
+    let mut f = three_layers();
+    f.connect(Preflight::default(), false);
+    assert_eq!(ssrcs(&frames_at(&mut f, 1000, 0, true).0), set(&SSRCS));
+
+    // 1 Mbit/s: room for the two smaller layers (150 + 600 kbit/s), not for the full picture at its floor too.
+    f.now = f.at(1100);
+    let out = f.input(Input::Feedback(Feedback::Remb(1_000_000)));
+    assert!(
+        notes(&out)
+            .iter()
+            .any(|n| n.starts_with("simulcast layer 0 (rid f) paused")),
+        "{:?}",
+        notes(&out)
+    );
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, 1200, 1, false).0),
+        set(&SSRCS[1..])
+    );
+
+    // 400 kbit/s: the smallest alone.
+    f.now = f.at(1300);
+    f.input(Input::Feedback(Feedback::Remb(400_000)));
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, 1400, 2, false).0),
+        set(&SSRCS[2..])
+    );
+
+    // Room again: nothing resumes before the layers were paused for RESUME_AFTER …
+    f.now = f.at(1500);
+    f.input(Input::Feedback(Feedback::Remb(20_000_000)));
+    let resume_ms = 1300 + RESUME_AFTER.as_millis() as u64;
+    let (sent, out) = frames_at(&mut f, resume_ms - 100, 3, false);
+    assert_eq!(ssrcs(&sent), set(&SSRCS[2..]));
+    assert!(asked_keyframes(&out).is_empty());
+    // … then both ask their encoders for a keyframe, and send nothing before it comes.
+    let out = f.run_to(resume_ms);
+    let mut asked = asked_keyframes(&out);
+    asked.sort();
+    assert_eq!(asked, [0, 1]);
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, resume_ms + 10, 4, false).0),
+        set(&SSRCS[2..])
+    );
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, resume_ms + 50, 5, true).0),
+        set(&SSRCS)
+    );
+}
+
+#[test]
+fn a_layer_the_answer_refuses_is_released_and_never_sent() {
+    let mut f = three_layers();
+    let out = f.connect_full(Preflight::default(), false, [true; 2], 0b011);
+    assert!(actions(&out).contains(&&Action::ReleaseLayer(2)));
+    assert_eq!(ssrcs(&frames_at(&mut f, 1000, 0, true).0), set(&SSRCS[..2]));
+    // Even with plenty of room it stays off.
+    f.input(Input::Feedback(Feedback::Remb(50_000_000)));
+    assert_eq!(ssrcs(&frames_at(&mut f, 5000, 1, true).0), set(&SSRCS[..2]));
+}
+
+#[test]
+fn without_adaptation_every_layer_the_answer_took_goes_whatever_the_estimate() {
+    let mut f = Fake::new(|c| {
+        c.rate.adaptive = false;
+        c.video = vec![layer(0, "f", 2500), layer(1, "h", 600), layer(2, "q", 150)];
+    });
+    f.connect(Preflight::default(), false);
+    f.input(Input::Feedback(Feedback::Remb(300_000)));
+    assert_eq!(ssrcs(&frames_at(&mut f, 1000, 0, true).0), set(&SSRCS));
+}
