@@ -217,6 +217,8 @@ void obs_register_service_s(const struct obs_service_info *info, size_t size);
 /* ---- settings (obs_data) -------------------------------------------------------------------------------------- */
 obs_data_t *obs_data_create(void);
 void obs_data_release(obs_data_t *data);
+/* Copies every value of `apply_data` into `target`. */
+void obs_data_apply(obs_data_t *target, obs_data_t *apply_data);
 const char *obs_data_get_json(obs_data_t *data);
 const char *obs_data_get_string(obs_data_t *data, const char *name);
 long long obs_data_get_int(obs_data_t *data, const char *name);
@@ -304,6 +306,8 @@ obs_data_t *obs_encoder_get_settings(const obs_encoder_t *encoder);
 /* Applies `settings` (merged into the encoder's) at the encoder's next frame. */
 void obs_encoder_update(obs_encoder_t *encoder, obs_data_t *settings);
 uint32_t obs_encoder_get_width(const obs_encoder_t *encoder);
+/* Has libobs scale the video to this size for the encoder (before it starts). */
+void obs_encoder_set_scaled_size(obs_encoder_t *encoder, uint32_t width, uint32_t height);
 uint32_t obs_encoder_get_height(const obs_encoder_t *encoder);
 uint32_t obs_encoder_get_sample_rate(const obs_encoder_t *encoder);
 bool obs_encoder_get_extra_data(const obs_encoder_t *encoder, uint8_t **extra_data, size_t *size);

@@ -10,8 +10,9 @@ use crate::obs::log;
 use crate::obs::output::OutputHandle;
 use crate::session::RateConfig;
 use crate::settings::Adaptation;
-use crate::transport::driver::EncoderControl;
-use std::sync::Mutex;
+use crate::simulcast::SimulcastEncoders;
+use crate::transport::driver::{EncoderControl, LayerEncoder};
+use std::sync::{Arc, Mutex};
 
 pub struct VideoEncoder {
     output: OutputHandle,
@@ -22,40 +23,47 @@ pub struct VideoEncoder {
     takes_changes: bool,
     /// The bitrate set last.
     current: Mutex<u32>,
+    /// The encoders of the smaller simulcast layers, if any.
+    simulcast: Option<Arc<SimulcastEncoders>>,
 }
 
 impl VideoEncoder {
-    pub fn new(output: OutputHandle) -> VideoEncoder {
-        let (id, configured) = match output.video_encoder_settings() {
-            Some((id, settings)) => {
-                let kbps = settings.as_settings().int("bitrate");
-                // A constant-quality encoder has a bitrate in its settings that it does not use.
-                let cq = ["CQP", "CRF", "ICQ", "CQVBR", "LOSSLESS"].contains(
-                    &settings
-                        .as_settings()
-                        .string("rate_control")
-                        .to_ascii_uppercase()
-                        .as_str(),
-                );
-                (
-                    id,
-                    if cq {
-                        0
-                    } else {
-                        u32::try_from(kbps).unwrap_or(0)
-                    },
-                )
-            }
-            None => (String::new(), 0),
-        };
+    pub fn new(output: OutputHandle, simulcast: Option<Arc<SimulcastEncoders>>) -> VideoEncoder {
+        let id = output
+            .video_encoder_settings()
+            .map_or_else(String::new, |(id, _)| id);
+        let configured = Self::configured_kbps(&output);
         VideoEncoder {
-            keyframes: KeyframeRequester::new(output.clone()),
+            keyframes: KeyframeRequester::new(Arc::new(output.clone())),
             takes_changes: output.video_encoder_takes_bitrate_changes(),
             output,
             id,
             configured,
             current: Mutex::new(configured),
+            simulcast,
         }
+    }
+
+    /// The bitrate the streamer configured for `output`'s video encoder, kbit/s (0: none — constant quality).
+    pub fn configured_kbps(output: &OutputHandle) -> u32 {
+        let Some((_, settings)) = output.video_encoder_settings() else {
+            return 0;
+        };
+        let s = settings.as_settings();
+        // A constant-quality encoder has a bitrate in its settings that it does not use.
+        let cq = ["CQP", "CRF", "ICQ", "CQVBR", "LOSSLESS"]
+            .contains(&s.string("rate_control").to_ascii_uppercase().as_str());
+        match cq {
+            true => 0,
+            false => u32::try_from(s.int("bitrate")).unwrap_or(0),
+        }
+    }
+
+    /// What the session needs to know of the smaller simulcast layers' encoders (none without simulcast).
+    pub fn layer_encoders(&self) -> Vec<LayerEncoder> {
+        self.simulcast
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.layer_encoders())
     }
 
     /// The session's rate configuration for this encoder, the audio encoder and the streamer's `adaptation`;
@@ -99,7 +107,10 @@ impl VideoEncoder {
 
     /// Every packet OBS hands over, on the encoder's thread.
     pub fn packet_passed(&self, p: &EncodedPacket) {
-        self.keyframes.packet_passed(p);
+        match &self.simulcast {
+            Some(s) if p.layer > 0 => s.packet_passed(p),
+            _ => self.keyframes.packet_passed(p),
+        }
     }
 
     fn set_bitrate(&self, kbps: u32) {
@@ -112,8 +123,15 @@ impl VideoEncoder {
 
 impl EncoderControl for VideoEncoder {
     fn request_keyframe(&self, layer: usize) {
-        if layer == 0 {
-            self.keyframes.request_keyframe();
+        match &self.simulcast {
+            Some(s) if layer > 0 => s.request_keyframe(layer),
+            _ => self.keyframes.request_keyframe(),
+        }
+    }
+
+    fn release_layer(&self, layer: usize) {
+        if let Some(s) = &self.simulcast {
+            s.release(layer);
         }
     }
 

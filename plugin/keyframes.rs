@@ -16,8 +16,10 @@
 //! - **anything else**: no way; the next keyframe comes with the keyframe interval. Said once in the log.
 use crate::media::packet::{EncodedPacket, MediaKind};
 use crate::obs::data::Data;
+use crate::obs::encoder::OwnedEncoder;
 use crate::obs::log;
 use crate::obs::output::OutputHandle;
+use std::sync::Arc;
 use std::sync::Mutex;
 
 /// The x264 option that makes the next frames scene cuts; far above x264's 0–100 (a threshold of 100 still lets
@@ -83,9 +85,35 @@ impl Strategy {
     }
 }
 
-/// Asks the output's video encoder for keyframes.
+/// The encoder a requester asks: the stream's own (through the output) or a simulcast layer's.
+pub trait EncoderSettings: Send + Sync {
+    /// Its id and a copy of its settings.
+    fn settings(&self) -> Option<(String, Data)>;
+    /// Merges `settings` into its own, applied at its next frame.
+    fn update(&self, settings: &Data);
+}
+
+impl EncoderSettings for OutputHandle {
+    fn settings(&self) -> Option<(String, Data)> {
+        self.video_encoder_settings()
+    }
+    fn update(&self, settings: &Data) {
+        self.update_video_encoder(settings)
+    }
+}
+
+impl EncoderSettings for OwnedEncoder {
+    fn settings(&self) -> Option<(String, Data)> {
+        Some((self.id().to_string(), OwnedEncoder::settings(self)?))
+    }
+    fn update(&self, settings: &Data) {
+        OwnedEncoder::update(self, settings)
+    }
+}
+
+/// Asks a video encoder for keyframes.
 pub struct KeyframeRequester {
-    output: OutputHandle,
+    output: Arc<dyn EncoderSettings>,
     encoder_id: String,
     strategy: Strategy,
     asking: Mutex<Asking>,
@@ -94,8 +122,8 @@ pub struct KeyframeRequester {
 }
 
 impl KeyframeRequester {
-    pub fn new(output: OutputHandle) -> KeyframeRequester {
-        let (encoder_id, strategy) = match output.video_encoder_settings() {
+    pub fn new(output: Arc<dyn EncoderSettings>) -> KeyframeRequester {
+        let (encoder_id, strategy) = match output.settings() {
             Some((id, settings)) => {
                 let strategy = Strategy::for_encoder(&id, &settings);
                 (id, strategy)
@@ -117,7 +145,7 @@ impl KeyframeRequester {
     fn set_x264_options(&self, options: &str) {
         let mut d = Data::new();
         d.set_string("x264opts", options);
-        self.output.update_video_encoder(&d);
+        self.output.update(&d);
     }
 
     /// A video packet passed to the output (`keyframe` or not): the next step of restoring x264.
@@ -150,8 +178,8 @@ impl KeyframeRequester {
                 *asking = Asking::Asked;
             }
             Strategy::UpdateForcesIdr => {
-                if let Some((_, settings)) = self.output.video_encoder_settings() {
-                    self.output.update_video_encoder(&settings);
+                if let Some((_, settings)) = self.output.settings() {
+                    self.output.update(&settings);
                 }
             }
             Strategy::Unsupported(why) => {

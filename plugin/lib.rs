@@ -21,6 +21,7 @@ pub mod service;
 pub mod session;
 pub mod settings;
 pub mod signal;
+pub mod simulcast;
 pub mod stream;
 pub mod transport;
 

@@ -12,7 +12,8 @@ use crate::service::OUTPUT_ID;
 use crate::settings::{self, OutputSettings, ServiceSettings, Signalling};
 use crate::signal::ice;
 use crate::signal::Failure;
-use crate::stream::{Connector, PacketSink, PacketWatcher, Stream, StreamStats};
+use crate::simulcast::SimulcastEncoders;
+use crate::stream::{Connector, ExtraTaps, PacketSink, PacketWatcher, Stream, StreamStats};
 use crate::transport::driver::{LayerEncoder, PublishConfig};
 use bytes::Bytes;
 use std::ffi::CStr;
@@ -41,6 +42,37 @@ impl RtcOutput {
                 ServiceSettings::read(&data.as_settings())
             }
             None => Ok(ServiceSettings::default()),
+        }
+    }
+
+    /// The smaller simulcast layers' encoders, made and initialised, when the service asks for layers (and packets
+    /// come straight from the encoders, as layers need). Failing that, the full picture goes alone.
+    fn simulcast_encoders(&self) -> Option<Arc<SimulcastEncoders>> {
+        let wanted = self.service_settings().ok()?.simulcast;
+        if wanted.layers < 2 {
+            return None;
+        }
+        let s = self
+            .settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if !s.direct || !s.packet_log.is_empty() {
+            log::warn(
+                "simulcast needs packets straight from the encoders: only the full picture goes",
+            );
+            return None;
+        }
+        let video = self.handle.video_encoder()?;
+        let kbps = VideoEncoder::configured_kbps(&self.handle);
+        match SimulcastEncoders::create(&self.handle, wanted, (video.width, video.height), kbps) {
+            Ok(layers) => Some(Arc::new(layers)),
+            Err(e) => {
+                log::warn(&format!(
+                    "simulcast layers could not be made ({e}): only the full picture goes"
+                ));
+                None
+            }
         }
     }
 
@@ -103,10 +135,12 @@ impl RtcOutput {
             relay_only: service.ice.relay_only,
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,
-            video: vec![LayerEncoder {
+            video: std::iter::once(LayerEncoder {
                 extra_data: video_extra_data,
                 kbps: rate.video_kbps,
-            }],
+            })
+            .chain(encoder.layer_encoders())
+            .collect(),
             audio_extra_data: Bytes::from(audio.map(|a| a.extra_data).unwrap_or_default()),
             capture: crate::publish::capture_clock_now(),
             rate,
@@ -190,7 +224,8 @@ impl OutputType for RtcOutput {
                 .set_last_error("OBS could not initialise the encoders for RTC Studio");
             return false;
         }
-        let encoder = Arc::new(VideoEncoder::new(self.handle.clone()));
+        let simulcast = self.simulcast_encoders();
+        let encoder = Arc::new(VideoEncoder::new(self.handle.clone(), simulcast.clone()));
         let connector = match self.connector(encoder.clone()) {
             Ok(c) => c,
             Err(err) => {
@@ -216,6 +251,7 @@ impl OutputType for RtcOutput {
             stats,
             direct,
             Some(watcher),
+            simulcast.map(|s| s as Arc<dyn ExtraTaps>),
         );
         *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         true

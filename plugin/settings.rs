@@ -149,6 +149,32 @@ pub const MIN_BITRATE: Setting = Setting {
     tooltip: Some(c"RtcStudio.MinBitrate.Tooltip"),
 };
 
+/// Simulcast: how many video layers to send (1: the full picture only; 2–3 add copies at 1/2 and 1/4 of its size,
+/// each from an encoder of its own).
+pub const SIMULCAST_LAYERS: Setting = Setting {
+    key: "simulcast_layers",
+    default: Default::Int(1),
+    widget: Widget::Int {
+        min: 1,
+        max: crate::session::MAX_LAYERS as i32,
+        step: 1,
+    },
+    label: c"RtcStudio.SimulcastLayers",
+    tooltip: Some(c"RtcStudio.SimulcastLayers.Tooltip"),
+};
+/// Each smaller simulcast layer's bitrate, in percent of the next larger one's.
+pub const SIMULCAST_SHARE: Setting = Setting {
+    key: "simulcast_share_percent",
+    default: Default::Int(25),
+    widget: Widget::Int {
+        min: 5,
+        max: 90,
+        step: 5,
+    },
+    label: c"RtcStudio.SimulcastShare",
+    tooltip: Some(c"RtcStudio.SimulcastShare.Tooltip"),
+};
+
 /// What Settings → Stream → "WHIP" shows (OBS's own WHIP service has the same two).
 pub const WHIP: &[Setting] = &[SERVER, BEARER_TOKEN];
 /// Everything the RTC Studio service has.
@@ -166,6 +192,8 @@ pub const SERVICE: &[Setting] = &[
     RELAY_ONLY,
     ADAPTIVE_BITRATE,
     MIN_BITRATE,
+    SIMULCAST_LAYERS,
+    SIMULCAST_SHARE,
 ];
 
 /// How many packets may wait between OBS and the network before frames are dropped.
@@ -304,13 +332,34 @@ pub struct Adaptation {
     pub min_kbps: u32,
 }
 
-/// What only the RTC Studio service has: signalling, ICE and adaptation. Other services (OBS's WHIP) read as the
+/// Simulcast: how many video layers, and each smaller one's bitrate in percent of the next larger one's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimulcastSettings {
+    pub layers: usize,
+    pub share_percent: u32,
+}
+
+impl SimulcastSettings {
+    /// Each layer's bitrate (kbit/s), the full picture's (`kbps`) first.
+    pub fn bitrates(&self, kbps: u32) -> Vec<u32> {
+        let mut rates = vec![kbps];
+        for _ in 1..self.layers {
+            let smaller =
+                u64::from(*rates.last().unwrap_or(&kbps)) * u64::from(self.share_percent) / 100;
+            rates.push((smaller as u32).max(1));
+        }
+        rates
+    }
+}
+
+/// What only the RTC Studio service has: signalling, ICE, adaptation and simulcast. Other services (OBS's WHIP) read as the
 /// defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServiceSettings {
     pub signalling: Signalling,
     pub ice: IceSettings,
     pub adaptation: Adaptation,
+    pub simulcast: SimulcastSettings,
 }
 
 impl std::default::Default for ServiceSettings {
@@ -321,6 +370,10 @@ impl std::default::Default for ServiceSettings {
             adaptation: Adaptation {
                 enabled: true,
                 min_kbps: 300,
+            },
+            simulcast: SimulcastSettings {
+                layers: 1,
+                share_percent: 25,
             },
         }
     }
@@ -355,6 +408,10 @@ impl ServiceSettings {
             adaptation: Adaptation {
                 enabled: settings.bool(ADAPTIVE_BITRATE.key),
                 min_kbps: int_in_range(settings, &MIN_BITRATE) as u32,
+            },
+            simulcast: SimulcastSettings {
+                layers: int_in_range(settings, &SIMULCAST_LAYERS) as usize,
+                share_percent: int_in_range(settings, &SIMULCAST_SHARE) as u32,
             },
         })
     }

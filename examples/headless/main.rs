@@ -31,6 +31,7 @@ WHERE TO:
     --ice-policy P       all (default) or relay: send only through TURN
     --adaptive on|off    follow the network: the video encoder's bitrate tracks the bandwidth estimate (default on)
     --min-bitrate KBPS   the lowest video bitrate adaptation may set (default 300)
+    --layers N           simulcast: 1 (default) to 3 video layers, each smaller one at half the size of the one above
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
@@ -82,6 +83,7 @@ struct Options {
     relay_only: bool,
     adaptive: bool,
     min_bitrate: i64,
+    layers: i64,
     packet_log: String,
     media: Option<String>,
     duration: f64,
@@ -137,6 +139,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         relay_only: false,
         adaptive: true,
         min_bitrate: 300,
+        layers: 1,
         packet_log: String::new(),
         media: None,
         duration: 5.0,
@@ -194,6 +197,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                 }
             }
             "--min-bitrate" => o.min_bitrate = num("--min-bitrate")?,
+            "--layers" => o.layers = num("--layers")?,
             "--packet-log" => o.packet_log = value.clone(),
             "--media" => o.media = Some(value.clone()),
             "--duration" => {
@@ -332,7 +336,8 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
         .set_string("turn_secret", &o.turn_secret)
         .set_bool("ice_relay_only", o.relay_only)
         .set_bool("adaptive_bitrate", o.adaptive)
-        .set_int("min_bitrate_kbps", o.min_bitrate);
+        .set_int("min_bitrate_kbps", o.min_bitrate)
+        .set_int("simulcast_layers", o.layers);
     if !o.janus_room.is_empty() {
         svc.set_string("signalling", "janus")
             .set_string("janus_room", &o.janus_room)

@@ -127,6 +127,14 @@ impl Data {
         self
     }
 
+    /// A settings object of our own with the same values (changing it leaves this one alone).
+    pub fn copy(&self) -> Data {
+        let copy = Data::new();
+        // SAFETY: both are live objects we hold a reference to; libobs copies the values.
+        unsafe { sys::obs_data_apply(copy.raw, self.raw) };
+        copy
+    }
+
     /// The settings as OBS would save them (JSON).
     pub fn json(&self) -> String {
         // SAFETY: the returned string belongs to the data object and lives until the next call; we copy it now.

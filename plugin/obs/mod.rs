@@ -1,6 +1,7 @@
 //! The FFI shell: the only module with `unsafe`. It turns libobs's C API into safe Rust types and catches every
 //! panic at the boundary. Nothing here decides anything about streaming; see `crate::output` and `crate::service`.
 pub mod data;
+pub mod encoder;
 pub mod frontend;
 pub mod guard;
 pub mod log;

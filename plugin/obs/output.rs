@@ -275,7 +275,7 @@ impl OutputHandle {
     }
 }
 
-fn encoder_extra_data(enc: *mut sys::obs_encoder_t) -> Vec<u8> {
+pub(super) fn encoder_extra_data(enc: *mut sys::obs_encoder_t) -> Vec<u8> {
     let mut data: *mut u8 = std::ptr::null_mut();
     let mut size: usize = 0;
     // SAFETY: enc is a live encoder; on success data points at `size` bytes the encoder owns, copied at once.

@@ -6,6 +6,9 @@
 //! encoder directly. A tap is such an output, private to the plugin: two of them (one video, one audio) share
 //! the encoders of our main output, which OBS still starts, stops, counts and reconnects as an ordinary AV output.
 //! Taps are never listed to the user (no protocol, never started through `obs_output_start`).
+//!
+//! Simulcast layers come the same way from encoders of our own ([`LayerTap`]): a tap is what initialises and
+//! starts such an encoder, and it tags the packets with their layer.
 use super::guard::guard;
 use super::output::copy_packet;
 use super::sys;
@@ -114,36 +117,37 @@ pub fn register() {
     register_one(TAP_AUDIO_ID, sys::OBS_OUTPUT_AUDIO);
 }
 
+/// One tap of ours. Dropping it ends its capture and destroys it (waiting for libobs's end-of-capture thread, a few
+/// milliseconds): after the drop it delivers no packet.
 struct RawTap(NonNull<sys::obs_output_t>);
-// SAFETY: the libobs calls made on a tap (end_data_capture, release) lock internally and may come from any thread.
+// SAFETY: the libobs calls made on a tap (begin/end_data_capture, release) lock internally and may come from any
+// thread.
 unsafe impl Send for RawTap {}
+unsafe impl Sync for RawTap {}
 
-/// Open taps on one output's encoders. Dropping it ends their capture and destroys them (waiting for libobs's
-/// end-of-capture thread, a few milliseconds): after the drop no packet is delivered.
-pub struct EncoderTaps {
-    taps: Vec<RawTap>,
-}
-
-impl Drop for EncoderTaps {
+impl Drop for RawTap {
     fn drop(&mut self) {
-        for tap in self.taps.drain(..) {
-            // SAFETY: we own one reference to each tap; end_data_capture is a no-op on an inactive output, and
-            // release destroys it after joining the end-of-capture thread.
-            unsafe {
-                sys::obs_output_end_data_capture(tap.0.as_ptr());
-                sys::obs_output_release(tap.0.as_ptr());
-            }
+        // SAFETY: we own one reference; end_data_capture is a no-op on an inactive output, and release destroys it
+        // after joining the end-of-capture thread.
+        unsafe {
+            sys::obs_output_end_data_capture(self.0.as_ptr());
+            sys::obs_output_release(self.0.as_ptr());
         }
     }
 }
 
+/// Open taps on one output's encoders; dropping it closes them.
+pub struct EncoderTaps {
+    taps: Vec<RawTap>,
+}
+
 static TAP_SERIAL: AtomicU64 = AtomicU64::new(0);
 
-/// Opens one tap of `kind` on `encoder`.
+/// Makes one tap of `kind` with `encoder` attached (not yet begun).
 ///
 /// # Safety
-/// `encoder` is a live, initialised encoder of that kind.
-unsafe fn open_one(
+/// `encoder` is a live encoder of that kind.
+unsafe fn make_tap(
     kind: MediaKind,
     encoder: *mut sys::obs_encoder_t,
     deliver: &Deliver,
@@ -172,19 +176,77 @@ unsafe fn open_one(
         RawTap(NonNull::new(raw).ok_or_else(|| format!("libobs could not create the {what} tap"))?);
     let o = tap.0.as_ptr();
     // SAFETY: `o` is our live tap; the encoder is live (caller).
-    let begun = unsafe {
+    unsafe {
         match kind {
             MediaKind::Video => sys::obs_output_set_video_encoder(o, encoder),
             MediaKind::Audio => sys::obs_output_set_audio_encoder(o, encoder, 0),
         }
-        sys::obs_output_begin_data_capture(o, 0)
-    };
-    if !begun {
-        // SAFETY: never begun: release destroys it at once.
-        unsafe { sys::obs_output_release(o) };
-        return Err(format!("libobs refused to start the {what} tap"));
     }
     Ok(tap)
+}
+
+impl RawTap {
+    /// Starts the tap's capture (and with it, its encoders).
+    fn begin(&self) -> Result<(), String> {
+        // SAFETY: our live tap, its encoder attached.
+        match unsafe { sys::obs_output_begin_data_capture(self.0.as_ptr(), 0) } {
+            true => Ok(()),
+            false => Err("libobs refused to start an encoder tap".into()),
+        }
+    }
+}
+
+/// Opens one tap of `kind` on `encoder`.
+///
+/// # Safety
+/// `encoder` is a live, initialised encoder of that kind.
+unsafe fn open_one(
+    kind: MediaKind,
+    encoder: *mut sys::obs_encoder_t,
+    deliver: &Deliver,
+) -> Result<RawTap, String> {
+    // SAFETY: as the caller promises. On error the tap drops: never begun, release destroys it at once.
+    let tap = unsafe { make_tap(kind, encoder, deliver) }?;
+    tap.begin()?;
+    Ok(tap)
+}
+
+/// A tap on a simulcast layer's encoder: made (and the encoder initialised — its codec configuration exists only
+/// then) ahead of the stream, begun once the stream has somewhere to put packets. Its packets carry the layer.
+/// Drop it before its encoder.
+pub struct LayerTap {
+    tap: RawTap,
+    target: Arc<std::sync::Mutex<Option<Deliver>>>,
+}
+
+impl LayerTap {
+    /// Makes the tap for video layer `layer` and initialises `encoder` through it.
+    pub fn prepare(encoder: &super::encoder::OwnedEncoder, layer: u8) -> Result<LayerTap, String> {
+        let target: Arc<std::sync::Mutex<Option<Deliver>>> = Arc::default();
+        let to = target.clone();
+        let deliver: Deliver = Arc::new(move |mut p: EncodedPacket| {
+            p.layer = layer;
+            if let Some(d) = to.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                d(p);
+            }
+        });
+        // SAFETY: a live video encoder of ours.
+        let tap = unsafe { make_tap(MediaKind::Video, encoder.as_ptr(), &deliver) }?;
+        // SAFETY: our live tap with the encoder attached.
+        if !unsafe { sys::obs_output_initialize_encoders(tap.0.as_ptr(), 0) } {
+            return Err(format!(
+                "libobs could not initialise the {} encoder of simulcast layer {layer}",
+                encoder.id()
+            ));
+        }
+        Ok(LayerTap { tap, target })
+    }
+
+    /// Starts the encoder; its packets go to `deliver`.
+    pub fn begin(&self, deliver: Deliver) -> Result<(), String> {
+        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(deliver);
+        self.tap.begin()
+    }
 }
 
 /// Taps the video encoder and the first audio encoder of `output` (a live output whose encoders are initialised,

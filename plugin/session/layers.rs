@@ -1,22 +1,29 @@
 //! Simulcast: which video layers the bandwidth has room for. The smallest layer always goes; each larger one goes
 //! while the estimate, less audio and the smaller layers at their configured bitrates, leaves room for it — the
 //! full picture at its floor when its encoder follows the estimate (it then takes whatever is left), any other
-//! layer at its configured bitrate. A layer that does not fit is paused at once (its frames dropped before they
-//! are numbered, so no receiver sees loss), and every larger one with it; it is resumed — at a keyframe asked of
-//! its encoder — once it fits with [`RESUME_HEADROOM`] to spare and has been paused at least [`RESUME_AFTER`]: a
-//! layer is never sent starved, and a link at the edge does not make layers flap.
+//! layer at its configured bitrate. A layer that has not fitted for [`PAUSE_AFTER`] — at once when video waits in
+//! the pacer longer than [`PAUSE_AT_DELAY`] — is paused (its frames dropped before they are numbered, so no
+//! receiver sees loss), and every larger one with it; it is resumed — at a keyframe asked of its encoder — once it
+//! has been paused at least [`RESUME_AFTER`] and has fitted with [`RESUME_HEADROOM`] to spare for [`RESUME_STEADY`]:
+//! a layer is never sent starved for long, a passing dip of the estimate (a keyframe's burst) pauses nothing, and a
+//! link at the edge does not make layers flap.
 use super::io::MAX_LAYERS;
 use super::rate::{audio_wire_bps, VIDEO_OVERHEAD};
 use super::{Note, Session};
 use std::time::{Duration, Instant};
 
+pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
+pub const PAUSE_AT_DELAY: Duration = Duration::from_millis(250);
 pub const RESUME_HEADROOM: f64 = 1.25;
 pub const RESUME_AFTER: Duration = Duration::from_secs(3);
+pub const RESUME_STEADY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct LayerAllocation {
     /// When each layer was last paused.
     paused_at: [Option<Instant>; MAX_LAYERS],
+    /// Since when an active layer has not fitted, or a paused one has fitted with headroom.
+    changing_since: [Option<Instant>; MAX_LAYERS],
     /// Layers the answer did not take, bit `i` for layer `i`: never sent.
     refused: u8,
 }
@@ -56,6 +63,21 @@ impl Session {
             .sum()
     }
 
+    /// Whether `layer` (`active` or not), which does not stand as it should, has waited long enough to change;
+    /// starts the wait.
+    fn layer_change_due(&mut self, layer: usize, active: bool) -> bool {
+        let now = self.now;
+        let since = *self.layers.changing_since[layer].get_or_insert(now);
+        let held = now.saturating_duration_since(since);
+        match active {
+            true => held >= PAUSE_AFTER || self.sender.video_delay() > PAUSE_AT_DELAY,
+            false => {
+                held >= RESUME_STEADY
+                    && self.layers.paused_at[layer].is_none_or(|t| now >= t + RESUME_AFTER)
+            }
+        }
+    }
+
     /// Pauses the layers the estimate has no room for and resumes those it has room for again.
     pub(super) fn allocate_layers(&mut self) {
         let n = self.sender.layers();
@@ -83,21 +105,25 @@ impl Session {
                 _ => kbps * 1000.0,
             };
             let active = self.sender.layer_active(layer);
-            let paused_long_enough =
-                self.layers.paused_at[layer].is_none_or(|t| self.now >= t + RESUME_AFTER);
             let fits = fits_so_far
-                && if active {
-                    room >= need
-                } else {
-                    room >= need * RESUME_HEADROOM && paused_long_enough
+                && match active {
+                    true => room >= need,
+                    false => room >= need * RESUME_HEADROOM,
                 };
-            fits_so_far = fits;
             if fits {
                 room -= kbps * 1000.0;
             }
-            if fits == active {
+            let settled = fits == active;
+            if settled {
+                self.layers.changing_since[layer] = None;
+            }
+            let due = !settled && self.layer_change_due(layer, active);
+            // Larger layers go only while every smaller one does: they resume one after the other.
+            fits_so_far = fits && (active || due);
+            if !due {
                 continue;
             }
+            self.layers.changing_since[layer] = None;
             self.sender.set_layer_active(layer, fits);
             let rid = &self.config.video[layer].rid;
             let estimate = self.bwe.estimate() / 1000.0;

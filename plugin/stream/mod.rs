@@ -73,6 +73,14 @@ impl ObsOutput for OutputHandle {
     }
 }
 
+/// Taps on encoders besides the output's own (simulcast layers), begun with the output's taps and ended with them.
+pub trait ExtraTaps: Send + Sync {
+    /// Starts them; their packets go to `deliver`.
+    fn begin(&self, deliver: Deliver) -> Result<(), String>;
+    /// Ends them: no packet is delivered afterwards.
+    fn end(&self);
+}
+
 /// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
 static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
@@ -144,6 +152,7 @@ impl<O: ObsOutput> Stream<O> {
         stats: Arc<StreamStats>,
         direct: bool,
         watcher: Option<PacketWatcher>,
+        extra: Option<Arc<dyn ExtraTaps>>,
     ) -> Stream<O> {
         let (queue, rx) = PacketQueue::new(capacity, stats.clone());
         let queue = Arc::new(queue.watched(watcher));
@@ -157,6 +166,7 @@ impl<O: ObsOutput> Stream<O> {
             queue: queue.clone(),
             direct: direct.clone(),
             probe: probe.clone(),
+            extra,
         };
         let started = Instant::now();
         let spawned = std::thread::Builder::new()
@@ -258,11 +268,52 @@ struct Feed {
     queue: Arc<PacketQueue>,
     direct: Arc<AtomicBool>,
     probe: Arc<Mutex<Option<InterleavedProbe>>>,
+    extra: Option<Arc<dyn ExtraTaps>>,
+}
+
+/// The taps a stream has open: the output's own, and any extra ones (ended when dropped).
+struct OpenTaps<T> {
+    _own: Option<T>,
+    extra: Option<Arc<dyn ExtraTaps>>,
+}
+
+impl<T> Drop for OpenTaps<T> {
+    fn drop(&mut self) {
+        if let Some(extra) = &self.extra {
+            extra.end();
+        }
+    }
 }
 
 impl Feed {
-    /// Opens encoder taps when asked for; on failure packets come through the interleaver instead.
-    fn open_taps<O: ObsOutput>(&self, output: &O) -> Option<O::Taps> {
+    /// Opens encoder taps when asked for (on failure packets come through the interleaver instead), and the
+    /// extra taps after them.
+    fn open_taps<O: ObsOutput>(&self, output: &O) -> OpenTaps<O::Taps> {
+        let own = self.open_own_taps(output);
+        let extra = match (&own, &self.extra) {
+            (Some(_), Some(extra)) => {
+                let queue = self.queue.clone();
+                match extra.begin(Arc::new(move |p| {
+                    queue.push(p);
+                })) {
+                    Ok(()) => Some(extra.clone()),
+                    Err(e) => {
+                        log::warn(&format!("simulcast layers could not start: {e}"));
+                        extra.end();
+                        None
+                    }
+                }
+            }
+            (None, Some(_)) => {
+                log::warn("simulcast layers need packets straight from the encoders: only the full picture goes");
+                None
+            }
+            _ => None,
+        };
+        OpenTaps { _own: own, extra }
+    }
+
+    fn open_own_taps<O: ObsOutput>(&self, output: &O) -> Option<O::Taps> {
         if !self.direct.load(Ordering::SeqCst) {
             log::info("packets come through OBS's interleaver (as asked in the output settings)");
             return None;

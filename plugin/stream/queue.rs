@@ -1,6 +1,7 @@
 //! The hand-off between OBS's threads and the stream worker: a bounded queue that never blocks the caller, with
 //! the policy for a full queue, and the counters OBS reads.
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::session::MAX_LAYERS;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -34,11 +35,12 @@ impl StreamStats {
     }
 }
 
-/// What a full queue does to the next packets: drop video until the next keyframe (never a partial GOP), drop
-/// audio packets one by one.
+/// What a full queue does to the next packets: drop video until the next keyframe of the same layer (never a
+/// partial GOP), drop audio packets one by one.
 #[derive(Debug, Default)]
 pub struct DropPolicy {
-    waiting_for_keyframe: bool,
+    /// Per video layer (simulcast; the full picture is layer 0).
+    waiting_for_keyframe: [bool; MAX_LAYERS],
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -49,10 +51,11 @@ pub enum Admission {
 
 impl DropPolicy {
     /// Decides before trying the queue: while waiting for a keyframe, video is dropped without trying.
-    pub fn before(&mut self, kind: MediaKind, keyframe: bool) -> Admission {
-        if kind == MediaKind::Video && self.waiting_for_keyframe {
+    pub fn before(&mut self, kind: MediaKind, layer: u8, keyframe: bool) -> Admission {
+        let waiting = self.waiting_for_keyframe.get_mut(usize::from(layer));
+        if let Some(waiting) = waiting.filter(|w| kind == MediaKind::Video && **w) {
             if keyframe {
-                self.waiting_for_keyframe = false;
+                *waiting = false;
             } else {
                 return Admission::Drop;
             }
@@ -61,9 +64,9 @@ impl DropPolicy {
     }
 
     /// The queue refused a packet.
-    pub fn refused(&mut self, kind: MediaKind) {
-        if kind == MediaKind::Video {
-            self.waiting_for_keyframe = true;
+    pub fn refused(&mut self, kind: MediaKind, layer: u8) {
+        if let Some(waiting) = self.waiting_for_keyframe.get_mut(usize::from(layer)) {
+            *waiting |= kind == MediaKind::Video;
         }
     }
 }
@@ -102,9 +105,9 @@ impl PacketQueue {
         if let Some(w) = &self.watcher {
             w(&packet);
         }
-        let (kind, keyframe) = (packet.kind, packet.keyframe);
+        let (kind, layer, keyframe) = (packet.kind, packet.layer, packet.keyframe);
         let mut policy = self.policy.lock().unwrap_or_else(|e| e.into_inner());
-        if policy.before(kind, keyframe) == Admission::Drop {
+        if policy.before(kind, layer, keyframe) == Admission::Drop {
             self.count_drop(kind);
             return false;
         }
@@ -118,7 +121,7 @@ impl PacketQueue {
                 true
             }
             Err(TrySendError::Full(_)) => {
-                policy.refused(kind);
+                policy.refused(kind, layer);
                 self.count_drop(kind);
                 false
             }

@@ -178,7 +178,7 @@ fn start(
             closed: sink_closed,
         }) as Box<dyn PacketSink>)
     });
-    let stream = Stream::start(obs.clone(), connector, 16, Arc::default(), true, None);
+    let stream = Stream::start(obs.clone(), connector, 16, Arc::default(), true, None, None);
     (stream, got, closed)
 }
 
@@ -262,7 +262,7 @@ fn a_stop_during_the_connect_ends_capture_once_without_signalling_a_failure() {
         });
         Err(Failure::new(StopCode::Success, "stopped while connecting"))
     });
-    let stream = Stream::start(obs.clone(), connector, 16, Arc::default(), true, None);
+    let stream = Stream::start(obs.clone(), connector, 16, Arc::default(), true, None, None);
     entered.recv_timeout(Duration::from_secs(5)).unwrap();
     let t0 = Instant::now();
     stream.stop();

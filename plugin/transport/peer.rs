@@ -22,7 +22,9 @@ use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
 };
-use rtc::sdp::extmap::{SDES_MID_URI, SDES_RTP_STREAM_ID_URI, TRANSPORT_CC_URI};
+use rtc::sdp::extmap::{
+    SDES_MID_URI, SDES_REPAIR_RTP_STREAM_ID_URI, SDES_RTP_STREAM_ID_URI, TRANSPORT_CC_URI,
+};
 use rtc::shared::marshal::{Marshal, MarshalSize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -328,7 +330,11 @@ fn media_engine(
             .map_err(webrtc_error("header extension setup"))?;
     }
     if simulcast {
-        for uri in [SDES_MID_URI, SDES_RTP_STREAM_ID_URI] {
+        for uri in [
+            SDES_MID_URI,
+            SDES_RTP_STREAM_ID_URI,
+            SDES_REPAIR_RTP_STREAM_ID_URI,
+        ] {
             let uri = uri.to_owned();
             media
                 .register_header_extension(

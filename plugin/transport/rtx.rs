@@ -4,15 +4,20 @@
 //! was already sent on that SSRC — and, when the answer took RTX for the stream, rewrapped: the RTX SSRC and
 //! payload type, the RTX stream's own sequence number, and the original sequence number ahead of the payload.
 //! Without RTX it goes as it is, a retransmission in the same stream. Either way it is marked as a
-//! retransmission for the congestion controller below.
+//! retransmission for the congestion controller below. A simulcast layer's packets name their layer (RID header
+//! extension); on the RTX stream that becomes the repaired-RID extension (RFC 8852), or goes when the answer took
+//! none, so no receiver takes the RTX stream for a layer of its own.
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
+use rtc::sdp::extmap::{SDES_REPAIR_RTP_STREAM_ID_URI, SDES_RTP_STREAM_ID_URI};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 /// Where a stream's retransmissions go, and what it has sent.
 struct Stream {
     rtx: Option<(u32, u8)>,
+    /// The ids of the RID and repaired-RID header extensions, when negotiated.
+    rid_ids: (Option<u8>, Option<u8>),
     /// The newest sequence number sent on the stream.
     newest: Option<u16>,
     rtx_seq: u16,
@@ -57,6 +62,14 @@ impl RtxWrap {
             packet.header.ssrc = ssrc;
             packet.header.payload_type = payload_type;
             packet.header.sequence_number = stream.rtx_seq;
+            if let (Some(rid), repaired) = stream.rid_ids {
+                if let Some(value) = packet.header.get_extension(rid) {
+                    let _ = packet.header.del_extension(rid);
+                    if let Some(repaired) = repaired {
+                        let _ = packet.header.set_extension(repaired, value);
+                    }
+                }
+            }
             stream.rtx_seq = stream.rtx_seq.wrapping_add(1);
             packet.payload = payload.into();
             self.on_rtx += 1;
@@ -96,10 +109,19 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxWrap {
 impl Interceptor for RtxWrap {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         let rtx = info.ssrc_rtx.zip(info.payload_type_rtx);
+        let id_of = |uri: &str| {
+            (info.rtp_header_extensions.iter())
+                .find(|e| e.uri == uri)
+                .and_then(|e| u8::try_from(e.id).ok())
+        };
         self.streams.insert(
             info.ssrc,
             Stream {
                 rtx,
+                rid_ids: (
+                    id_of(SDES_RTP_STREAM_ID_URI),
+                    id_of(SDES_REPAIR_RTP_STREAM_ID_URI),
+                ),
                 newest: None,
                 rtx_seq: rand::random(),
             },
@@ -134,6 +156,7 @@ mod tests {
     fn stream(rtx: Option<(u32, u8)>) -> Stream {
         Stream {
             rtx,
+            rid_ids: (None, None),
             newest: None,
             rtx_seq: 500,
         }
@@ -176,5 +199,59 @@ mod tests {
         assert!(w.wrap(&mut same));
         assert_eq!(same, packet(2, 10));
         assert_eq!((w.resent, w.on_rtx), (3, 2));
+    }
+
+    #[test]
+    fn a_layer_retransmitted_on_rtx_names_the_layer_it_repairs() {
+        let rid = bytes::Bytes::from_static(b"h");
+        let sent = |w: &mut RtxWrap| {
+            let mut p = packet(1, 7);
+            p.header.set_extension(4, rid.clone()).unwrap();
+            p.header
+                .set_extension(1, bytes::Bytes::from_static(b"0"))
+                .unwrap();
+            w.wrap(&mut p);
+            let mut again = p.clone();
+            assert!(w.wrap(&mut again));
+            again
+        };
+        let mut w = RtxWrap::default();
+        w.streams.insert(
+            1,
+            Stream {
+                rid_ids: (Some(4), Some(5)),
+                ..stream(Some((77, 103)))
+            },
+        );
+        let again = sent(&mut w);
+        assert_eq!(
+            again.header.get_extension(4),
+            None,
+            "no RID on the RTX stream"
+        );
+        assert_eq!(
+            again.header.get_extension(5),
+            Some(rid.clone()),
+            "its repaired RID"
+        );
+        assert_eq!(
+            again.header.get_extension(1).as_deref(),
+            Some(&b"0"[..]),
+            "the MID stays"
+        );
+        // Without a repaired-RID extension the RID just goes.
+        let mut w = RtxWrap::default();
+        w.streams.insert(
+            1,
+            Stream {
+                rid_ids: (Some(4), None),
+                ..stream(Some((77, 103)))
+            },
+        );
+        let again = sent(&mut w);
+        assert_eq!(
+            (again.header.get_extension(4), again.header.get_extension(5)),
+            (None, None)
+        );
     }
 }

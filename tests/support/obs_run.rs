@@ -218,28 +218,40 @@ pub fn publish_through(
     kbps: u32,
     seconds: u32,
 ) -> (Run, serde_json::Value) {
+    publish_through_with(hosts, receiver, args, kbps, seconds, &[])
+}
+
+/// [`publish_through`] with more arguments for the headless runner (`--layers 3`, …).
+pub fn publish_through_with(
+    hosts: &LinkedHosts,
+    receiver: &std::path::Path,
+    args: &[&str],
+    kbps: u32,
+    seconds: u32,
+    more: &[&str],
+) -> (Run, serde_json::Value) {
     let clip = flash_beep_clip("1280x720");
     let receiver = RemoteReceiver::start_in(&hosts.server, receiver, args);
-    let run = headless_in(
-        Some(&hosts.publisher),
-        &[
-            "--media",
-            clip.to_str().unwrap(),
-            "--duration",
-            &seconds.to_string(),
-            "--width",
-            "1280",
-            "--height",
-            "720",
-            "--bitrate",
-            &kbps.to_string(),
-            "--tune",
-            "zerolatency",
-            "--url",
-            &receiver.url,
-        ],
-        None,
-    );
+    let kbps = kbps.to_string();
+    let seconds = seconds.to_string();
+    let mut all = vec![
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        &seconds,
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--bitrate",
+        &kbps,
+        "--tune",
+        "zerolatency",
+        "--url",
+        &receiver.url,
+    ];
+    all.extend_from_slice(more);
+    let run = headless_in(Some(&hosts.publisher), &all, None);
     let report = receiver.report();
     println!(
         "uplink {:?}\nreceiver {report}",

@@ -1,6 +1,6 @@
 //! Simulcast: each layer on its own RTP stream, keyframes asked of the layer's own encoder, layers paused and
 //! resumed as the estimate falls and recovers, layers the answer refuses never sent.
-use super::super::layers::RESUME_AFTER;
+use super::super::layers::{PAUSE_AFTER, RESUME_AFTER, RESUME_STEADY};
 use super::*;
 use std::collections::BTreeSet;
 
@@ -130,53 +130,84 @@ fn each_layer_goes_on_its_own_stream_with_its_own_numbers_reports_and_keyframes(
     );
 }
 
+/// The notes about simulcast layers.
+fn notes_of(out: &[(u64, Output)]) -> Vec<String> {
+    out.iter()
+        .filter_map(|(_, o)| match o {
+            Output::Event(Event::Note(n)) if n.text.starts_with("simulcast") => {
+                Some(n.text.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn layers_pause_from_the_top_as_the_estimate_falls_and_resume_at_a_keyframe_when_it_recovers() {
+fn layers_pause_from_the_top_when_the_estimate_stays_low_and_resume_one_by_one_at_keyframes() {
     let mut f = three_layers();
     f.connect(Preflight::default(), false);
     assert_eq!(ssrcs(&frames_at(&mut f, 1000, 0, true).0), set(&SSRCS));
 
-    // 1 Mbit/s: room for the two smaller layers (150 + 600 kbit/s), not for the full picture at its floor too.
+    // 1 Mbit/s has room for the two smaller layers (150 + 600 kbit/s), not for the full picture at its floor too;
+    // a dip shorter than PAUSE_AFTER pauses nothing.
     f.now = f.at(1100);
-    let out = f.input(Input::Feedback(Feedback::Remb(1_000_000)));
+    f.input(Input::Feedback(Feedback::Remb(1_000_000)));
+    assert_eq!(ssrcs(&frames_at(&mut f, 1200, 1, false).0), set(&SSRCS));
+    f.now = f.at(1500);
+    f.input(Input::Feedback(Feedback::Remb(20_000_000)));
+    let (sent, out) = frames_at(&mut f, 2200, 2, false);
+    assert_eq!(ssrcs(&sent), set(&SSRCS));
+    assert!(notes_of(&out).is_empty(), "{:?}", notes_of(&out));
+
+    // A lasting shortfall pauses the full picture after PAUSE_AFTER.
+    f.now = f.at(2300);
+    f.input(Input::Feedback(Feedback::Remb(1_000_000)));
+    let paused_ms = 2300 + PAUSE_AFTER.as_millis() as u64;
+    let out = f.run_to(paused_ms);
     assert!(
-        notes(&out)
+        notes_of(&out)
             .iter()
             .any(|n| n.starts_with("simulcast layer 0 (rid f) paused")),
         "{:?}",
-        notes(&out)
+        notes_of(&out)
     );
     assert_eq!(
-        ssrcs(&frames_at(&mut f, 1200, 1, false).0),
+        ssrcs(&frames_at(&mut f, paused_ms + 100, 3, false).0),
         set(&SSRCS[1..])
     );
 
     // 400 kbit/s: the smallest alone.
-    f.now = f.at(1300);
+    f.now = f.at(3500);
     f.input(Input::Feedback(Feedback::Remb(400_000)));
+    f.run_to(3500 + PAUSE_AFTER.as_millis() as u64);
     assert_eq!(
-        ssrcs(&frames_at(&mut f, 1400, 2, false).0),
+        ssrcs(&frames_at(&mut f, 4600, 4, false).0),
         set(&SSRCS[2..])
     );
 
-    // Room again: nothing resumes before the layers were paused for RESUME_AFTER …
-    f.now = f.at(1500);
+    // Room again: the middle layer resumes once paused for RESUME_AFTER (and fitting for RESUME_STEADY), asking
+    // its encoder for a keyframe and sending nothing before it; the full picture follows RESUME_STEADY later.
+    f.now = f.at(4700);
     f.input(Input::Feedback(Feedback::Remb(20_000_000)));
-    let resume_ms = 1300 + RESUME_AFTER.as_millis() as u64;
-    let (sent, out) = frames_at(&mut f, resume_ms - 100, 3, false);
+    let middle_ms = 3500 + (PAUSE_AFTER + RESUME_AFTER).as_millis() as u64;
+    let (sent, out) = frames_at(&mut f, middle_ms - 100, 5, false);
     assert_eq!(ssrcs(&sent), set(&SSRCS[2..]));
     assert!(asked_keyframes(&out).is_empty());
-    // … then both ask their encoders for a keyframe, and send nothing before it comes.
-    let out = f.run_to(resume_ms);
-    let mut asked = asked_keyframes(&out);
-    asked.sort();
-    assert_eq!(asked, [0, 1]);
+    let out = f.run_to(middle_ms);
+    assert_eq!(asked_keyframes(&out), [1]);
     assert_eq!(
-        ssrcs(&frames_at(&mut f, resume_ms + 10, 4, false).0),
+        ssrcs(&frames_at(&mut f, middle_ms + 10, 6, false).0),
         set(&SSRCS[2..])
     );
     assert_eq!(
-        ssrcs(&frames_at(&mut f, resume_ms + 50, 5, true).0),
+        ssrcs(&frames_at(&mut f, middle_ms + 50, 7, true).0),
+        set(&SSRCS[1..])
+    );
+    let top_ms = middle_ms + RESUME_STEADY.as_millis() as u64;
+    assert!(asked_keyframes(&f.run_to(top_ms - 10)).is_empty());
+    assert_eq!(asked_keyframes(&f.run_to(top_ms)), [0]);
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, top_ms + 50, 8, true).0),
         set(&SSRCS)
     );
 }

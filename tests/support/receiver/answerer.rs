@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
-    configure_rtcp_reports, configure_twcc_receiver_only, MediaEngine, PeerConnection,
-    PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    Registry,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -41,7 +42,6 @@ impl PeerConnectionEventHandler for Handler {
         let stats = self.stats.clone();
         match kind {
             RtpCodecKind::Video => {
-                stats.lock().unwrap().video_ssrc = Some(ssrc);
                 tokio::spawn(receive_video(track, stats, self.pli_every));
             }
             _ => {
@@ -121,6 +121,10 @@ pub(super) async fn answer(
             RtpCodecKind::Video,
         )
         .map_err(|e| e.to_string())?;
+    // Simulcast: the layers are told apart by their MID and RID header extensions.
+    if offer.contains("a=simulcast:") {
+        configure_simulcast_extension_headers(&mut media).map_err(|e| e.to_string())?;
+    }
     // Receiver reports; NACKs and keyframe requests come from our own jitter buffer (video.rs), not webrtc-rs's
     // generator.
     let mut registry = RtcpTap::add_to(configure_rtcp_reports(Registry::new()), |p| {

@@ -135,9 +135,50 @@ pub(crate) struct Stats {
     video_arrivals: Vec<(Instant, usize)>,
     video_timestamps: Vec<u32>,
     intact_timestamps: Vec<u32>,
+    /// Simulcast: the smaller layers' own measurements, by RID.
+    layers: std::collections::BTreeMap<String, Shared>,
 }
 
+/// The RID of the full picture among simulcast layers (as browsers and RTC Studio name it).
+pub const FULL_RID: &str = "f";
+
 impl Stats {
+    /// Where the video stream `ssrc` with RTP stream id `rid` is measured: `main` for the full picture (or a
+    /// stream without simulcast), else statistics of the layer's own, kept in `main`.
+    pub(crate) fn layer(main: &Shared, rid: &str, ssrc: u32) -> Shared {
+        let mut m = main.lock().unwrap();
+        if rid.is_empty() || rid == FULL_RID {
+            m.video_ssrc = Some(ssrc);
+            return main.clone();
+        }
+        m.layers.entry(rid.to_string()).or_default().clone()
+    }
+
+    /// Frames per second between the first and last decoded frame's RTP timestamps.
+    fn fps(&self) -> f64 {
+        match (self.first_frame_ts, self.last_frame_ts) {
+            (Some(a), Some(b)) if self.video_frames_decoded > 1 && b != a => {
+                (self.video_frames_decoded - 1) as f64 * 90_000.0 / b.wrapping_sub(a) as f64
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// What a smaller simulcast layer's report holds.
+    fn layer_report(&self) -> serde_json::Value {
+        json!({
+            "video_frames_decoded": self.video_frames_decoded,
+            "decode_errors": self.decode_errors,
+            "width": self.width,
+            "height": self.height,
+            "fps": round1(self.fps()),
+            "rtp_packets": self.rtp_packets,
+            "packets_lost": self.jitter.packets_lost,
+            "keyframes": self.keyframes,
+            "frames_intact": self.frames_intact,
+        })
+    }
+
     /// A keyframe request went out at `at` (the wait for the next keyframe starts, unless one is under way).
     fn pli_sent(&mut self, at: Instant) {
         self.plis_sent += 1;
@@ -225,12 +266,7 @@ impl Receiver {
                 s.last_frame_ts = Some(last);
             }
         }
-        let fps = match (s.first_frame_ts, s.last_frame_ts) {
-            (Some(a), Some(b)) if s.video_frames_decoded > 1 && b != a => {
-                (s.video_frames_decoded - 1) as f64 * 90_000.0 / b.wrapping_sub(a) as f64
-            }
-            _ => 0.0,
-        };
+        let fps = s.fps();
         let first_frame_ms = match (s.post_at, s.first_frame_at) {
             (Some(p), Some(f)) => json!(round1(f.duration_since(p).as_secs_f64() * 1000.0)),
             _ => serde_json::Value::Null,
@@ -284,6 +320,10 @@ impl Receiver {
             "timeline": measure::timeline(&s),
         });
         report["given_up_after_delete"] = json!(s.jitter.packets_lost - lost);
+        let layers: serde_json::Map<String, serde_json::Value> = (s.layers.iter())
+            .map(|(rid, l)| (rid.clone(), l.lock().unwrap().layer_report()))
+            .collect();
+        report["layers"] = serde_json::Value::Object(layers);
         report
     }
 

@@ -55,31 +55,38 @@ impl Feedback {
     }
 }
 
-/// Depacketizes on the track's task, after the jitter buffer (which NACKs gaps and waits for their repair);
-/// decodes on a thread of its own (openh264's decoder is not `Send`).
-/// `pli_every`: after the first keyframe request (a second in), ask again this often.
-pub(super) async fn receive_video(
-    track: Arc<dyn TrackRemote>,
+/// One received video stream (a simulcast layer, or the only one): its jitter buffer, depacketizer, feedback and
+/// decode thread, and where its measurements go.
+struct Lane {
     stats: Shared,
-    pli_every: Option<Duration>,
-) {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<ToDecoder>(256);
-    let decode_stats = stats.clone();
-    std::thread::spawn(move || decode_video(rx, decode_stats));
-    let mut depacketizer = H264Depacketizer::new();
-    let mut jitter: JitterBuffer<rtc::rtp::Packet> = JitterBuffer::default();
-    let ssrc = track.ssrcs().await.first().copied().unwrap_or(0);
-    let mut feedback = Feedback {
-        track: track.clone(),
-        ssrc,
-        last_pli: None,
-    };
-    // Like a browser after loss, ask once for a keyframe a second into the session (and then every `pli_every`).
-    let mut next_pli = Some(tokio::time::Instant::now() + Duration::from_secs(1));
-    let tx_broken = tx.clone();
-    let mut depacketize = |packets: Vec<rtc::rtp::Packet>| -> bool {
+    depacketizer: H264Depacketizer,
+    jitter: JitterBuffer<rtc::rtp::Packet>,
+    feedback: Feedback,
+    tx: std::sync::mpsc::SyncSender<ToDecoder>,
+}
+
+impl Lane {
+    fn new(track: Arc<dyn TrackRemote>, ssrc: u32, stats: Shared) -> Lane {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ToDecoder>(256);
+        let decode_stats = stats.clone();
+        std::thread::spawn(move || decode_video(rx, decode_stats));
+        Lane {
+            stats,
+            depacketizer: H264Depacketizer::new(),
+            jitter: JitterBuffer::default(),
+            feedback: Feedback {
+                track,
+                ssrc,
+                last_pli: None,
+            },
+            tx,
+        }
+    }
+
+    /// Hands released packets to the decoder; false once it is gone.
+    fn depacketize(&mut self, packets: Vec<rtc::rtp::Packet>) -> bool {
         for p in packets {
-            let (units, _err) = depacketizer.push(
+            let (units, _err) = self.depacketizer.push(
                 p.header.sequence_number,
                 p.header.timestamp,
                 p.header.marker,
@@ -87,17 +94,73 @@ pub(super) async fn receive_video(
             );
             for u in units {
                 let unit = ToDecoder::Unit(u.timestamp, to_annexb(&u.nals), u.complete);
-                if tx.send(unit).is_err() {
+                if self.tx.send(unit).is_err() {
                     return false;
                 }
             }
         }
         true
-    };
+    }
+
+    fn arrived(&mut self, p: rtc::rtp::Packet, now: Instant) -> bool {
+        {
+            let mut s = self.stats.lock().unwrap();
+            s.rtp_packets += 1;
+            s.video_arrivals.push((now, p.payload.len() + 12));
+            if s.video_timestamps.last() != Some(&p.header.timestamp) {
+                s.video_timestamps.push(p.header.timestamp);
+            }
+        }
+        let released = self.jitter.push(p.header.sequence_number, p, now);
+        self.depacketize(released)
+    }
+
+    async fn pli(&mut self, now: Instant) {
+        if self.feedback.pli(now).await {
+            self.stats.lock().unwrap().pli_sent(now);
+        }
+    }
+
+    /// What time alone decides: NACKs, giving up (and then a keyframe request); false once the decoder is gone.
+    async fn service(&mut self, now: Instant) -> bool {
+        let due = self.jitter.poll(now);
+        if !due.nack.is_empty() {
+            self.feedback.nack(&due.nack).await;
+        }
+        if due.gave_up && self.tx.send(ToDecoder::ChainBroken).is_err() {
+            return false;
+        }
+        if !self.depacketize(due.released) {
+            return false;
+        }
+        if due.gave_up {
+            self.pli(now).await;
+        }
+        let mut s = self.stats.lock().unwrap();
+        s.jitter = self.jitter.stats;
+        s.rtt_ms = self.jitter.rtt().as_secs_f64() * 1000.0;
+        true
+    }
+}
+
+/// Depacketizes on the track's task, after a jitter buffer per stream (which NACKs gaps and waits for their
+/// repair); decodes on a thread per stream (openh264's decoder is not `Send`). Simulcast layers arrive on the one
+/// track: each SSRC is a lane of its own, measured into `stats` for the full picture and into a layer's own
+/// statistics for the others (by RID, see [`super::Stats::layer`]).
+/// `pli_every`: after the first keyframe request (a second in), ask again this often.
+pub(super) async fn receive_video(
+    track: Arc<dyn TrackRemote>,
+    stats: Shared,
+    pli_every: Option<Duration>,
+) {
+    let mut lanes: Vec<(u32, Lane)> = Vec::new();
+    // Like a browser after loss, ask once for a keyframe a second into the session (and then every `pli_every`).
+    let mut next_pli = Some(tokio::time::Instant::now() + Duration::from_secs(1));
     loop {
         let far = tokio::time::Instant::now() + Duration::from_secs(3600);
-        let wake = jitter
-            .next_due()
+        let wake = (lanes.iter())
+            .filter_map(|(_, l)| l.jitter.next_due())
+            .min()
             .map_or(far, tokio::time::Instant::from_std);
         let wake = next_pli.map_or(wake, |t| wake.min(t));
         // None: a timer fired (NACK retry, give-up, a scheduled PLI).
@@ -109,16 +172,17 @@ pub(super) async fn receive_video(
         match event {
             None => {}
             Some(Some(TrackRemoteEvent::OnRtpPacket(p))) => {
-                {
-                    let mut s = stats.lock().unwrap();
-                    s.rtp_packets += 1;
-                    s.video_arrivals.push((now, p.payload.len() + 12));
-                    if s.video_timestamps.last() != Some(&p.header.timestamp) {
-                        s.video_timestamps.push(p.header.timestamp);
+                let ssrc = p.header.ssrc;
+                let at = match lanes.iter().position(|(s, _)| *s == ssrc) {
+                    Some(at) => at,
+                    None => {
+                        let rid = track.rid(ssrc).await.unwrap_or_default();
+                        let lane_stats = super::Stats::layer(&stats, &rid, ssrc);
+                        lanes.push((ssrc, Lane::new(track.clone(), ssrc, lane_stats)));
+                        lanes.len() - 1
                     }
-                }
-                let released = jitter.push(p.header.sequence_number, p, now);
-                if !depacketize(released) {
+                };
+                if !lanes[at].1.arrived(p, now) {
                     return;
                 }
             }
@@ -128,26 +192,16 @@ pub(super) async fn receive_video(
         }
         if next_pli.is_some_and(|t| tokio::time::Instant::now() >= t) {
             next_pli = pli_every.map(|every| tokio::time::Instant::now() + every);
-            feedback.last_pli = None;
-            if feedback.pli(now).await {
-                stats.lock().unwrap().pli_sent(now);
+            for (_, lane) in &mut lanes {
+                lane.feedback.last_pli = None;
+                lane.pli(now).await;
             }
         }
-        let due = jitter.poll(now);
-        if !due.nack.is_empty() {
-            feedback.nack(&due.nack).await;
+        for (_, lane) in &mut lanes {
+            if !lane.service(now).await {
+                return;
+            }
         }
-        if due.gave_up && tx_broken.send(ToDecoder::ChainBroken).is_err() {
-            return;
-        }
-        if !depacketize(due.released) {
-            return;
-        }
-        if due.gave_up && feedback.pli(now).await {
-            stats.lock().unwrap().pli_sent(now);
-        }
-        stats.lock().unwrap().jitter = jitter.stats;
-        stats.lock().unwrap().rtt_ms = jitter.rtt().as_secs_f64() * 1000.0;
     }
 }
 
