@@ -5,6 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
+use support::janus::{watch_through_janus, Janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::LinkedHosts;
 use support::obs_run::{
@@ -138,4 +139,147 @@ fn through_a_link_too_slow_for_the_full_picture_the_smaller_layers_play_on() {
     }
     assert_eq!(size(layer(&r, "h")), (640, 360));
     assert_eq!(size(layer(&r, "q")), (320, 180));
+}
+
+#[test]
+fn janus_forwards_each_layer_and_chromium_decodes_every_size() {
+    // OBS publishes three layers (1280x720, 640x360, 320x180) into a Janus VideoRoom; headless Chromium
+    // subscribes and asks Janus for substream 2, 1 and 0 in turn.
+    let _alone = receiving();
+    let janus = Janus::start("janus-simulcast");
+    let room = janus.create_room(None);
+    let clip = flash_beep_clip("1280x720");
+    let (api, room_arg) = (janus.api.clone(), room.to_string());
+    let publisher = std::thread::spawn(move || {
+        headless(
+            &[
+                "--media",
+                clip.to_str().unwrap(),
+                "--duration",
+                "40",
+                "--width",
+                "1280",
+                "--height",
+                "720",
+                "--bitrate",
+                "2500",
+                "--tune",
+                "zerolatency",
+                "--layers",
+                "3",
+                "--url",
+                &api,
+                "--janus-room",
+                &room_arg,
+                // Debian's Chromium decodes H.264 Baseline and Main over WebRTC, not High.
+                "--profile",
+                "main",
+            ],
+            None,
+        )
+    });
+    support::janus::wait_for_publisher_video(&janus);
+    let page =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
+    let profile =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-simulcast");
+    let query = format!("api={}&room={room}&seconds=4&substreams=2,1,0", janus.api);
+    let result = support::browser::run_page(&page, &query, Duration::from_secs(60), &profile);
+    let run = publisher.join().unwrap();
+    let result =
+        result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
+    assert!(result.get("error").is_none(), "the page failed: {result}");
+    assert!(
+        run.log
+            .contains("simulcast: 3 video layers offered (rids f, h, q), 3 taken"),
+        "{}",
+        run.log
+    );
+    let mut seen = Vec::new();
+    for s in result["substreams"]
+        .as_array()
+        .expect("substreams measured")
+    {
+        let n = s["substream"].as_u64().unwrap_or(9);
+        let shot = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("janus-simulcast-substream-{n}.png"));
+        if let Some(png) = s["snapshot"]["png"].as_str() {
+            support::browser::save_data_url_png(png, &shot).unwrap();
+        }
+        println!(
+            "substream {n}: {}x{}, {} frames in 2 s, snapshot luma σ {:.1} → {}",
+            s["frameWidth"],
+            s["frameHeight"],
+            s["framesIn2s"],
+            s["snapshot"]["lumaStd"].as_f64().unwrap_or(0.0),
+            shot.display()
+        );
+        seen.push((
+            n,
+            s["frameWidth"].as_u64().unwrap_or(0),
+            s["frameHeight"].as_u64().unwrap_or(0),
+        ));
+        // Playing: at least 25 fps of the 30 decoded while on that substream, and a picture, not a flat field.
+        assert!(s["framesIn2s"].as_u64().unwrap_or(0) >= 50, "{n}: {s}");
+        assert!(
+            s["snapshot"]["lumaStd"].as_f64().unwrap_or(0.0) > 20.0,
+            "{n}"
+        );
+    }
+    assert_eq!(seen, [(2, 1280, 720), (1, 640, 360), (0, 320, 180)]);
+}
+
+#[test]
+fn a_browser_watching_through_janus_keeps_playing_when_the_uplink_only_fits_the_smaller_layers() {
+    // As above through a 1.5 Mbit/s uplink, the full picture adapting down to no less than 600 kbit/s: it does not
+    // fit beside the smaller layers and pauses; Janus falls back to the half-size layer, and Chromium, joining once
+    // the stream has settled (8 s in), watches it for 15 s.
+    let _alone = receiving();
+    let hosts = LinkedHosts::wired_to_this_machine("janussim", 5678);
+    let janus = Janus::start_on("janus-simulcast-bw", &hosts.server_addr);
+    hosts.wire().set(UP, LinkConfig::bottleneck(1.5));
+    hosts.wire().set(DOWN, LinkConfig::clear());
+    let watch = Watch {
+        size: "1280x720",
+        args: [
+            "--bitrate",
+            "2500",
+            "--tune",
+            "zerolatency",
+            "--layers",
+            "3",
+            "--min-bitrate",
+            "600",
+        ]
+        .map(String::from)
+        .to_vec(),
+        seconds: 15,
+        join_after: Duration::from_secs(8),
+        room_bitrate: None,
+    };
+    let (viewer, run) = watch_through_janus(&hosts, &janus, &watch);
+    for l in run.log.lines().filter(|l| l.contains("] simulcast")) {
+        println!("{l}");
+    }
+    assert!(
+        run.log.contains("simulcast layer 0 (rid f) paused"),
+        "{}",
+        run.log
+    );
+    let frozen = viewer["totalFreezesDuration"].as_f64().unwrap_or(99.0);
+    let decoded = viewer["framesDecoded"].as_u64().unwrap_or(0);
+    println!(
+        "viewer: {}x{}, {} freezes, {frozen:.2} s frozen, {decoded} frames decoded",
+        viewer["frameWidth"], viewer["frameHeight"], viewer["freezeCount"]
+    );
+    assert_eq!(
+        (
+            viewer["frameWidth"].as_u64(),
+            viewer["frameHeight"].as_u64()
+        ),
+        (Some(640), Some(360)),
+        "{viewer}"
+    );
+    assert!(frozen <= 0.5, "the viewer froze for {frozen} s: {viewer}");
+    assert!(decoded >= 15 * 25, "{viewer}");
 }

@@ -104,18 +104,12 @@ pub fn run_page_with(
 
 /// Writes a `data:image/png;base64,…` URL's bytes to `path`.
 pub fn save_data_url_png(data_url: &str, path: &Path) -> Result<(), String> {
+    use base64::Engine;
     let b64 = data_url
         .strip_prefix("data:image/png;base64,")
         .ok_or("not a PNG data URL")?;
-    let out = Command::new("base64")
-        .arg("-d")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b64.as_bytes())?;
-            c.wait_with_output()
-        })
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(b64)
         .map_err(|e| e.to_string())?;
-    std::fs::write(path, out.stdout).map_err(|e| e.to_string())
+    std::fs::write(path, png).map_err(|e| e.to_string())
 }
