@@ -166,7 +166,7 @@ fn a_browser_watching_through_janus_on_a_slow_uplink_sees_no_freeze() {
             .to_vec(),
         seconds: 15,
         join_after: Duration::from_secs(8),
-        room_bitrate: None,
+        ..Watch::default()
     };
     let (viewer, run) = watch_through_janus(&hosts, &janus, &watch);
     assert!(

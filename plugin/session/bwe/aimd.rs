@@ -155,14 +155,15 @@ impl RateControl {
     }
 
     /// A probe showed the path carries `bps` — its capacity when `limited` (the receiver got the probe slower
-    /// than it left), at least that otherwise: the target goes there at once (never down).
-    pub fn probed(&mut self, bps: f64, limited: bool, now: Instant) {
+    /// than it left), at least that otherwise: the target goes there at once (never down). Either way nothing
+    /// beyond `bps` is known, so from there the target grows additively — as near a known capacity — until what
+    /// arrives shows more room, or the next probe does (growing multiplicatively from a probe's rate overshot a
+    /// 1.5 Mbit/s link by a fifth before the queue said so).
+    pub fn probed(&mut self, bps: f64, _limited: bool, now: Instant) {
         if bps > self.target {
             self.target = bps.clamp(self.min, self.max);
             self.capacity = Capacity::default();
-            if limited {
-                self.capacity.update(bps);
-            }
+            self.capacity.update(bps);
             self.last_change = Some(now);
         }
     }
