@@ -36,6 +36,7 @@ bench: build
 	scripts/bench-capture-wire.sh
 	scripts/bench-first-frame.sh 20
 	scripts/bench-keyframe.sh
+	scripts/bench-simulcast.sh
 
 # 1 M inputs per fuzz target (needs `cargo install cargo-fuzz`; stable toolchain via RUSTC_BOOTSTRAP).
 fuzz: deps

@@ -5,7 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::janus::{watch_through_janus, Janus, Watch};
+use support::janus::{watch_page_through_janus, watch_through_janus, Janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::LinkedHosts;
 use support::obs_run::{
@@ -141,54 +141,39 @@ fn through_a_link_too_slow_for_the_full_picture_the_smaller_layers_play_on() {
     assert_eq!(size(layer(&r, "q")), (320, 180));
 }
 
+/// OBS at 1280x720, 2500 kbit/s, x264 zerolatency, three layers, watched through Janus.
+fn simulcast_watch() -> Watch {
+    Watch {
+        size: "1280x720",
+        args: [
+            "--bitrate",
+            "2500",
+            "--tune",
+            "zerolatency",
+            "--layers",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..Watch::default()
+    }
+}
+
 #[test]
 fn janus_forwards_each_layer_and_chromium_decodes_every_size() {
-    // OBS publishes three layers (1280x720, 640x360, 320x180) into a Janus VideoRoom; headless Chromium
-    // subscribes and asks Janus for substream 2, 1 and 0 in turn.
+    // OBS publishes three layers (1280x720, 640x360, 320x180) into a Janus VideoRoom over a clear link; headless
+    // Chromium watches, then asks Janus for substream 2, 1 and 0 in turn.
     let _alone = receiving();
-    let janus = Janus::start("janus-simulcast");
-    let room = janus.create_room(None);
-    let clip = flash_beep_clip("1280x720");
-    let (api, room_arg) = (janus.api.clone(), room.to_string());
-    let publisher = std::thread::spawn(move || {
-        headless(
-            &[
-                "--media",
-                clip.to_str().unwrap(),
-                "--duration",
-                "40",
-                "--width",
-                "1280",
-                "--height",
-                "720",
-                "--bitrate",
-                "2500",
-                "--tune",
-                "zerolatency",
-                "--layers",
-                "3",
-                "--url",
-                &api,
-                "--janus-room",
-                &room_arg,
-                // Debian's Chromium decodes H.264 Baseline and Main over WebRTC, not High.
-                "--profile",
-                "main",
-            ],
-            None,
-        )
-    });
-    support::janus::wait_for_publisher_video(&janus);
-    let page =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
-    let profile =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-simulcast");
-    let query = format!("api={}&room={room}&seconds=4&substreams=2,1,0", janus.api);
-    let result = support::browser::run_page(&page, &query, Duration::from_secs(60), &profile);
-    let run = publisher.join().unwrap();
-    let result =
-        result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
-    assert!(result.get("error").is_none(), "the page failed: {result}");
+    let hosts = LinkedHosts::wired_to_this_machine("janussub", 8765);
+    let janus = Janus::start_on("janus-simulcast", &hosts.server_addr);
+    hosts.wire().set(UP, LinkConfig::clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
+    let watch = Watch {
+        seconds: 4,
+        substreams: vec![2, 1, 0],
+        ..simulcast_watch()
+    };
+    let (result, run) = watch_page_through_janus(&hosts, &janus, &watch);
     assert!(
         run.log
             .contains("simulcast: 3 video layers offered (rids f, h, q), 3 taken"),
@@ -240,22 +225,14 @@ fn a_browser_watching_through_janus_keeps_playing_when_the_uplink_only_fits_the_
     hosts.wire().set(UP, LinkConfig::bottleneck(1.5));
     hosts.wire().set(DOWN, LinkConfig::clear());
     let watch = Watch {
-        size: "1280x720",
         args: [
-            "--bitrate",
-            "2500",
-            "--tune",
-            "zerolatency",
-            "--layers",
-            "3",
-            "--min-bitrate",
-            "600",
+            simulcast_watch().args,
+            ["--min-bitrate", "600"].map(String::from).to_vec(),
         ]
-        .map(String::from)
-        .to_vec(),
+        .concat(),
         seconds: 15,
         join_after: Duration::from_secs(8),
-        room_bitrate: None,
+        ..simulcast_watch()
     };
     let (viewer, run) = watch_through_janus(&hosts, &janus, &watch);
     for l in run.log.lines().filter(|l| l.contains("] simulcast")) {

@@ -312,6 +312,9 @@ pub struct Watch {
     pub join_after: Duration,
     /// The room's bitrate cap for publishers (Janus sends it as REMB), bit/s.
     pub room_bitrate: Option<u64>,
+    /// Simulcast substreams the viewer asks Janus for in turn after watching (e.g. `[2, 1, 0]`), each for a few
+    /// seconds.
+    pub substreams: Vec<u8>,
 }
 
 impl Default for Watch {
@@ -322,6 +325,7 @@ impl Default for Watch {
             seconds: 14,
             join_after: Duration::ZERO,
             room_bitrate: None,
+            substreams: Vec::new(),
         }
     }
 }
@@ -333,10 +337,22 @@ pub fn watch_through_janus(
     janus: &Janus,
     w: &Watch,
 ) -> (Value, super::obs_run::Run) {
+    let (result, run) = watch_page_through_janus(hosts, janus, w);
+    (result["video"].clone(), run)
+}
+
+/// [`watch_through_janus`] with all the viewer page reported (substreams, snapshots).
+pub fn watch_page_through_janus(
+    hosts: &super::netns::LinkedHosts,
+    janus: &Janus,
+    w: &Watch,
+) -> (Value, super::obs_run::Run) {
+    // Each substream: up to 4 s for the switch, 2 s of frames, the snapshots.
+    let switching = 8 * w.substreams.len() as u64;
     let room = janus.create_room_with(None, w.room_bitrate);
     let clip = super::obs_run::flash_beep_clip(w.size);
     let (api, room_arg, ns) = (janus.api.clone(), room.to_string(), hosts.publisher.clone());
-    let publish_for = (w.seconds as u64 + 8 + w.join_after.as_secs()).to_string();
+    let publish_for = (w.seconds as u64 + 8 + w.join_after.as_secs() + switching).to_string();
     let (width, height) = w.size.split_once('x').unwrap_or(("640", "360"));
     let mut args: Vec<String> = [
         "--media",
@@ -368,8 +384,14 @@ pub fn watch_through_janus(
     let page =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/viewer/janus-viewer.html");
     let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-janus-watch");
-    let query = format!("api={}&room={room}&seconds={}", janus.api, w.seconds);
-    let limit = Duration::from_secs(u64::from(w.seconds) + 26);
+    let substreams: Vec<String> = w.substreams.iter().map(u8::to_string).collect();
+    let query = format!(
+        "api={}&room={room}&seconds={}&substreams={}",
+        janus.api,
+        w.seconds,
+        substreams.join(",")
+    );
+    let limit = Duration::from_secs(u64::from(w.seconds) + 26 + switching);
     let result = super::browser::run_page(&page, &query, limit, &profile);
     let janus_in = janus_publisher_video(janus);
     let run = publisher.join().unwrap();
@@ -378,7 +400,12 @@ pub fn watch_through_janus(
     println!("Janus in {janus_in}\nviewer video {}", result["video"]);
     super::obs_run::print_network_lines(&run);
     assert_eq!(run.summary["connected"], true, "{}", run.log);
-    (result["video"].clone(), run)
+    assert!(
+        result.get("error").is_none(),
+        "the page failed: {}",
+        result["error"]
+    );
+    (result, run)
 }
 
 /// Waits (at most 15 s) until Janus has video from a publisher.

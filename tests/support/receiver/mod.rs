@@ -164,6 +164,21 @@ impl Stats {
         }
     }
 
+    /// The video's mean bitrate (RTP payload and header) from its first packet to its last, kbit/s.
+    fn video_kbps(&self) -> f64 {
+        let (Some((first, _)), Some((last, _))) =
+            (self.video_arrivals.first(), self.video_arrivals.last())
+        else {
+            return 0.0;
+        };
+        let seconds = last.duration_since(*first).as_secs_f64();
+        let bytes: usize = self.video_arrivals.iter().map(|(_, b)| b).sum();
+        match seconds > 0.0 {
+            true => bytes as f64 * 8.0 / seconds / 1000.0,
+            false => 0.0,
+        }
+    }
+
     /// What a smaller simulcast layer's report holds.
     fn layer_report(&self) -> serde_json::Value {
         json!({
@@ -172,6 +187,7 @@ impl Stats {
             "width": self.width,
             "height": self.height,
             "fps": round1(self.fps()),
+            "kbps": round1(self.video_kbps()),
             "rtp_packets": self.rtp_packets,
             "packets_lost": self.jitter.packets_lost,
             "keyframes": self.keyframes,
@@ -320,6 +336,7 @@ impl Receiver {
             "timeline": measure::timeline(&s),
         });
         report["given_up_after_delete"] = json!(s.jitter.packets_lost - lost);
+        report["video_kbps"] = json!(round1(s.video_kbps()));
         let layers: serde_json::Map<String, serde_json::Value> = (s.layers.iter())
             .map(|(rid, l)| (rid.clone(), l.lock().unwrap().layer_report()))
             .collect();
