@@ -204,6 +204,9 @@ impl PacketSink for WhipSink {
             ));
         }
         log::info(&s.rate_summary());
+        if let Some(layers) = s.layer_summary() {
+            log::info(&layers);
+        }
         if s.ice_restarts() > 0 {
             log::info(&format!(
                 "outages repaired by ICE restart (same session): {}",

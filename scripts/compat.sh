@@ -68,3 +68,26 @@ print(f"compat {suite} (OBS {version}): {'PASS' if ok else 'FAIL'} — decoded {
       f"{'straight from the encoders' if direct else 'NOT straight from the encoders'}")
 sys.exit(0 if ok else 1)
 PY
+
+# Simulcast on this libobs: three layers from the plugin's own scaled encoders, each decoded by the receiver.
+start_receiver 60 "$out/receiver3.txt"
+chroot "$root" /usr/bin/xvfb-run -a -s "-screen 0 1280x720x24" /work/target/debug/examples/headless \
+  --plugin /work/target/debug/librtc_studio.so --plugin-data /work/data --media "/work/$clip" --duration 6 \
+  --bframes 0 --layers 3 --url "$url" >"$out/obs3.txt" 2>&1 || true
+wait "$sfu" || true
+grep -E '\[rtc-studio\] simulcast' "$out/obs3.txt" | sed 's/^[a-z]*: //' || true
+python3 - "$(sed -n 's/^summary //p' "$out/obs3.txt")" "$(tail -n 1 "$out/receiver3.txt")" "$suite" "$version" <<'PY'
+import json, sys
+s, r, suite, version = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}"), sys.argv[3], sys.argv[4]
+frames = s.get("total_frames") or 1e9
+layers = {"f": r, **(r.get("layers") or {})}
+want = {"f": (640, 360), "h": (320, 180), "q": (160, 90)}
+ok = s.get("connected") and all(
+    rid in layers and (layers[rid].get("width"), layers[rid].get("height")) == size
+    and layers[rid].get("video_frames_decoded", 0) >= 0.95 * frames - 3 and layers[rid].get("decode_errors") == 0
+    for rid, size in want.items())
+shown = ", ".join(f"{rid} {l.get('width')}x{l.get('height')} {l.get('video_frames_decoded')} frames"
+                  for rid, l in layers.items())
+print(f"compat {suite} (OBS {version}) simulcast: {'PASS' if ok else 'FAIL'} — {shown} of {s.get('total_frames')}")
+sys.exit(0 if ok else 1)
+PY

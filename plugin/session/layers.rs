@@ -26,6 +26,8 @@ pub struct LayerAllocation {
     changing_since: [Option<Instant>; MAX_LAYERS],
     /// Layers the answer did not take, bit `i` for layer `i`: never sent.
     refused: u8,
+    /// How often each layer was paused.
+    pauses: [u32; MAX_LAYERS],
 }
 
 impl Session {
@@ -53,6 +55,33 @@ impl Session {
             )));
             self.act(super::Action::ReleaseLayer(layer));
         }
+    }
+
+    /// What each simulcast layer sent over the stream, for the log at the end (None without simulcast).
+    pub fn layer_summary(&self) -> Option<String> {
+        let stats = self.sender.layer_stats();
+        if stats.len() < 2 {
+            return None;
+        }
+        let seconds = self
+            .now
+            .duration_since(self.started)
+            .as_secs_f64()
+            .max(0.001);
+        let layers: Vec<String> = (stats.iter().zip(&self.config.video).enumerate())
+            .map(|(i, (st, layer))| {
+                let kbps = f64::from(st.octets) * 8.0 / seconds / 1000.0;
+                let pauses = match self.layers.pauses[i] {
+                    0 => String::new(),
+                    n => format!(", paused {n} time(s)"),
+                };
+                format!(
+                    "{} {} frames, {kbps:.0} kbit/s{pauses}",
+                    layer.rid, st.frames
+                )
+            })
+            .collect();
+        Some(format!("simulcast layers sent: {}", layers.join("; ")))
     }
 
     /// Video on the wire (bit/s) that the active layers below the full picture take at their configured bitrates.
@@ -134,6 +163,7 @@ impl Session {
                 self.keyframe_requested(layer);
             } else {
                 self.layers.paused_at[layer] = Some(self.now);
+                self.layers.pauses[layer] += 1;
                 self.note(Note::info(format!(
                     "simulcast layer {layer} (rid {rid}) paused: the estimate ({estimate:.0} kbit/s) has no room for it"
                 )));

@@ -128,6 +128,12 @@ fn each_layer_goes_on_its_own_stream_with_its_own_numbers_reports_and_keyframes(
         stats.iter().map(|l| l.frames).collect::<Vec<_>>(),
         [1, 1, 1]
     );
+    let summary = f.s.layer_summary().unwrap();
+    assert!(
+        summary.starts_with("simulcast layers sent: f 1 frames, "),
+        "{summary}"
+    );
+    assert!(!summary.contains("paused"), "{summary}");
 }
 
 /// The notes about simulcast layers.
@@ -209,6 +215,11 @@ fn layers_pause_from_the_top_when_the_estimate_stays_low_and_resume_one_by_one_a
     assert_eq!(
         ssrcs(&frames_at(&mut f, top_ms + 50, 8, true).0),
         set(&SSRCS)
+    );
+    let summary = f.s.layer_summary().unwrap();
+    assert!(
+        summary.contains("; h ") && summary.matches("paused 1 time(s)").count() == 2,
+        "{summary}"
     );
 }
 
