@@ -26,7 +26,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support::netns::wire::{LinkConfig, LinkStats, Wire, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
-use support::obs_run::{binaries, flash_beep_clip, headless_in};
+use support::obs_run::{binaries, flash_beep_clip, headless_in, publisher_args};
 
 /// (start in ms, Mbit/s): the link's capacity through the run.
 const STEPS: [(u64, f64); 4] = [(0, 4.0), (10_000, 1.5), (25_000, 0.6), (40_000, 4.0)];
@@ -94,31 +94,11 @@ fn run_obs(name: &'static str, adaptive: &str) -> Trace {
     let hosts = LinkedHosts::create_wired("steps", 20261130);
     hosts.wire().set(DOWN, LinkConfig::clear());
     let receiver = receiver_in(&hosts.server, &hosts.server_addr);
-    let clip = flash_beep_clip("1280x720");
-    let seconds = SECONDS.to_string();
+    let mut args = publisher_args(SECONDS as u32, 4000, &receiver.url);
+    args.extend(["--adaptive".to_string(), adaptive.to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (run, wire) = stepping(hosts.wire(), UP, || {
-        headless_in(
-            Some(&hosts.publisher),
-            &[
-                "--media",
-                clip.to_str().unwrap(),
-                "--duration",
-                &seconds,
-                "--width",
-                "1280",
-                "--height",
-                "720",
-                "--bitrate",
-                "4000",
-                "--tune",
-                "zerolatency",
-                "--adaptive",
-                adaptive,
-                "--url",
-                &receiver.url,
-            ],
-            None,
-        )
+        headless_in(Some(&hosts.publisher), &args, None)
     });
     let target = run.summary["video_bitrates"]
         .as_array()

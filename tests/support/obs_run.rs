@@ -209,6 +209,31 @@ pub fn packets_sent(log: &str) -> (u64, u64) {
     (nums[0], nums[1])
 }
 
+/// The headless runner's arguments for OBS at 1280x720, 30 fps, x264 `zerolatency` at `kbps`, streaming the flash/beep
+/// clip for `seconds` to `url`.
+pub fn publisher_args(seconds: u32, kbps: u32, url: &str) -> Vec<String> {
+    let clip = flash_beep_clip("1280x720");
+    let (seconds, kbps) = (seconds.to_string(), kbps.to_string());
+    [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        &seconds,
+        "--width",
+        "1280",
+        "--height",
+        "720",
+        "--bitrate",
+        &kbps,
+        "--tune",
+        "zerolatency",
+        "--url",
+        url,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// OBS (headless, real libobs) at 1280x720, 30 fps, x264 `zerolatency` at `kbps` for `seconds`, to `receiver` (a
 /// WHIP receiver program run on the server host with `args`) through the hosts' link.
 pub fn publish_through(
@@ -230,27 +255,10 @@ pub fn publish_through_with(
     seconds: u32,
     more: &[&str],
 ) -> (Run, serde_json::Value) {
-    let clip = flash_beep_clip("1280x720");
     let receiver = RemoteReceiver::start_in(&hosts.server, receiver, args);
-    let kbps = kbps.to_string();
-    let seconds = seconds.to_string();
-    let mut all = vec![
-        "--media",
-        clip.to_str().unwrap(),
-        "--duration",
-        &seconds,
-        "--width",
-        "1280",
-        "--height",
-        "720",
-        "--bitrate",
-        &kbps,
-        "--tune",
-        "zerolatency",
-        "--url",
-        &receiver.url,
-    ];
-    all.extend_from_slice(more);
+    let mut all = publisher_args(seconds, kbps, &receiver.url);
+    all.extend(more.iter().map(|a| a.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
     let run = headless_in(Some(&hosts.publisher), &all, None);
     let report = receiver.report();
     println!(
