@@ -47,6 +47,7 @@ fuzz: deps
 compat: build
 	scripts/compat.sh trixie
 	scripts/compat.sh sid
+	scripts/compat-frontend-simulcast.sh sid
 
 install: deps
 	scripts/install.sh

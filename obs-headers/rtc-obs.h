@@ -286,6 +286,9 @@ void obs_service_release(obs_service_t *service);
 typedef const char *(*obs_service_get_url_fn)(const obs_service_t *service);
 typedef const char *(*obs_service_get_key_fn)(const obs_service_t *service);
 typedef const char *(*obs_service_get_connect_info_fn)(const obs_service_t *service, uint32_t type);
+/* libobs 30+ (looked up at run time): the output's video encoder `idx` — 0 is the stream's, 1… the simulcast layers
+   OBS 32.1+'s frontend attaches ("Total Layers"). */
+typedef obs_encoder_t *(*obs_output_get_video_encoder2_fn)(const obs_output_t *output, size_t idx);
 const char *obs_service_get_id(const obs_service_t *service);
 obs_data_t *obs_service_get_settings(const obs_service_t *service);
 bool obs_enum_service_types(size_t idx, const char **id);
@@ -296,6 +299,8 @@ obs_encoder_t *obs_video_encoder_create(const char *id, const char *name, obs_da
 obs_encoder_t *obs_audio_encoder_create(const char *id, const char *name, obs_data_t *settings, size_t mixer_idx,
 					obs_data_t *hotkey_data);
 void obs_encoder_release(obs_encoder_t *encoder);
+/* A new strong reference to the encoder (NULL if it is being destroyed). */
+obs_encoder_t *obs_encoder_get_ref(obs_encoder_t *encoder);
 void obs_encoder_set_video(obs_encoder_t *encoder, video_t *video);
 void obs_encoder_set_audio(obs_encoder_t *encoder, audio_t *audio);
 const char *obs_encoder_get_codec(const obs_encoder_t *encoder);

@@ -48,6 +48,23 @@ impl RtcOutput {
     /// The smaller simulcast layers' encoders, made and initialised, when the service asks for layers (and packets
     /// come straight from the encoders, as layers need). Failing that, the full picture goes alone.
     fn simulcast_encoders(&self) -> Option<Arc<SimulcastEncoders>> {
+        let video = self.handle.video_encoder()?;
+        let (size, kbps) = (
+            (video.width, video.height),
+            VideoEncoder::configured_kbps(&self.handle),
+        );
+        let attached = self.handle.attached_video_encoders();
+        if !attached.is_empty() {
+            return match SimulcastEncoders::attached(attached, size, kbps) {
+                Ok(layers) => Some(Arc::new(layers)),
+                Err(e) => {
+                    log::warn(&format!(
+                        "OBS's simulcast layers cannot be sent ({e}): only the full picture goes"
+                    ));
+                    None
+                }
+            };
+        }
         let wanted = self.service_settings().ok()?.simulcast;
         if wanted.layers < 2 {
             return None;
@@ -63,9 +80,7 @@ impl RtcOutput {
             );
             return None;
         }
-        let video = self.handle.video_encoder()?;
-        let kbps = VideoEncoder::configured_kbps(&self.handle);
-        match SimulcastEncoders::create(&self.handle, wanted, (video.width, video.height), kbps) {
+        match SimulcastEncoders::create(&self.handle, wanted, size, kbps) {
             Ok(layers) => Some(Arc::new(layers)),
             Err(e) => {
                 log::warn(&format!(
@@ -251,7 +266,10 @@ impl OutputType for RtcOutput {
             stats,
             direct,
             Some(watcher),
-            simulcast.map(|s| s as Arc<dyn ExtraTaps>),
+            // Without taps, the layers OBS attached come through its interleaver, numbered (ours need taps).
+            simulcast
+                .filter(|_| direct)
+                .map(|s| s as Arc<dyn ExtraTaps>),
         );
         *self.stream.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
         true

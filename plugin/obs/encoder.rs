@@ -53,6 +53,31 @@ impl OwnedEncoder {
         Ok(OwnedEncoder { raw, id })
     }
 
+    /// A reference of our own to `raw`, an encoder libobs lent us (None for null, or one being destroyed).
+    ///
+    /// # Safety
+    /// `raw` is null or a live encoder for this call.
+    pub unsafe fn from_borrowed(raw: *mut sys::obs_encoder_t) -> Option<OwnedEncoder> {
+        if raw.is_null() {
+            return None;
+        }
+        // SAFETY: live (caller); get_ref adds a strong reference, or returns null once it is being destroyed.
+        let raw = NonNull::new(unsafe { sys::obs_encoder_get_ref(raw) })?;
+        let id = super::output::cstr_to_string(unsafe { sys::obs_encoder_get_id(raw.as_ptr()) });
+        Some(OwnedEncoder { raw, id })
+    }
+
+    /// Its picture size (after libobs's scaling).
+    pub fn size(&self) -> (u32, u32) {
+        // SAFETY: live encoder.
+        unsafe {
+            (
+                sys::obs_encoder_get_width(self.raw.as_ptr()),
+                sys::obs_encoder_get_height(self.raw.as_ptr()),
+            )
+        }
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }

@@ -59,7 +59,7 @@ pub struct OutputHandle {
     link: Arc<Mutex<Option<RawOutput>>>,
 }
 
-fn cstr_to_string(p: *const c_char) -> String {
+pub(super) fn cstr_to_string(p: *const c_char) -> String {
     if p.is_null() {
         String::new()
     } else {
@@ -202,6 +202,24 @@ impl OutputHandle {
             })
         })
         .flatten()
+    }
+
+    /// The video encoders besides the stream's that OBS attached to the output (OBS 32.1+'s simulcast layers, in the
+    /// order it numbered them), each with a reference of our own. None on a libobs without multi-track video.
+    pub fn attached_video_encoders(&self) -> Vec<super::encoder::OwnedEncoder> {
+        let Some(get) = output_api().video_encoder2 else {
+            return Vec::new();
+        };
+        self.with(|o| {
+            // SAFETY: the output is alive while `with` holds the link; libobs 30+ bounds-checks `idx`; the
+            // encoders are borrowed and each gets a reference of its own at once.
+            (1..8)
+                .map_while(|idx| unsafe {
+                    super::encoder::OwnedEncoder::from_borrowed(get(o, idx))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
     }
 
     /// The video encoder's id (e.g. `obs_x264`) and a copy of its settings.
@@ -398,7 +416,11 @@ pub(super) unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<E
         dts_usec: p.dts_usec,
         sys_dts_usec: p.sys_dts_usec,
         track: p.track_idx,
-        layer: 0,
+        // libobs 30+ numbers an output's video encoders (simulcast layers OBS attached) in `track_idx`.
+        layer: match p.type_ == sys::OBS_ENCODER_VIDEO {
+            true => u8::try_from(p.track_idx).unwrap_or(u8::MAX),
+            false => 0,
+        },
         handoff_usec: (sys::os_gettime_ns() / 1000) as i64,
     })
 }
@@ -474,7 +496,10 @@ unsafe extern "C" fn get_connect_time_ms<T: OutputType>(data: *mut c_void) -> i3
 pub fn register<T: OutputType>() {
     let info = sys::obs_output_info {
         id: T::ID.as_ptr(),
-        flags: sys::OBS_OUTPUT_AV | sys::OBS_OUTPUT_ENCODED | sys::OBS_OUTPUT_SERVICE,
+        flags: sys::OBS_OUTPUT_AV
+            | sys::OBS_OUTPUT_ENCODED
+            | sys::OBS_OUTPUT_SERVICE
+            | multi_track_video(),
         get_name: Some(get_name::<T>),
         create: Some(create::<T>),
         destroy: Some(destroy::<T>),
@@ -511,6 +536,42 @@ struct ServiceApi {
     connect_info: sys::obs_service_get_connect_info_fn,
     url: sys::obs_service_get_url_fn,
     key: sys::obs_service_get_key_fn,
+}
+
+/// libobs 30+'s `OBS_OUTPUT_MULTI_TRACK_VIDEO` (not in the 29.0 ABI our header declares): the output takes more
+/// than one video encoder — how OBS 32.1+'s frontend hands it the simulcast layers it made.
+const OBS_OUTPUT_MULTI_TRACK_VIDEO: u32 = 1 << 6;
+
+/// The multi-track video flag where libobs knows it (it has `obs_output_get_video_encoder2`), else nothing.
+fn multi_track_video() -> u32 {
+    match output_api().video_encoder2 {
+        Some(_) => OBS_OUTPUT_MULTI_TRACK_VIDEO,
+        None => 0,
+    }
+}
+
+/// libobs 30+ output functions, looked up at run time.
+struct OutputApi {
+    video_encoder2: sys::obs_output_get_video_encoder2_fn,
+}
+
+fn output_api() -> &'static OutputApi {
+    static API: std::sync::OnceLock<OutputApi> = std::sync::OnceLock::new();
+    API.get_or_init(|| {
+        // SAFETY: as in `service_api`: a symbol found in the global scope has the signature its `_fn` type declares.
+        unsafe {
+            let found = sys::dlsym(
+                std::ptr::null_mut(),
+                c"obs_output_get_video_encoder2".as_ptr(),
+            );
+            OutputApi {
+                video_encoder2: std::mem::transmute::<
+                    *mut c_void,
+                    sys::obs_output_get_video_encoder2_fn,
+                >(found),
+            }
+        }
+    })
 }
 
 fn service_api() -> &'static ServiceApi {

@@ -220,8 +220,13 @@ pub struct LayerTap {
 }
 
 impl LayerTap {
-    /// Makes the tap for video layer `layer` and initialises `encoder` through it.
-    pub fn prepare(encoder: &super::encoder::OwnedEncoder, layer: u8) -> Result<LayerTap, String> {
+    /// Makes the tap for video layer `layer`, and initialises `encoder` through it when `initialise` (an encoder
+    /// OBS attached to the output was initialised with the output's own).
+    pub fn prepare(
+        encoder: &super::encoder::OwnedEncoder,
+        layer: u8,
+        initialise: bool,
+    ) -> Result<LayerTap, String> {
         let target: Arc<std::sync::Mutex<Option<Deliver>>> = Arc::default();
         let to = target.clone();
         let deliver: Deliver = Arc::new(move |mut p: EncodedPacket| {
@@ -233,7 +238,7 @@ impl LayerTap {
         // SAFETY: a live video encoder of ours.
         let tap = unsafe { make_tap(MediaKind::Video, encoder.as_ptr(), &deliver) }?;
         // SAFETY: our live tap with the encoder attached.
-        if !unsafe { sys::obs_output_initialize_encoders(tap.0.as_ptr(), 0) } {
+        if initialise && !unsafe { sys::obs_output_initialize_encoders(tap.0.as_ptr(), 0) } {
             return Err(format!(
                 "libobs could not initialise the {} encoder of simulcast layer {layer}",
                 encoder.id()

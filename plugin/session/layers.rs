@@ -6,7 +6,9 @@
 //! receiver sees loss), and every larger one with it; it is resumed — at a keyframe asked of its encoder — once it
 //! has been paused at least [`RESUME_AFTER`] and has fitted with [`RESUME_HEADROOM`] to spare for [`RESUME_STEADY`]:
 //! a layer is never sent starved for long, a passing dip of the estimate (a keyframe's burst) pauses nothing, and a
-//! link at the edge does not make layers flap.
+//! link at the edge does not make layers flap — a layer paused again within [`FLAP_WINDOW`] of resuming waits twice
+//! as long before the next resume (up to [`MAX_RESUME_AFTER`]), so an estimate that overshoots the link now and
+//! then (as a delay-based one does) does not switch viewers up and down every few seconds.
 use super::io::MAX_LAYERS;
 use super::rate::{audio_wire_bps, VIDEO_OVERHEAD};
 use super::{Note, Session};
@@ -17,6 +19,8 @@ pub const PAUSE_AT_DELAY: Duration = Duration::from_millis(250);
 pub const RESUME_HEADROOM: f64 = 1.25;
 pub const RESUME_AFTER: Duration = Duration::from_secs(3);
 pub const RESUME_STEADY: Duration = Duration::from_secs(1);
+pub const FLAP_WINDOW: Duration = Duration::from_secs(10);
+pub const MAX_RESUME_AFTER: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 pub struct LayerAllocation {
@@ -28,6 +32,9 @@ pub struct LayerAllocation {
     refused: u8,
     /// How often each layer was paused.
     pauses: [u32; MAX_LAYERS],
+    /// When each layer was last resumed, and how long it waits when paused (RESUME_AFTER, doubled by flaps).
+    resumed_at: [Option<Instant>; MAX_LAYERS],
+    resume_after: [Option<Duration>; MAX_LAYERS],
 }
 
 impl Session {
@@ -92,6 +99,23 @@ impl Session {
             .sum()
     }
 
+    /// When a layer waiting to be paused or resumed is next due to be looked at (None: none is waiting).
+    pub(super) fn layers_due(&self) -> Option<Instant> {
+        (0..self.sender.layers())
+            .filter_map(|layer| {
+                let since = self.layers.changing_since[layer]?;
+                Some(match self.sender.layer_active(layer) {
+                    true => since + PAUSE_AFTER,
+                    false => {
+                        let wait = self.layers.resume_after[layer].unwrap_or(RESUME_AFTER);
+                        let paused = self.layers.paused_at[layer].map_or(since, |t| t + wait);
+                        (since + RESUME_STEADY).max(paused)
+                    }
+                })
+            })
+            .min()
+    }
+
     /// Whether `layer` (`active` or not), which does not stand as it should, has waited long enough to change;
     /// starts the wait.
     fn layer_change_due(&mut self, layer: usize, active: bool) -> bool {
@@ -101,8 +125,9 @@ impl Session {
         match active {
             true => held >= PAUSE_AFTER || self.sender.video_delay() > PAUSE_AT_DELAY,
             false => {
+                let wait = self.layers.resume_after[layer].unwrap_or(RESUME_AFTER);
                 held >= RESUME_STEADY
-                    && self.layers.paused_at[layer].is_none_or(|t| now >= t + RESUME_AFTER)
+                    && self.layers.paused_at[layer].is_none_or(|t| now >= t + wait)
             }
         }
     }
@@ -160,10 +185,19 @@ impl Session {
                 self.note(Note::info(format!(
                     "simulcast layer {layer} (rid {rid}) resumed: the estimate ({estimate:.0} kbit/s) has room for it again"
                 )));
+                self.layers.resumed_at[layer] = Some(self.now);
                 self.keyframe_requested(layer);
             } else {
-                self.layers.paused_at[layer] = Some(self.now);
-                self.layers.pauses[layer] += 1;
+                let now = self.now;
+                let l = &mut self.layers;
+                let flapped = l.resumed_at[layer].is_some_and(|t| now < t + FLAP_WINDOW);
+                let wait = l.resume_after[layer].unwrap_or(RESUME_AFTER);
+                l.resume_after[layer] = Some(match flapped {
+                    true => (wait * 2).min(MAX_RESUME_AFTER),
+                    false => RESUME_AFTER,
+                });
+                l.paused_at[layer] = Some(now);
+                l.pauses[layer] += 1;
                 self.note(Note::info(format!(
                     "simulcast layer {layer} (rid {rid}) paused: the estimate ({estimate:.0} kbit/s) has no room for it"
                 )));

@@ -311,6 +311,7 @@ impl Session {
                 self.sender.next_due(),
                 self.recovery_due(),
                 self.bwe.next_due(self.now),
+                self.layers_due(),
             ]
             .into_iter()
             .flatten()

@@ -221,7 +221,7 @@ impl<O: ObsOutput> Stream<O> {
             self.queue.push(packet);
             return;
         }
-        if packet.sys_dts_usec > 0 {
+        if packet.sys_dts_usec > 0 && packet.layer == 0 {
             let mut probe = self.probe.lock().unwrap_or_else(|e| e.into_inner());
             let probe = probe.get_or_insert_with(InterleavedProbe::default);
             let h = match packet.kind {

@@ -159,7 +159,7 @@ impl RateControl {
     /// beyond `bps` is known, so from there the target grows additively — as near a known capacity — until what
     /// arrives shows more room, or the next probe does (growing multiplicatively from a probe's rate overshot a
     /// 1.5 Mbit/s link by a fifth before the queue said so).
-    pub fn probed(&mut self, bps: f64, _limited: bool, now: Instant) {
+    pub fn probed(&mut self, bps: f64, now: Instant) {
         if bps > self.target {
             self.target = bps.clamp(self.min, self.max);
             self.capacity = Capacity::default();

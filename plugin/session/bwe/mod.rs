@@ -330,8 +330,8 @@ impl Bwe {
     }
 
     fn judge_probe(&mut self, now: Instant) {
-        if let Some((bps, limited)) = self.prober.verdict(now) {
-            self.rate.probed(bps, limited, now);
+        if let Some((bps, _limited)) = self.prober.verdict(now) {
+            self.rate.probed(bps, now);
             self.loss.probed(bps);
         }
     }

@@ -47,9 +47,6 @@ struct Cluster {
     last_arrival: Option<Duration>,
 }
 
-/// The share of a limited probe's receive rate taken as the path's capacity.
-pub const LIMITED_SHARE: f64 = 0.95;
-
 impl Cluster {
     /// The rate the path carried, if the cluster says anything, and whether the path held the probe back (the
     /// receiver got it clearly slower than it left: the rate is the path's capacity).
@@ -68,14 +65,7 @@ impl Cluster {
             .as_secs_f64();
         let send = (self.sent_bytes - self.last_size) as f64 * 8.0 / send_span.max(0.001);
         let recv = (self.arrived_bytes - first_size) as f64 * 8.0 / recv_span.max(0.001);
-        let limited = recv < 0.9 * send;
-        // A path that held the probe back carries about its receive rate: aim a little under it (libwebrtc's probe
-        // estimator takes 95 % too), so the estimate does not start above the link.
-        let rate = match limited {
-            true => LIMITED_SHARE * recv,
-            false => send.min(recv),
-        };
-        Some((rate, limited))
+        Some((send.min(recv), recv < 0.9 * send))
     }
 }
 

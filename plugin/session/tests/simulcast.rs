@@ -1,6 +1,6 @@
 //! Simulcast: each layer on its own RTP stream, keyframes asked of the layer's own encoder, layers paused and
 //! resumed as the estimate falls and recovers, layers the answer refuses never sent.
-use super::super::layers::{PAUSE_AFTER, RESUME_AFTER, RESUME_STEADY};
+use super::super::layers::{FLAP_WINDOW, PAUSE_AFTER, RESUME_AFTER, RESUME_STEADY};
 use super::*;
 use std::collections::BTreeSet;
 
@@ -243,4 +243,48 @@ fn without_adaptation_every_layer_the_answer_took_goes_whatever_the_estimate() {
     f.connect(Preflight::default(), false);
     f.input(Input::Feedback(Feedback::Remb(300_000)));
     assert_eq!(ssrcs(&frames_at(&mut f, 1000, 0, true).0), set(&SSRCS));
+}
+
+#[test]
+fn a_layer_paused_again_soon_after_resuming_waits_twice_as_long_next_time() {
+    let mut f = three_layers();
+    f.connect(Preflight::default(), false);
+    frames_at(&mut f, 1000, 0, true);
+    let remb = |f: &mut Fake, ms: u64, bps: u64| {
+        f.run_to(ms);
+        f.input(Input::Feedback(Feedback::Remb(bps)));
+    };
+    // When (ms) the full picture's encoder was asked for a keyframe — it resumed — up to `to`.
+    let resumed = |f: &mut Fake, to: u64| -> Vec<u64> {
+        f.run_to(to)
+            .into_iter()
+            .filter(|(_, o)| matches!(o, Output::Action(Action::RequestKeyframe(0))))
+            .map(|(ms, _)| ms)
+            .collect()
+    };
+    let (pause, resume) = (
+        PAUSE_AFTER.as_millis() as u64,
+        RESUME_AFTER.as_millis() as u64,
+    );
+    // Paused at 2100; room again at once: resumed RESUME_AFTER after the pause.
+    remb(&mut f, 1100, 1_000_000);
+    remb(&mut f, 1100 + pause + 100, 20_000_000);
+    assert_eq!(
+        resumed(&mut f, 1100 + pause + resume + 500),
+        [1100 + pause + resume]
+    );
+    // Short again 2 s after resuming (a flap): the next resume waits 2 × RESUME_AFTER.
+    let short = 1100 + pause + resume + 2000;
+    remb(&mut f, short, 1_000_000);
+    remb(&mut f, short + pause + 100, 20_000_000);
+    let again = short + pause + 2 * resume;
+    assert_eq!(resumed(&mut f, again + 500), [again]);
+    // Short again long after that: back to RESUME_AFTER.
+    let later = again + FLAP_WINDOW.as_millis() as u64 + 1000;
+    remb(&mut f, later, 1_000_000);
+    remb(&mut f, later + pause + 100, 20_000_000);
+    assert_eq!(
+        resumed(&mut f, later + pause + resume + 500),
+        [later + pause + resume]
+    );
 }

@@ -154,6 +154,26 @@ impl Stats {
         m.layers.entry(rid.to_string()).or_default().clone()
     }
 
+    /// openh264 cannot decode B slices: a stream that had some is measured with libavcodec instead.
+    fn decode_b_frames(&mut self) {
+        self.decoder = "openh264";
+        if self.b_slices == 0 {
+            return;
+        }
+        if let Some((frames, errors, flashes, first, last)) =
+            decode_with_ffmpeg(&self.units, self.width, self.height)
+        {
+            self.decoder = "libavcodec (B-frames)";
+            self.video_frames_decoded = frames;
+            self.decode_errors = errors;
+            // The whole session decoded again: its errors replace openh264's, at the DELETE too.
+            self.at_delete = self.at_delete.map(|(lost, _)| (lost, errors));
+            self.flashes = flashes;
+            self.first_frame_ts = Some(first);
+            self.last_frame_ts = Some(last);
+        }
+    }
+
     /// Frames per second between the first and last decoded frame's RTP timestamps.
     fn fps(&self) -> f64 {
         match (self.first_frame_ts, self.last_frame_ts) {
@@ -192,6 +212,7 @@ impl Stats {
             "packets_lost": self.jitter.packets_lost,
             "keyframes": self.keyframes,
             "frames_intact": self.frames_intact,
+            "decoder": self.decoder,
         })
     }
 
@@ -266,21 +287,9 @@ impl Receiver {
 
     pub fn report(&self) -> serde_json::Value {
         let mut s = self.stats.lock().unwrap();
-        s.decoder = "openh264";
-        if s.b_slices > 0 {
-            // openh264 cannot decode B slices: measure this session with libavcodec instead.
-            if let Some((frames, errors, flashes, first, last)) =
-                decode_with_ffmpeg(&s.units, s.width, s.height)
-            {
-                s.decoder = "libavcodec (B-frames)";
-                s.video_frames_decoded = frames;
-                s.decode_errors = errors;
-                // The whole session decoded again: its errors replace openh264's, at the DELETE too.
-                s.at_delete = s.at_delete.map(|(lost, _)| (lost, errors));
-                s.flashes = flashes;
-                s.first_frame_ts = Some(first);
-                s.last_frame_ts = Some(last);
-            }
+        s.decode_b_frames();
+        for layer in s.layers.values() {
+            layer.lock().unwrap().decode_b_frames();
         }
         let fps = s.fps();
         let first_frame_ms = match (s.post_at, s.first_frame_at) {
