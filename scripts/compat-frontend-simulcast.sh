@@ -8,28 +8,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/receiver.sh
+source scripts/compat-root.sh
 suite="${1:-sid}"
 root="$PWD/target/compat/$suite"
 [ -x "$root/usr/bin/obs" ] || { echo "run scripts/compat.sh $suite first"; exit 2; }
-cleanup() {
-  for m in dev/pts dev proc sys work; do umount -l "$root/$m" 2>/dev/null || true; done
-  [ -n "${sfu:-}" ] && kill "$sfu" 2>/dev/null || true
-}
-trap cleanup EXIT
-mkdir -p "$root/work"
-mount --bind /proc "$root/proc"; mount --bind /sys "$root/sys"
-mount --bind /dev "$root/dev"; mount --bind /dev/pts "$root/dev/pts"
-mount --bind "$PWD" "$root/work"
+root_mount "$root"
 
 out=$(mktemp -d)
 start_receiver 60 "$out/receiver.txt"
 home=target/compat/home-simulcast-$suite
-rm -rf "$home"
-cfg="$home/.config/obs-studio"
-mkdir -p "$cfg/basic/profiles/P" "$cfg/basic/scenes" "$home/plugins/bin" "$home/plugins/data"
-ln -s /work/target/debug/librtc_studio.so "$home/plugins/bin/rtc-studio.so"
-ln -s /work/data "$home/plugins/data/rtc-studio"
-printf '[General]\nFirstRun=true\nLastVersion=536870912\n\n[Basic]\nProfile=P\nProfileDir=P\nSceneCollection=C\nSceneCollectionFile=C\n\n[OBSWebSocket]\nServerEnabled=false\nFirstLoad=false\n' >"$cfg/global.ini"
+obs_home "$home" 536870912
 printf '[General]\nName=P\n\n[Output]\nMode=Simple\n\n[SimpleOutput]\nVBitrate=1500\nPreset=veryfast\n\n[Stream1]\nWHIPSimulcastTotalLayers=3\n\n[Video]\nBaseCX=1280\nBaseCY=720\nOutputCX=1280\nOutputCY=720\n' >"$cfg/basic/profiles/P/basic.ini"
 printf '{"type":"whip_custom","settings":{"service":"WHIP","server":"%s","bearer_token":""}}' "$url" >"$cfg/basic/profiles/P/service.json"
 printf '{"current_scene":"Scene","current_program_scene":"Scene","name":"C","scene_order":[{"name":"Scene"}],"sources":[{"id":"color_source_v3","versioned_id":"color_source_v3","name":"Colour","settings":{"color":4283215696,"width":1280,"height":720}},{"id":"scene","versioned_id":"scene","name":"Scene","settings":{"id_counter":1,"items":[{"name":"Colour","id":1,"visible":true}]}}]}' >"$cfg/basic/scenes/C.json"
@@ -38,9 +26,7 @@ obs --profile P --collection C --multi --startstreaming >"$HOME/obs.txt" 2>&1 & 
 sleep 14
 kill -INT $P; sleep 3; kill -9 $P 2>/dev/null || true
 EOS
-chroot "$root" /usr/bin/env HOME="/work/$home" OBS_PLUGINS_PATH="/work/$home/plugins/bin" \
-  OBS_PLUGINS_DATA_PATH="/work/$home/plugins/data" \
-  timeout 60 xvfb-run -a -s "-screen 0 1280x720x24" sh "/work/$home/run.sh" || true
+obs_in_root "$home" run.sh
 wait "$sfu" || true
 grep -iE 'simulcast|rtc-studio\] (streaming|stream ended)|multiple video' "$home/obs.txt" | sed 's/^[0-9:.]* //' | head -20 || true
 tail -n 1 "$out/receiver.txt" | python3 -c '

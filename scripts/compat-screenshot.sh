@@ -7,24 +7,15 @@
 # Needs root (chroot, mounts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/compat-root.sh
 suite="${1:-trixie}"
 root="$PWD/target/compat/$suite"
 [ -x "$root/usr/bin/obs" ] || { echo "run scripts/compat.sh $suite first"; exit 2; }
 chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xdotool >/dev/null
-cleanup() { for m in dev/pts dev proc sys work; do umount -l "$root/$m" 2>/dev/null || true; done; }
-trap cleanup EXIT
-mkdir -p "$root/work"
-mount --bind /proc "$root/proc"; mount --bind /sys "$root/sys"
-mount --bind /dev "$root/dev"; mount --bind /dev/pts "$root/dev/pts"
-mount --bind "$PWD" "$root/work"
+root_mount "$root"
 
 home=target/compat/home-$suite
-rm -rf "$home"
-cfg="$home/.config/obs-studio"
-mkdir -p "$cfg/basic/profiles/P" "$cfg/basic/scenes" "$home/plugins/bin" "$home/plugins/data"
-ln -s /work/target/debug/librtc_studio.so "$home/plugins/bin/rtc-studio.so"
-ln -s /work/data "$home/plugins/data/rtc-studio"
-printf '[General]\nFirstRun=true\nLastVersion=503316480\n\n[Basic]\nProfile=P\nProfileDir=P\nSceneCollection=C\nSceneCollectionFile=C\n\n[OBSWebSocket]\nServerEnabled=false\nFirstLoad=false\n' >"$cfg/global.ini"
+obs_home "$home" 503316480
 printf '[General]\nName=P\n\n[Output]\nMode=Simple\n\n[Video]\nBaseCX=640\nBaseCY=360\nOutputCX=640\nOutputCY=360\n' >"$cfg/basic/profiles/P/basic.ini"
 printf '{"type":"whip_custom","settings":{"service":"WHIP","server":"https://sfu.example.com/whip/endpoint/room1","bearer_token":"example-token"}}' >"$cfg/basic/profiles/P/service.json"
 printf '{"current_scene":"Scene","current_program_scene":"Scene","name":"C","scene_order":[{"name":"Scene"}],"sources":[{"id":"scene","versioned_id":"scene","name":"Scene","settings":{"id_counter":0,"items":[]}}]}' >"$cfg/basic/scenes/C.json"
@@ -43,9 +34,7 @@ xdotool mousemove 710 28 click 1; sleep 1
 ffmpeg -loglevel error -y -f x11grab -video_size 1280x720 -i "$DISPLAY" -frames:v 1 "$HOME/settings-stream-list.png"
 kill -INT $P; sleep 2; kill -9 $P 2>/dev/null || true
 EOF
-chroot "$root" /usr/bin/env HOME="/work/$home" OBS_PLUGINS_PATH="/work/$home/plugins/bin" \
-  OBS_PLUGINS_DATA_PATH="/work/$home/plugins/data" \
-  timeout 90 xvfb-run -a -s "-screen 0 1280x720x24" sh "/work/$home/shot.sh" || true
+obs_in_root "$home" shot.sh
 ls -la "$home"/*.png
 cp "$home/settings-stream.png" docs/img/obs-30-settings-stream-whip.png
 echo "wrote docs/img/obs-30-settings-stream-whip.png"

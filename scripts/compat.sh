@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/receiver.sh
+source scripts/compat-root.sh
 suite="${1:-trixie}"
 root="$PWD/target/compat/$suite"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -25,30 +26,28 @@ fi
 chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
   obs-studio libobs-dev xvfb xauth ffmpeg ca-certificates >/dev/null
 
-cleanup() {
-  for m in dev/pts dev proc sys work; do umount -l "$root/$m" 2>/dev/null || true; done
-  [ -n "${sfu:-}" ] && kill "$sfu" 2>/dev/null || true
-}
-trap cleanup EXIT
-mkdir -p "$root/work"
-mount --bind /proc "$root/proc"; mount --bind /sys "$root/sys"
-mount --bind /dev "$root/dev"; mount --bind /dev/pts "$root/dev/pts"
-mount --bind "$PWD" "$root/work"
+root_mount "$root"
 
 version=$(chroot "$root" dpkg-query -W -f='${Version}' obs-studio)
 echo "compat: Debian $suite, OBS $version"
 clip=target/compat/flash-beep-v3-640x360.mkv
 scripts/demo-clip.sh "$clip" 8 640x360
 out=$(mktemp -d)
-start_receiver 60 "$out/receiver.txt"
-# The same binaries as on bookworm; OBS's own modules and data are the chroot's.
-chroot "$root" /usr/bin/xvfb-run -a -s "-screen 0 1280x720x24" /work/target/debug/examples/headless \
-  --plugin /work/target/debug/librtc_studio.so --plugin-data /work/data --media "/work/$clip" --duration 6 \
-  --bframes 0 --url "$url" >"$out/obs.txt" 2>&1 || true
-wait "$sfu" || true
+# stream_in_root NAME [ARGS...]: our receiver, and the headless runner in the root streaming the clip to it for 6 s
+# (the same binaries as on bookworm; OBS's own modules and data are the root's); output in $out/NAME.txt and
+# $out/NAME-receiver.txt.
+stream_in_root() {
+  local name=$1; shift
+  start_receiver 60 "$out/$name-receiver.txt"
+  chroot "$root" /usr/bin/xvfb-run -a -s "-screen 0 1280x720x24" /work/target/debug/examples/headless \
+    --plugin /work/target/debug/librtc_studio.so --plugin-data /work/data --media "/work/$clip" --duration 6 \
+    --bframes 0 --url "$url" "$@" >"$out/$name.txt" 2>&1 || true
+  wait "$sfu" || true
+}
+stream_in_root obs
 grep -E '\[rtc-studio\]' "$out/obs.txt" | sed 's/^[a-z]*: //' | head -20 || true
 summary=$(sed -n 's/^summary //p' "$out/obs.txt")
-report=$(tail -n 1 "$out/receiver.txt")
+report=$(tail -n 1 "$out/obs-receiver.txt")
 echo "obs      $summary"
 echo "receiver $report"
 direct=$(grep -c 'packets come straight from the encoders' "$out/obs.txt" || true)
@@ -70,13 +69,9 @@ sys.exit(0 if ok else 1)
 PY
 
 # Simulcast on this libobs: three layers from the plugin's own scaled encoders, each decoded by the receiver.
-start_receiver 60 "$out/receiver3.txt"
-chroot "$root" /usr/bin/xvfb-run -a -s "-screen 0 1280x720x24" /work/target/debug/examples/headless \
-  --plugin /work/target/debug/librtc_studio.so --plugin-data /work/data --media "/work/$clip" --duration 6 \
-  --bframes 0 --layers 3 --url "$url" >"$out/obs3.txt" 2>&1 || true
-wait "$sfu" || true
+stream_in_root obs3 --layers 3
 grep -E '\[rtc-studio\] simulcast' "$out/obs3.txt" | sed 's/^[a-z]*: //' || true
-python3 - "$(sed -n 's/^summary //p' "$out/obs3.txt")" "$(tail -n 1 "$out/receiver3.txt")" "$suite" "$version" <<'PY'
+python3 - "$(sed -n 's/^summary //p' "$out/obs3.txt")" "$(tail -n 1 "$out/obs3-receiver.txt")" "$suite" "$version" <<'PY'
 import json, sys
 s, r, suite, version = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}"), sys.argv[3], sys.argv[4]
 frames = s.get("total_frames") or 1e9
