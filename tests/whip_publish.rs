@@ -4,8 +4,11 @@ mod support;
 
 use std::time::Duration;
 use support::bad_whip::{self, Misbehaviour};
+use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
-use support::obs_run::{binaries, flash_beep_clip, headless, headless_in, packets_sent, receiving};
+use support::obs_run::{
+    binaries, flash_beep_clip, headless, headless_in, packets_sent, publish_through, receiving,
+};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
 /// OBS_OUTPUT_* codes as libobs defines them.
@@ -709,5 +712,36 @@ fn a_keyframe_request_is_answered_by_x264_zerolatency_and_x264_is_left_as_it_was
             .contains("cannot be asked for one (x264 decides frame types on its lookahead thread"),
         "{}",
         run.log
+    );
+}
+
+#[test]
+fn a_host_without_a_default_route_streams_without_mdns() {
+    // The publisher reaches the server's subnet and nothing else: no default route, so no multicast group can be
+    // joined — webrtc-rs's mDNS socket failed the whole set-up there ("No such device (os error 19)").
+    let _alone = receiving();
+    let hosts = LinkedHosts::create_wired("nodefault", 1);
+    hosts.wire().set(UP, LinkConfig::clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
+    hosts.without_default_route();
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let addr = format!("{}:0", hosts.server_addr);
+    let (run, r) = publish_through(
+        &hosts,
+        &mock_sfu,
+        &["--http", &addr, "--udp", &addr, "--timeout", "30"],
+        1500,
+        4,
+    );
+    assert!(
+        run.log.contains("mDNS is off: this host cannot multicast"),
+        "{}",
+        run.log
+    );
+    let (sent, _) = packets_sent(&run.log);
+    let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
+    assert!(
+        sent >= 90 && decoded as f64 >= 0.95 * sent as f64,
+        "{decoded} of {sent}: {r}"
     );
 }

@@ -137,6 +137,8 @@ pub struct Driver {
     stop_sent: bool,
     /// An RTP write failed (the peer connection is gone): reported to the session once.
     write_failed: bool,
+    /// Whether this host can multicast (mDNS), once looked at.
+    mdns: Option<bool>,
 }
 
 impl Driver {
@@ -208,6 +210,7 @@ impl Driver {
             encoder,
             stop_sent: false,
             write_failed: false,
+            mdns: None,
         })
     }
 
@@ -345,7 +348,8 @@ impl Driver {
                     tokio::spawn(old.close());
                 }
                 let servers = self.bridged(spec.ice_servers.clone()).await;
-                let made = Peer::create(&spec, &servers, self.inputs_tx.clone()).await;
+                let mdns = self.mdns();
+                let made = Peer::create(&spec, &servers, mdns, self.inputs_tx.clone()).await;
                 let made = made.map(|p| {
                     self.peer = Some(p);
                 });
@@ -406,6 +410,23 @@ impl Driver {
                 None => self.input(Input::PeerClosed),
             },
         }
+    }
+
+    /// Whether to resolve `.local` candidates by mDNS: where this host can multicast (said in the log once where it
+    /// cannot).
+    fn mdns(&mut self) -> bool {
+        if let Some(works) = self.mdns {
+            return works;
+        }
+        let works = super::peer::multicast_works();
+        if !works {
+            (self.notes)(&Note::info(
+                "mDNS is off: this host cannot multicast (no default route?); the server's candidates are used as \
+                 they are",
+            ));
+        }
+        self.mdns = Some(works);
+        works
     }
 
     /// `servers` with TURN over TCP/TLS bridged (bridges made once per session, noted when made).

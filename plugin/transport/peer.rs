@@ -14,6 +14,7 @@ use crate::session::{RtpPacket, SenderReport};
 use crate::signal::whip::IceServer;
 use crate::signal::{Failure, StopCode};
 use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
 use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
@@ -353,10 +354,25 @@ fn media_engine(
 /// ICE timing: when a connection counts as disconnected and failed, and how long ICE waits before it settles for
 /// a relayed path in case a direct one turns up (webrtc-rs: 2 s). With "relay only" nothing better can come;
 /// otherwise a direct path shows within a few round trips.
+/// Whether this host can join the mDNS multicast group (224.0.0.251). A host without a default route (only a route
+/// to the server's subnet) cannot: webrtc-rs's mDNS socket then fails the whole set-up ("No such device"), though a
+/// publisher needs mDNS only to resolve `.local` candidates, which servers do not send.
+pub fn multicast_works() -> bool {
+    let group = std::net::Ipv4Addr::new(224, 0, 0, 251);
+    std::net::UdpSocket::bind((std::net::Ipv4Addr::UNSPECIFIED, 0))
+        .and_then(|s| s.join_multicast_v4(&group, &std::net::Ipv4Addr::UNSPECIFIED))
+        .is_ok()
+}
+
 /// With simulcast the offer lists each layer's SSRCs too (`a=ssrc`, `a=ssrc-group:FID` for its RTX stream), for
 /// servers that map streams (and retransmissions) by SSRC rather than by RID.
-fn ice_settings(relay_only: bool) -> webrtc::peer_connection::SettingEngine {
+/// `mdns`: resolve the server's `.local` candidates (off where the host cannot multicast, see [`multicast_works`]).
+fn ice_settings(relay_only: bool, mdns: bool) -> webrtc::peer_connection::SettingEngine {
     SettingEngineBuilder::new()
+        .with_multicast_dns_mode(match mdns {
+            true => MulticastDnsMode::QueryOnly,
+            false => MulticastDnsMode::Disabled,
+        })
         .with_write_ssrc_attributes_for_simulcast(true)
         .with_ice_timeouts(
             Some(ICE_DISCONNECTED),
@@ -390,6 +406,7 @@ impl Peer {
     pub async fn create(
         spec: &PeerSpec,
         ice_servers: &[IceServer],
+        mdns: bool,
         inputs: UnboundedSender<Input>,
     ) -> Result<Peer, Failure> {
         let (video_codec, audio_codec) = (
@@ -412,7 +429,7 @@ impl Peer {
             .build();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
-            .with_setting_engine(ice_settings(spec.relay_only))
+            .with_setting_engine(ice_settings(spec.relay_only, mdns))
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(events.clone()))

@@ -52,8 +52,7 @@ impl LinkedHosts {
         hosts
     }
 
-    /// Addresses `dev` in each namespace and routes everything through it (webrtc-rs joins the mDNS multicast
-    /// group, which needs a route).
+    /// Addresses `dev` in each namespace and routes everything through it.
     fn address(&self, publisher_dev: &str, server_dev: &str) {
         for (ns, dev, addr) in [
             (&self.publisher, publisher_dev, PUBLISHER_ADDR),
@@ -63,6 +62,12 @@ impl LinkedHosts {
             ip(&["-n", ns, "link", "set", dev, "up"]);
             ip(&["-n", ns, "route", "add", "default", "dev", dev]);
         }
+    }
+
+    /// Takes the publisher's default route away: it reaches the server's subnet only (as in studios that route
+    /// nothing else), and cannot multicast.
+    pub fn without_default_route(&self) {
+        ip(&["-n", &self.publisher, "route", "del", "default"]);
     }
 
     /// The hosts joined by our own wire; its losses and jitter follow `seed`. Clear until told otherwise.
