@@ -16,15 +16,20 @@ grep -E '\[rtc-studio\]' "$out/obs.txt" | sed 's/^[a-z]*: //'
 wait $sfu || true
 summary=$(sed -n 's/^summary //p' "$out/obs.txt")
 report=$(tail -n 1 "$out/receiver.txt")
+# What the plugin itself sent: "stream ended: N video and M audio packets, …".
+sent=$(sed -n 's/.*stream ended: \([0-9]*\) video and \([0-9]*\) audio packets.*/\1 \2/p' "$out/obs.txt" | tail -n 1)
 echo "obs      $summary"
 echo "receiver $report"
-python3 - "$summary" "$report" <<'PY'
+python3 - "$summary" "$report" "${sent:-? ?}" <<'PY'
 import json, sys
 s, r = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+video, audio = sys.argv[3].split()
 print()
-print(f"OBS sent {s.get('total_frames')} frames; the receiver decoded {r['video_frames_decoded']} "
-      f"({r['width']}x{r['height']} at {r['fps']} fps, {r['decode_errors']} decode errors) "
-      f"and {r['audio_packets']} Opus packets ({r['audio_decode_errors']} errors).")
+print(f"The plugin sent {video} video frames and {audio} Opus packets; the receiver decoded {r['video_frames_decoded']} "
+      f"frames ({r['width']}x{r['height']} at {r['fps']} fps, {r['decode_errors']} decode errors) "
+      f"and {r['audio_packets']} Opus packets ({r['audio_decode_errors']} errors). (OBS's own counter says "
+      f"{s.get('total_frames')} frames: it counts what its interleaver handed over, while the plugin takes the "
+      f"packets straight from the encoders — a frame or two more at the start.)")
 print(f"First frame decoded {r['first_frame_ms']} ms after the WHIP offer arrived; "
       f"audio vs video: {r['av_offset_ms']} ms over {r['av_pairs']} flash/beep pairs (positive = audio late).")
 print(f"Stop: obs_output_stop returned in {s.get('stop_call_ms')} ms; WHIP DELETE "
