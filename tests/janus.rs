@@ -67,6 +67,9 @@ fn publish_and_watch_janus(janus: &Janus, args: &[&str]) -> support::obs_run::Ru
     let run = publisher.join().unwrap();
     let s = &run.summary;
     println!("summary {s}\nJanus inbound samples {samples:?}");
+    for l in run.log.lines().filter(|l| l.contains("connect timeline")) {
+        println!("{l}");
+    }
     assert_eq!(s["connected"], true, "{}\n{}", run.log, janus.log());
     assert!(
         samples.len() >= 6,
