@@ -29,10 +29,10 @@ pub struct VideoEncoder {
 
 impl VideoEncoder {
     pub fn new(output: OutputHandle, simulcast: Option<Arc<SimulcastEncoders>>) -> VideoEncoder {
-        let id = output
-            .video_encoder_settings()
-            .map_or_else(String::new, |(id, _)| id);
-        let configured = Self::configured_kbps(&output);
+        let (id, configured) = match output.video_encoder_settings() {
+            Some((id, settings)) => (id, configured_kbps_of(&settings)),
+            None => (String::new(), 0),
+        };
         VideoEncoder {
             keyframes: KeyframeRequester::new(Arc::new(output.clone())),
             takes_changes: output.video_encoder_takes_bitrate_changes(),
@@ -46,17 +46,9 @@ impl VideoEncoder {
 
     /// The bitrate the streamer configured for `output`'s video encoder, kbit/s (0: none — constant quality).
     pub fn configured_kbps(output: &OutputHandle) -> u32 {
-        let Some((_, settings)) = output.video_encoder_settings() else {
-            return 0;
-        };
-        let s = settings.as_settings();
-        // A constant-quality encoder has a bitrate in its settings that it does not use.
-        let cq = ["CQP", "CRF", "ICQ", "CQVBR", "LOSSLESS"]
-            .contains(&s.string("rate_control").to_ascii_uppercase().as_str());
-        match cq {
-            true => 0,
-            false => u32::try_from(s.int("bitrate")).unwrap_or(0),
-        }
+        output
+            .video_encoder_settings()
+            .map_or(0, |(_, settings)| configured_kbps_of(&settings))
     }
 
     /// What the session needs to know of the smaller simulcast layers' encoders (none without simulcast).
@@ -118,6 +110,18 @@ impl VideoEncoder {
         d.set_int("bitrate", i64::from(kbps));
         self.output.update_video_encoder(&d);
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = kbps;
+    }
+}
+
+/// The bitrate in an encoder's `settings`, kbit/s (0 for a constant-quality encoder, whose settings hold a bitrate
+/// it does not use).
+fn configured_kbps_of(settings: &Data) -> u32 {
+    let s = settings.as_settings();
+    let cq = ["CQP", "CRF", "ICQ", "CQVBR", "LOSSLESS"]
+        .contains(&s.string("rate_control").to_ascii_uppercase().as_str());
+    match cq {
+        true => 0,
+        false => u32::try_from(s.int("bitrate")).unwrap_or(0),
     }
 }
 

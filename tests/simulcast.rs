@@ -9,7 +9,7 @@ use support::janus::{watch_page_through_janus, watch_through_janus, Janus, Watch
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::LinkedHosts;
 use support::obs_run::{
-    binaries, flash_beep_clip, headless, packets_sent, publish_through_with, receiving,
+    binaries, flash_beep_clip, headless, packets_sent, publish_through_with, receiving, Run,
 };
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
@@ -19,6 +19,18 @@ fn layer<'a>(report: &'a Value, rid: &str) -> &'a Value {
         "f" => report,
         _ => &report["layers"][rid],
     }
+}
+
+/// Prints the plugin's simulcast lines; the full picture must have been paused.
+fn assert_full_picture_paused(run: &Run) {
+    for l in run.log.lines().filter(|l| l.contains("] simulcast")) {
+        println!("{l}");
+    }
+    assert!(
+        run.log.contains("simulcast layer 0 (rid f) paused"),
+        "the full picture never paused:\n{}",
+        run.log
+    );
 }
 
 fn size(v: &Value) -> (u64, u64) {
@@ -117,14 +129,7 @@ fn through_a_link_too_slow_for_the_full_picture_the_smaller_layers_play_on() {
         seconds,
         &["--layers", "3", "--min-bitrate", "600"],
     );
-    for l in run.log.lines().filter(|l| l.contains("simulcast")) {
-        println!("{l}");
-    }
-    assert!(
-        run.log.contains("simulcast layer 0 (rid f) paused"),
-        "the full picture never paused:\n{}",
-        run.log
-    );
+    assert_full_picture_paused(&run);
     // The half-size layer plays on: paused in the first second's overshoot (the estimate starts above the link),
     // resumed within 5 s (paused at least 3 s, then fitting for 1 s), then whole frames — their reference chain
     // intact — for at least 90 % of the rest. The smallest is never paused.
@@ -236,14 +241,7 @@ fn a_browser_watching_through_janus_keeps_playing_when_the_uplink_only_fits_the_
         ..simulcast_watch()
     };
     let (viewer, run) = watch_through_janus(&hosts, &janus, &watch);
-    for l in run.log.lines().filter(|l| l.contains("] simulcast")) {
-        println!("{l}");
-    }
-    assert!(
-        run.log.contains("simulcast layer 0 (rid f) paused"),
-        "{}",
-        run.log
-    );
+    assert_full_picture_paused(&run);
     let frozen = viewer["totalFreezesDuration"].as_f64().unwrap_or(99.0);
     let decoded = viewer["framesDecoded"].as_u64().unwrap_or(0);
     println!(

@@ -123,7 +123,6 @@ struct RawTap(NonNull<sys::obs_output_t>);
 // SAFETY: the libobs calls made on a tap (begin/end_data_capture, release) lock internally and may come from any
 // thread.
 unsafe impl Send for RawTap {}
-unsafe impl Sync for RawTap {}
 
 impl Drop for RawTap {
     fn drop(&mut self) {
@@ -216,7 +215,8 @@ unsafe fn open_one(
 /// Drop it before its encoder.
 pub struct LayerTap {
     tap: RawTap,
-    target: Arc<std::sync::Mutex<Option<Deliver>>>,
+    /// Where packets go, once begun (set once; read on the encoder's thread for every packet, without a lock).
+    target: Arc<std::sync::OnceLock<Deliver>>,
 }
 
 impl LayerTap {
@@ -227,11 +227,11 @@ impl LayerTap {
         layer: u8,
         initialise: bool,
     ) -> Result<LayerTap, String> {
-        let target: Arc<std::sync::Mutex<Option<Deliver>>> = Arc::default();
+        let target: Arc<std::sync::OnceLock<Deliver>> = Arc::default();
         let to = target.clone();
         let deliver: Deliver = Arc::new(move |mut p: EncodedPacket| {
             p.layer = layer;
-            if let Some(d) = to.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if let Some(d) = to.get() {
                 d(p);
             }
         });
@@ -247,9 +247,11 @@ impl LayerTap {
         Ok(LayerTap { tap, target })
     }
 
-    /// Starts the encoder; its packets go to `deliver`.
+    /// Starts the encoder; its packets go to `deliver` (a tap is begun once).
     pub fn begin(&self, deliver: Deliver) -> Result<(), String> {
-        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = Some(deliver);
+        self.target
+            .set(deliver)
+            .map_err(|_| "a simulcast layer's tap was begun twice".to_string())?;
         self.tap.begin()
     }
 }

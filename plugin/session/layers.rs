@@ -10,7 +10,7 @@
 //! as long before the next resume (up to [`MAX_RESUME_AFTER`]), so an estimate that overshoots the link now and
 //! then (as a delay-based one does) does not switch viewers up and down every few seconds.
 use super::io::MAX_LAYERS;
-use super::rate::{audio_wire_bps, VIDEO_OVERHEAD};
+use super::rate::{video_room_bps, video_wire_bps};
 use super::{Note, Session};
 use std::time::{Duration, Instant};
 
@@ -95,7 +95,7 @@ impl Session {
     pub(super) fn lower_layers_bps(&self) -> f64 {
         (1..self.sender.layers())
             .filter(|&l| self.sender.layer_active(l))
-            .map(|l| f64::from(self.config.video[l].kbps) * 1000.0 * VIDEO_OVERHEAD)
+            .map(|l| video_wire_bps(self.config.video[l].kbps))
             .sum()
     }
 
@@ -104,32 +104,30 @@ impl Session {
         (0..self.sender.layers())
             .filter_map(|layer| {
                 let since = self.layers.changing_since[layer]?;
-                Some(match self.sender.layer_active(layer) {
-                    true => since + PAUSE_AFTER,
-                    false => {
-                        let wait = self.layers.resume_after[layer].unwrap_or(RESUME_AFTER);
-                        let paused = self.layers.paused_at[layer].map_or(since, |t| t + wait);
-                        (since + RESUME_STEADY).max(paused)
-                    }
-                })
+                Some(self.layer_due_at(layer, self.sender.layer_active(layer), since))
             })
             .min()
     }
 
-    /// Whether `layer` (`active` or not), which does not stand as it should, has waited long enough to change;
-    /// starts the wait.
-    fn layer_change_due(&mut self, layer: usize, active: bool) -> bool {
-        let now = self.now;
-        let since = *self.layers.changing_since[layer].get_or_insert(now);
-        let held = now.saturating_duration_since(since);
+    /// When `layer` (`active` or not), which has not stood as it should since `since`, may change: an active one
+    /// PAUSE_AFTER on; a paused one once it has fitted for RESUME_STEADY and been paused its wait.
+    fn layer_due_at(&self, layer: usize, active: bool, since: Instant) -> Instant {
         match active {
-            true => held >= PAUSE_AFTER || self.sender.video_delay() > PAUSE_AT_DELAY,
+            true => since + PAUSE_AFTER,
             false => {
                 let wait = self.layers.resume_after[layer].unwrap_or(RESUME_AFTER);
-                held >= RESUME_STEADY
-                    && self.layers.paused_at[layer].is_none_or(|t| now >= t + wait)
+                let paused = self.layers.paused_at[layer].map_or(since, |t| t + wait);
+                (since + RESUME_STEADY).max(paused)
             }
         }
+    }
+
+    /// Whether `layer` (`active` or not), which does not stand as it should, may change now (an active one at once
+    /// when video waits in the pacer over PAUSE_AT_DELAY); starts the wait.
+    fn layer_change_due(&mut self, layer: usize, active: bool) -> bool {
+        let since = *self.layers.changing_since[layer].get_or_insert(self.now);
+        self.now >= self.layer_due_at(layer, active, since)
+            || (active && self.sender.video_delay() > PAUSE_AT_DELAY)
     }
 
     /// Pauses the layers the estimate has no room for and resumes those it has room for again.
@@ -139,7 +137,7 @@ impl Session {
             return;
         }
         // Encoder output the estimate leaves room for, bit/s.
-        let mut room = (self.bwe.estimate() - audio_wire_bps(&self.config.rate)) / VIDEO_OVERHEAD;
+        let mut room = video_room_bps(self.bwe.estimate(), &self.config.rate);
         let mut fits_so_far = true;
         for layer in (0..n).rev() {
             if self.layers.refused & (1 << layer) != 0 {

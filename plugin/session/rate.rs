@@ -25,8 +25,18 @@ pub const UP_STEP: f64 = 1.25;
 pub const UP_SHARE: f64 = 0.5;
 pub const MIN_CHANGE: f64 = 0.05;
 
-pub(super) fn audio_wire_bps(c: &RateConfig) -> f64 {
+fn audio_wire_bps(c: &RateConfig) -> f64 {
     f64::from(c.audio_kbps) * 1000.0 + AUDIO_PACKETS_PER_SECOND * (PACKET_OVERHEAD * 8) as f64
+}
+
+/// Video of `kbps` (encoder output) on the wire, bit/s.
+pub(super) fn video_wire_bps(kbps: u32) -> f64 {
+    f64::from(kbps) * 1000.0 * VIDEO_OVERHEAD
+}
+
+/// The encoder output (bit/s) that `estimate` leaves room for once audio has its share.
+pub(super) fn video_room_bps(estimate: f64, c: &RateConfig) -> f64 {
+    (estimate - audio_wire_bps(c)) / VIDEO_OVERHEAD
 }
 
 /// What the streams need on the wire at their configured rates, bit/s.
@@ -41,8 +51,7 @@ pub fn wanted_bps(c: &RateConfig) -> f64 {
 /// The estimator for a session configured with `c`, and simulcast layers below the full picture configured for
 /// `lower_kbps` together.
 pub fn estimator(c: &RateConfig, lower_kbps: u32) -> Bwe {
-    let lower = f64::from(lower_kbps) * 1000.0 * VIDEO_OVERHEAD;
-    Bwe::new(wanted_bps(c) + lower, MIN_ESTIMATE)
+    Bwe::new(wanted_bps(c) + video_wire_bps(lower_kbps), MIN_ESTIMATE)
 }
 
 #[derive(Debug)]
@@ -83,7 +92,7 @@ impl Adaptation {
     /// The video bitrate the estimate leaves room for, kbit/s, between the floor and the configured rate.
     pub fn target_kbps(&self, estimate: f64) -> u32 {
         let c = &self.config;
-        let video = (estimate - audio_wire_bps(c)) / VIDEO_OVERHEAD / 1000.0;
+        let video = video_room_bps(estimate, c) / 1000.0;
         let floor = c.min_video_kbps.min(c.video_kbps);
         (video.max(0.0) as u32).clamp(floor, c.video_kbps)
     }

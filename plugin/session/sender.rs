@@ -304,18 +304,13 @@ impl MediaSender {
         self.video.get(layer).is_some_and(|l| l.active)
     }
 
-    /// Pauses or resumes video layer `layer`. A resumed layer starts again at a keyframe: returns true when one
-    /// is wanted.
-    pub fn set_layer_active(&mut self, layer: usize, active: bool) -> bool {
-        let Some(l) = self.video.get_mut(layer) else {
-            return false;
-        };
-        let resumed = active && !l.active;
-        l.active = active;
-        if resumed {
-            l.dropping = true;
+    /// Pauses or resumes video layer `layer`. A resumed layer starts again at a keyframe (its caller asks the
+    /// encoder for one).
+    pub fn set_layer_active(&mut self, layer: usize, active: bool) {
+        if let Some(l) = self.video.get_mut(layer) {
+            l.dropping |= active && !l.active;
+            l.active = active;
         }
-        resumed
     }
 
     /// What each video layer has sent.

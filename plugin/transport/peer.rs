@@ -507,7 +507,10 @@ impl Peer {
 
     /// Applies the server's answer; returns the payload types it settled on.
     pub async fn apply_answer(&self, sdp: String) -> Result<PayloadTypes, Failure> {
-        let sdp_copy = sdp.clone();
+        let layers = match self.rids.len() {
+            0 | 1 => 1,
+            _ => layers_taken(&sdp, &self.rids),
+        };
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| {
             Failure::new(
                 StopCode::ConnectFailed,
@@ -525,10 +528,7 @@ impl Peer {
             audio: OPUS_PAYLOAD_TYPE,
             video_rtx: None,
             transport_cc: [false; 2],
-            layers: match self.rids.len() {
-                0 | 1 => 1,
-                _ => layers_taken(&sdp_copy, &self.rids),
-            },
+            layers,
         };
         for sender in self.pc.get_senders().await {
             let Ok(params) = sender.get_parameters().await else {
@@ -595,22 +595,22 @@ impl Peer {
             },
             payload: p.payload,
         };
-        // Extensions go under the ids the answer gave them.
-        let mut extensions = Vec::new();
-        if let Some(transport_sequence) = p.transport_seq {
-            let ext = TransportCcExtension { transport_sequence };
-            extensions.push(HeaderExtension::TransportCc(ext));
-        }
-        if let Some(tags) = self
-            .layer_tags
-            .as_ref()
+        // Extensions go under the ids the answer gave them; no allocation for the list (a packet's hot path).
+        let numbered = p.transport_seq.map(|transport_sequence| {
+            HeaderExtension::TransportCc(TransportCcExtension { transport_sequence })
+        });
+        let tags = (self.layer_tags.as_ref())
             .filter(|_| p.kind == MediaKind::Video)
-        {
-            extensions.extend(tags.extensions(p.ssrc).into_iter().flatten());
-        }
-        let written = match extensions.is_empty() {
-            true => track.write_rtp(packet).await,
-            false => track.write_rtp_with_extensions(packet, &extensions).await,
+            .and_then(|t| t.extensions(p.ssrc));
+        let written = match (numbered, tags) {
+            (None, None) => track.write_rtp(packet).await,
+            (Some(n), None) => track.write_rtp_with_extensions(packet, &[n]).await,
+            (None, Some(tags)) => track.write_rtp_with_extensions(packet, &tags).await,
+            (Some(n), Some([mid, rid])) => {
+                track
+                    .write_rtp_with_extensions(packet, &[n, mid, rid])
+                    .await
+            }
         };
         written.map_err(|e| e.to_string())
     }
