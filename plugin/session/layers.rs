@@ -2,13 +2,18 @@
 //! while the estimate, less audio and the smaller layers at their configured bitrates, leaves room for it — the
 //! full picture at its floor when its encoder follows the estimate (it then takes whatever is left), any other
 //! layer at its configured bitrate. A layer that has not fitted for [`PAUSE_AFTER`] — at once when video waits in
-//! the pacer longer than [`PAUSE_AT_DELAY`] — is paused (its frames dropped before they are numbered, so no
+//! the pacer longer than [`PAUSE_AT_DELAY`] — is paused; a layer at its configured bitrate counts as fitting
+//! while the room is [`PAUSE_BELOW`] of that bitrate. That is below what one overuse leaves: the delay-based
+//! estimate then drops to 0.85 × what arrived, and with the full picture paused what arrives is no more than the
+//! layers still sent — a layer needing all of its bitrate was paused by every overuse (a half-size layer on a
+//! 1.5 Mbit/s uplink twice in 15 s); a second decrease in a row pauses it (its frames dropped before they are numbered, so no
 //! receiver sees loss), and every larger one with it; it is resumed — at a keyframe asked of its encoder — once it
 //! has been paused at least [`RESUME_AFTER`] and has fitted with [`RESUME_HEADROOM`] to spare for [`RESUME_STEADY`]:
 //! a layer is never sent starved for long, a passing dip of the estimate (a keyframe's burst) pauses nothing, and a
 //! link at the edge does not make layers flap — a layer paused again within [`FLAP_WINDOW`] of resuming waits twice
 //! as long before the next resume (up to [`MAX_RESUME_AFTER`]), so an estimate that overshoots the link now and
 //! then (as a delay-based one does) does not switch viewers up and down every few seconds.
+use super::bwe::aimd::DECREASE_FACTOR;
 use super::io::MAX_LAYERS;
 use super::rate::{video_room_bps, video_wire_bps};
 use super::{Note, Session};
@@ -16,6 +21,7 @@ use std::time::{Duration, Instant};
 
 pub const PAUSE_AFTER: Duration = Duration::from_secs(1);
 pub const PAUSE_AT_DELAY: Duration = Duration::from_millis(250);
+pub const PAUSE_BELOW: f64 = DECREASE_FACTOR * DECREASE_FACTOR;
 pub const RESUME_HEADROOM: f64 = 1.25;
 pub const RESUME_AFTER: Duration = Duration::from_secs(3);
 pub const RESUME_STEADY: Duration = Duration::from_secs(1);
@@ -83,8 +89,8 @@ impl Session {
                     n => format!(", paused {n} time(s)"),
                 };
                 format!(
-                    "{} {} frames, {kbps:.0} kbit/s{pauses}",
-                    layer.rid, st.frames
+                    "{} {} frames, {kbps:.0} kbit/s, {} packet(s) sent again{pauses}",
+                    layer.rid, st.frames, st.resent
                 )
             })
             .collect();
@@ -144,9 +150,11 @@ impl Session {
                 continue;
             }
             let kbps = f64::from(self.config.video[layer].kbps);
+            // The full picture when its encoder follows the estimate: needs its floor, and all of it.
+            let at_floor = layer == 0 && self.adaptation.follows();
             let need = match layer {
                 l if l == n - 1 => 0.0,
-                0 if self.adaptation.follows() => {
+                _ if at_floor => {
                     f64::from(
                         self.config
                             .rate
@@ -159,7 +167,8 @@ impl Session {
             let active = self.sender.layer_active(layer);
             let fits = fits_so_far
                 && match active {
-                    true => room >= need,
+                    true if at_floor => room >= need,
+                    true => room >= need * PAUSE_BELOW,
                     false => room >= need * RESUME_HEADROOM,
                 };
             if fits {

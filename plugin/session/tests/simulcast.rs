@@ -1,5 +1,5 @@
 //! Simulcast: each layer on its own RTP stream, keyframes asked of the layer's own encoder, layers paused and
-//! resumed as the estimate falls and recovers, layers the answer refuses never sent.
+//! resumed as the estimate falls and recovers (with hysteresis on both sides), layers the answer refuses never sent.
 use super::super::layers::{FLAP_WINDOW, PAUSE_AFTER, RESUME_AFTER, RESUME_STEADY};
 use super::*;
 use std::collections::BTreeSet;
@@ -220,6 +220,39 @@ fn layers_pause_from_the_top_when_the_estimate_stays_low_and_resume_one_by_one_a
     assert!(
         summary.contains("; h ") && summary.matches("paused 1 time(s)").count() == 2,
         "{summary}"
+    );
+}
+
+#[test]
+fn a_layer_at_its_configured_bitrate_goes_on_through_one_decrease_of_the_estimate() {
+    let mut f = three_layers();
+    f.connect(Preflight::default(), false);
+    frames_at(&mut f, 1000, 0, true);
+    // 900 kbit/s less audio (183 kbit/s on the wire) and the smallest layer leaves the middle one 534 kbit/s of its
+    // 600: 89 %, more than one decrease of the estimate (0.85) leaves; it goes on however long that lasts (the full
+    // picture, needing its floor, pauses).
+    f.now = f.at(1100);
+    f.input(Input::Feedback(Feedback::Remb(900_000)));
+    let out = f.run_to(1100 + 5 * PAUSE_AFTER.as_millis() as u64);
+    assert_eq!(
+        notes_of(&out),
+        ["simulcast layer 0 (rid f) paused: the estimate (900 kbit/s) has no room for it"]
+    );
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, 6200, 1, false).0),
+        set(&SSRCS[1..])
+    );
+    // 750 kbit/s leaves it 391 kbit/s, 65 %: paused after PAUSE_AFTER.
+    f.now = f.at(6300);
+    f.input(Input::Feedback(Feedback::Remb(750_000)));
+    let out = f.run_to(6300 + PAUSE_AFTER.as_millis() as u64);
+    assert_eq!(
+        notes_of(&out),
+        ["simulcast layer 1 (rid h) paused: the estimate (750 kbit/s) has no room for it"]
+    );
+    assert_eq!(
+        ssrcs(&frames_at(&mut f, 7400, 2, false).0),
+        set(&SSRCS[2..])
     );
 }
 
