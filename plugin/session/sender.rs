@@ -85,6 +85,8 @@ struct RtpStream {
     /// Sent so far (for sender reports; RFC 3550 counts wrap; retransmissions not included).
     packets: u32,
     octets: u32,
+    /// Packets sent again on a NACK (each once, however many copies).
+    resent: u64,
     /// What was sent, for retransmission.
     history: SendHistory,
     /// Sender reports sent: the middle 32 bits of their NTP time (what a receiver report's LSR names) and when.
@@ -99,6 +101,7 @@ impl RtpStream {
             seq: ids.first_seq,
             packets: 0,
             octets: 0,
+            resent: 0,
             history: SendHistory::default(),
             reports: VecDeque::new(),
         }
@@ -142,6 +145,8 @@ pub struct LayerStats {
     pub frames: u64,
     pub packets: u32,
     pub octets: u32,
+    /// Packets sent again on a NACK.
+    pub resent: u64,
 }
 
 /// Capture → hand-off (encoder and libobs) and hand-off → wire (the plugin), per media kind, in µs of OBS's clock.
@@ -323,6 +328,7 @@ impl MediaSender {
                 frames: l.frames,
                 packets: l.rtp.packets,
                 octets: l.rtp.octets,
+                resent: l.rtp.resent,
             })
             .collect()
     }
@@ -516,6 +522,7 @@ impl MediaSender {
                 Err(NotResent::TooSoon) => counts.too_soon += 1,
             }
         }
+        stream.resent += resends.len() as u64;
         self.retransmissions.gone += counts.gone;
         self.retransmissions.too_soon += counts.too_soon;
         for p in resends {

@@ -341,7 +341,8 @@ pub fn watch_through_janus(
     (result["video"].clone(), run)
 }
 
-/// [`watch_through_janus`] with all the viewer page reported (substreams, snapshots).
+/// [`watch_through_janus`] with all the viewer page reported (substreams, snapshots), and what Janus received from
+/// the publisher (`janus_in`).
 pub fn watch_page_through_janus(
     hosts: &super::netns::LinkedHosts,
     janus: &Janus,
@@ -395,7 +396,7 @@ pub fn watch_page_through_janus(
     let result = super::browser::run_page(&page, &query, limit, &profile);
     let janus_in = janus_publisher_video(janus);
     let run = publisher.join().unwrap();
-    let result =
+    let mut result =
         result.unwrap_or_else(|e| panic!("{e}\npublisher: {}\n{}", run.summary, janus.log()));
     println!("Janus in {janus_in}\nviewer video {}", result["video"]);
     super::obs_run::print_network_lines(&run);
@@ -405,6 +406,7 @@ pub fn watch_page_through_janus(
         "the page failed: {}",
         result["error"]
     );
+    result["janus_in"] = janus_in;
     (result, run)
 }
 

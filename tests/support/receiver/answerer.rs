@@ -1,6 +1,7 @@
 //! The receiver's WebRTC side: answers the offer with webrtc-rs (receive-only H.264 with NACK and RTX, Opus,
 //! RTCP reports) and hands each track to its decoder.
 use super::audio::receive_audio;
+use super::rtx_unwrap::RtxUnwrap;
 use super::video::receive_video;
 use super::{ReceiverOptions, Shared};
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
@@ -105,7 +106,7 @@ pub(super) async fn answer(
         )
         .map_err(|e| e.to_string())?;
     // Retransmissions on their own stream (RFC 4588), when the offer has them; webrtc-rs hands them to the
-    // track as the packets they repair.
+    // track as the packets they repair (a simulcast layer's: RtxUnwrap).
     media
         .register_codec(
             RTCRtpCodecParameters {
@@ -130,6 +131,8 @@ pub(super) async fn answer(
     let mut registry = RtcpTap::add_to(configure_rtcp_reports(Registry::new()), |p| {
         p.as_any().is::<SenderReport>()
     });
+    // Simulcast layers' retransmissions, which webrtc-rs drops, made back into the packets they repair.
+    registry = RtxUnwrap::add_to(registry, 103, 102);
     // Arrival times for the publisher's bandwidth estimate (transport-cc feedback, as browsers and SFUs send).
     if options.twcc {
         registry = configure_twcc_receiver_only(registry, &mut media).map_err(|e| e.to_string())?;

@@ -11,6 +11,7 @@ mod answerer;
 mod audio;
 pub mod jitter;
 mod measure;
+mod rtx_unwrap;
 mod video;
 mod whip_http;
 use measure::{av_offset, round1};
@@ -210,6 +211,8 @@ impl Stats {
             "kbps": round1(self.video_kbps()),
             "rtp_packets": self.rtp_packets,
             "packets_lost": self.jitter.packets_lost,
+            "packets_nacked": self.jitter.packets_nacked,
+            "retransmissions_received": self.jitter.retransmissions_received,
             "keyframes": self.keyframes,
             "frames_intact": self.frames_intact,
             "decoder": self.decoder,
