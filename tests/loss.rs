@@ -2,22 +2,17 @@
 //! the media at random; what the receiver can decode, and how the repair went.
 mod support;
 
-use std::time::Duration;
 use support::janus::{watch_through_janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::LinkedHosts;
-use support::obs_run::{binaries, packets_sent, publish_through, receiving};
+use support::obs_run::{
+    assert_lossy_with_rtx, binaries, packets_sent, publish_through, receiving,
+};
 
 /// 5 % of the media lost at random on the way to the server, 10 ms each way.
 fn lossy(hosts: &LinkedHosts) {
-    let path = |loss: f64| LinkConfig {
-        loss,
-        media_only: true,
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    hosts.wire().set(UP, path(0.05));
-    hosts.wire().set(DOWN, path(0.0));
+    hosts.wire().set(UP, LinkConfig::lossy(0.05));
+    hosts.wire().set(DOWN, LinkConfig::clear());
 }
 
 #[test]
@@ -34,19 +29,9 @@ fn five_percent_loss_is_repaired_and_every_frame_decodes_at_our_receiver() {
         2500,
         10,
     );
-    let up = hosts.wire().stats(UP);
     let (sent, _) = packets_sent(&run.log);
     let n = |k: &str| r[k].as_u64().unwrap_or(0);
-    assert!(
-        up.lost > 100,
-        "the wire lost too little to prove anything: {up:?}"
-    );
-    assert!(
-        run.log
-            .contains("retransmissions of lost video packets on their own stream (RTX"),
-        "RTX was not negotiated:\n{}",
-        run.log
-    );
+    assert_lossy_with_rtx(hosts.wire().stats(UP).lost, 100, &run);
     // Every NACKed packet came again — but those still missing when the stream ended (its DELETE): no publisher
     // repairs after that.
     assert!(
@@ -76,16 +61,10 @@ fn a_browser_watching_through_janus_sees_no_freeze_when_the_uplink_loses_five_pe
     let _alone = receiving();
     let hosts = LinkedHosts::wired_to_this_machine("janusloss", 5150);
     let janus = support::janus::Janus::start_on("janus-loss", &hosts.server_addr);
-    let path = |loss: f64| LinkConfig {
-        loss,
-        media_only: true,
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    hosts.wire().set(UP, path(0.0));
-    hosts.wire().set(DOWN, path(0.0));
+    hosts.wire().set(UP, LinkConfig::clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let (clean, _) = watch_through_janus(&hosts, &janus, &Watch::default());
-    hosts.wire().set(UP, path(0.05));
+    hosts.wire().set(UP, LinkConfig::lossy(0.05));
     let before = hosts.wire().stats(UP);
     let (lossy, run) = watch_through_janus(&hosts, &janus, &Watch::default());
     let up = hosts.wire().stats(UP);
@@ -94,19 +73,10 @@ fn a_browser_watching_through_janus_sees_no_freeze_when_the_uplink_loses_five_pe
         up.lost - before.lost,
         up.packets - before.packets
     );
-    assert!(
-        up.lost - before.lost > 50,
-        "the wire lost too little to prove anything: {up:?}"
-    );
+    assert_lossy_with_rtx(up.lost - before.lost, 50, &run);
     assert!(
         run.log.contains("NACKs from the server"),
         "Janus never NACKed:\n{}",
-        run.log
-    );
-    assert!(
-        run.log
-            .contains("retransmissions of lost video packets on their own stream (RTX"),
-        "Janus did not take RTX:\n{}",
         run.log
     );
     // Every frame reached the viewer and was decoded in time: no frame dropped or left undecoded, no freeze. (Chrome's

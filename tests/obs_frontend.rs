@@ -110,8 +110,8 @@ fn the_tools_menu_makes_rtc_studio_the_streaming_service_keeping_url_and_token()
         "settings": {"server": receiver.whip_url(), "key": TOKEN}});
     // With OBS's window up: Alt+T opens Tools, R picks our entry (its mnemonic), Ctrl+F11 is Start Streaming.
     let script = "xdotool search --sync --onlyvisible --name '^OBS ' windowfocus --sync; sleep 2; \
-                  xdotool key alt+t; sleep 1; xdotool key r; sleep 1; xdotool key ctrl+F11; sleep 7; \
-                  xdotool key ctrl+F12; sleep 2";
+                  xdotool key alt+t; sleep 1; xdotool key r; sleep 1; hotkey ctrl+F11; sleep 7; \
+                  hotkey ctrl+F12; sleep 2";
     let scenario = Scenario {
         service,
         script: script.into(),
@@ -174,7 +174,7 @@ fn screenshots_script(shots: u32) -> String {
     );
     format!(
         "sleep 5; for i in $(seq {shots}); do {grab} -f rawvideo -pix_fmt rgb24 shot$i.rgb; sleep 1; done; \
-         {grab} status.png; xdotool key ctrl+F12; sleep 2"
+         {grab} status.png; hotkey ctrl+F12; sleep 2"
     )
 }
 

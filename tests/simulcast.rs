@@ -10,7 +10,8 @@ use support::janus::{watch_page_through_janus, watch_through_janus, Janus, Watch
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::LinkedHosts;
 use support::obs_run::{
-    binaries, flash_beep_clip, headless, packets_sent, publish_through_with, receiving, Run,
+    assert_lossy_with_rtx, binaries, flash_beep_clip, headless, packets_sent, publish_through_with,
+    receiving, Run,
 };
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
@@ -169,14 +170,8 @@ fn five_percent_loss_on_every_layer_is_repaired_on_the_layers_own_rtx_streams() 
     // layer's SSRC, the plugin answers from that layer's history on its RTX stream, tagged with the repaired RID.
     let _alone = receiving();
     let hosts = LinkedHosts::create_wired("simloss", 20261204);
-    let path = |loss: f64| LinkConfig {
-        loss,
-        media_only: true,
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    hosts.wire().set(UP, path(0.05));
-    hosts.wire().set(DOWN, path(0.0));
+    hosts.wire().set(UP, LinkConfig::lossy(0.05));
+    hosts.wire().set(DOWN, LinkConfig::clear());
     let mock_sfu = binaries().1.with_file_name("mock_sfu");
     let addr = format!("{}:0", hosts.server_addr);
     let (run, r) = publish_through_with(
@@ -187,17 +182,7 @@ fn five_percent_loss_on_every_layer_is_repaired_on_the_layers_own_rtx_streams() 
         10,
         &["--layers", "3"],
     );
-    let up = hosts.wire().stats(UP);
-    assert!(
-        up.lost > 100,
-        "the wire lost too little to prove anything: {up:?}"
-    );
-    assert!(
-        run.log
-            .contains("retransmissions of lost video packets on their own stream (RTX"),
-        "RTX was not negotiated:\n{}",
-        run.log
-    );
+    assert_lossy_with_rtx(hosts.wire().stats(UP).lost, 100, &run);
     let (sent, _) = packets_sent(&run.log);
     let resent = resent_per_layer(&run.log);
     println!("packets sent again per layer: {resent:?}");
@@ -309,14 +294,8 @@ fn through_janus_every_layer_is_repaired_when_the_uplink_loses_five_percent() {
     let _alone = receiving();
     let hosts = LinkedHosts::wired_to_this_machine("janussimloss", 5151);
     let janus = Janus::start_on("janus-simulcast-loss", &hosts.server_addr);
-    let path = |loss: f64| LinkConfig {
-        loss,
-        media_only: true,
-        delay: Duration::from_millis(10),
-        ..Default::default()
-    };
-    hosts.wire().set(UP, path(0.05));
-    hosts.wire().set(DOWN, path(0.0));
+    hosts.wire().set(UP, LinkConfig::lossy(0.05));
+    hosts.wire().set(DOWN, LinkConfig::clear());
     // At 640x360 (layers down to 160x90): Chromium's software decoder and three x264s share two cores here, and
     // at 1280x720 Chromium dropped frames it had received whole.
     let watch = Watch {
@@ -331,16 +310,7 @@ fn through_janus_every_layer_is_repaired_when_the_uplink_loses_five_percent() {
     let (result, run) = watch_page_through_janus(&hosts, &janus, &watch);
     let up = hosts.wire().stats(UP);
     println!("uplink: {} of {} packets lost", up.lost, up.packets);
-    assert!(
-        up.lost > 100,
-        "the wire lost too little to prove anything: {up:?}"
-    );
-    assert!(
-        run.log
-            .contains("retransmissions of lost video packets on their own stream (RTX"),
-        "Janus did not take RTX:\n{}",
-        run.log
-    );
+    assert_lossy_with_rtx(up.lost, 100, &run);
     assert!(!run.log.contains("paused"), "a layer was paused:\n{}", run.log);
     // Janus asked for repairs on every layer, and the plugin sent them from that layer's history.
     let resent = resent_per_layer(&run.log);

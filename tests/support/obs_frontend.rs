@@ -21,7 +21,8 @@ fn write(path: &Path, text: &str) {
 pub struct Scenario {
     /// `service.json` of the profile: `{"type": ..., "settings": {...}}`.
     pub service: serde_json::Value,
-    /// Shell commands run beside OBS (under the same display) before it is asked to exit; `$OBS_PID` is OBS.
+    /// Shell commands run beside OBS (under the same display) before it is asked to exit; `$OBS_PID` is OBS, and
+    /// `hotkey <keys>` presses an OBS hotkey.
     pub script: String,
     /// Start streaming from the command line (`--startstreaming`) (the window stays up), or show the
     /// window and leave streaming to the script.
@@ -45,7 +46,7 @@ impl Scenario {
     ) -> Scenario {
         Scenario {
             service,
-            script: format!("sleep {seconds}; xdotool key ctrl+F12; sleep 2"),
+            script: format!("sleep {seconds}; hotkey ctrl+F12; sleep 2"),
             start_streaming: true,
             name,
             netns: None,
@@ -122,8 +123,11 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
         ""
     };
     // A crash leaves a core file in OBS's working directory (the run's home); its backtrace goes into the console.
+    // `hotkey` holds a key combination for 200 ms: OBS on X11 polls the keyboard's state every 25 ms, and a press
+    // as short as `xdotool key` makes was missed now and then (Start Streaming never happened, 1 run in 12).
     let script = format!(
-        "ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
+        "hotkey() {{ xdotool keydown \"$1\"; sleep 0.2; xdotool keyup \"$1\"; }}; \
+         ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
          kill -INT $OBS_PID; wait $OBS_PID; echo \"obs exit $?\"",
         scenario.script
     );

@@ -289,3 +289,18 @@ pub fn print_network_lines(run: &Run) {
         println!("{l}");
     }
 }
+
+/// A lossy-link test proves something only when the wire lost at least `at_least` packets (`lost`) and the run
+/// negotiated retransmissions on their own stream.
+pub fn assert_lossy_with_rtx(lost: u64, at_least: u64, run: &Run) {
+    assert!(
+        lost > at_least,
+        "the wire lost too little to prove anything: {lost} packets"
+    );
+    assert!(
+        run.log
+            .contains("retransmissions of lost video packets on their own stream (RTX"),
+        "RTX was not negotiated:\n{}",
+        run.log
+    );
+}

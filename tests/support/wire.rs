@@ -40,6 +40,15 @@ impl LinkConfig {
         }
     }
 
+    /// `loss` (0..1) of the media dropped at random (ICE, DTLS and RTCP pass), 10 ms each way.
+    pub fn lossy(loss: f64) -> LinkConfig {
+        LinkConfig {
+            loss,
+            media_only: true,
+            ..LinkConfig::clear()
+        }
+    }
+
     /// No limit, 10 ms each way.
     pub fn clear() -> LinkConfig {
         LinkConfig {
