@@ -251,6 +251,7 @@ void obs_output_stop(obs_output_t *output);
 void obs_output_force_stop(obs_output_t *output);
 bool obs_output_active(const obs_output_t *output);
 bool obs_output_reconnecting(const obs_output_t *output);
+const char *obs_output_get_name(const obs_output_t *output);
 void obs_output_set_video_encoder(obs_output_t *output, obs_encoder_t *encoder);
 void obs_output_set_audio_encoder(obs_output_t *output, obs_encoder_t *encoder, size_t idx);
 obs_encoder_t *obs_output_get_video_encoder(const obs_output_t *output);

@@ -13,6 +13,7 @@ pub mod obs;
 pub mod encoder;
 pub mod keyframes;
 pub mod media;
+pub mod metrics;
 pub mod output;
 pub mod publish;
 pub mod recorder;
@@ -49,6 +50,8 @@ pub(crate) fn module_post_load() {
 pub(crate) fn module_unload() {
     let left = stream::join_workers(UNLOAD_DEADLINE);
     transport::shutdown(Duration::from_secs(1));
+    // The metrics endpoint's listeners ran on that runtime: they are closed.
+    metrics::forget_listeners();
     if left > 0 {
         obs::log::warn(&format!(
             "unloaded with {left} stream thread(s) still tearing down"

@@ -2,6 +2,7 @@
 //! stream worker (`crate::stream`) does everything that can wait.
 use crate::encoder::VideoEncoder;
 use crate::media::packet::EncodedPacket;
+use crate::metrics::{self, OutputMetrics, State};
 use crate::obs::data::Settings;
 use crate::obs::log;
 use crate::obs::output::{AudioEncoderInfo, OutputHandle, OutputType, StopCode, VideoEncoderInfo};
@@ -14,22 +15,42 @@ use crate::signal::ice;
 use crate::signal::Failure;
 use crate::simulcast::SimulcastEncoders;
 use crate::stream::{Connector, ExtraTaps, PacketSink, PacketWatcher, Stream, StreamStats};
-use crate::transport::driver::{LayerEncoder, PublishConfig};
+use crate::transport::driver::{LayerEncoder, PublishConfig, LAYER_RIDS};
 use bytes::Bytes;
 use std::ffi::CStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
+/// Where to serve metrics when the output's settings do not say (OBS's window cannot set them).
+pub const METRICS_ENV: &str = "RTC_STUDIO_METRICS";
+
 pub struct RtcOutput {
     handle: OutputHandle,
     settings: Mutex<OutputSettings>,
     stream: Mutex<Option<Stream>>,
-    stats: Mutex<Arc<StreamStats>>,
+    /// The current stream's counters, and what the metrics endpoint shows of them.
+    metrics: Arc<OutputMetrics>,
 }
 
 impl RtcOutput {
     fn stats(&self) -> Arc<StreamStats> {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.metrics.stats()
+    }
+
+    /// Serves this output's metrics where the settings ask (a problem is logged; the stream goes on).
+    fn serve_metrics(&self, listen: &str) {
+        let served = metrics::listen_address(listen).and_then(|addr| match addr {
+            Some(addr) => metrics::serve(addr).map(|()| Some(addr)),
+            None => Ok(None),
+        });
+        match served {
+            Ok(Some(addr)) => {
+                self.metrics.publish();
+                log::info(&format!("metrics for Prometheus at http://{addr}/metrics"));
+            }
+            Ok(None) => {}
+            Err(e) => log::warn(&format!("no metrics: {e}")),
+        }
     }
 
     /// Signalling, ICE and adaptation from the service settings (only our own service has them; others read as
@@ -209,10 +230,10 @@ impl OutputType for RtcOutput {
 
     fn create(settings: &Settings, output: OutputHandle) -> Self {
         RtcOutput {
-            handle: output,
             settings: Mutex::new(OutputSettings::read(settings)),
             stream: Mutex::new(None),
-            stats: Mutex::new(Arc::new(StreamStats::default())),
+            metrics: OutputMetrics::new(&output.name()),
+            handle: output,
         }
     }
 
@@ -249,15 +270,36 @@ impl OutputType for RtcOutput {
                 return false;
             }
         };
+        let (queue, direct, listen) = {
+            let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
+            (s.queue_packets, s.direct, s.metrics_listen.clone())
+        };
+        if self.handle.reconnecting() {
+            self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+        }
+        let full = self
+            .handle
+            .video_encoder()
+            .map_or((0, 0), |v| (v.width, v.height));
+        let layer_sizes: Vec<(u32, u32)> = std::iter::once(full)
+            .chain(simulcast.iter().flat_map(|s| s.sizes()))
+            .collect();
         let stats = Arc::new(StreamStats {
             connect_time_ms: (-1).into(),
+            state: (State::Connecting as u8).into(),
+            layer_rids: (LAYER_RIDS.iter().take(layer_sizes.len()))
+                .map(|r| r.to_string())
+                .collect(),
+            layer_sizes,
             ..Default::default()
         });
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats.clone();
-        let (queue, direct) = {
-            let s = self.settings.lock().unwrap_or_else(|e| e.into_inner());
-            (s.queue_packets, s.direct)
+        self.metrics.set_stats(stats.clone());
+        // OBS's window has no page for an output's own settings: there the environment switches metrics on.
+        let listen = match listen.is_empty() {
+            true => std::env::var(METRICS_ENV).unwrap_or_default(),
+            false => listen,
         };
+        self.serve_metrics(&listen);
         let watcher: PacketWatcher = Arc::new(move |p| encoder.packet_passed(p));
         let started = Stream::start(
             self.handle.clone(),

@@ -141,6 +141,10 @@ fn update_stats(stats: &StreamStats, p: Progress) {
     stats
         .network_congestion
         .store(p.congestion.to_bits(), Ordering::Relaxed);
+    if let Some((figures, at)) = p.figures {
+        let mut sample = stats.sample.lock().unwrap_or_else(|e| e.into_inner());
+        *sample = sample.next(figures, at);
+    }
 }
 
 impl PacketSink for WhipSink {

@@ -248,12 +248,20 @@ pub const PACKET_LOG: Setting = text_setting(
     c"RtcStudio.PacketLog",
     Some(c"RtcStudio.PacketLog.Tooltip"),
 );
+/// Serve Prometheus metrics here: a port (on 127.0.0.1) or an address with a port; empty: off.
+pub const METRICS_LISTEN: Setting = text_setting(
+    "metrics_listen",
+    TextKind::Plain,
+    c"RtcStudio.MetricsListen",
+    Some(c"RtcStudio.MetricsListen.Tooltip"),
+);
 pub const OUTPUT: &[Setting] = &[
     QUEUE_PACKETS,
     CONNECT_TIMEOUT,
     MAX_PAYLOAD,
     DIRECT_FROM_ENCODERS,
     PACKET_LOG,
+    METRICS_LISTEN,
 ];
 
 /// Where settings are read from: OBS's settings object, or a table in tests.
@@ -425,6 +433,8 @@ pub struct OutputSettings {
     pub connect_timeout: Duration,
     pub max_payload: usize,
     pub direct: bool,
+    /// Where to serve Prometheus metrics (empty: nowhere).
+    pub metrics_listen: String,
 }
 
 /// `key`'s integer if it lies within the setting's range, else its default.
@@ -449,6 +459,7 @@ impl OutputSettings {
             connect_timeout: Duration::from_secs(int_in_range(settings, &CONNECT_TIMEOUT) as u64),
             max_payload: int_in_range(settings, &MAX_PAYLOAD) as usize,
             direct: settings.bool(DIRECT_FROM_ENCODERS.key),
+            metrics_listen: settings.string(METRICS_LISTEN.key).trim().to_string(),
         }
     }
 }
@@ -526,6 +537,7 @@ pub mod tests {
             ("connect_timeout_s", 30.into()),
             ("max_rtp_payload", 5000.into()),
             ("packet_log", " /tmp/p.jsonl ".into()),
+            ("metrics_listen", " 9464 ".into()),
         ]));
         assert_eq!(
             s,
@@ -535,6 +547,7 @@ pub mod tests {
                 connect_timeout: Duration::from_secs(30),
                 max_payload: DEFAULT_MAX_PAYLOAD,
                 direct: false,
+                metrics_listen: "9464".into(),
             }
         );
     }

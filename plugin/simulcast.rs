@@ -143,6 +143,11 @@ impl SimulcastEncoders {
     }
 
     /// What the session needs to know of each smaller layer's encoder (layer 1 first).
+    /// The layers' sizes (below the full picture).
+    pub fn sizes(&self) -> Vec<(u32, u32)> {
+        self.layers.iter().map(|l| l.size).collect()
+    }
+
     pub fn layer_encoders(&self) -> Vec<LayerEncoder> {
         self.layers
             .iter()

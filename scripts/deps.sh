@@ -5,6 +5,8 @@
 set -euo pipefail
 base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool
       janus coturn curl iproute2 chromium
+      # The metrics test scrapes the plugin with the real Prometheus server.
+      prometheus
       # GStreamer's webrtcbin: the benchmark's reference publisher and the loss tests' second receiver.
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
       gstreamer1.0-libav gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 python3-gi)

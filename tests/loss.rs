@@ -5,9 +5,7 @@ mod support;
 use support::janus::{watch_through_janus, Watch};
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::LinkedHosts;
-use support::obs_run::{
-    assert_lossy_with_rtx, binaries, packets_sent, publish_through, receiving,
-};
+use support::obs_run::{assert_lossy_with_rtx, binaries, packets_sent, publish_through, receiving};
 
 /// 5 % of the media lost at random on the way to the server, 10 ms each way.
 fn lossy(hosts: &LinkedHosts) {

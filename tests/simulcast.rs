@@ -45,7 +45,11 @@ fn resent_per_layer(log: &str) -> Vec<(String, u64)> {
     line.split("; ")
         .filter_map(|layer| {
             let rid = layer.split_whitespace().next()?;
-            let n = layer.split(" packet(s) sent again").next()?.rsplit(' ').next()?;
+            let n = layer
+                .split(" packet(s) sent again")
+                .next()?
+                .rsplit(' ')
+                .next()?;
             Some((rid.to_string(), n.parse().ok()?))
         })
         .collect()
@@ -300,9 +304,16 @@ fn through_janus_every_layer_is_repaired_when_the_uplink_loses_five_percent() {
     // at 1280x720 Chromium dropped frames it had received whole.
     let watch = Watch {
         size: "640x360",
-        args: ["--bitrate", "1200", "--tune", "zerolatency", "--layers", "3"]
-            .map(String::from)
-            .to_vec(),
+        args: [
+            "--bitrate",
+            "1200",
+            "--tune",
+            "zerolatency",
+            "--layers",
+            "3",
+        ]
+        .map(String::from)
+        .to_vec(),
         seconds: 8,
         substreams: vec![1, 0],
         ..Watch::default()
@@ -311,19 +322,30 @@ fn through_janus_every_layer_is_repaired_when_the_uplink_loses_five_percent() {
     let up = hosts.wire().stats(UP);
     println!("uplink: {} of {} packets lost", up.lost, up.packets);
     assert_lossy_with_rtx(up.lost, 100, &run);
-    assert!(!run.log.contains("paused"), "a layer was paused:\n{}", run.log);
+    assert!(
+        !run.log.contains("paused"),
+        "a layer was paused:\n{}",
+        run.log
+    );
     // Janus asked for repairs on every layer, and the plugin sent them from that layer's history.
     let resent = resent_per_layer(&run.log);
-    println!("packets sent again per layer: {resent:?}; Janus in {}", result["janus_in"]);
+    println!(
+        "packets sent again per layer: {resent:?}; Janus in {}",
+        result["janus_in"]
+    );
     assert_eq!(resent.len(), 3, "{}", run.log);
     assert!(resent.iter().all(|(_, n)| *n > 5), "{resent:?}");
     // Frozen no longer than a few frames' time in all (a repair whose copy was lost too, or Janus falling back to a
     // lower layer for a moment, shows as one short freeze: 0.215 s in one run of several).
     let v = &result["video"];
     assert_eq!(v["frameWidth"].as_u64(), Some(640), "{v}");
-    assert!(v["totalFreezesDuration"].as_f64().unwrap_or(9.0) <= 0.5, "{v}");
+    assert!(
+        v["totalFreezesDuration"].as_f64().unwrap_or(9.0) <= 0.5,
+        "{v}"
+    );
     assert_eq!(v["framesDropped"], 0, "{v}");
-    let fps = v["windowFrames"].as_f64().unwrap_or(0.0) / v["windowSeconds"].as_f64().unwrap_or(1.0);
+    let fps =
+        v["windowFrames"].as_f64().unwrap_or(0.0) / v["windowSeconds"].as_f64().unwrap_or(1.0);
     assert!(fps >= 25.0, "{fps:.1} frames a second: {v}");
     let sizes: Vec<(u64, u64)> = (result["substreams"].as_array())
         .expect("substreams measured")

@@ -33,6 +33,7 @@ WHERE TO:
     --min-bitrate KBPS   the lowest video bitrate adaptation may set (default 300)
     --layers N           simulcast: 1 (default) to 3 video layers, each smaller one at half the size of the one above
     --packet-log FILE    record every packet OBS hands the plugin as JSON lines in FILE instead of publishing
+    --metrics ADDR       serve Prometheus metrics at http://ADDR/metrics (a port alone: on 127.0.0.1)
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
     --packets-from P     encoders (default: straight from the encoders) or interleaver (through libobs's
@@ -85,6 +86,7 @@ struct Options {
     min_bitrate: i64,
     layers: i64,
     packet_log: String,
+    metrics: String,
     media: Option<String>,
     duration: f64,
     width: u32,
@@ -141,6 +143,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         min_bitrate: 300,
         layers: 1,
         packet_log: String::new(),
+        metrics: String::new(),
         media: None,
         duration: 5.0,
         width: 640,
@@ -199,6 +202,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--min-bitrate" => o.min_bitrate = num("--min-bitrate")?,
             "--layers" => o.layers = num("--layers")?,
             "--packet-log" => o.packet_log = value.clone(),
+            "--metrics" => o.metrics = value.clone(),
             "--media" => o.media = Some(value.clone()),
             "--duration" => {
                 o.duration = value
@@ -347,6 +351,7 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let service = host.create_service("rtc_studio_service", "service", &svc)?;
     let mut out = Data::new();
     out.set_string("packet_log", &o.packet_log)
+        .set_string("metrics_listen", &o.metrics)
         .set_int("connect_timeout_s", o.connect_timeout)
         .set_bool("direct_from_encoders", !o.through_interleaver);
     let output = host.create_output("rtc_studio_output", "stream", &out)?;

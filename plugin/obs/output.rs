@@ -130,6 +130,21 @@ impl OutputHandle {
         self.with(|o| unsafe { sys::obs_output_signal_stop(o, raw_stop_code(code)) });
     }
 
+    /// OBS's name for the output (`adv_stream`, `simple_stream`, …); empty once it is gone.
+    pub fn name(&self) -> String {
+        // SAFETY: the output is alive while `with` holds the link; libobs owns the name, copied here.
+        self.with(|o| unsafe {
+            let name = sys::obs_output_get_name(o);
+            match name.is_null() {
+                true => String::new(),
+                false => std::ffi::CStr::from_ptr(name)
+                    .to_string_lossy()
+                    .into_owned(),
+            }
+        })
+        .unwrap_or_default()
+    }
+
     /// Whether libobs is waiting to restart the output (after a `Disconnected` stop).
     pub fn reconnecting(&self) -> bool {
         // SAFETY: the output is alive while `with` holds the link.

@@ -198,6 +198,8 @@ pub enum Feedback {
         fraction_lost: u8,
         lsr: u32,
         dlsr: u32,
+        /// Interarrival jitter, in the stream's RTP timestamp units (RFC 3550 §6.4.1).
+        jitter: u32,
     },
     /// The server asks for these packets of stream `ssrc` again (RFC 4585 generic NACK).
     Nack { ssrc: u32, seqs: Vec<u16> },
@@ -313,6 +315,34 @@ pub enum Output {
     Timeout(Instant),
 }
 
+/// A session's figures at one moment (see [`super::Session::figures`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Figures {
+    /// Media flows (connected, not closing).
+    pub streaming: bool,
+    /// The bandwidth estimate, bit/s, and the video bitrate asked of the encoder, kbit/s.
+    pub estimate_bps: f64,
+    pub video_target_kbps: u32,
+    pub rtt: Option<Duration>,
+    /// The loss the latest receiver reports gave (the worse of video and audio), 0..1.
+    pub loss: f64,
+    /// The video's interarrival jitter the latest receiver report gave.
+    pub video_jitter: Option<Duration>,
+    /// NACK messages, the packets they asked for, and the packets sent again (copies included).
+    pub nacks: u64,
+    pub nacked_packets: u64,
+    pub retransmitted_packets: u64,
+    /// PLIs and FIRs.
+    pub keyframe_requests: u64,
+    /// Video frames dropped while the network was behind.
+    pub frames_dropped: u64,
+    pub ice_restarts: u32,
+    /// Bytes on the wire.
+    pub bytes_sent: u64,
+    /// Each video layer (one without simulcast).
+    pub layers: Vec<super::LayerStats>,
+}
+
 /// What the server told us during the session.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FeedbackStats {
@@ -325,6 +355,8 @@ pub struct FeedbackStats {
     pub worst_fraction_lost: u8,
     /// The latest loss per stream: video, audio.
     pub latest: [u8; 2],
+    /// The latest interarrival jitter per stream (video, audio), µs.
+    pub jitter_us: [u64; 2],
     /// NACK messages, and the sequence numbers they asked for.
     pub nacks: u64,
     pub nacked_packets: u64,

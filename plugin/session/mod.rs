@@ -244,6 +244,27 @@ impl Session {
             .clamp(0.0, 1.0) as f32
     }
 
+    /// The session's figures as they stand, for the metrics endpoint.
+    pub fn figures(&self) -> Figures {
+        let f = &self.feedback;
+        Figures {
+            streaming: self.phase == Phase::Streaming,
+            estimate_bps: self.bwe.estimate(),
+            video_target_kbps: self.adaptation.current_kbps(),
+            rtt: self.sender.rtt,
+            loss: f64::from(f.fraction_lost) / 256.0,
+            video_jitter: (f.receiver_reports > 0).then(|| Duration::from_micros(f.jitter_us[0])),
+            nacks: f.nacks,
+            nacked_packets: f.nacked_packets,
+            retransmitted_packets: self.sender.retransmissions.packets,
+            keyframe_requests: f.pli + f.fir,
+            frames_dropped: self.sender.dropped_frames,
+            ice_restarts: self.recovery.repaired,
+            bytes_sent: self.sender.bytes_sent,
+            layers: self.sender.layer_stats(),
+        }
+    }
+
     /// The bandwidth estimate, bit/s.
     pub fn estimate(&self) -> f64 {
         self.bwe.estimate()
@@ -373,16 +394,18 @@ impl Session {
                 fraction_lost,
                 lsr,
                 dlsr,
+                jitter,
             } => {
-                let stream = if self.sender.layer_of(ssrc).is_some() {
-                    0
+                let (stream, clock_rate) = if self.sender.layer_of(ssrc).is_some() {
+                    (0, 90_000)
                 } else if ssrc == self.config.audio.ssrc {
-                    1
+                    (1, 48_000)
                 } else {
                     return;
                 };
                 s.receiver_reports += 1;
                 s.latest[stream] = fraction_lost;
+                s.jitter_us[stream] = u64::from(jitter) * 1_000_000 / clock_rate;
                 s.fraction_lost = s.latest[0].max(s.latest[1]);
                 s.worst_fraction_lost = s.worst_fraction_lost.max(fraction_lost);
                 self.sender.receiver_report(ssrc, lsr, dlsr, self.now);

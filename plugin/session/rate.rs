@@ -77,6 +77,11 @@ impl Adaptation {
         }
     }
 
+    /// The video bitrate the encoder was last given (its configured one until adaptation changes it), kbit/s.
+    pub fn current_kbps(&self) -> u32 {
+        self.current
+    }
+
     /// Whether the encoder's bitrate follows the estimate.
     pub fn follows(&self) -> bool {
         self.config.adaptive && self.config.encoder_follows && self.config.video_kbps > 0

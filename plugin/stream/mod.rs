@@ -4,6 +4,7 @@
 //! OBS's threads only ever `try_send` into the queue or flip flags; the worker does everything that can wait.
 use crate::media::latency::LatencyHistogram;
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::metrics::State;
 use crate::obs::log;
 use crate::obs::output::OutputHandle;
 use crate::obs::tap::{Deliver, EncoderTaps};
@@ -366,6 +367,11 @@ fn run_worker(
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         connect_and_stream(output, connector, rx, &feed, &stats, &stopping, started)
     }));
+    let end = match output.reconnecting() {
+        true => State::Reconnecting,
+        false => State::Stopped,
+    };
+    end.store(&stats.state);
     match outcome {
         Ok(answered) => answered,
         Err(payload) => {
@@ -420,6 +426,7 @@ fn connect_and_stream(
     stats
         .connect_time_ms
         .store(connect_ms.min(i32::MAX as u128) as i32, Ordering::Relaxed);
+    State::Streaming.store(&stats.state);
     log::info(&format!("streaming (connected in {connect_ms} ms)"));
     let failure = sink.run(&mut rx, stats, stopping);
     // No packet reaches the queue once the taps are closed. Then tell OBS (the streamer sees "stopped" at once),

@@ -1,8 +1,9 @@
 //! The hand-off between OBS's threads and the stream worker: a bounded queue that never blocks the caller, with
 //! the policy for a full queue, and the counters OBS reads.
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::metrics::Sample;
 use crate::session::MAX_LAYERS;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -27,9 +28,22 @@ pub struct StreamStats {
     pub connect_time_ms: AtomicI32,
     /// The sink's view of network congestion, 0..1 (`f32` bits): loss the server reports.
     pub network_congestion: AtomicU32,
+    /// Where the stream is (a [`crate::metrics::State`]), and the session's latest figures, for the metrics.
+    pub state: AtomicU8,
+    pub sample: Mutex<Sample>,
+    /// The video layers' RTP stream ids and sizes (one layer, no id, without simulcast).
+    pub layer_rids: Vec<String>,
+    pub layer_sizes: Vec<(u32, u32)>,
 }
 
 impl StreamStats {
+    pub fn sample(&self) -> Sample {
+        self.sample
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn network_congestion(&self) -> f32 {
         f32::from_bits(self.network_congestion.load(Ordering::Relaxed))
     }

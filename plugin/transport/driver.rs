@@ -12,7 +12,7 @@ use crate::media::packet::EncodedPacket;
 use crate::secret::Secret;
 use crate::session::sender::StreamIds;
 use crate::session::{
-    Action, ConnectTimings, Event, Input, Note, Output, PeerState, RateConfig, Session,
+    Action, ConnectTimings, Event, Figures, Input, Note, Output, PeerState, RateConfig, Session,
     SessionConfig, VideoLayer, MAX_LAYERS,
 };
 use crate::signal::janus::JanusRoom;
@@ -83,7 +83,7 @@ impl EncoderControl for FixedEncoder {
 }
 
 /// What has gone out so far, for OBS's counters.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Progress {
     /// A packet was taken from the queue since the last report.
     pub taken: bool,
@@ -91,7 +91,12 @@ pub struct Progress {
     pub video_packets: u64,
     pub audio_packets: u64,
     pub congestion: f32,
+    /// The session's figures, once every [`FIGURES_EVERY`] (for the metrics endpoint).
+    pub figures: Option<(Figures, Instant)>,
 }
+
+/// How often the session's figures go out with the progress.
+pub const FIGURES_EVERY: Duration = Duration::from_secs(1);
 
 /// A request for the signalling task.
 enum SignalRequest {
@@ -139,6 +144,8 @@ pub struct Driver {
     write_failed: bool,
     /// Whether this host can multicast (mDNS), once looked at.
     mdns: Option<bool>,
+    /// When the session's figures last went out with the progress.
+    figures_at: Option<Instant>,
 }
 
 impl Driver {
@@ -211,6 +218,7 @@ impl Driver {
             stop_sent: false,
             write_failed: false,
             mdns: None,
+            figures_at: None,
         })
     }
 
@@ -294,14 +302,23 @@ impl Driver {
         }
     }
 
-    fn progress(&self, taken: bool) -> Progress {
+    fn progress(&mut self, taken: bool) -> Progress {
         let (bytes_sent, video_packets, audio_packets) = self.session.sent();
+        let now = Instant::now();
+        let figures = match self.figures_at {
+            Some(t) if now < t + FIGURES_EVERY => None,
+            _ => {
+                self.figures_at = Some(now);
+                Some((self.session.figures(), now))
+            }
+        };
         Progress {
             taken,
             bytes_sent,
             video_packets,
             audio_packets,
             congestion: self.session.congestion(),
+            figures,
         }
     }
 

@@ -155,6 +155,7 @@ pub(super) fn feedback_about(p: &dyn rtc::rtcp::Packet, ssrcs: &[u32]) -> Vec<Fe
                 fraction_lost: b.fraction_lost,
                 lsr: b.last_sender_report,
                 dlsr: b.delay,
+                jitter: b.jitter,
             })
             .collect();
     }

@@ -361,7 +361,10 @@ fn receiver_reports_give_the_round_trip_and_the_loss() {
         fraction_lost: 26,
         lsr: (report.ntp >> 16) as u32,
         dlsr: 30 * 65_536 / 1000,
+        jitter: 900,
     }));
+    // Jitter in the video clock's units (90 kHz): 900 is 10 ms.
+    assert_eq!(f.s.feedback_stats().jitter_us, [10_000, 0]);
     let rtt = f.s.rtt().expect("a round trip");
     assert!(
         rtt.abs_diff(Duration::from_millis(30)) < Duration::from_millis(1),
@@ -378,6 +381,7 @@ fn receiver_reports_give_the_round_trip_and_the_loss() {
         fraction_lost: 255,
         lsr: 0,
         dlsr: 0,
+        jitter: 0,
     }));
     assert_eq!(f.s.feedback_stats().worst_fraction_lost, 26);
 }
@@ -403,6 +407,7 @@ fn repairs_go_in_more_copies_the_more_the_path_loses() {
         fraction_lost: 13, // 5 %
         lsr: 0,
         dlsr: 0,
+        jitter: 0,
     }));
     f.input(Input::Feedback(Feedback::Nack {
         ssrc: 0x1111,
