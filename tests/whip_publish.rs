@@ -15,6 +15,7 @@ use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 const BAD_PATH: i64 = -1;
 const CONNECT_FAILED: i64 = -2;
 const INVALID_STREAM: i64 = -3;
+const UNSUPPORTED: i64 = -6;
 
 /// Publishes the flash/beep clip with x264 `bframes` and checks everything the receiver measured.
 fn publish_and_measure(bframes: &str) {
@@ -235,6 +236,12 @@ fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
             words: "larger than",
         },
     ];
+    expect_failures(cases);
+}
+
+/// Runs OBS against each misbehaving server: the stream must fail with the case's code and words within the
+/// connect timeout (2 s) and a few seconds of teardown, leak nothing, panic nowhere and leave no thread behind.
+fn expect_failures(cases: Vec<Case>) {
     let rt = test_runtime();
     let mut failures = Vec::new();
     for case in cases {
@@ -252,10 +259,13 @@ fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
             s["stop_code"],
             t0.elapsed().as_secs_f64()
         );
+        // Start → the failure's stop signal: the 2 s connect timeout at most, and teardown.
+        let bounded = s["start_ms"].as_f64().is_some_and(|ms| ms < 5000.0);
         if s["connected"] != false
             || s["stop_code"] != case.code
             || !error.contains(case.words)
             || s["leaks"] != 0
+            || !bounded
         {
             failures.push(format!(
                 "{}: expected code {} with {:?}, got {s}",
@@ -276,6 +286,101 @@ fn failing_whip_servers_end_the_stream_with_the_right_code_and_message() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A WHIP answer: `video` and `audio` are the media sections after the session part (candidates and the DTLS
+/// fingerprint included unless `session` drops them).
+fn answer_sdp(session: &str, video: &str) -> String {
+    format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n{session}{video}\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=mid:1\r\na=recvonly\r\na=rtcp-mux\r\n\
+         a=rtpmap:111 opus/48000/2\r\n"
+    )
+}
+
+const FINGERPRINT: &str = "a=fingerprint:sha-256 \
+    AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n";
+const ICE: &str = "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=setup:active\r\n";
+const VIDEO: &str = "m=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=recvonly\r\n\
+    a=rtcp-mux\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f\r\n";
+
+#[test]
+fn hostile_answers_end_with_a_clear_error_in_bounded_time() {
+    let created = |body: String, more: &[(&str, &str)]| {
+        let mut headers: Vec<(&str, &str)> =
+            vec![("Location", "/r/1"), ("Content-Type", "application/sdp")];
+        headers.extend_from_slice(more);
+        status(201, &headers, &body)
+    };
+    let session = format!("{FINGERPRINT}{ICE}");
+    let candidates: String = (0..1000)
+        .map(|i| {
+            format!(
+                "a=candidate:{i} 1 udp {} 192.0.2.{} {} typ host\r\n",
+                2_000_000 - i,
+                i % 250 + 1,
+                10_000 + i
+            )
+        })
+        .collect();
+    let link =
+        "<turn:192.0.2.1:3478?transport=udp>; rel=\"ice-server\"; username=\"u\"; credential=\"c\"";
+    let links: Vec<(&str, &str)> = (0..10_000).map(|_| ("Link", link)).collect();
+    let cases = vec![
+        Case {
+            name: "one byte a second",
+            server: Misbehaviour::Dribble(
+                201,
+                vec![("Location".into(), "/r/1".into())],
+                answer_sdp(&session, VIDEO),
+            ),
+            code: CONNECT_FAILED,
+            words: "did not answer",
+        },
+        Case {
+            name: "10,000 Link headers",
+            server: created(answer_sdp(&session, VIDEO), &links),
+            code: CONNECT_FAILED,
+            words: "far more headers than a WHIP answer needs",
+        },
+        Case {
+            name: "video port 0",
+            server: created(
+                answer_sdp(&session, &VIDEO.replace("m=video 9", "m=video 0")),
+                &[],
+            ),
+            code: UNSUPPORTED,
+            words: "The server refused the video (H.264)",
+        },
+        Case {
+            name: "a codec never offered",
+            server: created(
+                answer_sdp(&session, &VIDEO.replace("102 H264/90000", "102 VP8/90000")),
+                &[],
+            ),
+            code: UNSUPPORTED,
+            words: "does not take the video (H.264): its answer names VP8",
+        },
+        Case {
+            name: "unknown payload type",
+            server: created(answer_sdp(&session, &VIDEO.replace("102", "121")), &[]),
+            code: CONNECT_FAILED,
+            words: "payload type(s) 121 that the offer never named",
+        },
+        Case {
+            name: "1,000 candidates",
+            server: created(answer_sdp(&format!("{session}{candidates}"), VIDEO), &[]),
+            code: CONNECT_FAILED,
+            words: "(ICE/DTLS) to the server did not connect within 2 s",
+        },
+        Case {
+            name: "no DTLS fingerprint",
+            server: created(answer_sdp(ICE, VIDEO), &[]),
+            code: CONNECT_FAILED,
+            words: "it has no DTLS fingerprint",
+        },
+    ];
+    expect_failures(cases);
 }
 
 #[test]

@@ -1,4 +1,5 @@
 //! Signalling state and messages, sans-IO: what to send and what replies mean.
+pub mod answer;
 pub mod ice;
 pub mod janus;
 pub mod sdp_fragment;

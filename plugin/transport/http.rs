@@ -88,11 +88,20 @@ impl WhipHttp {
                     whip::MAX_REDIRECTS
                 ),
             )
-        } else {
+        } else if err.is_connect() {
             Failure::new(
                 StopCode::ConnectFailed,
                 format!("Could not reach the WHIP server: {}", describe(err)),
             )
+        } else {
+            let why = describe(err);
+            let message = match why.contains("message head is too large") {
+                true => format!(
+                    "The WHIP server's answer has far more headers than a WHIP answer needs ({why})"
+                ),
+                false => format!("The exchange with the WHIP server failed: {why}"),
+            };
+            Failure::new(StopCode::ConnectFailed, message)
         }
     }
 

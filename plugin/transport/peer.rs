@@ -511,6 +511,7 @@ impl Peer {
             0 | 1 => 1,
             _ => layers_taken(&sdp, &self.rids),
         };
+        crate::signal::answer::check_answer(&self.local_offer().await?, &sdp)?;
         let answer = RTCSessionDescription::answer(sdp).map_err(|e| {
             Failure::new(
                 StopCode::ConnectFailed,

@@ -13,6 +13,8 @@ pub enum Misbehaviour {
     RedirectLoop,
     /// 201 with a body far larger than any SDP.
     Oversized,
+    /// This answer (status, headers, body), one byte a second.
+    Dribble(u16, Vec<(String, String)>, String),
 }
 
 fn reason(status: u16) -> &'static str {
@@ -55,6 +57,15 @@ pub async fn serve(behaviour: Misbehaviour) -> String {
                             .write_all(head(status, &headers, body.len()).as_bytes())
                             .await;
                         let _ = conn.write_all(body.as_bytes()).await;
+                    }
+                    Misbehaviour::Dribble(status, headers, body) => {
+                        let answer = head(status, &headers, body.len()) + &body;
+                        for byte in answer.as_bytes() {
+                            if conn.write_all(&[*byte]).await.is_err() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
                     }
                     Misbehaviour::Silent => {
                         tokio::time::sleep(Duration::from_secs(120)).await;
