@@ -38,10 +38,12 @@ bench: build
 	scripts/bench-keyframe.sh
 	scripts/bench-simulcast.sh
 
-# 1 M inputs per fuzz target (needs `cargo install cargo-fuzz`; stable toolchain via RUSTC_BOOTSTRAP).
+# 1 M inputs per fuzz target, everything the network or an encoder reaches (installs cargo-fuzz when missing;
+# stable toolchain via RUSTC_BOOTSTRAP).
+FUZZ_TARGETS := annexb depacketize whip_response sdp_answer janus_json turn_stream opus
 fuzz: deps
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run annexb -- -runs=1000000 -max_len=8192
-	cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run depacketize -- -runs=1000000 -max_len=8192
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -runs=1000000 -max_len=8192 || exit 1; done
 
 # The same binaries on newer OBS: Debian trixie (30.2.3) and sid, each in a debootstrap root (opt-in, root, ~1 GB).
 compat: build

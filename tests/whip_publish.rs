@@ -850,3 +850,31 @@ fn a_host_without_a_default_route_streams_without_mdns() {
         "{decoded} of {sent}: {r}"
     );
 }
+
+#[test]
+fn an_ipv6_only_network_streams() {
+    // Publisher and server on a link with IPv6 addresses only: the WHIP URL has a bracketed IPv6 literal, ICE
+    // gathers and pairs IPv6 host candidates, and every frame arrives.
+    let _alone = receiving();
+    let hosts = LinkedHosts::create_ipv6_only("ipv6");
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let addr = format!("[{}]:0", hosts.server_addr);
+    let (run, r) = publish_through(
+        &hosts,
+        &mock_sfu,
+        &["--http", &addr, "--udp", &addr, "--timeout", "30"],
+        1500,
+        4,
+    );
+    assert!(
+        r["offer_candidate_types"].to_string().contains("host"),
+        "{r}"
+    );
+    let (sent, _) = packets_sent(&run.log);
+    let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
+    assert!(
+        sent >= 90 && decoded as f64 >= 0.95 * sent as f64,
+        "{decoded} of {sent}: {r}"
+    );
+    assert_eq!(r["decode_errors"], 0, "{r}");
+}

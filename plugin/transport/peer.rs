@@ -364,6 +364,30 @@ pub fn multicast_works() -> bool {
         .is_ok()
 }
 
+/// Where ICE gathers host candidates: every IPv4 interface and loopback, and every IPv6 interface when the host has
+/// an IPv6 address beyond its link (without that, an IPv6-only network never connected; with none, `[::]` would
+/// only add a candidate no peer can use).
+fn udp_addrs(ipv6: bool) -> Vec<&'static str> {
+    let mut addrs = vec!["0.0.0.0:0", "127.0.0.1:0"];
+    if ipv6 {
+        addrs.push("[::]:0");
+    }
+    addrs
+}
+
+/// Whether this host has an IPv6 address of global (or unique local) scope: Linux lists its addresses with their
+/// scope in `/proc/net/if_inet6` (scope 00 is global; loopback, link and site scopes are not).
+fn has_global_ipv6() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|table| global_ipv6_in(&table))
+}
+
+fn global_ipv6_in(table: &str) -> bool {
+    table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .any(|scope| scope == "00")
+}
+
 /// With simulcast the offer lists each layer's SSRCs too (`a=ssrc`, `a=ssrc-group:FID` for its RTX stream), for
 /// servers that map streams (and retransmissions) by SSRC rather than by RID.
 /// `mdns`: resolve the server's `.local` candidates (off where the host cannot multicast, see [`multicast_works`]).
@@ -433,7 +457,7 @@ impl Peer {
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(events.clone()))
-            .with_udp_addrs(vec!["0.0.0.0:0", "127.0.0.1:0"])
+            .with_udp_addrs(udp_addrs(has_global_ipv6()))
             .build()
             .await
             .map_err(webrtc_error("set-up"))?;
@@ -644,6 +668,18 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_host_candidates_only_where_the_host_has_a_global_ipv6_address() {
+        // /proc/net/if_inet6: address, interface index, prefix length, scope, flags, name.
+        let loopback_and_link = "00000000000000000000000000000001 01 80 10 80       lo\n\
+                                 fe80000000000000045f3dfffe6b2a11 02 40 20 80     eth0\n";
+        let ula = "fd000233000000000000000000000001 03 40 00 80 veth-pub\n";
+        assert!(!global_ipv6_in(loopback_and_link));
+        assert!(global_ipv6_in(&format!("{loopback_and_link}{ula}")));
+        assert!(!udp_addrs(false).contains(&"[::]:0"));
+        assert!(udp_addrs(true).contains(&"[::]:0"));
+    }
 
     #[test]
     fn the_layers_an_answer_takes_come_from_its_video_simulcast_line() {

@@ -9,6 +9,8 @@ pub mod wire;
 
 pub const PUBLISHER_ADDR: &str = "10.233.0.1";
 pub const SERVER_ADDR: &str = "10.233.0.2";
+pub const PUBLISHER_ADDR6: &str = "fd00:233::1";
+pub const SERVER_ADDR6: &str = "fd00:233::2";
 
 pub struct LinkedHosts {
     pub publisher: String,
@@ -144,10 +146,22 @@ impl LinkedHosts {
 
     /// The wire between the hosts (made by [`Self::create_wired`]).
     pub fn wire(&self) -> &wire::Wire {
-        self.wire.as_ref().expect("hosts made with create_wired")
+        self.wired().expect("hosts made with create_wired")
+    }
+
+    /// Our wire between the hosts, when they have one.
+    pub fn wired(&self) -> Option<&wire::Wire> {
+        self.wire.as_ref()
     }
 
     pub fn create(tag: &str) -> LinkedHosts {
+        let hosts = LinkedHosts::create_veth_pair(tag);
+        hosts.address("veth-pub", "veth-srv");
+        hosts
+    }
+
+    /// Two namespaces joined by a veth pair (`veth-pub`, `veth-srv`), not addressed yet.
+    fn create_veth_pair(tag: &str) -> LinkedHosts {
         let hosts = LinkedHosts::namespaces(tag);
         ip(&[
             "link",
@@ -163,7 +177,33 @@ impl LinkedHosts {
             "netns",
             &hosts.server,
         ]);
-        hosts.address("veth-pub", "veth-srv");
+        hosts
+    }
+
+    /// The hosts joined by a veth pair that carries IPv6 only: each end has a ULA address (usable at once: no
+    /// duplicate address detection) and the default route; neither has an IPv4 address but loopback's.
+    pub fn create_ipv6_only(tag: &str) -> LinkedHosts {
+        let mut hosts = LinkedHosts::create_veth_pair(tag);
+        hosts.publisher_addr = PUBLISHER_ADDR6.into();
+        hosts.server_addr = SERVER_ADDR6.into();
+        for (ns, dev, addr) in [
+            (&hosts.publisher, "veth-pub", PUBLISHER_ADDR6),
+            (&hosts.server, "veth-srv", SERVER_ADDR6),
+        ] {
+            ip(&[
+                "-n",
+                ns,
+                "-6",
+                "addr",
+                "add",
+                &format!("{addr}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+            ip(&["-n", ns, "-6", "route", "add", "default", "dev", dev]);
+        }
         hosts
     }
 

@@ -146,6 +146,9 @@ pub(super) async fn answer(
         .with_setting_engine(
             SettingEngineBuilder::new()
                 .with_ice_connection_attempts(Some(Duration::from_millis(25)), Some(56))
+                // A server has no use for mDNS (its candidates are addresses), and a host that cannot multicast
+                // (IPv6 only, no default route) fails the whole set-up with it.
+                .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
                 .build(),
         )
         .with_media_engine(media)

@@ -63,6 +63,11 @@ struct Lane {
     jitter: JitterBuffer<rtc::rtp::Packet>,
     feedback: Feedback,
     tx: std::sync::mpsc::SyncSender<ToDecoder>,
+    /// A keyframe has reached the decoder: until one has, nothing else is decodable and is not handed on (the
+    /// stream's first packets may be lost, and no receiver can ask for packets before the first it saw).
+    keyframe_seen: bool,
+    /// A keyframe is to be asked for: the stream began without one.
+    want_keyframe: bool,
 }
 
 impl Lane {
@@ -80,6 +85,8 @@ impl Lane {
                 last_pli: None,
             },
             tx,
+            keyframe_seen: false,
+            want_keyframe: false,
         }
     }
 
@@ -93,6 +100,19 @@ impl Lane {
                 &p.payload,
             );
             for u in units {
+                if !self.keyframe_seen {
+                    // A keyframe with its parameter sets (IDR, SPS, PPS): when the stream's very first packet is
+                    // lost — the SPS and PPS ahead of the first keyframe — its slices alone cannot be decoded.
+                    let has = |t: u8| {
+                        (u.nals.iter()).any(|n| rtc_studio::media::h264::nal_type(n) == Some(t))
+                    };
+                    if !(u.complete && has(5) && has(7) && has(8)) {
+                        // As a browser does: nothing to decode before a keyframe; ask for one.
+                        self.want_keyframe = true;
+                        continue;
+                    }
+                    self.keyframe_seen = true;
+                }
                 let unit = ToDecoder::Unit(u.timestamp, to_annexb(&u.nals), u.complete);
                 if self.tx.send(unit).is_err() {
                     return false;
@@ -133,7 +153,7 @@ impl Lane {
         if !self.depacketize(due.released) {
             return false;
         }
-        if due.gave_up {
+        if due.gave_up || std::mem::take(&mut self.want_keyframe) {
             self.pli(now).await;
         }
         let mut s = self.stats.lock().unwrap();
