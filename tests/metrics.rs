@@ -6,17 +6,9 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::free_port;
 use support::obs_run::{flash_beep_clip, headless_env, receiving};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
-
-/// A port nothing listens on now (the kernel's pick, released again).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// A Prometheus server scraping `target` every second, killed when dropped.
 struct Prometheus {

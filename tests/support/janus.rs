@@ -21,14 +21,6 @@ pub struct Janus {
     pub websocket: Option<String>,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// An IPv4 address of this machine that is not loopback; a dummy interface is made if there is none.
 pub fn non_loopback_address() -> String {
     let list = || {
@@ -82,7 +74,7 @@ impl Janus {
         let _ = std::fs::remove_dir_all(&dir);
         let empty = dir.join("none");
         std::fs::create_dir_all(&empty).unwrap();
-        let (port, admin_port) = (free_port(), free_port());
+        let (port, admin_port) = (super::free_port(), super::free_port());
         let ice_address = address.map_or_else(non_loopback_address, str::to_string);
         let api_ip = address.unwrap_or("127.0.0.1");
         let others: Vec<String> = std::fs::read_dir(PLUGINS)
@@ -123,7 +115,7 @@ impl Janus {
             ),
         );
         write("janus.plugin.videoroom.jcfg", "general: {\n}\n".into());
-        let ws_port = free_port();
+        let ws_port = super::free_port();
         if websockets {
             write(
                 "janus.transport.websockets.jcfg",

@@ -9,3 +9,12 @@ pub mod obs_run;
 pub mod receiver;
 pub mod turn;
 pub mod whip_front;
+
+/// A loopback port nothing listens on now (the kernel's pick, released again).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
