@@ -873,3 +873,30 @@ fn an_ipv6_only_network_streams() {
         "{r}"
     );
 }
+
+#[test]
+fn a_publisher_with_several_networks_streams_over_the_one_that_reaches_the_server() {
+    // Two more interfaces on the publisher that lead nowhere the server is (as a studio machine on a production
+    // network, a management network and a capture network): their host candidates are offered too, ICE finds the
+    // pair that works, and every frame arrives.
+    let _alone = receiving();
+    let hosts = LinkedHosts::create_wired("multinic", 3);
+    hosts.wire().set(UP, LinkConfig::clear());
+    hosts.wire().set(DOWN, LinkConfig::clear());
+    hosts.add_publisher_interface("mgmt0", "10.99.0.1");
+    hosts.add_publisher_interface("capture0", "192.168.77.1");
+    let (run, r) = streams_across(&hosts);
+    assert!(
+        run.log.contains("[rtc-studio] streaming (connected in"),
+        "{}",
+        run.log
+    );
+    // Candidates on the wire's address and on the two others.
+    let offered = r["offer_candidate_addresses"].to_string();
+    for addr in [hosts.publisher_addr.as_str(), "10.99.0.1", "192.168.77.1"] {
+        assert!(
+            offered.contains(&format!("\"{addr}\"")),
+            "{addr} not in {offered}"
+        );
+    }
+}

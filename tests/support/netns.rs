@@ -66,6 +66,21 @@ impl LinkedHosts {
         }
     }
 
+    /// Gives the publisher one more interface (up, with `addr`/24) that leads nowhere the server is, as a studio
+    /// machine with several networks has: one end of a veth pair whose other end stays in the same namespace (this
+    /// kernel has no dummy devices).
+    pub fn add_publisher_interface(&self, name: &str, addr: &str) {
+        let ns = self.publisher.as_str();
+        let peer = format!("{name}-end");
+        ip(&[
+            "-n", ns, "link", "add", name, "type", "veth", "peer", "name", &peer,
+        ]);
+        ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", name]);
+        for dev in [name, peer.as_str()] {
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+    }
+
     /// Takes the publisher's default route away: it reaches the server's subnet only (as in studios that route
     /// nothing else), and cannot multicast.
     pub fn without_default_route(&self) {

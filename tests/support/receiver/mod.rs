@@ -112,6 +112,8 @@ pub(crate) struct Stats {
     auth_failures: u32,
     /// The candidate types (host, srflx, relay) in the last offer.
     offer_candidate_types: Vec<String>,
+    /// The addresses of the offer's candidates.
+    offer_candidates: Vec<String>,
     /// Access units as received (Annex-B) with their RTP timestamps, for a second decoder when needed.
     units: Vec<(u32, Vec<u8>)>,
     b_slices: u64,
@@ -348,6 +350,7 @@ impl Receiver {
             "timeline": measure::timeline(&s),
         });
         report["given_up_after_delete"] = json!(s.jitter.packets_lost - lost);
+        report["offer_candidate_addresses"] = json!(s.offer_candidates);
         report["video_kbps"] = json!(round1(s.video_kbps()));
         let layers: serde_json::Map<String, serde_json::Value> = (s.layers.iter())
             .map(|(rid, l)| (rid.clone(), l.lock().unwrap().layer_report()))

@@ -157,6 +157,14 @@ pub(super) async fn serve(
                             .map(str::to_string)
                     })
                     .collect();
+                // "a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ …"
+                let mut addresses: Vec<String> = (offer.lines())
+                    .filter(|l| l.starts_with("a=candidate:"))
+                    .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+                    .collect();
+                addresses.sort();
+                addresses.dedup();
+                s.offer_candidates = addresses;
                 types.sort();
                 types.dedup();
                 s.offer_candidate_types = types;
