@@ -142,12 +142,12 @@ impl SimulcastEncoders {
         SimulcastEncoders { layers }
     }
 
-    /// What the session needs to know of each smaller layer's encoder (layer 1 first).
     /// The layers' sizes (below the full picture).
     pub fn sizes(&self) -> Vec<(u32, u32)> {
         self.layers.iter().map(|l| l.size).collect()
     }
 
+    /// What the session needs to know of each smaller layer's encoder (layer 1 first).
     pub fn layer_encoders(&self) -> Vec<LayerEncoder> {
         self.layers
             .iter()

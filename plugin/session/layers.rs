@@ -2,13 +2,14 @@
 //! while the estimate, less audio and the smaller layers at their configured bitrates, leaves room for it — the
 //! full picture at its floor when its encoder follows the estimate (it then takes whatever is left), any other
 //! layer at its configured bitrate. A layer that has not fitted for [`PAUSE_AFTER`] — at once when video waits in
-//! the pacer longer than [`PAUSE_AT_DELAY`] — is paused; a layer at its configured bitrate counts as fitting
-//! while the room is [`PAUSE_BELOW`] of that bitrate. That is below what one overuse leaves: the delay-based
-//! estimate then drops to 0.85 × what arrived, and with the full picture paused what arrives is no more than the
-//! layers still sent — a layer needing all of its bitrate was paused by every overuse (a half-size layer on a
-//! 1.5 Mbit/s uplink twice in 15 s); a second decrease in a row pauses it (its frames dropped before they are numbered, so no
-//! receiver sees loss), and every larger one with it; it is resumed — at a keyframe asked of its encoder — once it
-//! has been paused at least [`RESUME_AFTER`] and has fitted with [`RESUME_HEADROOM`] to spare for [`RESUME_STEADY`]:
+//! the pacer longer than [`PAUSE_AT_DELAY`] — is paused (its frames dropped before they are numbered, so no
+//! receiver sees loss), and every larger one with it. A layer at its configured bitrate counts as fitting while the
+//! room is [`PAUSE_BELOW`] of that bitrate, below what one overuse leaves: the delay-based estimate then drops to
+//! 0.85 × what arrived, and with the full picture paused what arrives is no more than the layers still sent — a
+//! layer needing all of its bitrate was paused by every overuse (a half-size layer on a 1.5 Mbit/s uplink twice in
+//! 15 s); a second decrease in a row pauses it. A paused layer is resumed — at a keyframe asked of its encoder —
+//! once it has been paused at least [`RESUME_AFTER`] and has fitted with [`RESUME_HEADROOM`] to spare for
+//! [`RESUME_STEADY`]:
 //! a layer is never sent starved for long, a passing dip of the estimate (a keyframe's burst) pauses nothing, and a
 //! link at the edge does not make layers flap — a layer paused again within [`FLAP_WINDOW`] of resuming waits twice
 //! as long before the next resume (up to [`MAX_RESUME_AFTER`]), so an estimate that overshoots the link now and

@@ -31,7 +31,7 @@ pub struct StreamStats {
     /// Where the stream is (a [`crate::metrics::State`]), and the session's latest figures, for the metrics.
     pub state: AtomicU8,
     pub sample: Mutex<Sample>,
-    /// The video layers' RTP stream ids and sizes (one layer, no id, without simulcast).
+    /// The video layers' RTP stream ids and sizes, the full picture (`f`) first; one layer without simulcast.
     pub layer_rids: Vec<String>,
     pub layer_sizes: Vec<(u32, u32)>,
 }

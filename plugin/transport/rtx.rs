@@ -106,22 +106,27 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtxWrap {
     }
 }
 
+/// The ids a stream negotiated for the RID and repaired-RID header extensions (RFC 8852).
+pub fn rid_extension_ids(info: &StreamInfo) -> (Option<u8>, Option<u8>) {
+    let id_of = |uri: &str| {
+        (info.rtp_header_extensions.iter())
+            .find(|e| e.uri == uri)
+            .and_then(|e| u8::try_from(e.id).ok())
+    };
+    (
+        id_of(SDES_RTP_STREAM_ID_URI),
+        id_of(SDES_REPAIR_RTP_STREAM_ID_URI),
+    )
+}
+
 impl Interceptor for RtxWrap {
     fn bind_local_stream(&mut self, info: &StreamInfo) {
         let rtx = info.ssrc_rtx.zip(info.payload_type_rtx);
-        let id_of = |uri: &str| {
-            (info.rtp_header_extensions.iter())
-                .find(|e| e.uri == uri)
-                .and_then(|e| u8::try_from(e.id).ok())
-        };
         self.streams.insert(
             info.ssrc,
             Stream {
                 rtx,
-                rid_ids: (
-                    id_of(SDES_RTP_STREAM_ID_URI),
-                    id_of(SDES_REPAIR_RTP_STREAM_ID_URI),
-                ),
+                rid_ids: rid_extension_ids(info),
                 newest: None,
                 rtx_seq: rand::random(),
             },

@@ -8,7 +8,7 @@
 //! layer, its RTX stream declared by `a=ssrc-group:FID`) is left to webrtc-rs, which handles that itself.
 use rtc::interceptor::{Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::sansio::Protocol;
-use rtc::sdp::extmap::{SDES_REPAIR_RTP_STREAM_ID_URI, SDES_RTP_STREAM_ID_URI};
+use rtc_studio::transport::rtx::rid_extension_ids;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
@@ -96,15 +96,7 @@ impl Interceptor for RtxUnwrap {
     fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
     /// A layer's stream is bound before its first packet reaches the chain: its extension ids come with it.
     fn bind_remote_stream(&mut self, info: &StreamInfo) {
-        let id_of = |uri: &str| {
-            (info.rtp_header_extensions.iter())
-                .find(|e| e.uri == uri)
-                .and_then(|e| u8::try_from(e.id).ok())
-        };
-        if let (Some(rid), Some(repaired)) = (
-            id_of(SDES_RTP_STREAM_ID_URI),
-            id_of(SDES_REPAIR_RTP_STREAM_ID_URI),
-        ) {
+        if let (Some(rid), Some(repaired)) = rid_extension_ids(info) {
             self.ids = Some((rid, repaired));
         }
     }
