@@ -1,10 +1,18 @@
 //! What the delay half does with the detector's verdict (draft-ietf-rmcat-gcc-02 §5.5, AIMD): overuse → the
-//! target drops to [`DECREASE_FACTOR`] of what the receiver is getting, then holds; underuse (a queue draining)
+//! target drops to [`DECREASE_FACTOR`] of what the path carried, then holds; underuse (a queue draining)
 //! holds; normal → the target climbs — by [`INCREASE_PER_SECOND`] a second while far from the rate that last
 //! overused the path, by about a packet per response time near it. The rate that overused ("link capacity") is
 //! forgotten once the receiver gets clearly more or less (three deviations), so a link that cleared is climbed
 //! fast again. The target never runs ahead of [`MAX_AHEAD`] × what arrives: an encoder that sends less than it may
 //! (a still picture) proves nothing about the path.
+//!
+//! What the path carried, at an overuse, is the higher of the received rate and its peak over short windows since
+//! the last decrease: an encoder that makes less than its target gets through a path at less than the path
+//! carries, and a burst that filled the bottleneck (a probe, a keyframe) arrived at the bottleneck's rate. Cutting
+//! to 0.85 × the encoder's own rate after each probe held a 1.5 Mbit/s link at 0.9–1.2 Mbit/s. One decrease
+//! answers one overuse signal: while the queue a decrease answered drains the verdict stays "overusing" (the
+//! trend is still above the threshold, but falling), and a second decrease then cut the target twice for one
+//! queue; a new signal needs the trend to rise again.
 use super::delay::Usage;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -31,6 +39,9 @@ pub const LONG_WINDOW: Duration = Duration::from_millis(500);
 #[derive(Debug, Default)]
 pub struct ReceivedRate {
     arrivals: VecDeque<(Duration, usize)>,
+    /// The short window's rate at each [`ReceivedRate::mark`] since the last [`ReceivedRate::forget_peaks`],
+    /// those within [`LONG_WINDOW`] of the newest arrival: (newest arrival then, bit/s).
+    peaks: VecDeque<(Duration, f64)>,
 }
 
 impl ReceivedRate {
@@ -66,6 +77,33 @@ impl ReceivedRate {
         let span = last.saturating_sub(first);
         (span >= Duration::from_millis(100))
             .then(|| (bytes - first_size) as f64 * 8.0 / span.as_secs_f64())
+    }
+
+    /// Notes the short window's rate now (after a feedback's arrivals).
+    pub fn mark(&mut self) {
+        let Some(&(last, _)) = self.arrivals.back() else {
+            return;
+        };
+        if let Some(bps) = self.over(SHORT_WINDOW) {
+            self.peaks.push_back((last, bps));
+        }
+        while self
+            .peaks
+            .front()
+            .is_some_and(|(a, _)| last.saturating_sub(*a) > LONG_WINDOW)
+        {
+            self.peaks.pop_front();
+        }
+    }
+
+    /// The highest short-window rate noted within the long window and since the peaks were last forgotten.
+    pub fn peak(&self) -> Option<f64> {
+        self.peaks.iter().map(|(_, bps)| *bps).reduce(f64::max)
+    }
+
+    /// After a decrease: what came before it (a link that since got narrower) says nothing about the next one.
+    pub fn forget_peaks(&mut self) {
+        self.peaks.clear();
     }
 
     /// The received rate, bit/s.
@@ -118,6 +156,17 @@ impl Capacity {
     }
 }
 
+/// What the path showed at one feedback.
+#[derive(Clone, Copy, Debug)]
+pub struct Observed {
+    /// The delay detector's verdict, and its count of overuse signals.
+    pub usage: Usage,
+    pub overuse_signals: u64,
+    /// The received rate now, and its short-window peak since the last decrease ([`ReceivedRate::peak`]).
+    pub received: Option<f64>,
+    pub peak: Option<f64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     Hold,
@@ -135,6 +184,8 @@ pub struct RateControl {
     last_change: Option<Instant>,
     /// When the target last went down.
     pub last_decrease: Option<Instant>,
+    /// The overuse signal the last decrease answered.
+    answered_signal: u64,
 }
 
 impl RateControl {
@@ -147,6 +198,7 @@ impl RateControl {
             capacity: Capacity::default(),
             last_change: None,
             last_decrease: None,
+            answered_signal: 0,
         }
     }
 
@@ -168,15 +220,10 @@ impl RateControl {
         }
     }
 
-    /// Takes the detector's verdict and the received rate at `now`; `rtt` sets the pace of additive increase.
-    pub fn update(
-        &mut self,
-        usage: Usage,
-        received: Option<f64>,
-        rtt: Duration,
-        now: Instant,
-    ) -> f64 {
-        self.state = match (usage, self.state) {
+    /// Takes what the path showed at `now`; `rtt` sets the pace of additive increase.
+    pub fn update(&mut self, seen: Observed, rtt: Duration, now: Instant) -> f64 {
+        let received = seen.received;
+        self.state = match (seen.usage, self.state) {
             (Usage::Overusing, _) => State::Decrease,
             (Usage::Underusing, _) => State::Hold,
             (Usage::Normal, State::Hold) => State::Increase,
@@ -189,17 +236,24 @@ impl RateControl {
                 let Some(received) = received else {
                     return self.target;
                 };
+                if seen.overuse_signals == self.answered_signal {
+                    // The queue the last decrease answered is draining.
+                    self.state = State::Hold;
+                    return self.target;
+                }
                 if since.is_some_and(|s| s < rtt.max(INTERVAL))
                     && self.last_decrease == self.last_change
                 {
                     // One decrease per round trip: the last one has not had time to show.
                     return self.target;
                 }
-                self.capacity.check(received, true);
-                self.capacity.update(received);
-                self.target = (DECREASE_FACTOR * received)
+                let carried = seen.peak.map_or(received, |p| p.max(received));
+                self.capacity.check(carried, true);
+                self.capacity.update(carried);
+                self.target = (DECREASE_FACTOR * carried)
                     .min(self.target)
                     .clamp(self.min, self.max);
+                self.answered_signal = seen.overuse_signals;
                 self.last_change = Some(now);
                 self.last_decrease = Some(now);
                 self.state = State::Hold;
@@ -246,28 +300,104 @@ mod tests {
 
     const RTT: Duration = Duration::from_millis(20);
 
+    fn normal(received: f64) -> Observed {
+        Observed {
+            usage: Usage::Normal,
+            overuse_signals: 0,
+            received: Some(received),
+            peak: None,
+        }
+    }
+
+    /// The detector's `signal`th overuse signal (or its verdict still standing).
+    fn overuse(signal: u64, received: f64) -> Observed {
+        Observed {
+            usage: Usage::Overusing,
+            overuse_signals: signal,
+            ..normal(received)
+        }
+    }
+
     #[test]
     fn overuse_drops_to_a_share_of_what_arrives_once_per_round_trip() {
         let t0 = Instant::now();
         let mut r = RateControl::new(2_500_000.0, 100_000.0, 2_500_000.0);
-        assert_eq!(
-            r.update(Usage::Overusing, Some(1_500_000.0), RTT, t0),
-            1_275_000.0
-        );
-        let same = r.update(
-            Usage::Overusing,
-            Some(1_000_000.0),
-            RTT,
-            t0 + Duration::from_millis(50),
-        );
+        assert_eq!(r.update(overuse(1, 1_500_000.0), RTT, t0), 1_275_000.0);
+        let same = r.update(overuse(2, 1_000_000.0), RTT, t0 + Duration::from_millis(50));
         assert_eq!(same, 1_275_000.0, "a second decrease within the interval");
         let again = r.update(
-            Usage::Overusing,
-            Some(1_000_000.0),
+            overuse(2, 1_000_000.0),
             RTT,
             t0 + Duration::from_millis(300),
         );
         assert_eq!(again, 850_000.0);
+    }
+
+    #[test]
+    fn one_overuse_signal_is_answered_by_one_decrease() {
+        let t0 = Instant::now();
+        let mut r = RateControl::new(2_500_000.0, 100_000.0, 2_500_000.0);
+        assert_eq!(r.update(overuse(1, 1_500_000.0), RTT, t0), 1_275_000.0);
+        // The verdict stands while the queue drains; what arrives falls with the target.
+        for ms in [300, 600, 900] {
+            let t = r.update(overuse(1, 1_200_000.0), RTT, t0 + Duration::from_millis(ms));
+            assert_eq!(t, 1_275_000.0, "at {ms} ms, with no new signal");
+        }
+        // The trend rose again: a new signal, a new decrease.
+        let t = r.update(
+            overuse(2, 1_200_000.0),
+            RTT,
+            t0 + Duration::from_millis(1200),
+        );
+        assert_eq!(t, 1_020_000.0);
+    }
+
+    #[test]
+    fn an_overuse_cuts_from_what_the_path_carried_at_its_peak() {
+        // An encoder making 1.1 Mbit/s of a 1.5 Mbit/s target; a probe filled the bottleneck, which carried
+        // 1.45 Mbit/s over a short window.
+        let t0 = Instant::now();
+        let mut r = RateControl::new(1_500_000.0, 100_000.0, 2_500_000.0);
+        let seen = Observed {
+            peak: Some(1_450_000.0),
+            ..overuse(1, 1_100_000.0)
+        };
+        assert_eq!(r.update(seen, RTT, t0), 0.85 * 1_450_000.0);
+        // Never up at an overuse, whatever the peak.
+        let seen = Observed {
+            peak: Some(3_000_000.0),
+            ..overuse(2, 1_100_000.0)
+        };
+        assert_eq!(
+            r.update(seen, RTT, t0 + Duration::from_secs(1)),
+            0.85 * 1_450_000.0
+        );
+    }
+
+    #[test]
+    fn the_peak_is_of_short_windows_since_it_was_last_forgotten() {
+        let mut rate = ReceivedRate::default();
+        // 200 ms at 2 Mbit/s, then 1 Mbit/s; a mark every 50 ms.
+        let mut t = Duration::ZERO;
+        for i in 0..60u64 {
+            let gap = if i < 40 { 5 } else { 10 };
+            t += Duration::from_millis(gap);
+            rate.add(t, 1250);
+            if i % 5 == 4 {
+                rate.mark();
+            }
+        }
+        let peak = rate.peak().unwrap();
+        assert!((peak - 2_000_000.0).abs() < 100_000.0, "{peak}");
+        rate.forget_peaks();
+        assert_eq!(rate.peak(), None);
+        for _ in 0..20 {
+            t += Duration::from_millis(10);
+            rate.add(t, 1250);
+        }
+        rate.mark();
+        let peak = rate.peak().unwrap();
+        assert!((peak - 1_000_000.0).abs() < 100_000.0, "{peak}");
     }
 
     #[test]
@@ -277,7 +407,7 @@ mod tests {
         let mut target: f64 = 0.0;
         for i in 0..=50 {
             let now = t0 + Duration::from_millis(i * 200);
-            target = r.update(Usage::Normal, Some(target.max(1_000_000.0)), RTT, now);
+            target = r.update(normal(target.max(1_000_000.0)), RTT, now);
         }
         let expected = 1_000_000.0 * INCREASE_PER_SECOND.powf(10.0);
         assert!(
@@ -290,12 +420,12 @@ mod tests {
     fn near_the_rate_that_overused_the_climb_is_additive_until_the_receiver_gets_clearly_more() {
         let t0 = Instant::now();
         let mut r = RateControl::new(1_000_000.0, 100_000.0, 10_000_000.0);
-        r.update(Usage::Overusing, Some(1_000_000.0), RTT, t0);
+        r.update(overuse(1, 1_000_000.0), RTT, t0);
         let mut now = t0;
         let mut target = r.target();
         for _ in 0..10 {
             now += Duration::from_millis(200);
-            target = r.update(Usage::Normal, Some(1_000_000.0), RTT, now);
+            target = r.update(normal(1_000_000.0), RTT, now);
         }
         // Two seconds of additive increase: a few tens of kbit/s.
         assert!(target < 1_000_000.0, "{target}");
@@ -303,7 +433,7 @@ mod tests {
         let before = target;
         for _ in 0..5 {
             now += Duration::from_millis(200);
-            target = r.update(Usage::Normal, Some(1_600_000.0), RTT, now);
+            target = r.update(normal(1_600_000.0), RTT, now);
         }
         assert!(target > before * 1.07, "{before} → {target}");
     }
@@ -313,12 +443,7 @@ mod tests {
         let t0 = Instant::now();
         let mut r = RateControl::new(300_000.0, 100_000.0, 10_000_000.0);
         for i in 0..200 {
-            r.update(
-                Usage::Normal,
-                Some(200_000.0),
-                RTT,
-                t0 + Duration::from_millis(i * 200),
-            );
+            r.update(normal(200_000.0), RTT, t0 + Duration::from_millis(i * 200));
         }
         assert!(
             r.target() <= MAX_AHEAD * 200_000.0 + AHEAD_SLACK,

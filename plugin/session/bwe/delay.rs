@@ -125,6 +125,8 @@ pub struct DelayDetector {
     time_over: f64,
     overuse_count: u32,
     usage: Usage,
+    /// How many times overuse has been signalled: the trend above the threshold and still rising.
+    overuse_signals: u64,
 }
 
 impl Default for DelayDetector {
@@ -142,6 +144,7 @@ impl Default for DelayDetector {
             time_over: -1.0,
             overuse_count: 0,
             usage: Usage::Normal,
+            overuse_signals: 0,
         }
     }
 }
@@ -165,7 +168,10 @@ impl DelayDetector {
         if let Some((send_delta, arrival_delta, arrival)) = self.grouping.add(t) {
             if !(-1000.0..=10_000.0).contains(&arrival_delta) {
                 // The receiver's clock jumped (a new feedback origin): start over.
-                *self = DelayDetector::default();
+                *self = DelayDetector {
+                    overuse_signals: self.overuse_signals,
+                    ..DelayDetector::default()
+                };
                 return self.usage;
             }
             self.update(send_delta, arrival_delta, arrival, now);
@@ -175,6 +181,13 @@ impl DelayDetector {
 
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+
+    /// How many times overuse has been signalled. The verdict stays [`Usage::Overusing`] while the trend is
+    /// above the threshold, also once it falls (the queue draining after a decrease); a new signal needs the trend
+    /// to rise again.
+    pub fn overuse_signals(&self) -> u64 {
+        self.overuse_signals
     }
 
     /// The current trend (ms of delay growth per ms), for tests and logs.
@@ -218,6 +231,7 @@ impl DelayDetector {
                 self.time_over = 0.0;
                 self.overuse_count = 0;
                 self.usage = Usage::Overusing;
+                self.overuse_signals += 1;
             }
         } else if modified < -self.threshold {
             self.time_over = -1.0;

@@ -12,7 +12,7 @@ pub mod probe;
 #[cfg(test)]
 mod tests;
 
-use aimd::{RateControl, ReceivedRate};
+use aimd::{Observed, RateControl, ReceivedRate};
 use delay::{DelayDetector, Timing, Usage};
 use loss::LossControl;
 use probe::{ProbeRequest, Prober};
@@ -280,9 +280,19 @@ impl Bwe {
                 self.prober.on_report(id, s.size, ack.arrival);
             }
         }
-        let usage = self.delay.usage();
-        let received = self.received.bps().map(|r| r + self.unnumbered_bps());
-        self.rate.update(usage, received, rtt, now);
+        self.received.mark();
+        let unnumbered = self.unnumbered_bps();
+        let seen = Observed {
+            usage: self.delay.usage(),
+            overuse_signals: self.delay.overuse_signals(),
+            received: self.received.bps().map(|r| r + unnumbered),
+            peak: self.received.peak().map(|r| r + unnumbered),
+        };
+        let decreased = self.rate.last_decrease;
+        self.rate.update(seen, rtt, now);
+        if self.rate.last_decrease != decreased {
+            self.received.forget_peaks();
+        }
         self.loss.count(lost, total, self.estimate, rtt, now);
         self.judge_probe(now);
         self.combine(now);
