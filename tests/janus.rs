@@ -1,14 +1,19 @@
 //! Real Janus 1.1.2 (Debian's package, started here): real libobs + our plugin publish into a Janus VideoRoom over
 //! Janus's own REST API (native signalling) and over WHIP through Meetecho's simple-whip-server, and Janus's Admin
 //! API shows the RTP arriving; headless Chromium watches; wrong rooms and PINs end with the right code and message.
+//! A Janus of our own (its REST API in front of our receiver) sends events for other transactions, out of order,
+//! or nothing of ours at all.
 mod support;
 
 use std::time::Duration;
+use support::bad_janus::{self, Misbehaviour};
 use support::janus::Janus;
-use support::obs_run::{flash_beep_clip, headless};
+use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::whip_front::WhipFront;
 
 const BAD_PATH: i64 = -1;
+const CONNECT_FAILED: i64 = -2;
 const INVALID_STREAM: i64 = -3;
 
 /// What Janus received from its publishers so far, from the Admin API's `handle_info`.
@@ -305,4 +310,95 @@ fn a_browser_watches_what_obs_publishes_into_janus() {
         "the video element shows a flat picture: {shown}"
     );
     assert_eq!(run.summary["stop_code"], 0, "{}", run.summary);
+}
+
+#[test]
+fn janus_events_for_other_transactions_are_skipped_and_mixed_up_replies_end_clearly() {
+    let _alone = receiving();
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions::default()))
+        .unwrap();
+    // Before each event of ours: a keepalive, another transaction's event with an SDP answer not ours, an event
+    // without a transaction and another handle's webrtcup. The publisher takes its own and streams.
+    let api = rt.block_on(bad_janus::serve(
+        Misbehaviour::OthersFirst,
+        receiver.whip_url(),
+    ));
+    let clip = flash_beep_clip("640x360");
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "4",
+            "--url",
+            &api,
+            "--janus-room",
+            "1234",
+            "--bframes",
+            "0",
+        ],
+        None,
+    );
+    let s = &run.summary;
+    let report = rt.block_on(receiver.settled_report(Duration::from_secs(5)));
+    println!("others first: {s}\nreceiver {report}");
+    assert_eq!(s["stop_code"], 0, "{}", run.log);
+    let (sent, _) = packets_sent(&run.log);
+    let decoded = report["video_frames_decoded"].as_u64().unwrap_or(0);
+    assert!(
+        sent > 90 && decoded + 2 >= sent && report["decode_errors"] == 0,
+        "{decoded} of {sent} frames decoded: {report}"
+    );
+    assert!(
+        run.log
+            .contains("Janus VideoRoom session ended (left the room, session destroyed)"),
+        "{}",
+        run.log
+    );
+    // The rest end with a clear error, in bounded time, and leave nothing behind.
+    let mut failures = Vec::new();
+    for (behaviour, words) in [
+        (
+            Misbehaviour::WrongTransaction,
+            "Janus answered the session request for another request",
+        ),
+        (Misbehaviour::Garbage, "not JSON"),
+        (Misbehaviour::NeverOurs, "did not answer"),
+    ] {
+        let api = rt.block_on(bad_janus::serve(behaviour, receiver.whip_url()));
+        let t0 = std::time::Instant::now();
+        let run = headless(
+            &[
+                "--duration",
+                "1",
+                "--url",
+                &api,
+                "--janus-room",
+                "1234",
+                "--connect-timeout",
+                "2",
+            ],
+            None,
+        );
+        let s = &run.summary;
+        let error = s["last_error"].as_str().unwrap_or_default();
+        println!(
+            "{behaviour:?}: code {} in {:.1} s: {error}",
+            s["stop_code"],
+            t0.elapsed().as_secs_f64()
+        );
+        let bounded = s["start_ms"].as_f64().is_some_and(|ms| ms < 5000.0);
+        if s["connected"] != false
+            || s["stop_code"] != CONNECT_FAILED
+            || !error.contains(words)
+            || s["leaks"] != 0
+            || !bounded
+            || run.log.contains("panicked")
+        {
+            failures.push(format!("{behaviour:?}: expected {words:?}, got {s}"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
 }

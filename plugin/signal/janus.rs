@@ -116,6 +116,17 @@ pub enum Reply {
     Error(Failure),
 }
 
+impl Reply {
+    /// The transaction a reply or event answers, when it names one.
+    pub fn transaction(&self) -> Option<&str> {
+        match self {
+            Reply::Success { transaction, .. } | Reply::Ack { transaction } => Some(transaction),
+            Reply::Event { transaction, .. } => transaction.as_deref(),
+            _ => None,
+        }
+    }
+}
+
 fn transaction_of(v: &Value) -> Option<String> {
     v["transaction"].as_str().map(str::to_string)
 }

@@ -87,7 +87,18 @@ impl JanusSignalling {
                 format!("The Janus server answered the {what} with HTTP {status} (is the URL Janus's REST API, e.g. http://host:8088/janus?)"),
             ));
         }
-        match janus::parse(&body)? {
+        let ours = request["transaction"].as_str().unwrap_or_default();
+        let reply = janus::parse(&body)?;
+        if let Some(theirs) = reply.transaction().filter(|t| *t != ours) {
+            // A proxy or load balancer mixing up sessions, or a server that is not quite Janus.
+            return Err(Failure::new(
+                StopCode::ConnectFailed,
+                format!(
+                    "Janus answered the {what} for another request (transaction {theirs:?}, ours {ours:?})"
+                ),
+            ));
+        }
+        match reply {
             Reply::Error(f) => Err(f),
             reply => Ok(reply),
         }

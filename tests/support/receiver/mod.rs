@@ -13,7 +13,7 @@ pub mod jitter;
 mod measure;
 mod rtx_unwrap;
 mod video;
-mod whip_http;
+pub mod whip_http;
 use measure::{av_offset, round1};
 use serde_json::json;
 use std::collections::HashMap;

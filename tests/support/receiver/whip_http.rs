@@ -8,14 +8,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use webrtc::peer_connection::{PeerConnection, RTCSessionDescription};
 
-struct Request {
-    method: String,
-    path: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
-async fn read_request(conn: &mut TcpStream) -> Option<Request> {
+/// One HTTP/1.1 request (headers and a Content-Length body of at most 1 MB), or None.
+pub async fn read_request(conn: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::with_capacity(4096);
     let header_end = loop {
         let mut chunk = [0u8; 4096];
@@ -84,7 +85,7 @@ fn etag(n: usize, restarts: u64) -> String {
     }
 }
 
-async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
+pub async fn respond(conn: &mut TcpStream, status: &str, headers: &[(&str, String)], body: &[u8]) {
     // CORS as WHIP servers answer browsers (a page on another origin POSTs its offer and reads Location).
     let mut out = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\
