@@ -5,6 +5,8 @@
 set -euo pipefail
 base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool
       janus coturn curl iproute2 chromium
+      # A studio firewall (no UDP out) in a test namespace.
+      nftables
       # The metrics test scrapes the plugin with the real Prometheus server.
       prometheus
       # GStreamer's webrtcbin: the benchmark's reference publisher and the loss tests' second receiver.

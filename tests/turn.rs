@@ -2,11 +2,15 @@
 //! so every packet our receiver decodes went through coturn — with long-term credentials and with coturn's REST API
 //! (time-limited credentials from a shared secret, here with a receiver that takes trickle ICE, so the relay
 //! candidate follows the offer by PATCH), and over TCP and TLS (bridged: our WebRTC stack relays over UDP only).
-//! Wrong credentials and unreachable TURN servers fail clearly.
+//! Wrong credentials and unreachable TURN servers fail clearly. A studio network whose firewall lets no UDP out
+//! streams through TURN over TCP and TLS without being told to relay.
 mod support;
 
 use std::time::Duration;
-use support::obs_run::{flash_beep_clip, headless, headless_env, packets_sent, receiving};
+use support::netns::{LinkedHosts, RemoteReceiver, SERVER_ADDR};
+use support::obs_run::{
+    binaries, flash_beep_clip, headless, headless_env, headless_in_env, packets_sent, receiving,
+};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::turn::{Turn, TurnAuth};
 
@@ -326,4 +330,138 @@ fn wrong_turn_credentials_and_unreachable_turn_servers_fail_clearly() {
             .contains("\"Relay only\" needs a TURN server"),
         "{s}"
     );
+}
+
+/// `nft` in namespace `ns` with `args`; its standard output.
+fn nft(ns: &str, args: &[&str]) -> String {
+    let out = LinkedHosts::command(ns, "nft")
+        .args(args)
+        .output()
+        .expect("nft (nftables: make deps)");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn behind_a_firewall_that_lets_no_udp_out_the_stream_goes_through_turn_over_tcp_and_tls() {
+    // The studio's firewall drops every UDP packet leaving the publisher (loopback aside, where the plugin's TURN
+    // bridge meets our WebRTC stack). The publisher is given coturn over UDP and over TCP (then TLS), and is free
+    // to use host candidates — nothing says "relay only": it must find the one way out by itself.
+    let _alone = receiving();
+    let hosts = LinkedHosts::create("noudp");
+    let password = "studio-pass-77";
+    let turn = Turn::start_at(
+        "turn-noudp",
+        TurnAuth::LongTerm {
+            user: "obs",
+            password,
+        },
+        true,
+        Some(&hosts.server),
+        SERVER_ADDR,
+    );
+    nft(&hosts.publisher, &["add", "table", "inet", "studio"]);
+    nft(
+        &hosts.publisher,
+        &[
+            "add",
+            "chain",
+            "inet",
+            "studio",
+            "out",
+            "{ type filter hook output priority 0 ; }",
+        ],
+    );
+    nft(
+        &hosts.publisher,
+        &[
+            "add", "rule", "inet", "studio", "out", "oifname", "!=", "lo", "meta", "l4proto",
+            "udp", "counter", "drop",
+        ],
+    );
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let clip = flash_beep_clip("640x360");
+    let (tls_port, ca) = turn.tls.clone().unwrap();
+    let udp = turn.url();
+    let tcp = format!("turn:{SERVER_ADDR}:{}?transport=tcp", turn.port);
+    let tls = format!("turns:{SERVER_ADDR}:{tls_port}");
+    for (way_out, over) in [(&tcp, "TCP"), (&tls, "TLS")] {
+        let receiver = RemoteReceiver::start(&hosts, &mock_sfu);
+        let run = headless_in_env(
+            Some(&hosts.publisher),
+            &[
+                "--media",
+                clip.to_str().unwrap(),
+                "--duration",
+                "5",
+                "--bframes",
+                "0",
+                "--url",
+                &receiver.url,
+                "--ice-server",
+                &udp,
+                "--ice-server",
+                way_out,
+                "--ice-username",
+                "obs",
+                "--ice-credential",
+                password,
+            ],
+            &[("SSL_CERT_FILE", ca.to_str().unwrap())],
+        );
+        let r = receiver.report();
+        let s = &run.summary;
+        let timeline: Vec<&str> = run
+            .log
+            .lines()
+            .filter(|l| l.contains("connect timeline"))
+            .collect();
+        println!("over {over}: {s}\nreceiver {r}\n{timeline:?}");
+        assert_eq!(s["connected"], true, "{}\n{}", run.log, turn.log());
+        assert_eq!(s["stop_code"], 0, "{s}");
+        assert!(
+            run.log
+                .contains(&format!("TURN over {over} to {SERVER_ADDR}:")),
+            "{}",
+            run.log
+        );
+        let (sent, _) = packets_sent(&run.log);
+        let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
+        assert!(
+            sent >= 120 && decoded as f64 >= 0.98 * sent as f64 && r["decode_errors"] == 0,
+            "decoded {decoded} of {sent}: {r}"
+        );
+        assert!(
+            !run.log.contains(password),
+            "the TURN password reached the log"
+        );
+    }
+    // The firewall did its part (host candidates' checks, TURN over UDP), and coturn relayed over TCP and TLS.
+    let counted = nft(
+        &hosts.publisher,
+        &["list", "chain", "inet", "studio", "out"],
+    );
+    let dropped: u64 = counted
+        .split("packets ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    println!("UDP packets the firewall dropped: {dropped}");
+    assert!(dropped > 0, "{counted}");
+    let coturn = turn.log();
+    for tls in [false, true] {
+        assert!(
+            coturn.lines().any(|l| {
+                l.contains("new, realm=<test.local>, username=<obs>, lifetime=600")
+                    && l.contains("method=TLS") == tls
+            }),
+            "no allocation over {} in coturn's log:\n{coturn}",
+            if tls { "TLS" } else { "TCP" }
+        );
+    }
 }

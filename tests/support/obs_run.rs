@@ -125,6 +125,11 @@ pub fn headless_in(netns: Option<&str>, args: &[&str], with_packet_log: Option<&
     run_headless(netns, args, with_packet_log, &[])
 }
 
+/// [`headless_in`] with more environment variables.
+pub fn headless_in_env(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_headless(netns, args, None, env)
+}
+
 fn run_headless(
     netns: Option<&str>,
     args: &[&str],

@@ -1,6 +1,8 @@
-//! Debian's coturn 4.6.1 on 127.0.0.1 (a free port, loopback peers allowed; UDP and TCP, and TLS with a
-//! certificate for `localhost` from a CA of the test's own when asked), with long-term credentials or with coturn's
-//! REST API shared secret. Stopped when dropped; its log is kept for reading.
+//! Debian's coturn 4.6.1 on 127.0.0.1 or on an address of a network namespace (a free port, loopback peers
+//! allowed; UDP and TCP, and TLS with a certificate for `localhost` and its address from a CA of the test's own
+//! when asked), with long-term credentials or with coturn's REST API shared secret. Stopped when dropped; its log
+//! is kept for reading.
+use super::netns::LinkedHosts;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,12 +19,15 @@ pub struct Turn {
     child: Child,
     pub dir: PathBuf,
     pub port: u16,
+    /// The address it listens and relays on.
+    pub ip: String,
     /// With TLS: its port, and the PEM file of the CA that signed its certificate.
     pub tls: Option<(u16, PathBuf)>,
 }
 
-/// A CA of our own and a certificate it signed for `localhost` and 127.0.0.1: (CA PEM, certificate PEM, key PEM).
-fn localhost_certificate() -> (String, String, String) {
+/// A CA of our own and a certificate it signed for `localhost`, 127.0.0.1 and `ip`: (CA PEM, certificate PEM, key
+/// PEM).
+fn localhost_certificate(ip: &str) -> (String, String, String) {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -30,10 +35,14 @@ fn localhost_certificate() -> (String, String, String) {
         .push(rcgen::DnType::CommonName, "rtc-studio test CA");
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
     let key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
+    let leaf = CertificateParams::new(vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        ip.to_string(),
+    ])
+    .unwrap()
+    .signed_by(&key, &ca)
+    .unwrap();
     (ca.pem(), leaf.pem(), key.serialize_pem())
 }
 
@@ -52,36 +61,41 @@ impl Turn {
 
     /// With `tls`, also TURN over TLS on a port of its own.
     pub fn start_with(name: &str, auth: TurnAuth, tls: bool) -> Turn {
+        Turn::start_at(name, auth, tls, None, "127.0.0.1")
+    }
+
+    /// On `ip`, inside network namespace `ns` (None: this machine's).
+    pub fn start_at(name: &str, auth: TurnAuth, tls: bool, ns: Option<&str>, ip: &str) -> Turn {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_udp_port();
         // Relay ports of their own per instance (tests may run side by side).
         let min = 50_000 + (port % 100) * 100;
-        let mut cmd = Command::new("turnserver");
-        cmd.args([
-            "-n",
-            "--listening-ip=127.0.0.1",
-            "--relay-ip=127.0.0.1",
-            "--realm=test.local",
-        ])
-        .arg(format!("--listening-port={port}"))
-        .arg(format!("--min-port={min}"))
-        .arg(format!("--max-port={}", min + 99))
-        .args([
-            "--fingerprint",
-            "--no-dtls",
-            "--no-cli",
-            "--allow-loopback-peers",
-            "--simple-log",
-        ])
-        .arg(format!("--userdb={}", dir.join("turndb").display()))
-        .arg(format!(
-            "--pidfile={}",
-            dir.join("turnserver.pid").display()
-        ))
-        .arg(format!("--log-file={}", dir.join("turn.log").display()))
-        .arg("--verbose");
+        let mut cmd = match ns {
+            Some(ns) => LinkedHosts::command(ns, "turnserver"),
+            None => Command::new("turnserver"),
+        };
+        cmd.args(["-n", "--realm=test.local"])
+            .arg(format!("--listening-ip={ip}"))
+            .arg(format!("--relay-ip={ip}"))
+            .arg(format!("--listening-port={port}"))
+            .arg(format!("--min-port={min}"))
+            .arg(format!("--max-port={}", min + 99))
+            .args([
+                "--fingerprint",
+                "--no-dtls",
+                "--no-cli",
+                "--allow-loopback-peers",
+                "--simple-log",
+            ])
+            .arg(format!("--userdb={}", dir.join("turndb").display()))
+            .arg(format!(
+                "--pidfile={}",
+                dir.join("turnserver.pid").display()
+            ))
+            .arg(format!("--log-file={}", dir.join("turn.log").display()))
+            .arg("--verbose");
         match auth {
             TurnAuth::LongTerm { user, password } => {
                 cmd.arg("--lt-cred-mech")
@@ -93,7 +107,7 @@ impl Turn {
             }
         }
         let tls = tls.then(|| {
-            let (ca, cert, key) = localhost_certificate();
+            let (ca, cert, key) = localhost_certificate(ip);
             let tls_port = free_udp_port();
             for (file, pem) in [("ca.pem", &ca), ("cert.pem", &cert), ("key.pem", &key)] {
                 std::fs::write(dir.join(file), pem).unwrap();
@@ -116,11 +130,15 @@ impl Turn {
             child,
             dir,
             port,
+            ip: ip.to_string(),
             tls,
         };
         let up = Instant::now() + Duration::from_secs(10);
         while Instant::now() < up {
-            if turn.log().contains("UDP listener opened on: 127.0.0.1") {
+            if turn
+                .log()
+                .contains(&format!("UDP listener opened on: {ip}"))
+            {
                 return turn;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -133,7 +151,7 @@ impl Turn {
     }
 
     pub fn url(&self) -> String {
-        format!("turn:127.0.0.1:{}?transport=udp", self.port)
+        format!("turn:{}:{}?transport=udp", self.ip, self.port)
     }
 }
 
