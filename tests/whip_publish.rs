@@ -489,6 +489,90 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
 }
 
 #[test]
+fn a_whip_server_that_restarts_is_published_to_again_once_it_is_back() {
+    // Our receiver as its own process, taking PATCH (ICE restarts): killed mid-stream (SIGKILL: no DELETE, no
+    // goodbye), started again on the same port 2 s later. The plugin's ICE restart reaches the new process, which
+    // knows no such session (404): the stream ends at once with DISCONNECTED, and OBS's reconnect publishes
+    // into the new one. (Retrying the restart for 15 s, as it did, kept the streamer off the air for 20 s.)
+    let _alone = receiving();
+    let mock_sfu = binaries().1.with_file_name("mock_sfu");
+    let addr = format!("127.0.0.1:{}", support::free_port());
+    let args = [
+        "--http",
+        &addr,
+        "--udp",
+        "127.0.0.1:0",
+        "--trickle",
+        "--timeout",
+        "40",
+    ];
+    let first = RemoteReceiver::start_here(&mock_sfu, &args);
+    let clip = flash_beep_clip("640x360");
+    let publisher_args: Vec<String> = [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        "16",
+        "--bframes",
+        "0",
+        "--url",
+        &first.url,
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let publisher = std::thread::spawn(move || {
+        let args: Vec<&str> = publisher_args.iter().map(String::as_str).collect();
+        headless(&args, None)
+    });
+    // The fault, on a schedule: the stream is up well within 4 s of the start (connect takes ~0.3 s).
+    std::thread::sleep(Duration::from_secs(4));
+    first.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let second = RemoteReceiver::start_here(&mock_sfu, &args);
+    let back_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0;
+    let run = publisher.join().unwrap();
+    let r = second.report();
+    let back_to_frames = r["first_frame_unix_ms"].as_f64().map(|t| t - back_unix_ms);
+    println!(
+        "summary {}\nreceiver after the restart {r}\nserver back → first frame decoded: {back_to_frames:?} ms",
+        run.summary
+    );
+    print_lines(
+        &run.log,
+        &["ICE restart", "lost", "reconnect", "connect timeline"],
+    );
+    assert!(
+        run.log
+            .contains("the server no longer knows this session (HTTP 404"),
+        "{}",
+        run.log
+    );
+    assert_eq!(r["sessions"], 1, "{r}");
+    let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
+    assert!(
+        decoded > 90 && r["decode_errors"] == 0,
+        "the restarted server decoded {decoded} frames: {r}"
+    );
+    assert!(
+        back_to_frames.is_some_and(|ms| ms > 0.0),
+        "no frame after the server was back: {r}"
+    );
+    assert_eq!(run.summary["leaks"], 0);
+}
+
+/// The lines of `log` that contain any of `words`.
+fn print_lines(log: &str, words: &[&str]) {
+    for line in log.lines().filter(|l| words.iter().any(|w| l.contains(w))) {
+        println!("{line}");
+    }
+}
+
+#[test]
 fn a_307_redirect_is_followed_to_the_real_endpoint() {
     let _alone = receiving();
     let clip = flash_beep_clip("640x360");

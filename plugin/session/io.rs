@@ -154,12 +154,15 @@ pub enum RequestError {
     Unsupported(String),
     /// It failed this time.
     Failed(String),
+    /// The server no longer knows the session (HTTP 404 or 410: it restarted, or dropped it): nothing sent to
+    /// that session can work again.
+    Gone(String),
 }
 
 impl RequestError {
     pub fn message(&self) -> &str {
         match self {
-            RequestError::Unsupported(m) | RequestError::Failed(m) => m,
+            RequestError::Unsupported(m) | RequestError::Failed(m) | RequestError::Gone(m) => m,
         }
     }
 }

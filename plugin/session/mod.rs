@@ -359,6 +359,10 @@ impl Session {
             return;
         }
         let pushed = self.sender.push(p, self.now);
+        if pushed.want_first_keyframe {
+            // Asked once per layer; the keyframe bookkeeping ignores requests while one is under way.
+            self.keyframe_requested(pushed.layer);
+        }
         if pushed.dropped {
             self.dropped_video(pushed.layer, pushed.want_keyframe);
         } else {

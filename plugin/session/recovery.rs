@@ -1,7 +1,9 @@
 //! Keeping a stream up (RFC 9725 §4.4): when ICE has been disconnected (or failed) for [`DISCONNECTED_GRACE`],
 //! restart ICE through the server if it takes restarts — new credentials and candidates, the server's new ones
 //! applied as its answer — and again every [`RESTART_RETRY`] while down. The stream is lost when it is not back
-//! within [`RECOVERY_WINDOW`] (at once when the server takes no restarts), and OBS's reconnect takes over. Media
+//! within [`RECOVERY_WINDOW`] (at once when the server takes no restarts, or no longer knows the session — a WHIP
+//! server that restarted answers the restart 404 — where retrying for 15 s only kept the streamer off the air),
+//! and OBS's reconnect takes over. Media
 //! keeps flowing meanwhile: it is live, and a backlog would only add delay once the path is back.
 use super::connect::{has_relay, GATHER_LIMIT};
 use super::{Action, Input, Note, PeerState, Session};
@@ -39,6 +41,8 @@ pub(super) struct Recovery {
     step: Step,
     /// Outages that ICE restarts repaired.
     pub(super) repaired: u32,
+    /// Why the server's session is gone, once a restart said so.
+    gone: Option<String>,
 }
 
 impl Default for Recovery {
@@ -49,6 +53,7 @@ impl Default for Recovery {
             last_attempt: None,
             step: Step::Idle,
             repaired: 0,
+            gone: None,
         }
     }
 }
@@ -99,6 +104,10 @@ impl Session {
             return;
         };
         let elapsed = self.now.duration_since(since);
+        if let Some(why) = self.recovery.gone.take() {
+            self.lost(state, &why);
+            return;
+        }
         if !self.negotiation.restarts && elapsed >= DISCONNECTED_GRACE {
             self.lost(state, "the server takes no ICE restarts");
             return;
@@ -181,8 +190,10 @@ impl Session {
                         self.act(Action::ApplyAnswer(answer));
                     }),
                 Err(e) => {
-                    if let super::RequestError::Unsupported(_) = e {
-                        self.negotiation.restarts = false;
+                    match &e {
+                        super::RequestError::Unsupported(_) => self.negotiation.restarts = false,
+                        super::RequestError::Gone(why) => self.recovery.gone = Some(why.clone()),
+                        super::RequestError::Failed(_) => {}
                     }
                     Err(e.message().to_string())
                 }

@@ -133,6 +133,9 @@ struct VideoOut {
     active: bool,
     /// Dropping up to the next keyframe (the pacer fell behind, or the layer was just resumed).
     dropping: bool,
+    /// A keyframe has been sent: a stream that starts mid-picture-group (OBS reconnecting while its encoder runs
+    /// on) sends nothing a receiver could decode before one.
+    started: bool,
     /// OBS packets (frames) whose last RTP packet has left.
     frames: u64,
 }
@@ -189,6 +192,8 @@ pub struct Pushed {
     pub dropped: bool,
     /// Dropping began: a keyframe is wanted.
     pub want_keyframe: bool,
+    /// The layer's first frame was not a keyframe: one is wanted to start with.
+    pub want_first_keyframe: bool,
     /// The video layer the packet belongs to (0 for audio).
     pub layer: usize,
 }
@@ -244,6 +249,7 @@ impl MediaSender {
                     params,
                     active: true,
                     dropping: false,
+                    started: false,
                     frames: 0,
                 }
             })
@@ -342,6 +348,13 @@ impl MediaSender {
         if !l.active {
             return (true, false);
         }
+        if !l.started {
+            if !keyframe {
+                self.dropped_frames += 1;
+                return (true, false);
+            }
+            l.started = true;
+        }
         if l.dropping {
             // A resumed layer waits for its keyframe; one dropped for lag also for the pacer to catch up.
             if keyframe && (behind < MAX_VIDEO_DELAY / 2 || !drop_when_behind) {
@@ -402,7 +415,9 @@ impl MediaSender {
         let last_of = Some((p.handoff_usec, p.sys_dts_usec));
         match p.kind {
             MediaKind::Video => {
+                let first = !self.video[layer].started && self.video[layer].active;
                 (pushed.dropped, pushed.want_keyframe) = self.video_gate(layer, p.keyframe);
+                pushed.want_first_keyframe = first && pushed.dropped;
                 if pushed.dropped {
                     return pushed;
                 }

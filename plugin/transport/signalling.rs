@@ -155,6 +155,12 @@ impl Signalling for WhipSignalling {
                     "the server takes no ICE restarts (HTTP {status})"
                 )))
             }
+            Err(PatchError::Refused(status @ (404 | 410))) => {
+                return Err(RequestError::Gone(format!(
+                    "the server no longer knows this session (HTTP {status} to the ICE restart: it restarted or \
+                     dropped it)"
+                )))
+            }
             Err(PatchError::Refused(status)) => {
                 return Err(RequestError::Failed(format!(
                     "the server refused the ICE restart (HTTP {status})"

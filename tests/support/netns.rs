@@ -329,7 +329,22 @@ impl RemoteReceiver {
 
     /// In namespace `ns` with `mock_sfu`'s `args`.
     pub fn start_in(ns: &str, mock_sfu: &std::path::Path, args: &[&str]) -> RemoteReceiver {
-        let mut child = LinkedHosts::command(ns, mock_sfu)
+        RemoteReceiver::spawn(LinkedHosts::command(ns, mock_sfu), args)
+    }
+
+    /// In this machine's own namespace, with `mock_sfu`'s `args`.
+    pub fn start_here(mock_sfu: &std::path::Path, args: &[&str]) -> RemoteReceiver {
+        RemoteReceiver::spawn(Command::new(mock_sfu), args)
+    }
+
+    /// Gone at once, as a crashed server is: SIGKILL, no DELETE answered, no goodbye to the publisher.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn spawn(mut command: Command, args: &[&str]) -> RemoteReceiver {
+        let mut child = command
             .args(args)
             .stdout(Stdio::piped())
             .spawn()

@@ -177,6 +177,45 @@ fn a_restart_patch_answered_405_ends_the_stream_instead_of_retrying() {
 }
 
 #[test]
+fn a_restart_patch_answered_404_ends_the_stream_at_once_for_obs_to_reconnect() {
+    // A WHIP server that restarted knows the session no more: retrying for 15 s cannot bring it back.
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), true);
+    f.input(Input::PeerState(PeerState::Disconnected));
+    f.run_to(1000);
+    let why = "the server no longer knows this session (HTTP 404 to the ICE restart: it restarted or dropped it)";
+    let out = restart_round(&mut f, Err(RequestError::Gone(why.into())));
+    assert_eq!(notes(&out), [format!("ICE restart 1 failed: {why}")]);
+    let fail = failure(&out).expect("lost at once, not after 15 s");
+    assert_eq!(fail.code, StopCode::Disconnected);
+    assert!(
+        fail.message.contains(&format!("state disconnected; {why}")),
+        "{fail:?}"
+    );
+}
+
+#[test]
+fn a_stream_that_starts_mid_picture_group_waits_for_a_keyframe_and_asks_for_one() {
+    // OBS reconnecting: the encoder runs on, so the new session's first frames are not keyframes. Nothing a
+    // receiver could decode before one is sent; the encoder is asked at once rather than after the server's PLI.
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    f.now = f.at(500);
+    let out = f.input(Input::Media(video_frame(0, 500, false)));
+    assert_eq!(kinds(&out), ["request-keyframe"]);
+    f.now = f.at(533);
+    let out = f.input(Input::Media(video_frame(1, 500, false)));
+    assert!(kinds(&out).is_empty(), "asked once: {:?}", kinds(&out));
+    f.now = f.at(566);
+    let out = f.input(Input::Media(video_frame(2, 5000, true)));
+    assert!(kinds(&out).contains(&"rtp"), "the keyframe goes: {:?}", kinds(&out));
+    f.now = f.at(600);
+    let out = f.input(Input::Media(video_frame(3, 500, false)));
+    assert!(kinds(&out).contains(&"rtp"), "and what follows it: {:?}", kinds(&out));
+    assert!(!kinds(&out).contains(&"request-keyframe"));
+}
+
+#[test]
 fn sender_reports_follow_the_first_packet_then_every_second() {
     let mut f = Fake::new(|_| {});
     f.connect(Preflight::default(), false);

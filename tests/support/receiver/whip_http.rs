@@ -285,6 +285,12 @@ pub(super) async fn serve(
             }
         }
         ("DELETE", p) if p.starts_with("/whip/session/") => {
+            let n: usize = p["/whip/session/".len()..].parse().unwrap_or(0);
+            if pcs.lock().await.get(n.wrapping_sub(1)).is_none() {
+                // A session this server never made (a publisher's, from before it restarted).
+                respond(&mut conn, "404 Not Found", &[], b"no such session").await;
+                return Some(());
+            }
             {
                 let mut s = stats.lock().unwrap();
                 s.delete_received = true;
