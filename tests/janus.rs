@@ -8,7 +8,7 @@ mod support;
 use std::time::Duration;
 use support::bad_janus::{self, Misbehaviour};
 use support::janus::Janus;
-use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
+use support::obs_run::{failed_clearly, flash_beep_clip, headless, packets_sent, receiving};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::whip_front::WhipFront;
 
@@ -368,37 +368,9 @@ fn janus_events_for_other_transactions_are_skipped_and_mixed_up_replies_end_clea
         (Misbehaviour::NeverOurs, "did not answer"),
     ] {
         let api = rt.block_on(bad_janus::serve(behaviour, receiver.whip_url()));
-        let t0 = std::time::Instant::now();
-        let run = headless(
-            &[
-                "--duration",
-                "1",
-                "--url",
-                &api,
-                "--janus-room",
-                "1234",
-                "--connect-timeout",
-                "2",
-            ],
-            None,
-        );
-        let s = &run.summary;
-        let error = s["last_error"].as_str().unwrap_or_default();
-        println!(
-            "{behaviour:?}: code {} in {:.1} s: {error}",
-            s["stop_code"],
-            t0.elapsed().as_secs_f64()
-        );
-        let bounded = s["start_ms"].as_f64().is_some_and(|ms| ms < 5000.0);
-        if s["connected"] != false
-            || s["stop_code"] != CONNECT_FAILED
-            || !error.contains(words)
-            || s["leaks"] != 0
-            || !bounded
-            || run.log.contains("panicked")
-        {
-            failures.push(format!("{behaviour:?}: expected {words:?}, got {s}"));
-        }
+        let name = format!("{behaviour:?}");
+        let args = ["--url", &api, "--janus-room", "1234"];
+        failures.extend(failed_clearly(&name, &args, CONNECT_FAILED, words));
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }

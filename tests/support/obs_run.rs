@@ -125,6 +125,46 @@ pub fn headless_in(netns: Option<&str>, args: &[&str], with_packet_log: Option<&
     run_headless(netns, args, with_packet_log, &[])
 }
 
+/// A 1 s stream with a 2 s connect timeout and `args` (the server's URL and settings) that must fail: with stop
+/// code `code` and a message containing `words`, in bounded time (Start → the stop signal: the timeout and
+/// teardown), with no leak, no panic, and no stream thread left at module unload. What went otherwise, one line
+/// each, named `name`.
+pub fn failed_clearly(name: &str, args: &[&str], code: i64, words: &str) -> Vec<String> {
+    let t0 = std::time::Instant::now();
+    let mut all = vec!["--duration", "1", "--connect-timeout", "2"];
+    all.extend_from_slice(args);
+    let run = headless(&all, None);
+    let s = &run.summary;
+    let error = s["last_error"].as_str().unwrap_or_default();
+    println!(
+        "{name:>14}: code {} in {:.1} s: {error}",
+        s["stop_code"],
+        t0.elapsed().as_secs_f64()
+    );
+    let bounded = s["start_ms"].as_f64().is_some_and(|ms| ms < 5000.0);
+    let mut problems = Vec::new();
+    if s["connected"] != false
+        || s["stop_code"] != code
+        || !error.contains(words)
+        || s["leaks"] != 0
+        || !bounded
+    {
+        problems.push(format!(
+            "{name}: expected code {code} with {words:?}, got {s}"
+        ));
+    }
+    if run.log.contains("panicked") {
+        problems.push(format!("{name}: a panic was logged"));
+    }
+    if !run
+        .log
+        .contains("[rtc-studio] unloaded: every stream thread has ended")
+    {
+        problems.push(format!("{name}: a stream thread outlived module unload"));
+    }
+    problems
+}
+
 /// [`headless_in`] with more environment variables.
 pub fn headless_in_env(netns: Option<&str>, args: &[&str], env: &[(&str, &str)]) -> Run {
     run_headless(netns, args, None, env)
