@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CLIP := target/demo/flash-beep-v3.mkv
 XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
 
-.PHONY: deps build demo test test-fast bench fuzz compat install uninstall clean
+.PHONY: deps build demo test test-fast bench soak fuzz compat install uninstall clean
 
 deps:
 	@scripts/deps.sh
@@ -37,6 +37,12 @@ bench: build
 	scripts/bench-first-frame.sh 20
 	scripts/bench-keyframe.sh
 	scripts/bench-simulcast.sh
+
+# One long stream (default 60 min; RTC_SOAK_MINUTES=N for another length) with 1 % loss, link cuts and a server
+# crash: RSS, threads and files every 10 s, each outage's repair, frames decodable; target/bench/soak.png.
+soak: build
+	cargo build --release --lib --examples
+	cargo bench --bench soak
 
 # 1 M inputs per fuzz target, everything the network or an encoder reaches (installs cargo-fuzz when missing;
 # stable toolchain via RUSTC_BOOTSTRAP).

@@ -24,6 +24,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::browser::svg_to_png;
 use support::netns::wire::{LinkConfig, LinkStats, Wire, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_run::{binaries, flash_beep_clip, headless_in, publisher_args};
@@ -408,30 +409,7 @@ fn plot(traces: &[Trace], png: &Path) {
         );
     }
     svg += "</svg>";
-    let svg_path = png.with_extension("svg");
-    std::fs::write(&svg_path, svg).unwrap();
-    let profile = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-plot");
-    let status = Command::new("chromium")
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=1000,640",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", svg_path.display()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    match status {
-        Ok(s) if s.success() => println!("plot: {}", png.display()),
-        _ => println!(
-            "plot: {} (Chromium could not make the PNG)",
-            svg_path.display()
-        ),
-    }
+    svg_to_png(&svg, png, 1000, 640);
 }
 
 fn main() {

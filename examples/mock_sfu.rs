@@ -11,13 +11,15 @@ mock_sfu — a WHIP receiver that decodes what it receives and measures it
 
 USAGE:
     mock_sfu [--http ADDR] [--udp ADDR] [--token TOKEN] [--timeout SECS] [--trickle | --refuse-patch]
-             [--answer-link LINK]... [--pli-every SECS] [--no-twcc]
+             [--answer-link LINK]... [--pli-every SECS] [--no-twcc] [--crash-after SECS]
 
 OPTIONS:
     --http ADDR      HTTP listen address (default 127.0.0.1:0, a free port); the WHIP URL is printed
     --udp ADDR       address for ICE host candidates (default 127.0.0.1:0)
     --token TOKEN    require `Authorization: Bearer TOKEN` (default: none)
     --timeout SECS   give up waiting for the publisher's DELETE after this long (default 60)
+    --crash-after SECS  print the measurements so far after this long and exit at once, as a crashed server
+                     (no DTLS close, nothing answered any more; exit code 3)
     --trickle        take trickle ICE and ICE restarts by PATCH (RFC 9725 §4.3, §4.4), announced by Accept-Patch
     --refuse-patch   announce trickle ICE on OPTIONS but answer every PATCH 405
     --answer-link LINK  a `Link` header value (ICE server, RFC 9725 §4.6) to send with the 201; repeatable
@@ -39,6 +41,7 @@ OUTPUT:
 async fn main() {
     let mut options = ReceiverOptions::default();
     let mut timeout = 60.0;
+    let mut crash_after: Option<f64> = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -71,6 +74,7 @@ async fn main() {
             "--token" => options.token = Some(value.clone()),
             "--answer-link" => options.answer_links.push(value.clone()),
             "--timeout" => timeout = value.parse().unwrap_or(60.0),
+            "--crash-after" => crash_after = value.parse().ok(),
             "--pli-every" => {
                 options.pli_every = value.parse().ok().map(Duration::from_secs_f64);
             }
@@ -88,6 +92,12 @@ async fn main() {
         }
     };
     println!("whip-url {}", receiver.whip_url());
+    if let Some(secs) = crash_after {
+        tokio::time::sleep(Duration::from_secs_f64(secs)).await;
+        // Gone as a crashed server is: no goodbye to the publisher (no DTLS close, no answer to anything).
+        println!("{}", receiver.report());
+        std::process::exit(3);
+    }
     let got_delete = receiver
         .wait_for_delete(Duration::from_secs_f64(timeout))
         .await;

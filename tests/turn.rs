@@ -7,7 +7,7 @@
 mod support;
 
 use std::time::Duration;
-use support::netns::{LinkedHosts, RemoteReceiver, SERVER_ADDR};
+use support::netns::{checked, LinkedHosts, RemoteReceiver, SERVER_ADDR};
 use support::obs_run::{
     binaries, flash_beep_clip, headless, headless_env, headless_in_env, packets_sent, receiving,
 };
@@ -334,16 +334,10 @@ fn wrong_turn_credentials_and_unreachable_turn_servers_fail_clearly() {
 
 /// `nft` in namespace `ns` with `args`; its standard output.
 fn nft(ns: &str, args: &[&str]) -> String {
-    let out = LinkedHosts::command(ns, "nft")
-        .args(args)
-        .output()
-        .expect("nft (nftables: make deps)");
-    assert!(
-        out.status.success(),
-        "nft {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    checked(
+        LinkedHosts::command(ns, "nft").args(args),
+        &format!("nft {args:?}"),
+    )
 }
 
 #[test]

@@ -113,3 +113,32 @@ pub fn save_data_url_png(data_url: &str, path: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     std::fs::write(path, png).map_err(|e| e.to_string())
 }
+
+/// Writes `svg` (`width`×`height`) beside `png` and has headless Chromium screenshot it into `png`; says which it
+/// made.
+pub fn svg_to_png(svg: &str, png: &Path, width: u32, height: u32) {
+    let svg_path = png.with_extension("svg");
+    std::fs::write(&svg_path, svg).unwrap();
+    let profile = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-plot");
+    let status = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--window-size={width},{height}"))
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", svg_path.display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => println!("plot: {}", png.display()),
+        _ => println!(
+            "plot: {} (Chromium could not make the PNG)",
+            svg_path.display()
+        ),
+    }
+}

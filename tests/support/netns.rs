@@ -23,16 +23,21 @@ pub struct LinkedHosts {
     host_device: Option<String>,
 }
 
-fn ip(args: &[&str]) {
-    let out = Command::new("ip")
-        .args(args)
+/// Runs `cmd` (`what`, for messages) to success; its standard output.
+pub fn checked(cmd: &mut Command, what: &str) -> String {
+    let out = cmd
         .output()
-        .expect("ip (iproute2: make deps)");
+        .unwrap_or_else(|e| panic!("{what} (make deps): {e}"));
     assert!(
         out.status.success(),
-        "ip {args:?}: {}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip(args: &[&str]) {
+    checked(Command::new("ip").args(args), &format!("ip {args:?}"));
 }
 
 impl LinkedHosts {

@@ -208,10 +208,18 @@ fn a_stream_that_starts_mid_picture_group_waits_for_a_keyframe_and_asks_for_one(
     assert!(kinds(&out).is_empty(), "asked once: {:?}", kinds(&out));
     f.now = f.at(566);
     let out = f.input(Input::Media(video_frame(2, 5000, true)));
-    assert!(kinds(&out).contains(&"rtp"), "the keyframe goes: {:?}", kinds(&out));
+    assert!(
+        kinds(&out).contains(&"rtp"),
+        "the keyframe goes: {:?}",
+        kinds(&out)
+    );
     f.now = f.at(600);
     let out = f.input(Input::Media(video_frame(3, 500, false)));
-    assert!(kinds(&out).contains(&"rtp"), "and what follows it: {:?}", kinds(&out));
+    assert!(
+        kinds(&out).contains(&"rtp"),
+        "and what follows it: {:?}",
+        kinds(&out)
+    );
     assert!(!kinds(&out).contains(&"request-keyframe"));
 }
 
