@@ -360,7 +360,8 @@ impl Session {
         }
         let pushed = self.sender.push(p, self.now);
         if pushed.want_first_keyframe {
-            // Asked once per layer; the keyframe bookkeeping ignores requests while one is under way.
+            // Every frame dropped before the layer's first keyframe asks; keyframe_requested asks the encoder at
+            // most every MIN_KEYFRAME_INTERVAL.
             self.keyframe_requested(pushed.layer);
         }
         if pushed.dropped {
