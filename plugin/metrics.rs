@@ -1,7 +1,7 @@
 //! Stream health you can scrape: an opt-in Prometheus endpoint (the output setting `metrics_listen`, off unless
 //! set; a bare port listens on 127.0.0.1). Every output that has it on shows its series, labelled with OBS's name
 //! for the output: its state, connect time, the bandwidth estimate, target and sent bitrates, round trip, loss,
-//! jitter, NACKs, retransmissions, keyframe requests, dropped frames, queue fill, ICE restarts, OBS's reconnects
+//! jitter, NACKs, retransmissions, keyframe requests, dropped frames, queue fill, ICE restarts, reconnects
 //! and, with simulcast, each layer's size, frames and bitrate. The figures are what the stream worker last put
 //! into the output's [`StreamStats`] (the session's once a second); serving them reads no OBS state, so a scrape
 //! never waits for OBS or the network, and answers with what the stream looked like at most a second ago.
@@ -90,7 +90,8 @@ pub struct OutputMetrics {
     name: String,
     /// The current stream's counters (a new set per start).
     stats: Mutex<Arc<StreamStats>>,
-    /// Starts OBS made to reconnect.
+    /// Starts OBS made to reconnect, and new sessions the earlier streams' workers made (see
+    /// [`OutputMetrics::reconnects`]).
     pub reconnects: AtomicU64,
 }
 
@@ -123,7 +124,17 @@ impl OutputMetrics {
     }
 
     pub fn set_stats(&self, stats: Arc<StreamStats>) {
-        *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = stats;
+        let old = std::mem::replace(
+            &mut *self.stats.lock().unwrap_or_else(|e| e.into_inner()),
+            stats,
+        );
+        self.reconnects
+            .fetch_add(old.republished.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Reconnects so far: OBS's, and the new sessions the plugin made by itself after a server lost one.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed) + self.stats().republished.load(Ordering::Relaxed)
     }
 }
 
@@ -249,14 +260,10 @@ pub fn render() -> String {
     f.head(
         "rtc_studio_reconnects_total",
         "counter",
-        "Starts OBS made to reconnect after a lost connection.",
+        "Reconnects after a lost connection: OBS's, and new sessions published at once when the server lost one.",
     );
     for (labels, _, _, o) in &streams {
-        f.line(
-            "rtc_studio_reconnects_total",
-            labels,
-            o.reconnects.load(Ordering::Relaxed) as f64,
-        );
+        f.line("rtc_studio_reconnects_total", labels, o.reconnects() as f64);
     }
     for (name, kind, help, read) in READINGS {
         f.head(name, kind, help);

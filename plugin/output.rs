@@ -182,7 +182,8 @@ impl RtcOutput {
             rate,
         };
         Ok(Box::new(move |stop| {
-            WhipSink::connect(config, encoder, stop).map(|s| Box::new(s) as Box<dyn PacketSink>)
+            WhipSink::connect(config.clone(), encoder.clone(), stop)
+                .map(|s| Box::new(s) as Box<dyn PacketSink>)
         }))
     }
 }

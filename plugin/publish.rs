@@ -126,18 +126,39 @@ impl WhipSink {
     }
 }
 
-/// Keeps OBS's counters current from the driver's progress.
-fn update_stats(stats: &StreamStats, p: Progress) {
+/// OBS's counters (bytes and packets sent) as they stood when this session began: an earlier session's, if the
+/// stream published again.
+#[derive(Clone, Copy)]
+struct Counted {
+    bytes: u64,
+    video: u64,
+    audio: u64,
+}
+
+impl Counted {
+    fn read(stats: &StreamStats) -> Counted {
+        Counted {
+            bytes: stats.bytes_sent.load(Ordering::Relaxed),
+            video: stats.video_packets.load(Ordering::Relaxed),
+            audio: stats.audio_packets.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Keeps OBS's counters current from the driver's progress (which counts from `before`).
+fn update_stats(stats: &StreamStats, before: Counted, p: Progress) {
     if p.taken {
         stats.queued.fetch_sub(1, Ordering::Relaxed);
     }
-    stats.bytes_sent.store(p.bytes_sent, Ordering::Relaxed);
+    stats
+        .bytes_sent
+        .store(before.bytes + p.bytes_sent, Ordering::Relaxed);
     stats
         .video_packets
-        .store(p.video_packets, Ordering::Relaxed);
+        .store(before.video + p.video_packets, Ordering::Relaxed);
     stats
         .audio_packets
-        .store(p.audio_packets, Ordering::Relaxed);
+        .store(before.audio + p.audio_packets, Ordering::Relaxed);
     stats
         .network_congestion
         .store(p.congestion.to_bits(), Ordering::Relaxed);
@@ -155,7 +176,8 @@ impl PacketSink for WhipSink {
         stop: &StopFlag,
     ) -> Option<Failure> {
         let driver = self.driver.as_mut()?;
-        let mut progress = |p: Progress| update_stats(stats, p);
+        let before = Counted::read(stats);
+        let mut progress = |p: Progress| update_stats(stats, before, p);
         self.runtime
             .block_on(driver.stream(packets, stop, &mut progress))
     }

@@ -419,13 +419,17 @@ fn publish_clip_to(
 
 #[test]
 fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
+    // The server drops the session and then answers offers 503 for 12 s: the plugin's own attempts to publish
+    // again (every 250 ms for 10 s) give up, the stream stops with DISCONNECTED, and OBS's reconnect (2 s later)
+    // publishes into the recovered server.
     let _alone = receiving();
     let (run, r) = publish_clip_to(
         ReceiverOptions {
             drop_first_session_after: Some(Duration::from_secs(2)),
+            refuse_offers_after_drop: Duration::from_secs(12),
             ..Default::default()
         },
-        "12",
+        "22",
     );
     assert!(
         run.log
@@ -433,6 +437,13 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
         "loss not detected:\n{}",
         run.log
     );
+    assert!(
+        run.log
+            .contains("publishing again failed: The WHIP server is busy (HTTP 503)"),
+        "the plugin did not try and give up:\n{}",
+        run.log
+    );
+    assert!(r["offers_refused"].as_u64().unwrap() > 20, "{r}");
     assert!(
         run.log.to_lowercase().contains("reconnect"),
         "OBS did not reconnect:\n{}",
@@ -460,9 +471,11 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
 #[test]
 fn a_whip_server_that_restarts_is_published_to_again_once_it_is_back() {
     // Our receiver as its own process, taking PATCH (ICE restarts): killed mid-stream (SIGKILL: no DELETE, no
-    // goodbye), started again on the same port 2 s later. The plugin's ICE restart reaches the new process, which
-    // knows no such session (404): the stream ends at once with DISCONNECTED, and OBS's reconnect publishes
-    // into the new one. (Retrying the restart for 15 s, as it did, kept the streamer off the air for 20 s.)
+    // goodbye), started again on the same port 2 s later. Its transport feedback stops: a second later the plugin
+    // tries an ICE restart, whose PATCH finds nothing listening — the session is gone, and the stream worker
+    // publishes again at once, every 250 ms until the new process takes the offer; OBS's capture runs on (no
+    // reconnect with its 2 s delay). Before: ICE noticed after 3 s, then OBS's reconnect — 4.0 s from the server
+    // being back to frames; and before that, retrying the restart for 15 s kept the streamer off the air for 20 s.
     let _alone = receiving();
     let mock_sfu = binaries().1.with_file_name("mock_sfu");
     let addr = format!("127.0.0.1:{}", support::free_port());
@@ -513,14 +526,16 @@ fn a_whip_server_that_restarts_is_published_to_again_once_it_is_back() {
     );
     print_lines(
         &run.log,
-        &["ICE restart", "lost", "reconnect", "connect timeline"],
+        &["RTCP", "ICE restart", "lost", "again", "connect timeline"],
     );
-    assert!(
-        run.log
-            .contains("the server no longer knows this session (HTTP 404"),
-        "{}",
-        run.log
-    );
+    for step in [
+        "no RTCP from the server for",
+        "the server is down: the ICE restart could not reach it",
+        "published again: a new session after",
+    ] {
+        assert!(run.log.contains(step), "no {step:?} in\n{}", run.log);
+    }
+    assert!(run.summary["last_error"].is_null(), "{}", run.summary);
     assert_eq!(r["sessions"], 1, "{r}");
     let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
     assert!(

@@ -135,7 +135,10 @@ impl Session {
         self.now = self.now.max(now);
         match input {
             Input::Media(p) => self.media(&p),
-            Input::Feedback(f) => self.feedback(f),
+            Input::Feedback(f) => {
+                self.feedback_arrived();
+                self.feedback(f)
+            }
             Input::Stop => self.stop(),
             Input::ServerSessionEnded(r) => self.server_session_ended(r),
             Input::PeerClosed => self.peer_closed(),
@@ -538,10 +541,16 @@ impl Session {
         }
     }
 
-    fn lost(&mut self, state: PeerState, why: &str) {
-        self.close(Some(Failure::new(
+    /// The connection is lost; with `republish`, the server may take a new session at once (see
+    /// [`Failure::republish`]).
+    fn lost(&mut self, state: PeerState, why: &str, republish: bool) {
+        let failure = Failure::new(
             StopCode::Disconnected,
             format!("The WebRTC connection to the server was lost (state {state}; {why})"),
-        )));
+        );
+        self.close(Some(match republish {
+            true => failure.republish(),
+            false => failure,
+        }));
     }
 }

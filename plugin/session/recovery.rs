@@ -1,13 +1,16 @@
-//! Keeping a stream up (RFC 9725 §4.4): when ICE has been disconnected (or failed) for [`DISCONNECTED_GRACE`],
+//! Keeping a stream up (RFC 9725 §4.4): when ICE has been disconnected (or failed) for [`DISCONNECTED_GRACE`] —
+//! or the server's RTCP, which came regularly, stopped (see [`Silence`]: ICE notices a dead server only after 3 s) —
 //! restart ICE through the server if it takes restarts — new credentials and candidates, the server's new ones
 //! applied as its answer — and again every [`RESTART_RETRY`] while down. The stream is lost when it is not back
 //! within [`RECOVERY_WINDOW`] (at once when the server takes no restarts, or no longer knows the session — a WHIP
-//! server that restarted answers the restart 404 — where retrying for 15 s only kept the streamer off the air),
-//! and OBS's reconnect takes over. Media
+//! server that restarted answers the restart 404, one that is down refuses the connection — where retrying for
+//! 15 s only kept the streamer off the air): then the stream worker publishes again, and after that OBS's
+//! reconnect takes over. Media
 //! keeps flowing meanwhile: it is live, and a backlog would only add delay once the path is back.
 use super::connect::{has_relay, GATHER_LIMIT};
 use super::{Action, Input, Note, PeerState, Session};
 use crate::signal::whip;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// How long ICE may stay disconnected before an ICE restart is tried (or the stream is declared lost).
@@ -16,6 +19,51 @@ pub const DISCONNECTED_GRACE: Duration = Duration::from_secs(1);
 pub const RESTART_RETRY: Duration = Duration::from_secs(3);
 /// How long ICE restarts may try to bring the connection back.
 pub const RECOVERY_WINDOW: Duration = Duration::from_secs(15);
+
+/// The shortest feedback silence that counts as the connection being down.
+pub const SILENCE_MIN: Duration = Duration::from_secs(1);
+/// Silence counts once this many RTCP packets have come (the server's pace is known).
+const SILENCE_ARMED: u32 = 16;
+/// The recent gaps between RTCP packets that set the limit.
+const SILENCE_GAPS: usize = 16;
+
+/// How the server's RTCP has been arriving. Once its pace is known, none for four times the longest recent gap
+/// (at least [`SILENCE_MIN`]) counts as the connection being down since the last one: a receiver that sends
+/// transport-wide feedback every 100 ms is found dead after 1 s, where ICE's consent checks take 3 s. A server that
+/// reports only every second or more (RR alone) is left to ICE.
+#[derive(Debug, Default)]
+struct Silence {
+    last: Option<Instant>,
+    count: u32,
+    gaps: VecDeque<Duration>,
+}
+
+impl Silence {
+    fn arrived(&mut self, now: Instant) {
+        if let Some(last) = self.last {
+            if self.gaps.len() == SILENCE_GAPS {
+                self.gaps.pop_front();
+            }
+            self.gaps.push_back(now.saturating_duration_since(last));
+        }
+        self.last = Some(now);
+        self.count += 1;
+    }
+
+    fn longest_gap(&self) -> Duration {
+        self.gaps.iter().copied().max().unwrap_or_default()
+    }
+
+    fn limit(&self) -> Duration {
+        (self.longest_gap() * 4).max(SILENCE_MIN)
+    }
+
+    /// When the silence under way counts as an outage, once the pace is known.
+    fn due(&self) -> Option<Instant> {
+        let last = self.last.filter(|_| self.count >= SILENCE_ARMED)?;
+        Some(last + self.limit())
+    }
+}
 
 /// Where an ICE restart stands.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +91,10 @@ pub(super) struct Recovery {
     pub(super) repaired: u32,
     /// Why the server's session is gone, once a restart said so.
     gone: Option<String>,
+    silence: Silence,
+    /// The outage under way was found by feedback silence (ICE still said connected): it is over only once
+    /// feedback comes again.
+    silent: bool,
 }
 
 impl Default for Recovery {
@@ -54,6 +106,8 @@ impl Default for Recovery {
             step: Step::Idle,
             repaired: 0,
             gone: None,
+            silence: Silence::default(),
+            silent: false,
         }
     }
 }
@@ -61,7 +115,7 @@ impl Default for Recovery {
 impl Session {
     pub(super) fn recovery_state(&mut self, state: PeerState) {
         match state {
-            PeerState::Closed => self.lost(state, "the connection was closed"),
+            PeerState::Closed => self.lost(state, "the connection was closed", false),
             PeerState::Disconnected | PeerState::Failed => {
                 let r = &mut self.recovery;
                 match &mut r.down {
@@ -74,15 +128,46 @@ impl Session {
         }
     }
 
-    /// The connection is up again: the outage is over once no restart is under way.
+    /// RTCP from the server arrived (now): the connection is back if only silence had said it was down.
+    pub(super) fn feedback_arrived(&mut self) {
+        self.recovery.silence.arrived(self.now);
+        if self.peer_state == PeerState::Connected {
+            self.maybe_back();
+        }
+    }
+
+    /// The server's RTCP stopped: the connection counts as down since its last packet.
+    fn silence_tick(&mut self) {
+        let r = &mut self.recovery;
+        if r.down.is_some() || self.peer_state != PeerState::Connected {
+            return;
+        }
+        let (Some(due), Some(last)) = (r.silence.due(), r.silence.last) else {
+            return;
+        };
+        if self.now < due {
+            return;
+        }
+        r.down = Some((last, PeerState::Disconnected));
+        r.silent = true;
+        let gap = r.silence.longest_gap().as_millis();
+        let quiet = self.now.duration_since(last).as_millis();
+        self.note(Note::warn(format!(
+            "no RTCP from the server for {quiet} ms (it came at most {gap} ms apart): the connection counts as down"
+        )));
+    }
+
+    /// The connection is up again: the outage is over once no restart is under way (and, if silence found
+    /// it, once feedback came again).
     fn maybe_back(&mut self) {
         let r = &mut self.recovery;
         let Some((since, _)) = r.down else {
             return;
         };
-        if r.step != Step::Idle {
+        if r.step != Step::Idle || (r.silent && r.silence.last <= Some(since)) {
             return;
         }
+        r.silent = false;
         let out_ms = self.now.duration_since(since).as_millis();
         let how = match r.attempts {
             0 => "ICE recovered by itself".to_string(),
@@ -100,16 +185,17 @@ impl Session {
     }
 
     pub(super) fn recovery_tick(&mut self) {
+        self.silence_tick();
         let Some((since, state)) = self.recovery.down else {
             return;
         };
         let elapsed = self.now.duration_since(since);
         if let Some(why) = self.recovery.gone.take() {
-            self.lost(state, &why);
+            self.lost(state, &why, true);
             return;
         }
         if !self.negotiation.restarts && elapsed >= DISCONNECTED_GRACE {
-            self.lost(state, "the server takes no ICE restarts");
+            self.lost(state, "the server takes no ICE restarts", true);
             return;
         }
         if elapsed >= RECOVERY_WINDOW {
@@ -118,7 +204,7 @@ impl Session {
                 RECOVERY_WINDOW.as_secs(),
                 self.recovery.attempts
             );
-            self.lost(state, &why);
+            self.lost(state, &why, false);
             return;
         }
         if let Step::Gathering(until) = self.recovery.step {
@@ -148,7 +234,12 @@ impl Session {
 
     pub(super) fn recovery_due(&self) -> Option<Instant> {
         let r = &self.recovery;
-        let (since, _) = r.down?;
+        let Some((since, _)) = r.down else {
+            return r
+                .silence
+                .due()
+                .filter(|_| self.peer_state == PeerState::Connected);
+        };
         let mut due = vec![since + RECOVERY_WINDOW];
         if r.step == Step::Idle {
             let next = r

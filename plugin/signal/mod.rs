@@ -26,6 +26,9 @@ pub enum StopCode {
 pub struct Failure {
     pub code: StopCode,
     pub message: String,
+    /// The server's side of the session is gone (it restarted, or takes no ICE restarts), but it may take a new
+    /// one at once: the stream worker publishes again (a new session) before OBS's reconnect takes over.
+    pub republish: bool,
 }
 
 impl Failure {
@@ -33,6 +36,13 @@ impl Failure {
         Failure {
             code,
             message: message.into(),
+            republish: false,
         }
+    }
+
+    /// The same failure, marked for publishing again at once.
+    pub fn republish(mut self) -> Self {
+        self.republish = true;
+        self
     }
 }

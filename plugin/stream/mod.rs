@@ -35,9 +35,15 @@ pub trait PacketSink: Send {
     fn close(&mut self);
 }
 
-/// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread. It must give
-/// up promptly once the flag it is handed turns true.
-pub type Connector = Box<dyn FnOnce(StopFlag) -> Result<Box<dyn PacketSink>, Failure> + Send>;
+/// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread, again for
+/// each new session after a [`Failure::republish`]. It must give up promptly once the flag it is handed turns true.
+pub type Connector = Box<dyn FnMut(StopFlag) -> Result<Box<dyn PacketSink>, Failure> + Send>;
+
+/// After a failure marked [`Failure::republish`], new sessions are tried for this long before OBS's reconnect
+/// (with its own delay, 2 s by default, and backoff) takes over.
+pub const REPUBLISH_WINDOW: Duration = Duration::from_secs(10);
+/// Between attempts to publish again while the server refuses or cannot be reached.
+pub const REPUBLISH_RETRY: Duration = Duration::from_millis(250);
 
 /// What the stream worker asks of OBS for one output: libobs through [`OutputHandle`], or a fake in tests.
 pub trait ObsOutput: Clone + Send + Sync + 'static {
@@ -389,7 +395,7 @@ fn run_worker(
 /// Connects, begins OBS's capture, forwards packets until stopped or failed, ends capture, tears down.
 fn connect_and_stream(
     output: &impl ObsOutput,
-    connector: Connector,
+    mut connector: Connector,
     mut rx: PacketReceiver,
     feed: &Feed,
     stats: &StreamStats,
@@ -428,7 +434,27 @@ fn connect_and_stream(
         .store(connect_ms.min(i32::MAX as u128) as i32, Ordering::Relaxed);
     State::Streaming.store(&stats.state);
     log::info(&format!("streaming (connected in {connect_ms} ms)"));
-    let failure = sink.run(&mut rx, stats, stopping);
+    let failure = loop {
+        let failure = sink.run(&mut rx, stats, stopping);
+        let lost = match failure {
+            Some(f) if f.republish && !*stopping.borrow() => f,
+            other => break other,
+        };
+        log::warn(&format!("{}: publishing again at once", lost.message));
+        State::Reconnecting.store(&stats.state);
+        sink.close();
+        match republish(&mut connector, &mut rx, stats, stopping, &lost) {
+            Ok(new) => {
+                sink = new;
+                stats.republished.fetch_add(1, Ordering::Relaxed);
+                // The new session's figures count from zero (a counter reset to whoever scrapes them).
+                *stats.sample.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
+                State::Streaming.store(&stats.state);
+            }
+            // The old sink is closed already; closing it again does nothing.
+            Err(gave_up) => break gave_up,
+        }
+    };
     // No packet reaches the queue once the taps are closed. Then tell OBS (the streamer sees "stopped" at once),
     // then tear down.
     drop(taps);
@@ -450,6 +476,75 @@ fn connect_and_stream(
         stats.dropped_frames.load(Ordering::Relaxed)
     ));
     answered
+}
+
+/// Publishes again after a lost session: new sessions until one connects, the server refuses for good, the stop
+/// flag turns or [`REPUBLISH_WINDOW`] ends. Packets queued meanwhile are stale and dropped (the new session starts
+/// with a keyframe it asks for). Err(None): stopped; Err(Some(failure)): given up — `lost`'s code (OBS reconnects)
+/// while the server could not be reached, the refusal's own (a token no longer valid) otherwise.
+fn republish(
+    connector: &mut Connector,
+    rx: &mut PacketReceiver,
+    stats: &StreamStats,
+    stopping: &StopFlag,
+    lost: &Failure,
+) -> Result<Box<dyn PacketSink>, Option<Failure>> {
+    let began = Instant::now();
+    for attempt in 1.. {
+        flush(rx, stats);
+        let result = connector(stopping.clone());
+        flush(rx, stats);
+        if *stopping.borrow() {
+            if let Ok(mut sink) = result {
+                sink.close();
+            }
+            return Err(None);
+        }
+        let err = match result {
+            Ok(sink) => {
+                log::info(&format!(
+                    "published again: a new session after {attempt} attempt(s), {} ms after the loss",
+                    began.elapsed().as_millis()
+                ));
+                return Ok(sink);
+            }
+            Err(err) => err,
+        };
+        // Refusals that will not change by trying again end it (a token no longer valid, a wrong URL).
+        let transient = matches!(err.code, StopCode::ConnectFailed | StopCode::Disconnected);
+        if !transient || began.elapsed() + REPUBLISH_RETRY >= REPUBLISH_WINDOW {
+            let code = if transient { lost.code } else { err.code };
+            let message = format!("{}; publishing again failed: {}", lost.message, err.message);
+            return Err(Some(Failure::new(code, message)));
+        }
+        log::warn(&format!(
+            "publishing again, attempt {attempt}: {}",
+            err.message
+        ));
+        if wait_or_stop(REPUBLISH_RETRY, stopping) {
+            return Err(None);
+        }
+    }
+    unreachable!("the attempts are bounded by the window")
+}
+
+/// Drops what is queued (counted out of the queue's fill).
+fn flush(rx: &mut PacketReceiver, stats: &StreamStats) {
+    while rx.try_recv().is_ok() {
+        stats.queued.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits `time`, or less if the stop flag turns; returns whether it did.
+fn wait_or_stop(time: Duration, stopping: &StopFlag) -> bool {
+    let until = Instant::now() + time;
+    while Instant::now() < until {
+        if *stopping.borrow() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    *stopping.borrow()
 }
 
 #[cfg(test)]

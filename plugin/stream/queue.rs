@@ -24,6 +24,8 @@ pub struct StreamStats {
     pub dropped_frames: AtomicI32,
     pub dropped_audio: AtomicU64,
     pub queued: AtomicUsize,
+    /// New sessions the stream worker made after the server lost one (not OBS's reconnects).
+    pub republished: AtomicU64,
     /// Milliseconds from `start` until OBS began feeding packets; -1 before that.
     pub connect_time_ms: AtomicI32,
     /// The sink's view of network congestion, 0..1 (`f32` bits): loss the server reports.

@@ -2,6 +2,7 @@
 //! and sinks of our own stand in for the network.
 use super::*;
 use bytes::Bytes;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc as std_mpsc;
 
 fn pkt(kind: MediaKind, keyframe: bool, n: i64) -> EncodedPacket {
@@ -136,6 +137,8 @@ impl ObsOutput for FakeObs {
 struct ChannelSink {
     got: std_mpsc::Sender<i64>,
     fail_at: Option<i64>,
+    /// The failure at `fail_at` asks for a new session.
+    republish: bool,
     closed: Arc<AtomicBool>,
 }
 
@@ -152,7 +155,11 @@ impl PacketSink for ChannelSink {
                 return None;
             }
             if Some(p.pts) == self.fail_at {
-                return Some(Failure::new(StopCode::Disconnected, "link lost"));
+                let lost = Failure::new(StopCode::Disconnected, "link lost");
+                return Some(match self.republish {
+                    true => lost.republish(),
+                    false => lost,
+                });
             }
             let _ = self.got.send(p.pts);
         }
@@ -173,9 +180,10 @@ fn start(
     let sink_closed = closed.clone();
     let connector: Connector = Box::new(move |_stop| {
         Ok(Box::new(ChannelSink {
-            got: tx,
+            got: tx.clone(),
             fail_at,
-            closed: sink_closed,
+            republish: false,
+            closed: sink_closed.clone(),
         }) as Box<dyn PacketSink>)
     });
     let stream = Stream::start(obs.clone(), connector, 16, Arc::default(), true, None, None);
@@ -277,4 +285,109 @@ fn a_stop_during_the_connect_ends_capture_once_without_signalling_a_failure() {
         [Call::End],
         "no capture began, no failure was signalled"
     );
+}
+
+/// Sinks and refusals, one per connect, in order: a connector for publishing again.
+fn scripted(outcomes: Vec<Result<ChannelSink, Failure>>, calls: Arc<AtomicUsize>) -> Connector {
+    let outcomes = Mutex::new(outcomes.into_iter());
+    Box::new(move |_stop| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        let next = outcomes.lock().unwrap().next().expect("a scripted outcome");
+        next.map(|s| Box::new(s) as Box<dyn PacketSink>)
+    })
+}
+
+/// Encodes video packets numbered from `from` until the test receives one (bounded).
+fn encode_until_received(obs: &FakeObs, got: &std_mpsc::Receiver<i64>, from: i64) -> i64 {
+    for n in from..from + 500 {
+        obs.encode(pkt(MediaKind::Video, true, n));
+        if let Ok(pts) = got.recv_timeout(Duration::from_millis(10)) {
+            return pts;
+        }
+    }
+    panic!("no packet reached a sink");
+}
+
+#[test]
+fn a_session_the_server_lost_is_published_again_without_stopping_obs() {
+    // The server's session is gone (a failure marked republish): the worker closes that sink and connects again
+    // — the server refuses once (it is still starting), then takes the new session — while OBS's capture and
+    // taps run on, untouched: no stop signalled, no second begin.
+    let obs = FakeObs::new(false);
+    let (tx, got) = std_mpsc::channel();
+    let (first_closed, second_closed) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let sink = |fail_at, closed: &Arc<AtomicBool>| ChannelSink {
+        got: tx.clone(),
+        fail_at,
+        republish: true,
+        closed: closed.clone(),
+    };
+    let calls = Arc::new(AtomicUsize::new(0));
+    let connector = scripted(
+        vec![
+            Ok(sink(Some(1), &first_closed)),
+            Err(Failure::new(StopCode::ConnectFailed, "connection refused")),
+            Ok(sink(None, &second_closed)),
+        ],
+        calls.clone(),
+    );
+    let stats = Arc::new(StreamStats::default());
+    let stream = Stream::start(obs.clone(), connector, 16, stats.clone(), true, None, None);
+    wait_for_calls(&obs, |c| c.contains(&Call::Begin));
+    assert_eq!(encode_until_received(&obs, &got, 0), 0);
+    obs.encode(pkt(MediaKind::Video, true, 1));
+    let later = encode_until_received(&obs, &got, 2);
+    assert!(later >= 2, "{later}");
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert!(
+        first_closed.load(Ordering::SeqCst),
+        "the lost session was closed"
+    );
+    assert_eq!(stats.republished.load(Ordering::Relaxed), 1);
+    assert_eq!(stats.state.load(Ordering::Relaxed), State::Streaming as u8);
+    assert_eq!(obs.calls(), [Call::TapsOpened, Call::Begin]);
+    stream.stop();
+    wait_for_calls(&obs, |c| c.contains(&Call::End));
+    assert_eq!(join_workers(Duration::from_secs(5)), 0);
+    assert!(second_closed.load(Ordering::SeqCst));
+}
+
+#[test]
+fn publishing_again_ends_with_a_refusal_that_trying_again_cannot_change() {
+    // The new session is refused for good (the token was revoked meanwhile): OBS hears that refusal with the
+    // loss, at once, and does not reconnect into it.
+    let obs = FakeObs::new(false);
+    let (tx, _got) = std_mpsc::channel();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let connector = scripted(
+        vec![
+            Ok(ChannelSink {
+                got: tx,
+                fail_at: Some(0),
+                republish: true,
+                closed: Arc::default(),
+            }),
+            Err(Failure::new(
+                StopCode::InvalidStream,
+                "the token was refused",
+            )),
+        ],
+        calls.clone(),
+    );
+    let stats = Arc::new(StreamStats::default());
+    let _stream = Stream::start(obs.clone(), connector, 16, stats.clone(), true, None, None);
+    wait_for_calls(&obs, |c| c.contains(&Call::Begin));
+    obs.encode(pkt(MediaKind::Video, true, 0));
+    let seen = wait_for_calls(&obs, |c| c.iter().any(|x| matches!(x, Call::Signal(_))));
+    assert_eq!(
+        seen[2..],
+        [
+            Call::TapsClosed,
+            Call::LastError("link lost; publishing again failed: the token was refused".into()),
+            Call::Signal(StopCode::InvalidStream)
+        ]
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(stats.republished.load(Ordering::Relaxed), 0);
+    assert_eq!(join_workers(Duration::from_secs(5)), 0);
 }

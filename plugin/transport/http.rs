@@ -183,18 +183,24 @@ impl WhipHttp {
         token: &Secret,
         if_match: Option<&str>,
         fragment: String,
-    ) -> Result<(u16, Option<String>, Vec<u8>), String> {
+    ) -> Result<(u16, Option<String>, Vec<u8>), Unsent> {
         let mut req = self.client.patch(resource).body(fragment);
         for (k, v) in whip::patch_headers(token, if_match) {
             req = req.header(k, v);
         }
-        let resp = req.send().await.map_err(|e| describe(&e))?;
+        let resp = req.send().await.map_err(|e| Unsent {
+            message: describe(&e),
+            refused: refused(&e),
+        })?;
         let etag = resp
             .headers()
             .get(reqwest::header::ETAG)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.trim().to_string());
-        let (status, body) = self.small_body(resp).await?;
+        let (status, body) = self.small_body(resp).await.map_err(|message| Unsent {
+            message,
+            refused: false,
+        })?;
         Ok((status, etag, body))
     }
 
@@ -257,4 +263,24 @@ impl WhipHttp {
             .map(|r| r.status().as_u16())
             .map_err(|e| describe(&e))
     }
+}
+
+/// A request that got no answer.
+#[derive(Debug)]
+pub struct Unsent {
+    pub message: String,
+    /// Nothing listens at the server's address any more (the connection was refused): it is down or restarting.
+    pub refused: bool,
+}
+
+/// Whether `err` is a refused connection.
+fn refused(err: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        source = e.source();
+    }
+    false
 }

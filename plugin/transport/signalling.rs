@@ -75,7 +75,10 @@ impl WhipSignalling {
             .http
             .patch(resource, &self.token, if_match.as_deref(), fragment)
             .await
-            .map_err(PatchError::Unsent)?;
+            .map_err(|u| match u.refused {
+                true => PatchError::Down(u.message),
+                false => PatchError::Unsent(u.message),
+            })?;
         match whip::interpret_patch_status(status) {
             whip::PatchOutcome::Accepted => {
                 self.etag = etag.or(self.etag.take());
@@ -97,6 +100,8 @@ enum PatchError {
     Refused(u16),
     /// It did not reach the server, or no answer came.
     Unsent(String),
+    /// Nothing listens at the server's address (the connection was refused).
+    Down(String),
 }
 
 #[async_trait::async_trait]
@@ -140,7 +145,7 @@ impl Signalling for WhipSignalling {
             Err(PatchError::Refused(status)) => Err(RequestError::Failed(format!(
                 "the server refused the candidates (HTTP {status})"
             ))),
-            Err(PatchError::Unsent(why)) => Err(RequestError::Failed(why)),
+            Err(PatchError::Unsent(why) | PatchError::Down(why)) => Err(RequestError::Failed(why)),
         }
     }
 
@@ -164,6 +169,11 @@ impl Signalling for WhipSignalling {
             Err(PatchError::Refused(status)) => {
                 return Err(RequestError::Failed(format!(
                     "the server refused the ICE restart (HTTP {status})"
+                )))
+            }
+            Err(PatchError::Down(why)) => {
+                return Err(RequestError::Gone(format!(
+                    "the server is down: the ICE restart could not reach it ({why})"
                 )))
             }
             Err(PatchError::Unsent(why)) => return Err(RequestError::Failed(why)),

@@ -188,8 +188,96 @@ fn a_restart_patch_answered_404_ends_the_stream_at_once_for_obs_to_reconnect() {
     assert_eq!(notes(&out), [format!("ICE restart 1 failed: {why}")]);
     let fail = failure(&out).expect("lost at once, not after 15 s");
     assert_eq!(fail.code, StopCode::Disconnected);
+    assert!(fail.republish, "a new session may be taken at once");
     assert!(
         fail.message.contains(&format!("state disconnected; {why}")),
+        "{fail:?}"
+    );
+}
+
+/// RTCP from the server that changes nothing but its pace (a report for a stream we do not send).
+fn rtcp() -> Input {
+    Input::Feedback(Feedback::ReceiverReport {
+        ssrc: 0x9999,
+        fraction_lost: 0,
+        lsr: 0,
+        dlsr: 0,
+        jitter: 0,
+    })
+}
+
+/// Feeds [`rtcp`] every `every_ms` from `from_ms` up to `to_ms`; returns what came out.
+fn rtcp_every(f: &mut Fake, every_ms: u64, from_ms: u64, to_ms: u64) -> Vec<Output> {
+    let mut out = Vec::new();
+    for t in (from_ms..=to_ms).step_by(every_ms as usize) {
+        out.extend(f.run_to(t).into_iter().map(|(_, o)| o));
+        out.extend(f.input(rtcp()));
+    }
+    out
+}
+
+#[test]
+fn a_server_whose_feedback_stops_counts_as_down_after_a_second_and_a_dead_one_is_published_again() {
+    // Transport feedback every 100 ms, then none (the server died; ICE would notice only after 3 s): one second
+    // after the last, an ICE restart. Its PATCH finds nothing listening: lost, marked for a new session at once.
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), true);
+    assert!(notes(&rtcp_every(&mut f, 100, 0, 3000)).is_empty());
+    assert!(f.run_to(3999).is_empty(), "quiet for 999 ms: nothing yet");
+    let out: Vec<Output> = f.run_to(4000).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(
+        notes(&out),
+        [
+            "no RTCP from the server for 1000 ms (it came at most 100 ms apart): the connection counts as down",
+            "connection disconnected for 1000 ms: ICE restart 1 through the WHIP server"
+        ]
+    );
+    assert_eq!(kinds(&out), ["restart-ice"]);
+    let why = "the server is down: the ICE restart could not reach it (connection failed: connection refused)";
+    let out = restart_round(&mut f, Err(RequestError::Gone(why.into())));
+    let fail = failure(&out).expect("lost at once");
+    assert!(fail.republish && fail.message.contains(why), "{fail:?}");
+}
+
+#[test]
+fn after_a_silence_the_outage_ends_when_feedback_comes_again_not_when_the_restart_is_taken() {
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), true);
+    rtcp_every(&mut f, 100, 0, 3000);
+    f.run_to(4000);
+    // ICE never left "connected": the restart's answer alone is no sign the path works.
+    let out = restart_round(&mut f, Ok(SERVER_RESTART.into()));
+    assert_eq!(
+        notes(&out),
+        ["ICE restart 1 accepted by the server: checking the new paths"]
+    );
+    assert!(
+        f.run_to(5000).is_empty(),
+        "no second restart within 3 s of the first"
+    );
+    f.now = f.at(5200);
+    assert_eq!(
+        notes(&f.input(rtcp())),
+        ["connection back after 2200 ms (1 ICE restart(s), same session)"]
+    );
+    // And the watch goes on: silence again is another outage.
+    rtcp_every(&mut f, 100, 5300, 7000);
+    let out: Vec<Output> = f.run_to(8000).into_iter().map(|(_, o)| o).collect();
+    assert_eq!(kinds(&out), ["restart-ice"]);
+}
+
+#[test]
+fn a_server_that_reports_only_every_second_is_left_to_ice() {
+    // Four times its longest gap is 4 s, beyond ICE's own 3 s: silence says nothing here.
+    let mut f = Fake::new(|_| {});
+    f.connect(Preflight::default(), false);
+    rtcp_every(&mut f, 1000, 0, 20_000);
+    assert!(f.run_to(23_999).is_empty());
+    let out: Vec<Output> = f.run_to(24_000).into_iter().map(|(_, o)| o).collect();
+    let fail = failure(&out).expect("a server without restarts: lost, to publish again");
+    assert!(fail.republish);
+    assert!(
+        fail.message.contains("the server takes no ICE restarts"),
         "{fail:?}"
     );
 }

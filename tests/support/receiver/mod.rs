@@ -35,6 +35,8 @@ pub struct ReceiverOptions {
     pub token: Option<String>,
     /// Close the first session's peer connection this long after answering (a server or network failure).
     pub drop_first_session_after: Option<Duration>,
+    /// After that, answer offers 503 for this long (a server still recovering).
+    pub refuse_offers_after_drop: Duration,
     /// `Link` header values to announce ICE servers on OPTIONS (RFC 9725 §4.6 style).
     pub ice_links: Vec<String>,
     /// `Link` header values announcing ICE servers on the 201 (RFC 9725 §4.6).
@@ -58,6 +60,7 @@ impl Default for ReceiverOptions {
             udp: "127.0.0.1:0".into(),
             token: None,
             drop_first_session_after: None,
+            refuse_offers_after_drop: Duration::ZERO,
             ice_links: Vec::new(),
             answer_links: Vec::new(),
             trickle: false,
@@ -95,6 +98,9 @@ pub(crate) struct Stats {
     /// ICE restarts taken by PATCH (RFC 9725 §4.4), and PATCHes answered 405.
     ice_restarts: u64,
     patches_refused: u64,
+    /// When the first session was dropped (`drop_first_session_after`), and offers refused since.
+    dropped_at: Option<Instant>,
+    offers_refused: u64,
     /// Video frames decoded when the last ICE restart was answered.
     frames_at_restart: u64,
     audio_decode_errors: u64,
@@ -350,6 +356,7 @@ impl Receiver {
             "timeline": measure::timeline(&s),
         });
         report["given_up_after_delete"] = json!(s.jitter.packets_lost - lost);
+        report["offers_refused"] = json!(s.offers_refused);
         report["offer_candidate_addresses"] = json!(s.offer_candidates);
         report["video_kbps"] = json!(round1(s.video_kbps()));
         let layers: serde_json::Map<String, serde_json::Value> = (s.layers.iter())

@@ -137,6 +137,18 @@ pub(super) async fn serve(
         }
         ("POST", "/whip") => {
             let offer = String::from_utf8_lossy(&req.body).to_string();
+            let refusing = {
+                let mut s = stats.lock().unwrap();
+                let refusing = s
+                    .dropped_at
+                    .is_some_and(|t| t.elapsed() < options.refuse_offers_after_drop);
+                s.offers_refused += u64::from(refusing);
+                refusing
+            };
+            if refusing {
+                respond(&mut conn, "503 Service Unavailable", &[], b"recovering").await;
+                return Some(());
+            }
             {
                 let mut s = stats.lock().unwrap();
                 // A new session starts a new measurement; session and auth counts carry over.
@@ -144,6 +156,8 @@ pub(super) async fn serve(
                     sessions: s.sessions + 1,
                     auth_failures: s.auth_failures,
                     patches_refused: s.patches_refused,
+                    dropped_at: s.dropped_at,
+                    offers_refused: s.offers_refused,
                     ..Default::default()
                 };
                 s.post_at = Some(arrived);
@@ -179,8 +193,10 @@ pub(super) async fn serve(
                         all.len()
                     };
                     if let (1, Some(after)) = (n, options.drop_first_session_after) {
+                        let stats = stats.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(after).await;
+                            stats.lock().unwrap().dropped_at = Some(Instant::now());
                             let _ = pc.close().await;
                         });
                     }
