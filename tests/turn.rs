@@ -254,6 +254,121 @@ fn media_flows_through_coturn_over_tcp_and_over_tls() {
 
 /// A 1 s relay-only start through `ice_server` (with username `obs` and `credential`, if any) to a WHIP URL where
 /// nothing listens; the runner's summary.
+#[test]
+fn a_relay_only_stream_comes_back_after_coturn_restarts() {
+    // coturn killed under a relay-only stream (every allocation gone) and started again 2 s later. The receiver's
+    // feedback stops; the plugin restarts ICE, which needs a new allocation: while coturn is down there is no
+    // relay candidate, and once it is back the restart goes through it — same WHIP session. Measured: coturn
+    // listening again → the receiver decoding frames again.
+    let _alone = receiving();
+    let mut turn = Turn::start(
+        "coturn-restart",
+        TurnAuth::LongTerm {
+            user: "obs",
+            password: "restart-secret",
+        },
+    );
+    let clip = flash_beep_clip("640x360");
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions {
+            trickle: true,
+            ..Default::default()
+        }))
+        .unwrap();
+    let owned: Vec<String> = [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        "14",
+        "--bframes",
+        "0",
+        "--url",
+        &receiver.whip_url(),
+        "--ice-server",
+        &turn.url(),
+        "--ice-username",
+        "obs",
+        "--ice-credential",
+        "restart-secret",
+        "--ice-policy",
+        "relay",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let publisher = std::thread::spawn(move || {
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        headless(&args, None)
+    });
+    let decoded = || {
+        receiver.report()["video_frames_decoded"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let streaming = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        decoded() > 30
+    });
+    assert!(streaming, "no stream through coturn:\n{}", turn.log());
+    std::thread::sleep(Duration::from_secs(1));
+    turn.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let before = decoded();
+    let intact_before = receiver.report()["frames_intact"].as_u64().unwrap_or(0);
+    turn.restart();
+    let back = std::time::Instant::now();
+    let mut back_to_frames = None;
+    while back.elapsed() < Duration::from_secs(8) {
+        if decoded() > before {
+            back_to_frames = Some(back.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let run = publisher.join().unwrap();
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
+    println!(
+        "summary {}\nreceiver {r}\ncoturn back → frames decoded again: {back_to_frames:?}",
+        run.summary
+    );
+    for l in run.log.lines().filter(|l| {
+        ["RTCP", "ICE restart", "lost", "again", "connection back"]
+            .iter()
+            .any(|w| l.contains(w))
+    }) {
+        println!("{l}");
+    }
+    assert!(
+        back_to_frames.is_some(),
+        "no frame after coturn was back:\n{}\n{}",
+        run.log,
+        turn.log()
+    );
+    assert!(run.summary["last_error"].is_null(), "{}", run.summary);
+    assert!(
+        run.log.contains("ICE restart(s), same session") && r["sessions"] == 1,
+        "{r}\n{}",
+        run.log
+    );
+    // Frames sent into the outage are lost (decode errors until the next keyframe are expected); from coturn's
+    // return to the end, ~7 s of stream must arrive whole.
+    let after = r["frames_intact"]
+        .as_u64()
+        .unwrap_or(0)
+        .saturating_sub(intact_before);
+    assert!(
+        after > 150,
+        "{after} intact frames after coturn was back: {r}"
+    );
+    assert!(
+        !run.log.contains("restart-secret"),
+        "a TURN credential reached the log"
+    );
+    assert_eq!(run.summary["leaks"], 0);
+    rt.block_on(receiver.stop());
+}
+
 fn relay_only_start(ice_server: &str, credential: Option<&str>) -> serde_json::Value {
     let mut args = vec![
         "--duration",

@@ -398,6 +398,10 @@ fn ice_settings(relay_only: bool, mdns: bool) -> webrtc::peer_connection::Settin
             false => MulticastDnsMode::Disabled,
         })
         .with_write_ssrc_attributes_for_simulcast(true)
+        // An ICE restart starts afresh: new sockets, so new host candidates and new TURN allocations. Keeping
+        // them re-offered the old relay candidate after the TURN server had restarted (its allocation gone:
+        // every refresh answered 437), and the restart could never bring the stream back.
+        .with_discard_local_candidates_during_ice_restart(true)
         .with_ice_timeouts(
             Some(ICE_DISCONNECTED),
             Some(ICE_FAILED),

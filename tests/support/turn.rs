@@ -17,6 +17,9 @@ pub enum TurnAuth {
 
 pub struct Turn {
     child: Child,
+    /// How it was started (namespace and arguments), to start it again.
+    ns: Option<String>,
+    args: Vec<std::ffi::OsString>,
     pub dir: PathBuf,
     pub port: u16,
     /// The address it listens and relays on.
@@ -72,10 +75,7 @@ impl Turn {
         let port = free_udp_port();
         // Relay ports of their own per instance (tests may run side by side).
         let min = 50_000 + (port % 100) * 100;
-        let mut cmd = match ns {
-            Some(ns) => LinkedHosts::command(ns, "turnserver"),
-            None => Command::new("turnserver"),
-        };
+        let mut cmd = Command::new("turnserver");
         cmd.args(["-n", "--realm=test.local"])
             .arg(format!("--listening-ip={ip}"))
             .arg(format!("--relay-ip={ip}"))
@@ -120,30 +120,63 @@ impl Turn {
         if tls.is_none() {
             cmd.arg("--no-tls");
         }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("turnserver (make deps: coturn)");
-        let turn = Turn {
-            child,
+        let ns = ns.map(str::to_string);
+        let args: Vec<std::ffi::OsString> = cmd.get_args().map(|a| a.to_os_string()).collect();
+        let mut turn = Turn {
+            child: Self::spawn(ns.as_deref(), &args),
+            ns,
+            args,
             dir,
             port,
             ip: ip.to_string(),
             tls,
         };
+        turn.wait_up(0);
+        turn
+    }
+
+    fn spawn(ns: Option<&str>, args: &[std::ffi::OsString]) -> Child {
+        let mut cmd = match ns {
+            Some(ns) => LinkedHosts::command(ns, "turnserver"),
+            None => Command::new("turnserver"),
+        };
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnserver (make deps: coturn)")
+    }
+
+    /// How many times coturn's log says it opened its UDP listener.
+    fn listeners_opened(&self) -> usize {
+        let opened = format!("UDP listener opened on: {}", self.ip);
+        self.log().matches(&opened).count()
+    }
+
+    /// Waits (at most 10 s) until coturn opened its UDP listener more than `before` times in its log.
+    fn wait_up(&mut self, before: usize) {
         let up = Instant::now() + Duration::from_secs(10);
         while Instant::now() < up {
-            if turn
-                .log()
-                .contains(&format!("UDP listener opened on: {ip}"))
-            {
-                return turn;
+            if self.listeners_opened() > before {
+                return;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("coturn did not come up:\n{}", turn.log());
+        panic!("coturn did not come up:\n{}", self.log());
+    }
+
+    /// Kills coturn (SIGKILL: every allocation is gone) and waits until it is.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts coturn again as it was first started; returns once it listens.
+    pub fn restart(&mut self) {
+        let before = self.listeners_opened();
+        self.child = Self::spawn(self.ns.as_deref(), &self.args);
+        self.wait_up(before);
     }
 
     pub fn log(&self) -> String {
