@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 use support::bad_janus::{self, Misbehaviour};
-use support::janus::Janus;
+use support::janus::{wait_for_publisher_video, Janus, CONFIGURED_ROOM};
 use support::obs_run::{failed_clearly, flash_beep_clip, headless, packets_sent, receiving};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::whip_front::WhipFront;
@@ -181,6 +181,82 @@ fn obs_publishes_into_a_janus_videoroom_over_janus_signalling() {
         0,
         "a PeerConnection is still open in Janus"
     );
+}
+
+#[test]
+fn a_janus_that_restarts_is_published_to_again_once_it_is_back() {
+    // Janus killed mid-stream (SIGKILL: no hangup, no goodbye) and started again 2 s later on the same
+    // configuration (its configured room survives; the publisher's session does not). The plugin notices the
+    // silence, finds its session gone and publishes again into the new Janus by itself, retrying while Janus is
+    // still down; OBS's capture runs on. Measured: Janus's REST API answering again → our video at Janus again.
+    let _alone = receiving();
+    let mut janus = Janus::start("janus-restart");
+    let clip = flash_beep_clip("640x360");
+    let owned: Vec<String> = [
+        "--media",
+        clip.to_str().unwrap(),
+        "--duration",
+        "16",
+        "--url",
+        &janus.api,
+        "--janus-room",
+        &CONFIGURED_ROOM.to_string(),
+        "--bframes",
+        "0",
+    ]
+    .iter()
+    .map(|a| a.to_string())
+    .collect();
+    let publisher = std::thread::spawn(move || {
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        headless(&args, None)
+    });
+    wait_for_publisher_video(&janus);
+    std::thread::sleep(Duration::from_secs(2));
+    janus.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    janus.restart();
+    let back = std::time::Instant::now();
+    let mut back_to_video = None;
+    while back.elapsed() < Duration::from_secs(10) {
+        if inbound(&janus).video_packets > 0 {
+            back_to_video = Some(back.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let after = inbound(&janus);
+    let run = publisher.join().unwrap();
+    println!(
+        "summary {}\nJanus back → our video at Janus again: {back_to_video:?}\nJanus inbound 2 s later: {after:?}",
+        run.summary
+    );
+    for l in run.log.lines().filter(|l| {
+        ["RTCP", "lost", "again", "connect timeline"]
+            .iter()
+            .any(|w| l.contains(w))
+    }) {
+        println!("{l}");
+    }
+    assert!(
+        back_to_video.is_some(),
+        "the publisher never came back:\n{}\n{}",
+        run.log,
+        janus.log()
+    );
+    assert!(
+        run.log.contains("published again: a new session after"),
+        "{}",
+        run.log
+    );
+    assert!(run.summary["last_error"].is_null(), "{}", run.summary);
+    assert_eq!(run.summary["stop_code"], 0, "{}", run.summary);
+    assert!(
+        after.video_packets > 200 && after.audio_packets > 50,
+        "the stream did not go on into the new Janus: {after:?}"
+    );
+    assert_eq!(run.summary["leaks"], 0);
 }
 
 #[test]

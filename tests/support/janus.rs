@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 const PLUGINS: &str = "/usr/lib/x86_64-linux-gnu/janus/plugins";
 const TRANSPORTS: &str = "/usr/lib/x86_64-linux-gnu/janus/transports";
 const ADMIN_SECRET: &str = "rtc-studio-admin";
+/// The room every Janus here has from its configuration (an H.264 + Opus VideoRoom that survives restarts).
+pub const CONFIGURED_ROOM: u64 = 4242;
 
 pub struct Janus {
     child: Child,
@@ -114,7 +116,11 @@ impl Janus {
                  admin: {{\n admin_base_path = \"/admin\"\n admin_http = true\n admin_port = {admin_port}\n admin_ip = \"127.0.0.1\"\n admin_https = false\n}}\n"
             ),
         );
-        write("janus.plugin.videoroom.jcfg", "general: {\n}\n".into());
+        // One room from the configuration: it outlives a restart of Janus (rooms made through the API do not).
+        write(
+            "janus.plugin.videoroom.jcfg",
+            format!("general: {{\n}}\nroom-{CONFIGURED_ROOM}: {{\n description = \"configured\"\n publishers = 2\n videocodec = \"h264\"\n audiocodec = \"opus\"\n}}\n"),
+        );
         let ws_port = super::free_port();
         if websockets {
             write(
@@ -122,34 +128,60 @@ impl Janus {
                 format!("general: {{\n json = \"compact\"\n ws = true\n ws_port = {ws_port}\n ws_ip = \"127.0.0.1\"\n wss = false\n}}\nadmin: {{\n admin_ws = false\n}}\n"),
             );
         }
-        let log = std::fs::File::create(dir.join("janus.log")).unwrap();
-        let child = Command::new("janus")
-            .arg("-F")
-            .arg(&dir)
-            .arg("-o")
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("janus (make deps)");
         let janus = Janus {
-            child,
+            child: Self::spawn(&dir),
             api: format!("http://{api_ip}:{port}/janus"),
             admin: format!("http://127.0.0.1:{admin_port}/admin"),
             dir,
             ice_address,
             websocket: websockets.then(|| format!("ws://127.0.0.1:{ws_port}")),
         };
+        janus.wait_up();
+        janus
+    }
+
+    /// Janus on the configuration in `dir`, its output appended to `janus.log`.
+    fn spawn(dir: &std::path::Path) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("janus.log"))
+            .unwrap();
+        Command::new("janus")
+            .arg("-F")
+            .arg(dir)
+            .arg("-o")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("janus (make deps)")
+    }
+
+    /// Waits (at most 15 s) until Janus's REST API answers.
+    fn wait_up(&self) {
         let up = Instant::now() + Duration::from_secs(15);
         while Instant::now() < up {
-            if post(&janus.api, &json!({"janus": "info", "transaction": "up"}))
+            if post(&self.api, &json!({"janus": "info", "transaction": "up"}))
                 .is_ok_and(|v| v["janus"] == "server_info")
             {
-                return janus;
+                return;
             }
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("Janus did not come up in 15 s:\n{}", janus.log());
+        panic!("Janus did not come up in 15 s:\n{}", self.log());
+    }
+
+    /// Kills Janus (SIGKILL: no goodbye to anyone) and waits until it is gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts Janus again on the same configuration and ports; returns once its REST API answers.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(&self.dir);
+        self.wait_up();
     }
 
     pub fn log(&self) -> String {
