@@ -156,13 +156,21 @@ const SCREEN: (usize, usize) = (1280, 1024);
 
 /// The top-left corner of a 20x20 block of exactly `rgb` in a raw RGB24 screenshot (OBS's status square).
 fn find_square(shot: &[u8], rgb: [u8; 3]) -> Option<(usize, usize)> {
+    find_square_where(shot, |px| px == rgb)
+}
+
+/// The top-left corner of a 20×20 square whose every pixel is `like`.
+fn find_square_where(shot: &[u8], like: impl Fn([u8; 3]) -> bool) -> Option<(usize, usize)> {
     let (w, h) = SCREEN;
-    let at = |x: usize, y: usize| &shot[(y * w + x) * 3..(y * w + x) * 3 + 3];
+    let at = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        [shot[i], shot[i + 1], shot[i + 2]]
+    };
     // Below OBS's preview (whose scene has coloured bars): the status bar is at the window's bottom.
     (500..h - 20)
         .flat_map(|y| (0..w - 20).map(move |x| (x, y)))
         .find(|&(x, y)| {
-            at(x, y) == rgb && (0..20).all(|dy| (0..20).all(|dx| at(x + dx, y + dy) == rgb))
+            like(at(x, y)) && (0..20).all(|dy| (0..20).all(|dx| like(at(x + dx, y + dy))))
         })
 }
 
@@ -234,7 +242,9 @@ fn the_status_bar_square_turns_red_when_the_link_loses_packets() {
                     "red square on a clear link"
                 );
             }
-            square = find_square(&shots[2], [0, 255, 0]);
+            // Green: OBS mixes in red by the congestion (0..1); a trace of it (a keyframe draining a little over
+            // 100 ms on a busy machine: 1/255 of red, seen in CI) is still a clear link's green.
+            square = find_square_where(&shots[2], |[r, g, b]| g == 255 && r < 26 && b == 0);
             assert!(
                 square.is_some(),
                 "no green status square; receiver {report}"

@@ -434,9 +434,10 @@ pub fn watch_page_through_janus(
     (result, run)
 }
 
-/// Waits (at most 15 s) until Janus has video from a publisher.
+/// Waits (at most 60 s: the publisher may wait its turn behind another test's libobs run, see
+/// `obs_run::OBS`) until Janus has video from a publisher.
 pub fn wait_for_publisher_video(janus: &Janus) {
-    let sending = (0..60).any(|_| {
+    let sending = (0..240).any(|_| {
         std::thread::sleep(Duration::from_millis(250));
         janus_publisher_video(janus)["packets"]
             .as_u64()
