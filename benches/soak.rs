@@ -1,8 +1,9 @@
 //! Soak: one long stream, as a streamer's evening is — real libobs 29.0.2, x264 `zerolatency` 720p30 at
 //! 2.5 Mbit/s, through our wire (1 % of the media lost at random on the way up, 10 ms each way) to our receiver —
 //! with a 1.5 s cut of the link both ways every tenth of the run (every 6 minutes in an hour) and one server
-//! crash at 55 % (our receiver exits at once with no goodbye; a new one listens on the same port and OBS's
-//! reconnect finds it). Every 10 s it samples the OBS process (RSS, threads, open files) and the wire.
+//! crash at 55 % (our receiver exits at once with no goodbye; a new one listens on the same port and the plugin
+//! publishes into it again). Every 10 s it samples the OBS process (RSS, threads, open files, and through the
+//! runner's `--heap-log` glibc's heap) and the wire.
 //!
 //! Prints a table (a row per tenth of the run) and the verdicts the soak is for: RSS growth after the first
 //! 5 minutes (a tenth of shorter runs), threads and files flat, each cut and the crash repaired (the seconds until
@@ -128,7 +129,9 @@ fn main() {
     let timeout = (seconds + 120).to_string();
     let crash = format!("{crash_at:.0}");
     let first = receiver(&hosts, &["--timeout", &timeout, "--crash-after", &crash]);
-    let args = publisher_args(seconds as u32, KBPS, &first.url);
+    let heap_log = bench_dir().join("soak-heap.txt");
+    let mut args = publisher_args(seconds as u32, KBPS, &first.url);
+    args.extend(["--heap-log".to_string(), heap_log.display().to_string()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
 
     let t0 = Instant::now();
@@ -184,8 +187,7 @@ fn main() {
     });
 
     print_table(&samples, seconds);
-    let log = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/soak-obs.log");
-    let _ = std::fs::create_dir_all(log.parent().unwrap());
+    let log = bench_dir().join("soak-obs.log");
     std::fs::write(&log, &run.log).unwrap();
     println!("OBS's log: {}", log.display());
     let plan = Plan {
@@ -196,6 +198,7 @@ fn main() {
         started_unix,
     };
     verdicts(&run, &samples, &reports, &plan);
+    heap_verdict(&heap_log, warmup);
     plot(&samples, seconds);
 }
 
@@ -225,6 +228,46 @@ fn print_table(samples: &[Sample], seconds: u64) {
 }
 
 /// When the run's events happen, s from its start.
+/// target/bench, made if missing.
+fn bench_dir() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+/// What glibc's heap did after the warm-up (the runner's `--heap-log`): memory in use against RSS tells a leak
+/// from freed memory the allocator keeps.
+fn heap_verdict(path: &std::path::Path, warmup: f64) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let rows: Vec<[f64; 4]> = text
+        .lines()
+        .filter_map(|l| {
+            let v: Vec<f64> = l
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            <[f64; 4]>::try_from(v).ok()
+        })
+        .filter(|r| r[0] >= warmup)
+        .collect();
+    let (Some(a), Some(b)) = (rows.first(), rows.last()) else {
+        println!("no heap figures in {}", path.display());
+        return;
+    };
+    let mb = |x: f64| x / 1_048_576.0;
+    println!(
+        "heap after {warmup:.0} s (glibc, all arenas): in use {:.1} → {:.1} MB ({:+.1}), free but kept {:.1} → {:.1} MB, \
+         mmapped {:.1} → {:.1} MB",
+        mb(a[1] + a[3]),
+        mb(b[1] + b[3]),
+        mb(b[1] + b[3] - a[1] - a[3]),
+        mb(a[2]),
+        mb(b[2]),
+        mb(a[3]),
+        mb(b[3])
+    );
+}
+
 struct Plan {
     seconds: u64,
     cuts: Vec<f64>,

@@ -36,6 +36,8 @@ WHERE TO:
     --metrics ADDR       serve Prometheus metrics at http://ADDR/metrics (a port alone: on 127.0.0.1)
     --connect-timeout S  seconds allowed for WHIP signalling + ICE + DTLS (default 10)
     --stop-after SECS    stop the output this long after starting it, even if it is still connecting
+    --heap-log FILE      every 10 s, append `<s> <heap in use> <heap free> <mmapped>` (bytes, glibc's mallinfo2
+                         over all arenas) to FILE: tells a leak (in use grows) from freed memory the allocator keeps
     --packets-from P     encoders (default: straight from the encoders) or interleaver (through libobs's
                          interleaver, as OBS feeds outputs by itself; adds the video encoder's delay to audio)
 
@@ -101,6 +103,7 @@ struct Options {
     connect_timeout: i64,
     through_interleaver: bool,
     stop_after: Option<f64>,
+    heap_log: String,
     plugin: String,
     plugin_data: String,
     obs_plugins: String,
@@ -158,6 +161,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         connect_timeout: 10,
         through_interleaver: false,
         stop_after: None,
+        heap_log: String::new(),
         plugin: default_plugin(),
         plugin_data: concat!(env!("CARGO_MANIFEST_DIR"), "/data").into(),
         obs_plugins: "/usr/lib/x86_64-linux-gnu/obs-plugins".into(),
@@ -240,6 +244,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
                         .map_err(|_| format!("--stop-after takes seconds, got {value}"))?,
                 )
             }
+            "--heap-log" => o.heap_log = value.clone(),
             "--plugin" => o.plugin = value.clone(),
             "--plugin-data" => o.plugin_data = value.clone(),
             "--obs-plugins" => o.obs_plugins = value.clone(),
@@ -496,6 +501,58 @@ fn describe_packet_log(path: &str) -> Option<String> {
     Some(out)
 }
 
+/// Samples glibc's heap every 10 s into a file while it lives (`--heap-log`).
+struct HeapLog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HeapLog {
+    fn start(path: &str) -> HeapLog {
+        use std::io::Write;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, path) = (stop.clone(), path.to_string());
+        let thread = std::thread::spawn(move || {
+            let Ok(mut file) = std::fs::File::create(&path) else {
+                eprintln!("headless: cannot write {path}");
+                return;
+            };
+            let t0 = Instant::now();
+            let mut next = Duration::ZERO;
+            while !flag.load(Ordering::Relaxed) {
+                if t0.elapsed() >= next {
+                    next += Duration::from_secs(10);
+                    // SAFETY: mallinfo2 only reads the allocator's counters.
+                    let m = unsafe { libc::mallinfo2() };
+                    let _ = writeln!(
+                        file,
+                        "{:.0} {} {} {}",
+                        t0.elapsed().as_secs_f64(),
+                        m.uordblks,
+                        m.fordblks,
+                        m.hblkhd
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        HeapLog {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HeapLog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let options = match parse(&args) {
@@ -509,7 +566,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    let heap_log = (!options.heap_log.is_empty()).then(|| HeapLog::start(&options.heap_log));
+    let result = run(&options);
+    drop(heap_log);
+    match result {
         Ok(summary) => {
             println!("summary {summary}");
             if !options.packet_log.is_empty() {
