@@ -8,7 +8,10 @@ mod support;
 use std::time::Duration;
 use support::bad_janus::{self, Misbehaviour};
 use support::janus::{wait_for_publisher_video, Janus, CONFIGURED_ROOM};
-use support::obs_run::{failed_clearly, flash_beep_clip, headless, packets_sent, receiving};
+use support::obs_run::{
+    failed_clearly, flash_beep_clip, headless, headless_meanwhile, packets_sent, print_lines,
+    receiving, time_until,
+};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::whip_front::WhipFront;
 
@@ -53,11 +56,7 @@ fn inbound(janus: &Janus) -> Inbound {
 /// Publishes with the headless runner while sampling Janus's counters for our PeerConnection; asserts that video
 /// and audio kept flowing without a NACK storm.
 fn publish_and_watch_janus(janus: &Janus, args: &[&str]) -> support::obs_run::Run {
-    let owned: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-    let publisher = std::thread::spawn(move || {
-        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        headless(&args, None)
-    });
+    let publisher = headless_meanwhile(args);
     let mut samples = Vec::new();
     for _ in 0..40 {
         std::thread::sleep(Duration::from_millis(500));
@@ -192,7 +191,8 @@ fn a_janus_that_restarts_is_published_to_again_once_it_is_back() {
     let _alone = receiving();
     let mut janus = Janus::start("janus-restart");
     let clip = flash_beep_clip("640x360");
-    let owned: Vec<String> = [
+    let room = CONFIGURED_ROOM.to_string();
+    let publisher = headless_meanwhile(&[
         "--media",
         clip.to_str().unwrap(),
         "--duration",
@@ -200,31 +200,18 @@ fn a_janus_that_restarts_is_published_to_again_once_it_is_back() {
         "--url",
         &janus.api,
         "--janus-room",
-        &CONFIGURED_ROOM.to_string(),
+        &room,
         "--bframes",
         "0",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    let publisher = std::thread::spawn(move || {
-        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        headless(&args, None)
-    });
+    ]);
     wait_for_publisher_video(&janus);
     std::thread::sleep(Duration::from_secs(2));
     janus.kill();
     std::thread::sleep(Duration::from_secs(2));
     janus.restart();
-    let back = std::time::Instant::now();
-    let mut back_to_video = None;
-    while back.elapsed() < Duration::from_secs(10) {
-        if inbound(&janus).video_packets > 0 {
-            back_to_video = Some(back.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    let back_to_video = time_until(Duration::from_secs(10), Duration::from_millis(25), || {
+        inbound(&janus).video_packets > 0
+    });
     std::thread::sleep(Duration::from_secs(2));
     let after = inbound(&janus);
     let run = publisher.join().unwrap();
@@ -232,13 +219,7 @@ fn a_janus_that_restarts_is_published_to_again_once_it_is_back() {
         "summary {}\nJanus back → our video at Janus again: {back_to_video:?}\nJanus inbound 2 s later: {after:?}",
         run.summary
     );
-    for l in run.log.lines().filter(|l| {
-        ["RTCP", "lost", "again", "connect timeline"]
-            .iter()
-            .any(|w| l.contains(w))
-    }) {
-        println!("{l}");
-    }
+    print_lines(&run.log, &["RTCP", "lost", "again", "connect timeline"]);
     assert!(
         back_to_video.is_some(),
         "the publisher never came back:\n{}\n{}",

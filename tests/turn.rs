@@ -9,7 +9,8 @@ mod support;
 use std::time::Duration;
 use support::netns::{checked, LinkedHosts, RemoteReceiver, SERVER_ADDR};
 use support::obs_run::{
-    binaries, flash_beep_clip, headless, headless_env, headless_in_env, packets_sent, receiving,
+    binaries, flash_beep_clip, headless, headless_env, headless_in_env, headless_meanwhile,
+    packets_sent, print_lines, receiving, time_until,
 };
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 use support::turn::{Turn, TurnAuth};
@@ -276,7 +277,8 @@ fn a_relay_only_stream_comes_back_after_coturn_restarts() {
             ..Default::default()
         }))
         .unwrap();
-    let owned: Vec<String> = [
+    let (url, turn_url) = (receiver.whip_url(), turn.url());
+    let publisher = headless_meanwhile(&[
         "--media",
         clip.to_str().unwrap(),
         "--duration",
@@ -284,23 +286,16 @@ fn a_relay_only_stream_comes_back_after_coturn_restarts() {
         "--bframes",
         "0",
         "--url",
-        &receiver.whip_url(),
+        &url,
         "--ice-server",
-        &turn.url(),
+        &turn_url,
         "--ice-username",
         "obs",
         "--ice-credential",
         "restart-secret",
         "--ice-policy",
         "relay",
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    let publisher = std::thread::spawn(move || {
-        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
-        headless(&args, None)
-    });
+    ]);
     let decoded = || {
         receiver.report()["video_frames_decoded"]
             .as_u64()
@@ -317,28 +312,19 @@ fn a_relay_only_stream_comes_back_after_coturn_restarts() {
     let before = decoded();
     let intact_before = receiver.report()["frames_intact"].as_u64().unwrap_or(0);
     turn.restart();
-    let back = std::time::Instant::now();
-    let mut back_to_frames = None;
-    while back.elapsed() < Duration::from_secs(8) {
-        if decoded() > before {
-            back_to_frames = Some(back.elapsed());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let back_to_frames = time_until(Duration::from_secs(8), Duration::from_millis(10), || {
+        decoded() > before
+    });
     let run = publisher.join().unwrap();
     let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     println!(
         "summary {}\nreceiver {r}\ncoturn back → frames decoded again: {back_to_frames:?}",
         run.summary
     );
-    for l in run.log.lines().filter(|l| {
-        ["RTCP", "ICE restart", "lost", "again", "connection back"]
-            .iter()
-            .any(|w| l.contains(w))
-    }) {
-        println!("{l}");
-    }
+    print_lines(
+        &run.log,
+        &["RTCP", "ICE restart", "lost", "again", "connection back"],
+    );
     assert!(
         back_to_frames.is_some(),
         "no frame after coturn was back:\n{}\n{}",

@@ -7,8 +7,8 @@ use support::bad_whip::{self, Misbehaviour};
 use support::netns::wire::{LinkConfig, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_run::{
-    binaries, failed_clearly, flash_beep_clip, headless, headless_in, packets_sent,
-    publish_through, receiving,
+    binaries, failed_clearly, flash_beep_clip, headless, headless_in, headless_meanwhile,
+    packets_sent, print_lines, publish_through, receiving,
 };
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
 
@@ -490,7 +490,7 @@ fn a_whip_server_that_restarts_is_published_to_again_once_it_is_back() {
     ];
     let first = RemoteReceiver::start_here(&mock_sfu, &args);
     let clip = flash_beep_clip("640x360");
-    let publisher_args: Vec<String> = [
+    let publisher = headless_meanwhile(&[
         "--media",
         clip.to_str().unwrap(),
         "--duration",
@@ -499,14 +499,7 @@ fn a_whip_server_that_restarts_is_published_to_again_once_it_is_back() {
         "0",
         "--url",
         &first.url,
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    let publisher = std::thread::spawn(move || {
-        let args: Vec<&str> = publisher_args.iter().map(String::as_str).collect();
-        headless(&args, None)
-    });
+    ]);
     // The fault, on a schedule: the stream is up well within 4 s of the start (connect takes ~0.3 s).
     std::thread::sleep(Duration::from_secs(4));
     first.kill();
@@ -547,13 +540,6 @@ fn a_whip_server_that_restarts_is_published_to_again_once_it_is_back() {
         "no frame after the server was back: {r}"
     );
     assert_eq!(run.summary["leaks"], 0);
-}
-
-/// The lines of `log` that contain any of `words`.
-fn print_lines(log: &str, words: &[&str]) {
-    for line in log.lines().filter(|l| words.iter().any(|w| l.contains(w))) {
-        println!("{line}");
-    }
 }
 
 #[test]

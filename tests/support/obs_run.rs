@@ -115,6 +115,38 @@ pub fn headless(args: &[&str], with_packet_log: Option<&str>) -> Run {
     headless_in(None, args, with_packet_log)
 }
 
+/// [`headless`] on a thread of its own, while the test does something to the stream; join it for the run.
+pub fn headless_meanwhile(args: &[impl AsRef<str>]) -> std::thread::JoinHandle<Run> {
+    let owned: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+    std::thread::spawn(move || {
+        let args: Vec<&str> = owned.iter().map(String::as_str).collect();
+        headless(&args, None)
+    })
+}
+
+/// Prints the lines of `log` that contain any of `words`.
+pub fn print_lines(log: &str, words: &[&str]) {
+    for line in log.lines().filter(|l| words.iter().any(|w| l.contains(w))) {
+        println!("{line}");
+    }
+}
+
+/// How long until `done` holds, asked every `every`; None if not within `limit`.
+pub fn time_until(
+    limit: std::time::Duration,
+    every: std::time::Duration,
+    mut done: impl FnMut() -> bool,
+) -> Option<std::time::Duration> {
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < limit {
+        if done() {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(every);
+    }
+    None
+}
+
 /// [`headless`] with more environment variables (e.g. `SSL_CERT_FILE`, a trust store of the test's own).
 pub fn headless_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     run_headless(None, args, None, env)
