@@ -146,8 +146,10 @@ impl EncoderControl for VideoEncoder {
     }
 }
 
-impl Drop for VideoEncoder {
-    fn drop(&mut self) {
+impl VideoEncoder {
+    /// Sets the configured bitrate back if adaptation changed it: when the stream ends, and before a new session
+    /// of the same stream (publishing again), which starts from the configured bitrate.
+    pub fn restore_configured(&self) {
         let current = *self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current != self.configured {
             log::info(&format!(
@@ -156,5 +158,11 @@ impl Drop for VideoEncoder {
             ));
             self.set_bitrate(self.configured);
         }
+    }
+}
+
+impl Drop for VideoEncoder {
+    fn drop(&mut self) {
+        self.restore_configured();
     }
 }

@@ -182,6 +182,8 @@ impl RtcOutput {
             rate,
         };
         Ok(Box::new(move |stop| {
+            // A new session of the same stream (publishing again) starts from the configured bitrate.
+            encoder.restore_configured();
             WhipSink::connect(config.clone(), encoder.clone(), stop)
                 .map(|s| Box::new(s) as Box<dyn PacketSink>)
         }))
