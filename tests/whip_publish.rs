@@ -419,8 +419,8 @@ fn publish_clip_to(
 
 #[test]
 fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
-    // The server drops the session and then answers offers 503 for 12 s: the plugin's own attempts to publish
-    // again (every 250 ms for 10 s) give up, the stream stops with DISCONNECTED, and OBS's reconnect (2 s later)
+    // The server drops the session (ICE notices after 3 s) and then answers offers 503 for 12 s: the plugin's own
+    // attempts to publish again (every 250 ms for 10 s) give up, the stream stops with DISCONNECTED, and OBS's reconnect (2 s later)
     // publishes into the recovered server.
     let _alone = receiving();
     let (run, r) = publish_clip_to(
@@ -429,7 +429,7 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
             refuse_offers_after_drop: Duration::from_secs(12),
             ..Default::default()
         },
-        "22",
+        "24",
     );
     assert!(
         run.log

@@ -238,6 +238,8 @@ pub enum Input {
     Stop,
     ServerSessionEnded(Result<String, String>),
     PeerClosed,
+    /// The server said, unasked, that our session is gone (Janus hung up, or its event poll failed: it is down).
+    ServerGone(String),
 }
 
 /// What the driver is to do.

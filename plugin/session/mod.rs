@@ -145,6 +145,10 @@ impl Session {
             // Replies that arrive once the session is ending change nothing.
             _ if matches!(self.phase, Phase::Closing | Phase::Closed) => {}
             Input::Trickled(r) => self.trickled(r),
+            Input::ServerGone(why) if self.phase == Phase::Streaming => {
+                self.lost(self.peer_state, &why, true)
+            }
+            Input::ServerGone(_) => {}
             Input::PeerState(s) if self.phase == Phase::Streaming => {
                 self.peer_state = s;
                 self.recovery_state(s)

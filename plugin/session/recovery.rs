@@ -30,7 +30,7 @@ const SILENCE_GAPS: usize = 16;
 /// How the server's RTCP has been arriving. Once its pace is known, none for four times the longest recent gap
 /// (at least [`SILENCE_MIN`]) counts as the connection being down since the last one: a receiver that sends
 /// transport-wide feedback every 100 ms is found dead after 1 s, where ICE's consent checks take 3 s. A server that
-/// reports only every second or more (RR alone) is left to ICE.
+/// reports only every second or more (RR alone), or takes no ICE restarts, is left to ICE.
 #[derive(Debug, Default)]
 struct Silence {
     last: Option<Instant>,
@@ -136,12 +136,20 @@ impl Session {
         }
     }
 
+    /// Whether feedback silence is watched: while connected, with a server that takes ICE restarts — a restart
+    /// is cheap and keeps the session. Without restarts the only remedy is a new session, which viewers of an SFU
+    /// notice more than a short freeze: there ICE decides (a 1.5 s cut heals by itself), and servers that can say
+    /// they lost the session (Janus's event poll) say so.
+    fn silence_watched(&self) -> bool {
+        self.negotiation.restarts && self.peer_state == PeerState::Connected
+    }
+
     /// The server's RTCP stopped: the connection counts as down since its last packet.
     fn silence_tick(&mut self) {
-        let r = &mut self.recovery;
-        if r.down.is_some() || self.peer_state != PeerState::Connected {
+        if self.recovery.down.is_some() || !self.silence_watched() {
             return;
         }
+        let r = &mut self.recovery;
         let (Some(due), Some(last)) = (r.silence.due(), r.silence.last) else {
             return;
         };
@@ -235,10 +243,7 @@ impl Session {
     pub(super) fn recovery_due(&self) -> Option<Instant> {
         let r = &self.recovery;
         let Some((since, _)) = r.down else {
-            return r
-                .silence
-                .due()
-                .filter(|_| self.peer_state == PeerState::Connected);
+            return r.silence.due().filter(|_| self.silence_watched());
         };
         let mut due = vec![since + RECOVERY_WINDOW];
         if r.step == Step::Idle {

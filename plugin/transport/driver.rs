@@ -107,21 +107,47 @@ enum SignalRequest {
     End,
 }
 
-/// Carries out signalling requests one at a time, in order; each answer becomes the session's input.
+/// A task ended when this is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Carries out signalling requests one at a time, in order; each answer becomes the session's input. Once the
+/// offer is answered, the server's word that the session is gone (a [`super::signalling::Watch`]) becomes one too,
+/// until the session ends.
 async fn serve_signalling(
     mut signalling: Box<dyn Signalling>,
     mut requests: UnboundedReceiver<SignalRequest>,
     inputs: UnboundedSender<Input>,
 ) {
+    let mut _watching: Option<AbortOnDrop> = None;
     while let Some(r) = requests.recv().await {
         let input = match r {
             SignalRequest::Preflight(limit) => {
                 Input::Preflighted(signalling.preflight(limit).await)
             }
-            SignalRequest::Offer(sdp) => Input::Answered(signalling.offer(sdp).await),
+            SignalRequest::Offer(sdp) => {
+                let answered = signalling.offer(sdp).await;
+                if answered.is_ok() {
+                    _watching = signalling.watch().map(|gone| {
+                        let inputs = inputs.clone();
+                        AbortOnDrop(tokio::spawn(async move {
+                            let _ = inputs.send(Input::ServerGone(gone.await));
+                        }))
+                    });
+                }
+                Input::Answered(answered)
+            }
             SignalRequest::Trickle(f) => Input::Trickled(signalling.trickle(f).await),
             SignalRequest::Restart(f) => Input::RestartAnswered(signalling.restart(f).await),
-            SignalRequest::End => Input::ServerSessionEnded(signalling.end().await),
+            SignalRequest::End => {
+                _watching = None;
+                Input::ServerSessionEnded(signalling.end().await)
+            }
         };
         if inputs.send(input).is_err() {
             break;

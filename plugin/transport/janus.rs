@@ -2,7 +2,7 @@
 //! attach the VideoRoom plugin, join the room as a publisher, publish with the offer, and read the answer from the
 //! long poll. Keepalives hold the session while streaming; leaving ends it.
 use super::http::WhipHttp;
-use super::signalling::Signalling;
+use super::signalling::{Signalling, Watch};
 use crate::secret::Secret;
 use crate::session::ServerAnswer;
 use crate::signal::janus::{self, JanusRoom, Reply};
@@ -16,6 +16,8 @@ use url::Url;
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// One long poll waits at most this long (Janus answers a quiet poll with a keepalive after 30 s).
 const POLL_LIMIT: Duration = Duration::from_secs(35);
+/// While streaming, a new long poll at most this often.
+const POLL_AT_MOST_EVERY: Duration = Duration::from_millis(50);
 
 pub struct JanusSignalling {
     http: Arc<WhipHttp>,
@@ -120,6 +122,18 @@ impl JanusSignalling {
         }
     }
 
+    /// The session's long poll, one event at a time.
+    fn poll_url(&self, session: &Url) -> Url {
+        let mut poll = session.clone();
+        poll.query_pairs_mut().append_pair("maxev", "1");
+        if !self.token.is_empty() {
+            poll.query_pairs_mut()
+                .append_pair("token", self.token.expose())
+                .append_pair("apisecret", self.token.expose());
+        }
+        poll
+    }
+
     /// Sends a VideoRoom message and waits on the long poll for the event that answers it.
     async fn message(
         &self,
@@ -150,13 +164,7 @@ impl JanusSignalling {
                 ))
             }
         }
-        let mut poll = session.clone();
-        poll.query_pairs_mut().append_pair("maxev", "1");
-        if !self.token.is_empty() {
-            poll.query_pairs_mut()
-                .append_pair("token", self.token.expose())
-                .append_pair("apisecret", self.token.expose());
-        }
+        let poll = self.poll_url(&session);
         // Bounded by the caller's connect deadline; each poll by POLL_LIMIT.
         loop {
             let (status, body) = self
@@ -258,6 +266,32 @@ impl Signalling for JanusSignalling {
             restarts: false,
             ice_servers: Vec::new(),
         })
+    }
+
+    /// The session's long poll while streaming: Janus hanging up our PeerConnection, forgetting the session, or not
+    /// answering at all (it died: the connection is refused or reset) ends it — faster than ICE's 3 s.
+    fn watch(&mut self) -> Option<Watch> {
+        let poll = self.poll_url(self.session.as_ref()?);
+        let http = self.http.clone();
+        Some(Box::pin(async move {
+            loop {
+                let asked = tokio::time::Instant::now();
+                let (status, body) = match http.get_with_limit(&poll, POLL_LIMIT).await {
+                    Ok(answer) => answer,
+                    Err(e) => return format!("Janus's event poll failed: {e}"),
+                };
+                if !(200..300).contains(&status) {
+                    return format!("Janus's event poll failed with HTTP {status}");
+                }
+                match janus::parse(&body) {
+                    Ok(Reply::Hangup { reason }) => return format!("Janus hung up: {reason}"),
+                    Ok(Reply::Error(f)) | Err(f) => return format!("Janus: {}", f.message),
+                    Ok(_) => {} // keepalives, webrtcup, media, slowlink, other events
+                }
+                // A server that answers every poll at once gets at most 20 a second.
+                tokio::time::sleep_until(asked + POLL_AT_MOST_EVERY).await;
+            }
+        }))
     }
 
     async fn end(&mut self) -> Result<String, String> {

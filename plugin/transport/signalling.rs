@@ -8,6 +8,9 @@ use crate::signal::Failure;
 use std::time::Duration;
 use url::Url;
 
+/// Ends, with the reason, when the server says that the session is gone.
+pub type Watch = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+
 /// One server's signalling. It carries requests and reports what the server said; when to ask for what is the
 /// session's decision (`crate::session`).
 #[async_trait::async_trait]
@@ -32,6 +35,11 @@ pub trait Signalling: Send {
         Err(RequestError::Unsupported(
             "this server takes no ICE restarts".into(),
         ))
+    }
+    /// Once the offer is answered: something that ends, with the reason, when the server says unasked that the
+    /// session is gone (none for servers that say nothing between requests, as WHIP's).
+    fn watch(&mut self) -> Option<Watch> {
+        None
     }
     /// Ends the server-side session; describes how it went for the log.
     async fn end(&mut self) -> Result<String, String>;
