@@ -33,6 +33,9 @@ const PORT: u16 = 8089;
 struct Sample {
     at: f64,
     rss_kb: u64,
+    /// Of RSS: anonymous memory (heap, stacks) and pages of mapped files (code as it first runs).
+    anon_kb: u64,
+    file_kb: u64,
     threads: u64,
     fds: u64,
     wire: LinkStats,
@@ -64,6 +67,8 @@ fn sample(pid: u32, at: f64, wire: LinkStats) -> Option<Sample> {
     Some(Sample {
         at,
         rss_kb: status_field(&status, "VmRSS:"),
+        anon_kb: status_field(&status, "RssAnon:"),
+        file_kb: status_field(&status, "RssFile:"),
         threads: status_field(&status, "Threads:"),
         fds,
         wire,
@@ -292,11 +297,20 @@ fn verdicts(run: &support::obs_run::Run, samples: &[Sample], reports: &[Value], 
             let v = settled.iter().map(|s| f(s));
             (v.clone().min().unwrap_or(0), v.max().unwrap_or(0))
         };
+        let mb = |kb: u64| kb as f64 / 1024.0;
+        let growth = |f: fn(&Sample) -> u64| (f(b) as f64 - f(a) as f64) / 1024.0;
         println!(
-            "\nRSS after {warmup:.0} s: {:.1} → {:.1} MB (growth {:+.1} MB; target < 5 MB); threads {:?}; open files {:?}",
-            a.rss_kb as f64 / 1024.0,
-            b.rss_kb as f64 / 1024.0,
-            (b.rss_kb as f64 - a.rss_kb as f64) / 1024.0,
+            "\nRSS after {warmup:.0} s: {:.1} → {:.1} MB (growth {:+.1} MB; target < 5 MB) — anonymous {:.1} → {:.1} MB \
+             ({:+.1}), mapped files {:.1} → {:.1} MB ({:+.1}); threads {:?}; open files {:?}",
+            mb(a.rss_kb),
+            mb(b.rss_kb),
+            growth(|s| s.rss_kb),
+            mb(a.anon_kb),
+            mb(b.anon_kb),
+            growth(|s| s.anon_kb),
+            mb(a.file_kb),
+            mb(b.file_kb),
+            growth(|s| s.file_kb),
             range(|s| s.threads),
             range(|s| s.fds)
         );

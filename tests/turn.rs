@@ -325,6 +325,7 @@ fn a_relay_only_stream_comes_back_after_coturn_restarts() {
         &run.log,
         &["RTCP", "ICE restart", "lost", "again", "connection back"],
     );
+    std::fs::write(turn.dir.join("obs.log"), &run.log).unwrap();
     assert!(
         back_to_frames.is_some(),
         "no frame after coturn was back:\n{}\n{}",
@@ -345,7 +346,8 @@ fn a_relay_only_stream_comes_back_after_coturn_restarts() {
         .saturating_sub(intact_before);
     assert!(
         after > 150,
-        "{after} intact frames after coturn was back: {r}"
+        "{after} intact frames after coturn was back: {r}\n{}",
+        run.log
     );
     assert!(
         !run.log.contains("restart-secret"),

@@ -190,6 +190,11 @@ impl Session {
         self.note(Note::info(format!(
             "connection back after {out_ms} ms ({how})"
         )));
+        // The receiver lost the picture's chain: a keyframe now rather than after its request's round trip.
+        self.sender.outage_over(self.now);
+        for layer in 0..self.config.video.len() {
+            self.keyframe_requested(layer);
+        }
     }
 
     pub(super) fn recovery_tick(&mut self) {

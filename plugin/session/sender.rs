@@ -220,6 +220,10 @@ pub struct MediaSender {
     /// The round-trip time, from receiver reports.
     pub rtt: Option<Duration>,
     pub retransmissions: Retransmissions,
+    /// Packets sent before this are not sent again: the connection came back from an outage then, and what went
+    /// into it is stale — resending it (a second of media at once) held new video back past the point where it is
+    /// dropped; the receiver gets a keyframe instead.
+    repairs_from: Option<Instant>,
     next_report: Option<Instant>,
     reports: VecDeque<SenderReport>,
     pub latency: Latency,
@@ -269,6 +273,7 @@ impl MediaSender {
             probe_packets: 0,
             rtt: None,
             retransmissions: Retransmissions::default(),
+            repairs_from: None,
             next_report: None,
             reports: VecDeque::new(),
             latency: Latency::default(),
@@ -520,11 +525,19 @@ impl MediaSender {
     /// The server asked (NACK) for packets of stream `ssrc` again: those still in its history are queued to go
     /// first, each at most once per round trip, in as many copies as the loss calls for.
     /// `loss` is what the server last reported (0..1); it decides how many copies of each repair go.
+    /// The connection is back from an outage at `now`: nothing sent before is sent again.
+    pub fn outage_over(&mut self, now: Instant) {
+        self.repairs_from = Some(now);
+    }
+
     pub fn nack(&mut self, ssrc: u32, seqs: &[u16], now: Instant, loss: f64) {
         let copies = repair_copies(loss);
         // Until a receiver report tells the round trip, only a burst of duplicate requests is held back.
         let rtt = self.rtt.unwrap_or(Duration::from_millis(10));
-        let retention = retention(self.rtt);
+        let retention = match self.repairs_from {
+            Some(t) => retention(self.rtt).min(now.saturating_duration_since(t)),
+            None => retention(self.rtt),
+        };
         let Some(stream) = self.stream_mut(ssrc) else {
             return;
         };

@@ -616,3 +616,40 @@ fn a_server_that_says_the_session_is_gone_ends_it_at_once_for_a_new_one() {
     let fail = failure(&out).expect("lost at once");
     assert!(fail.republish && fail.message.contains(why), "{fail:?}");
 }
+
+#[test]
+fn after_an_outage_what_went_into_it_is_not_sent_again_and_a_keyframe_is_asked_for() {
+    // ICE disconnected just after a keyframe went out (at 1009 ms); back at 2000 ms, by itself. The receiver's NACKs for what it
+    // missed would resend a second of stale media at once, holding new video back: they are not answered, and the
+    // encoder is asked for a keyframe the moment the connection is back.
+    let (mut f, sent) = streaming_a_keyframe();
+    f.input(Input::PeerState(PeerState::Disconnected));
+    f.run_to(1900);
+    f.now = f.at(2000);
+    let out = f.input(Input::PeerState(PeerState::Connected));
+    assert_eq!(
+        notes(&out),
+        ["connection back after 991 ms (ICE recovered by itself)"]
+    );
+    assert!(
+        kinds(&out).contains(&"request-keyframe"),
+        "{:?}",
+        kinds(&out)
+    );
+    f.now = f.at(2010);
+    let out = f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![sent[0].seq, sent[1].seq],
+    }));
+    assert!(sent_rtp(&out).is_empty(), "nothing from before is resent");
+    assert_eq!(f.s.retransmissions().gone, 2);
+    // What is sent after it is repaired as ever.
+    f.now = f.at(2600);
+    let fresh = sent_rtp(&f.input(Input::Media(video_frame(60, 1000, true))));
+    f.now = f.at(2650);
+    let out = f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x1111,
+        seqs: vec![fresh[0].seq],
+    }));
+    assert_eq!(sent_rtp(&out).first().map(|p| p.seq), Some(fresh[0].seq));
+}
