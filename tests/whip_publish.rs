@@ -419,14 +419,14 @@ fn publish_clip_to(
 
 #[test]
 fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
-    // The server drops the session (ICE notices after 3 s) and then answers offers 503 for 12 s: the plugin's own
-    // attempts to publish again (every 250 ms for 10 s) give up, the stream stops with DISCONNECTED, and OBS's reconnect (2 s later)
-    // publishes into the recovered server.
+    // The server drops the session (ICE notices after 3 s) and then answers offers 503 until 11 s after the first
+    // it refused: the plugin's own attempts to publish again (every 250 ms for 10 s from the first) give up, the
+    // stream stops with DISCONNECTED, and OBS's reconnect (2 s later) publishes into the recovered server.
     let _alone = receiving();
     let (run, r) = publish_clip_to(
         ReceiverOptions {
             drop_first_session_after: Some(Duration::from_secs(2)),
-            refuse_offers_after_drop: Duration::from_secs(12),
+            refuse_offers_for: Duration::from_secs(11),
             ..Default::default()
         },
         "24",

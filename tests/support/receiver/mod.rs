@@ -35,8 +35,8 @@ pub struct ReceiverOptions {
     pub token: Option<String>,
     /// Close the first session's peer connection this long after answering (a server or network failure).
     pub drop_first_session_after: Option<Duration>,
-    /// After that, answer offers 503 for this long (a server still recovering).
-    pub refuse_offers_after_drop: Duration,
+    /// After that, answer offers 503 (a server still recovering) until this long after the first it refused.
+    pub refuse_offers_for: Duration,
     /// `Link` header values to announce ICE servers on OPTIONS (RFC 9725 §4.6 style).
     pub ice_links: Vec<String>,
     /// `Link` header values announcing ICE servers on the 201 (RFC 9725 §4.6).
@@ -60,7 +60,7 @@ impl Default for ReceiverOptions {
             udp: "127.0.0.1:0".into(),
             token: None,
             drop_first_session_after: None,
-            refuse_offers_after_drop: Duration::ZERO,
+            refuse_offers_for: Duration::ZERO,
             ice_links: Vec::new(),
             answer_links: Vec::new(),
             trickle: false,
@@ -98,8 +98,10 @@ pub(crate) struct Stats {
     /// ICE restarts taken by PATCH (RFC 9725 §4.4), and PATCHes answered 405.
     ice_restarts: u64,
     patches_refused: u64,
-    /// When the first session was dropped (`drop_first_session_after`), and offers refused since.
-    dropped_at: Option<Instant>,
+    /// Whether the first session was dropped (`drop_first_session_after`); the first offer refused since, and how
+    /// many were.
+    dropped: bool,
+    first_refused: Option<Instant>,
     offers_refused: u64,
     /// Video frames decoded when the last ICE restart was answered.
     frames_at_restart: u64,

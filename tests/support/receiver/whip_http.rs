@@ -139,9 +139,10 @@ pub(super) async fn serve(
             let offer = String::from_utf8_lossy(&req.body).to_string();
             let refusing = {
                 let mut s = stats.lock().unwrap();
-                let refusing = s
-                    .dropped_at
-                    .is_some_and(|t| t.elapsed() < options.refuse_offers_after_drop);
+                let refusing = s.dropped
+                    && !options.refuse_offers_for.is_zero()
+                    && s.first_refused.get_or_insert_with(Instant::now).elapsed()
+                        < options.refuse_offers_for;
                 s.offers_refused += u64::from(refusing);
                 refusing
             };
@@ -156,7 +157,8 @@ pub(super) async fn serve(
                     sessions: s.sessions + 1,
                     auth_failures: s.auth_failures,
                     patches_refused: s.patches_refused,
-                    dropped_at: s.dropped_at,
+                    dropped: s.dropped,
+                    first_refused: s.first_refused,
                     offers_refused: s.offers_refused,
                     ..Default::default()
                 };
@@ -196,7 +198,7 @@ pub(super) async fn serve(
                         let stats = stats.clone();
                         tokio::spawn(async move {
                             tokio::time::sleep(after).await;
-                            stats.lock().unwrap().dropped_at = Some(Instant::now());
+                            stats.lock().unwrap().dropped = true;
                             let _ = pc.close().await;
                         });
                     }
