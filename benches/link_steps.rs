@@ -416,8 +416,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
+    let out = support::bench_dir();
     let only = std::env::var("RTC_BENCH_PUBLISHERS")
         .unwrap_or_else(|_| "ours,off,chromium,gstreamer".into());
     let mut traces = Vec::new();

@@ -17,6 +17,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::{Duration, Instant};
+use support::bench_dir;
 use support::browser::svg_to_png;
 use support::netns::wire::{LinkConfig, LinkStats, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
@@ -233,13 +234,6 @@ fn print_table(samples: &[Sample], seconds: u64) {
 }
 
 /// When the run's events happen, s from its start.
-/// target/bench, made if missing.
-fn bench_dir() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    let _ = std::fs::create_dir_all(&dir);
-    dir
-}
-
 /// What glibc's heap did after the warm-up (the runner's `--heap-log`): memory in use against RSS tells a leak
 /// from freed memory the allocator keeps.
 fn heap_verdict(path: &std::path::Path, warmup: f64) {
@@ -424,7 +418,5 @@ fn plot(samples: &[Sample], seconds: u64) {
         );
     }
     svg += "</svg>";
-    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench");
-    std::fs::create_dir_all(&out).unwrap();
-    svg_to_png(&svg, &out.join("soak.png"), w as u32, h as u32);
+    svg_to_png(&svg, &bench_dir().join("soak.png"), w as u32, h as u32);
 }

@@ -548,13 +548,12 @@ impl Session {
     /// The connection is lost; with `republish`, the server may take a new session at once (see
     /// [`Failure::republish`]).
     fn lost(&mut self, state: PeerState, why: &str, republish: bool) {
-        let failure = Failure::new(
-            StopCode::Disconnected,
-            format!("The WebRTC connection to the server was lost (state {state}; {why})"),
-        );
-        self.close(Some(match republish {
-            true => failure.republish(),
-            false => failure,
+        self.close(Some(Failure {
+            republish,
+            ..Failure::new(
+                StopCode::Disconnected,
+                format!("The WebRTC connection to the server was lost (state {state}; {why})"),
+            )
         }));
     }
 }

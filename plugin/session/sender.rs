@@ -522,14 +522,14 @@ impl MediaSender {
         video + u64::from(self.audio.packets)
     }
 
-    /// The server asked (NACK) for packets of stream `ssrc` again: those still in its history are queued to go
-    /// first, each at most once per round trip, in as many copies as the loss calls for.
-    /// `loss` is what the server last reported (0..1); it decides how many copies of each repair go.
     /// The connection is back from an outage at `now`: nothing sent before is sent again.
     pub fn outage_over(&mut self, now: Instant) {
         self.repairs_from = Some(now);
     }
 
+    /// The server asked (NACK) for packets of stream `ssrc` again: those still in its history are queued to go
+    /// first, each at most once per round trip, in as many copies as the loss calls for.
+    /// `loss` is what the server last reported (0..1); it decides how many copies of each repair go.
     pub fn nack(&mut self, ssrc: u32, seqs: &[u16], now: Instant, loss: f64) {
         let copies = repair_copies(loss);
         // Until a receiver report tells the round trip, only a burst of duplicate requests is held back.

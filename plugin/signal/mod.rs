@@ -39,10 +39,4 @@ impl Failure {
             republish: false,
         }
     }
-
-    /// The same failure, marked for publishing again at once.
-    pub fn republish(mut self) -> Self {
-        self.republish = true;
-        self
-    }
 }

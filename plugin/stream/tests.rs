@@ -155,10 +155,9 @@ impl PacketSink for ChannelSink {
                 return None;
             }
             if Some(p.pts) == self.fail_at {
-                let lost = Failure::new(StopCode::Disconnected, "link lost");
-                return Some(match self.republish {
-                    true => lost.republish(),
-                    false => lost,
+                return Some(Failure {
+                    republish: self.republish,
+                    ..Failure::new(StopCode::Disconnected, "link lost")
                 });
             }
             let _ = self.got.send(p.pts);

@@ -7,6 +7,7 @@ use super::janus::JanusSignalling;
 use super::peer::Peer;
 use super::signalling::{Signalling, WhipSignalling};
 use super::turn_bridge::TurnBridges;
+use super::Task;
 use crate::media::capture::CaptureClock;
 use crate::media::packet::EncodedPacket;
 use crate::secret::Secret;
@@ -23,7 +24,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 /// Everything needed to publish, from the output's settings and encoders.
 #[derive(Clone, Debug)]
@@ -107,15 +107,6 @@ enum SignalRequest {
     End,
 }
 
-/// A task ended when this is dropped.
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Carries out signalling requests one at a time, in order; each answer becomes the session's input. Once the
 /// offer is answered, the server's word that the session is gone (a [`super::signalling::Watch`]) becomes one too,
 /// until the session ends.
@@ -124,7 +115,7 @@ async fn serve_signalling(
     mut requests: UnboundedReceiver<SignalRequest>,
     inputs: UnboundedSender<Input>,
 ) {
-    let mut _watching: Option<AbortOnDrop> = None;
+    let mut _watching: Option<Task> = None;
     while let Some(r) = requests.recv().await {
         let input = match r {
             SignalRequest::Preflight(limit) => {
@@ -135,9 +126,9 @@ async fn serve_signalling(
                 if answered.is_ok() {
                     _watching = signalling.watch().map(|gone| {
                         let inputs = inputs.clone();
-                        AbortOnDrop(tokio::spawn(async move {
+                        Task::spawn(async move {
                             let _ = inputs.send(Input::ServerGone(gone.await));
-                        }))
+                        })
                     });
                 }
                 Input::Answered(answered)
@@ -161,7 +152,9 @@ pub struct Driver {
     inputs_tx: UnboundedSender<Input>,
     inputs: UnboundedReceiver<Input>,
     signal: UnboundedSender<SignalRequest>,
-    signal_task: JoinHandle<()>,
+    /// Ends the signalling when the driver goes (an answer still awaited is no longer wanted; Janus's keepalives
+    /// stop).
+    _signal_task: Task,
     bridges: TurnBridges,
     notes: NoteSink,
     encoder: Arc<dyn EncoderControl>,
@@ -230,14 +223,14 @@ impl Driver {
         };
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let (signal, requests) = mpsc::unbounded_channel();
-        let signal_task = tokio::spawn(serve_signalling(signalling, requests, inputs_tx.clone()));
+        let signal_task = Task::spawn(serve_signalling(signalling, requests, inputs_tx.clone()));
         Ok(Driver {
             session: Session::new(config, Instant::now()),
             peer: None,
             inputs_tx,
             inputs,
             signal,
-            signal_task,
+            _signal_task: signal_task,
             bridges: TurnBridges::default(),
             notes,
             encoder,
@@ -485,11 +478,4 @@ impl Driver {
 
 fn no_peer() -> Failure {
     Failure::new(StopCode::Error, "no peer connection")
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        // Ends the signalling (an answer still awaited is no longer wanted; Janus's keepalives stop).
-        self.signal_task.abort();
-    }
 }

@@ -3,6 +3,7 @@
 //! long poll. Keepalives hold the session while streaming; leaving ends it.
 use super::http::WhipHttp;
 use super::signalling::{Signalling, Watch};
+use super::Task;
 use crate::secret::Secret;
 use crate::session::ServerAnswer;
 use crate::signal::janus::{self, JanusRoom, Reply};
@@ -27,7 +28,7 @@ pub struct JanusSignalling {
     session: Option<Url>,
     handle: Option<Url>,
     next_transaction: AtomicU64,
-    keepalive: Option<tokio::task::JoinHandle<()>>,
+    keepalive: Option<Task>,
 }
 
 fn unreachable(what: &str, why: String) -> Failure {
@@ -254,7 +255,7 @@ impl Signalling for JanusSignalling {
         let counter = self
             .next_transaction
             .fetch_add(1_000_000, Ordering::Relaxed);
-        self.keepalive = Some(tokio::spawn(async move {
+        self.keepalive = Some(Task::spawn(async move {
             for n in 0u64.. {
                 tokio::time::sleep(KEEPALIVE_INTERVAL).await;
                 let tx = format!("rtc-studio-keepalive-{}", counter + n);
@@ -295,9 +296,7 @@ impl Signalling for JanusSignalling {
     }
 
     async fn end(&mut self) -> Result<String, String> {
-        if let Some(k) = self.keepalive.take() {
-            k.abort();
-        }
+        self.keepalive = None;
         let Some(session) = self.session.take() else {
             return Ok("no session was created".into());
         };
@@ -315,14 +314,6 @@ impl Signalling for JanusSignalling {
             Ok(Reply::Success { .. }) => Ok("left the room, session destroyed".into()),
             Ok(other) => Err(format!("destroy answered HTTP {status}: {other:?}")),
             Err(f) => Err(f.message),
-        }
-    }
-}
-
-impl Drop for JanusSignalling {
-    fn drop(&mut self) {
-        if let Some(k) = self.keepalive.take() {
-            k.abort();
         }
     }
 }

@@ -13,6 +13,21 @@ pub mod turn_bridge;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// A task on the runtime that ends when this is dropped.
+pub struct Task(tokio::task::JoinHandle<()>);
+
+impl Task {
+    pub fn spawn(work: impl std::future::Future<Output = ()> + Send + 'static) -> Task {
+        Task(tokio::spawn(work))
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 static RUNTIME: Mutex<Option<tokio::runtime::Runtime>> = Mutex::new(None);
 
 /// A handle to the plugin's runtime, started on first use (two worker threads named `rtc-studio-net`).

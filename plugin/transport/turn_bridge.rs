@@ -5,6 +5,7 @@
 //! its own TCP (or TLS) connection to the real server; its datagrams go down the stream (ChannelData padded, RFC
 //! 8656 §11.5) and the stream's messages come back as datagrams. STUN authentication covers the messages, not the
 //! transport, so the TURN server sees an ordinary TURN-over-TCP/TLS client and relays over UDP as usual.
+use super::Task;
 use crate::session::Note;
 use crate::signal::turn_stream::{self, Next};
 use crate::signal::whip::IceServer;
@@ -42,13 +43,7 @@ pub struct TurnBridge {
     pub server: StreamTurnServer,
     /// The last connection failure, for the streamer's log.
     pub failure: Arc<Mutex<Option<String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for TurnBridge {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _task: Task,
 }
 
 impl TurnBridge {
@@ -56,12 +51,12 @@ impl TurnBridge {
         let udp = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let local = udp.local_addr()?;
         let failure = Arc::new(Mutex::new(None));
-        let task = tokio::spawn(serve(udp, server.clone(), failure.clone()));
+        let task = Task::spawn(serve(udp, server.clone(), failure.clone()));
         Ok(TurnBridge {
             local,
             server,
             failure,
-            task,
+            _task: task,
         })
     }
 

@@ -619,9 +619,9 @@ fn a_server_that_says_the_session_is_gone_ends_it_at_once_for_a_new_one() {
 
 #[test]
 fn after_an_outage_what_went_into_it_is_not_sent_again_and_a_keyframe_is_asked_for() {
-    // ICE disconnected just after a keyframe went out (at 1009 ms); back at 2000 ms, by itself. The receiver's NACKs for what it
-    // missed would resend a second of stale media at once, holding new video back: they are not answered, and the
-    // encoder is asked for a keyframe the moment the connection is back.
+    // ICE disconnected just after a keyframe went out (at 1009 ms); back at 2000 ms, by itself. The receiver's
+    // NACKs for what it missed would resend a second of stale media at once, holding new video back: they are not
+    // answered, and the encoder is asked for a keyframe the moment the connection is back.
     let (mut f, sent) = streaming_a_keyframe();
     f.input(Input::PeerState(PeerState::Disconnected));
     f.run_to(1900);
