@@ -99,9 +99,10 @@ impl Janus {
             format!(
                 "general: {{\n configs_folder = \"{cfg}\"\n plugins_folder = \"{PLUGINS}\"\n transports_folder = \"{TRANSPORTS}\"\n \
                  events_folder = \"{none}\"\n loggers_folder = \"{none}\"\n debug_level = {level}\n admin_secret = \"{ADMIN_SECRET}\"\n \
-                 session_timeout = 60\n}}\nmedia: {{\n rtp_port_range = \"20000-40000\"\n}}\nnat: {{\n nice_debug = {nice}\n ice_enforce_list = \"{ice_address}\"\n}}\n\
+                 session_timeout = 60\n server_name = \"{server}\"\n}}\nmedia: {{\n rtp_port_range = \"20000-40000\"\n}}\nnat: {{\n nice_debug = {nice}\n ice_enforce_list = \"{ice_address}\"\n}}\n\
                  plugins: {{\n disable = \"{plugins}\"\n}}\ntransports: {{\n disable = \"{transports}\"\n}}\n",
                 cfg = dir.display(),
+                server = server_name(&dir),
                 level = std::env::var("JANUS_DEBUG_LEVEL").unwrap_or_else(|_| "4".into()),
                 nice = std::env::var("JANUS_DEBUG_LEVEL").is_ok(),
                 none = empty.display(),
@@ -128,7 +129,7 @@ impl Janus {
                 format!("general: {{\n json = \"compact\"\n ws = true\n ws_port = {ws_port}\n ws_ip = \"127.0.0.1\"\n wss = false\n}}\nadmin: {{\n admin_ws = false\n}}\n"),
             );
         }
-        let janus = Janus {
+        let mut janus = Janus {
             child: Self::spawn(&dir),
             api: format!("http://{api_ip}:{port}/janus"),
             admin: format!("http://127.0.0.1:{admin_port}/admin"),
@@ -158,14 +159,25 @@ impl Janus {
             .expect("janus (make deps)")
     }
 
-    /// Waits (at most 15 s) until Janus's REST API answers.
-    fn wait_up(&self) {
+    /// Waits (at most 15 s) until this Janus's REST API answers — this one's: its server name is checked, so a Janus
+    /// that could not listen on its port is not mistaken for another answering there.
+    fn wait_up(&mut self) {
         let up = Instant::now() + Duration::from_secs(15);
+        let name = server_name(&self.dir);
         while Instant::now() < up {
-            if post(&self.api, &json!({"janus": "info", "transaction": "up"}))
-                .is_ok_and(|v| v["janus"] == "server_info")
-            {
-                return;
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("Janus exited ({status}) while starting:\n{}", self.log());
+            }
+            if let Ok(v) = post(&self.api, &json!({"janus": "info", "transaction": "up"})) {
+                assert!(
+                    v["janus"] != "server_info" || v["server-name"] == name.as_str(),
+                    "another Janus answers at {}: {v}\n{}",
+                    self.api,
+                    self.log()
+                );
+                if v["janus"] == "server_info" {
+                    return;
+                }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -449,4 +461,12 @@ pub fn wait_for_publisher_video(janus: &Janus) {
         "the publisher never reached Janus:\n{}",
         janus.log()
     );
+}
+
+/// The name a test's Janus gives itself (`server_name`), from its directory: told apart from any other Janus.
+fn server_name(dir: &std::path::Path) -> String {
+    format!(
+        "rtc-studio-test-{}",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("janus")
+    )
 }
