@@ -706,4 +706,39 @@ mod tests {
         );
         assert_eq!(video_attribute(&answer(""), "mid"), Some("0"));
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_closed_peer_connection_is_freed_with_its_event_handler() {
+        // webrtc-rs 0.21.0 kept every closed connection alive through a reference cycle (its transceivers pointed
+        // back at the connection: webrtc#906), with our event handler and the session's input channel in it — a
+        // leak per session, and so per reconnect. Once closed and dropped, nothing of it may remain.
+        let spec = PeerSpec {
+            ice_servers: vec![],
+            relay_only: false,
+            stream_id: "obs".into(),
+            video: vec![LayerSpec {
+                rid: String::new(),
+                ssrc: 1,
+                rtx_ssrc: 2,
+            }],
+            audio_ssrc: 3,
+            profile_level_id: "42e01f".into(),
+            stereo: true,
+        };
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let peer = Peer::create(&spec, &[], false, tx)
+            .await
+            .map_err(|f| f.message)
+            .unwrap();
+        let pc = Arc::downgrade(&peer.pc);
+        peer.close().await;
+        // The channel ends when its last sender — the handler's, the feedback tasks' — is dropped.
+        let drained = async { while rx.recv().await.is_some() {} };
+        let freed = tokio::time::timeout(Duration::from_secs(5), drained).await;
+        assert!(
+            freed.is_ok(),
+            "the closed connection's event handler lives on"
+        );
+        assert_eq!(pc.strong_count(), 0, "the closed connection lives on");
+    }
 }
