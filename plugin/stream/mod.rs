@@ -450,6 +450,8 @@ fn connect_and_stream(
                 // The new session's figures count from zero (a counter reset to whoever scrapes them).
                 *stats.sample.lock().unwrap_or_else(|e| e.into_inner()) = Default::default();
                 State::Streaming.store(&stats.state);
+                // What the old session freed and the new one did not take again.
+                crate::obs::return_free_memory();
             }
             // The old sink is closed already; closing it again does nothing.
             Err(gave_up) => break gave_up,
@@ -467,6 +469,8 @@ fn connect_and_stream(
     };
     drop(rx);
     sink.close();
+    drop(sink);
+    crate::obs::return_free_memory();
     feed.log_probe();
     log::info(&format!(
         "stream ended: {} video and {} audio packets, {} bytes, {} frames dropped",
