@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CLIP := target/demo/flash-beep-v3.mkv
 XVFB := xvfb-run -a -s "-screen 0 1280x720x24"
 
-.PHONY: deps build demo test test-fast bench soak fuzz compat install uninstall clean
+.PHONY: deps build demo test test-fast bench soak fuzz compat package package-check install uninstall clean
 
 deps:
 	@scripts/deps.sh
@@ -56,6 +56,19 @@ compat: build
 	scripts/compat.sh trixie
 	scripts/compat.sh sid
 	scripts/compat-frontend-simulcast.sh sid
+
+# Packages people install, in dist/: a .deb for the system's OBS and its -dbgsym, a per-user tarball, the debug
+# info (release build; version from Cargo.toml, entry in docs/changelog.md).
+package: deps
+	@scripts/deps.sh dpkg-dev
+	scripts/package.sh
+
+# That .deb installed into the make-compat Debian roots (OBS 30.2.3, 32.x) and this machine (29.0.2): pulls in
+# nothing else, streams from the system plugin path, purges clean (opt-in, root, as make compat).
+package-check: package build
+	scripts/package-check.sh --host
+	scripts/package-check.sh trixie
+	scripts/package-check.sh sid
 
 install: deps
 	scripts/install.sh

@@ -1,4 +1,22 @@
 # Sourced by the compat scripts (root needed).
+# root_build SUITE: the Debian SUITE root in target/compat/SUITE (debootstrap, once; ~1 GB) with that Debian's OBS
+# installed; sets $root and $suite.
+root_build() {
+  suite="$1"
+  root="$PWD/target/compat/$suite"
+  local mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+  [ "$(id -u)" -eq 0 ] || { echo "compat: needs root (debootstrap, chroot)"; exit 2; }
+  command -v debootstrap >/dev/null || scripts/deps.sh debootstrap
+  if [ ! -x "$root/usr/bin/apt-get" ]; then
+    echo "compat: building a Debian $suite root in $root (once)"
+    mkdir -p "$root"
+    debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
+      || { tail -20 "$root.debootstrap.log"; exit 1; }
+  fi
+  # That Debian's OBS; libobs-dev brings the unversioned libobs-opengl.so that libobs opens by that name.
+  chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    obs-studio libobs-dev xvfb xauth ffmpeg ca-certificates >/dev/null
+}
 # root_mount ROOT: mounts /proc, /sys, /dev, /dev/pts and this checkout (at ROOT/work) into the debootstrap root, and
 # on exit unmounts them and stops our receiver ($sfu) if one was started.
 root_mount() {

@@ -11,21 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/receiver.sh
 source scripts/compat-root.sh
 suite="${1:-trixie}"
-root="$PWD/target/compat/$suite"
-mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-[ "$(id -u)" -eq 0 ] || { echo "compat: needs root (debootstrap, chroot)"; exit 2; }
-command -v debootstrap >/dev/null || scripts/deps.sh debootstrap
-
-if [ ! -x "$root/usr/bin/apt-get" ]; then
-  echo "compat: building a Debian $suite root in $root (once)"
-  mkdir -p "$root"
-  debootstrap --variant=minbase "$suite" "$root" "$mirror" >"$root.debootstrap.log" 2>&1 \
-    || { tail -20 "$root.debootstrap.log"; exit 1; }
-fi
-# That Debian's OBS; libobs-dev brings the unversioned libobs-opengl.so that libobs opens by that name.
-chroot "$root" /usr/bin/env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  obs-studio libobs-dev xvfb xauth ffmpeg ca-certificates >/dev/null
-
+root_build "$suite"
 root_mount "$root"
 
 version=$(chroot "$root" dpkg-query -W -f='${Version}' obs-studio)
