@@ -352,16 +352,16 @@ fn verdicts(run: &support::obs_run::Run, samples: &[Sample], reports: &[Value], 
         "frames decodable: {whole} of {expected} made ({:.1} %; target ≥ 98 %)",
         whole as f64 / expected as f64 * 100.0
     );
-    for word in [
-        "connection back after",
-        "ICE restart",
-        "was lost",
-        "stream ended",
-    ] {
-        for line in run.log.lines().filter(|l| l.contains(word)) {
-            println!("{line}");
-        }
-    }
+    // Each line once, whichever of the words it has.
+    support::obs_run::print_lines(
+        &run.log,
+        &[
+            "connection back after",
+            "ICE restart",
+            "was lost",
+            "stream ended",
+        ],
+    );
     println!("leaks at the end: {}", run.summary["leaks"]);
 }
 

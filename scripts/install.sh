@@ -13,7 +13,9 @@ if [ "${1:-}" = "--uninstall" ]; then
 fi
 cargo build --release --lib
 mkdir -p "$dest/bin/64bit" "$dest/data"
-install -m 0755 target/release/librtc_studio.so "$dest/bin/64bit/rtc-studio.so"
+# Without its debug info (60 MB of the 70; `make package` keeps it in dist/ as a file of its own).
+objcopy --strip-debug --strip-unneeded target/release/librtc_studio.so "$dest/bin/64bit/rtc-studio.so"
+chmod 0755 "$dest/bin/64bit/rtc-studio.so"
 rm -rf "$dest/data/locale"
 cp -r data/locale "$dest/data/"
 echo "installed $dest/bin/64bit/rtc-studio.so (restart OBS; pick the service under Settings → Stream)"
