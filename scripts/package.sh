@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # make package: a release build, packaged for people to install, into dist/:
-#   rtc-studio_<version>_<arch>.deb          the plugin in the system's OBS paths (Debian 12/13, Ubuntu 24.04+)
+#   rtc-studio_<version>_<arch>.deb          the plugin in the system's OBS paths (Debian 12, 13, sid; Ubuntu 24.04+ untried)
 #   rtc-studio-dbgsym_<version>_<arch>.deb   its debug info under /usr/lib/debug/.build-id (gdb finds it there)
 #   rtc-studio-<version>-linux-<cpu>.tar.gz  OBS's per-user layout: unpack into ~/.config/obs-studio/plugins/
 #   rtc-studio-<version>.debug               the same debug info as one file, beside the tarball
