@@ -233,7 +233,6 @@ fn print_table(samples: &[Sample], seconds: u64) {
     }
 }
 
-/// When the run's events happen, s from its start.
 /// What glibc's heap did after the warm-up (the runner's `--heap-log`): memory in use against RSS tells a leak
 /// from freed memory the allocator keeps.
 fn heap_verdict(path: &std::path::Path, warmup: f64) {
