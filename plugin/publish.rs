@@ -218,10 +218,12 @@ impl PacketSink for WhipSink {
         let r = s.retransmissions();
         if f.nacks > 0 {
             log::info(&format!(
-                "NACKs from the server: {} asking for {} packet(s); sent again: {} ({} bytes), no longer kept: {}, \
-                 asked again within a round trip: {}; round trip {}",
+                "NACKs from the server: {} asking for {} packet(s) (video {}, audio {}); sent again: {} ({} bytes), \
+                 no longer kept: {}, asked again within a round trip: {}; round trip {}",
                 f.nacks,
                 f.nacked_packets,
+                f.nacked_packets - f.nacked_audio_packets,
+                f.nacked_audio_packets,
                 r.packets,
                 r.bytes,
                 r.gone,

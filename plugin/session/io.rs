@@ -362,7 +362,8 @@ pub struct FeedbackStats {
     pub latest: [u8; 2],
     /// The latest interarrival jitter per stream (video, audio), µs.
     pub jitter_us: [u64; 2],
-    /// NACK messages, and the sequence numbers they asked for.
+    /// NACK messages, and the sequence numbers they asked for (all streams, and of those the audio's).
     pub nacks: u64,
     pub nacked_packets: u64,
+    pub nacked_audio_packets: u64,
 }

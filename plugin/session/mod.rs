@@ -430,6 +430,9 @@ impl Session {
             Feedback::Nack { ssrc, seqs } => {
                 s.nacks += 1;
                 s.nacked_packets += seqs.len() as u64;
+                if ssrc == self.config.audio.ssrc {
+                    s.nacked_audio_packets += seqs.len() as u64;
+                }
                 if sending {
                     // Copies of a repair help through random loss; into a congested path they add to it.
                     let loss = match self.bwe.congested(self.now) {

@@ -488,6 +488,13 @@ fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
         seqs: vec![lost.seq],
     }));
     assert_eq!(f.s.retransmissions().gone, 2);
+    // An audio NACK is counted apart, for the log to tell which stream the server asks for.
+    f.input(Input::Feedback(Feedback::Nack {
+        ssrc: 0x2222,
+        seqs: vec![1, 2],
+    }));
+    let s = f.s.feedback_stats();
+    assert_eq!((s.nacks, s.nacked_packets, s.nacked_audio_packets), (4, 6, 2));
 }
 
 #[test]
