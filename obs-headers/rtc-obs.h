@@ -201,8 +201,10 @@ bool obs_initialized(void);
 void obs_shutdown(void);
 int obs_reset_video(struct obs_video_info *ovi);
 bool obs_reset_audio(const struct obs_audio_info *oai);
+#ifndef _WIN32 /* libobs exports these on Linux and the BSDs only */
 void obs_set_nix_platform(enum obs_nix_platform_type platform);
 void obs_set_nix_platform_display(void *display);
+#endif
 int obs_open_module(obs_module_t **module, const char *path, const char *data_path);
 bool obs_init_module(obs_module_t *module);
 void obs_post_load_modules(void);
@@ -282,8 +284,8 @@ bool calldata_get_data(const calldata_t *data, const char *name, void *out, size
 obs_service_t *obs_service_create(const char *id, const char *name, obs_data_t *settings, obs_data_t *hotkey_data);
 void obs_service_release(obs_service_t *service);
 /* The service's URL and key changed API across versions: obs_service_get_url/get_key exist up to 31 (removed in 32),
- * obs_service_get_connect_info exists from 29.1. The plugin looks them up at run time (dlsym) and never links them,
- * so one binary loads on 29.0 through 32.x. */
+ * obs_service_get_connect_info exists from 29.1. The plugin looks them up at run time (dlsym; GetProcAddress on
+ * Windows) and never links them, so one binary loads on 29.0 through 32.x. */
 typedef const char *(*obs_service_get_url_fn)(const obs_service_t *service);
 typedef const char *(*obs_service_get_key_fn)(const obs_service_t *service);
 typedef const char *(*obs_service_get_connect_info_fn)(const obs_service_t *service, uint32_t type);
@@ -330,18 +332,23 @@ obs_sceneitem_t *obs_scene_add(obs_scene_t *scene, obs_source_t *source);
 void obs_set_output_source(uint32_t channel, obs_source_t *source);
 
 /* ---- X11 display for the headless runner (libX11) ------------------------------------------------------------- */
+#ifndef _WIN32
 void *XOpenDisplay(const char *display_name);
 int XCloseDisplay(void *display);
+#endif
 
 /* ---- the OBS frontend API (libobs-frontend-api), looked up at run time ---------------------------------------- */
 /* Only the `obs` frontend loads libobs-frontend-api; other libobs hosts do not have it. The plugin never links it:
- * it asks the dynamic loader whether the library is already in the process (RTLD_NOLOAD) and looks the functions
- * up by name. Each `<name>_fn` type is the signature of the frontend function `<name>` of OBS 29.0. */
+ * it asks the loader whether the library is already in the process (RTLD_NOLOAD; Windows: GetModuleHandleA) and
+ * looks the functions up by name. Each `<name>_fn` type is the signature of the frontend function `<name>` of
+ * OBS 29.0. */
+#ifndef _WIN32 /* the dynamic loader of libc; on Windows the plugin asks kernel32 (plugin/obs/loader.rs) */
 #define RTLD_LAZY 0x00001
 #define RTLD_NOLOAD 0x00004
 void *dlopen(const char *filename, int flags);
 void *dlsym(void *handle, const char *symbol);
 int dlclose(void *handle);
+#endif
 
 typedef void (*obs_frontend_cb)(void *private_data);
 typedef void (*obs_frontend_add_tools_menu_item_fn)(const char *name, obs_frontend_cb callback, void *private_data);

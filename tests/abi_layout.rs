@@ -139,31 +139,36 @@ fn constants() -> Vec<(&'static str, i64)> {
     )
 }
 
-/// Compiles and runs a C program against the system headers; returns its `key value` lines.
-fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<String, i64> {
-    let mut c = String::from(
-        "#include <stdio.h>\n#include <stddef.h>\n#include <obs.h>\n#include <obs-module.h>\n\
-         #include <obs-nix-platform.h>\n#include <dlfcn.h>\nint main(void) {\n",
-    );
+/// `key` → C expression for every size, offset and constant we declare.
+fn probes(layouts: &[Layout], constants: &[(&str, i64)]) -> Vec<(String, String)> {
+    let mut probes = Vec::new();
     for l in layouts {
-        c += &format!("printf(\"size.{0} %zu\\n\", sizeof(struct {0}));\n", l.name);
+        probes.push((
+            format!("size.{}", l.name),
+            format!("sizeof(struct {})", l.name),
+        ));
         for (f, _) in &l.fields {
             let cf = f.trim_end_matches('_'); // bindgen renames C's `type` to `type_`
-            c += &format!(
-                "printf(\"offset.{0}.{1} %zu\\n\", offsetof(struct {0}, {2}));\n",
-                l.name, f, cf
-            );
+            probes.push((
+                format!("offset.{}.{f}", l.name),
+                format!("offsetof(struct {}, {cf})", l.name),
+            ));
         }
     }
     for (name, _) in constants {
-        c += &format!("printf(\"const.{name} %lld\\n\", (long long)({name}));\n");
+        probes.push((format!("const.{name}"), format!("(long long)({name})")));
     }
-    c += "return 0;\n}\n";
+    probes
+}
 
+fn probe_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
     std::fs::create_dir_all(&dir).unwrap();
-    let (src, bin) = (dir.join("layout.c"), dir.join("layout"));
-    std::fs::write(&src, c).unwrap();
+    dir
+}
+
+/// libobs-dev's compiler flags (`pkg-config --cflags libobs`).
+fn libobs_cflags() -> Vec<String> {
     let cflags = Command::new("pkg-config")
         .args(["--cflags", "libobs"])
         .output()
@@ -172,19 +177,43 @@ fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<Strin
         cflags.status.success(),
         "pkg-config libobs failed: is libobs-dev installed? (make deps)"
     );
-    let cflags = String::from_utf8(cflags.stdout).unwrap();
+    String::from_utf8(cflags.stdout)
+        .unwrap()
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+fn compiled(out: std::process::Output, what: &str) -> Vec<u8> {
+    assert!(
+        out.status.success(),
+        "{what} did not compile:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Compiles and runs a C program against the system headers; returns its `key value` lines.
+fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<String, i64> {
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include <obs.h>\n#include <obs-module.h>\n\
+         #include <obs-nix-platform.h>\n#include <dlfcn.h>\nint main(void) {\n",
+    );
+    for (key, expr) in probes(layouts, constants) {
+        c += &format!("printf(\"{key} %lld\\n\", (long long)({expr}));\n");
+    }
+    c += "return 0;\n}\n";
+    let dir = probe_dir();
+    let (src, bin) = (dir.join("layout.c"), dir.join("layout"));
+    std::fs::write(&src, c).unwrap();
     let out = Command::new("cc")
         .arg("-o")
         .arg(&bin)
         .arg(&src)
-        .args(cflags.split_whitespace())
+        .args(libobs_cflags())
         .output()
         .expect("run cc");
-    assert!(
-        out.status.success(),
-        "C layout probe did not compile:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    compiled(out, "C layout probe");
     let run = Command::new(&bin).output().expect("run layout probe");
     assert!(run.status.success());
     String::from_utf8(run.stdout)
@@ -195,6 +224,48 @@ fn system_values(layouts: &[Layout], constants: &[(&str, i64)]) -> HashMap<Strin
             (k.to_string(), v.parse().unwrap())
         })
         .collect()
+}
+
+/// What mingw-w64's compiler makes of each probe for Windows x86-64 (LLP64) with `includes` (C source lines): the
+/// values are compiled into constants and read back from its assembly, as nothing here can run a Windows program.
+fn windows_values(
+    probes: &[(String, String)],
+    includes: &str,
+    flags: &[String],
+) -> HashMap<String, i64> {
+    let mut c = format!("#include <stddef.h>\n{includes}\n");
+    for (i, (_, expr)) in probes.iter().enumerate() {
+        c += &format!("const long long rtc_probe_{i} = (long long)({expr});\n");
+    }
+    let dir = probe_dir();
+    let src = dir.join(format!("windows-{:x}.c", includes.len()));
+    std::fs::write(&src, c).unwrap();
+    let out = Command::new("x86_64-w64-mingw32-gcc")
+        .args(["-S", "-o", "-"])
+        .arg(&src)
+        .args(flags)
+        .output()
+        .expect("x86_64-w64-mingw32-gcc (gcc-mingw-w64-x86-64-win32: make deps)");
+    let asm = String::from_utf8(compiled(out, "Windows layout probe")).unwrap();
+    // `rtc_probe_N:` followed by `.quad VALUE` (`.space 8` for 0).
+    let mut values = HashMap::new();
+    let mut lines = asm.lines();
+    while let Some(l) = lines.next() {
+        if let Some(i) = l
+            .strip_prefix("rtc_probe_")
+            .and_then(|l| l.strip_suffix(':'))
+        {
+            let i: usize = i.parse().unwrap();
+            let v = match lines.next().map(str::trim) {
+                Some(".space 8") => 0,
+                Some(v) if v.starts_with(".quad") => v[".quad".len()..].trim().parse().unwrap(),
+                v => panic!("rtc_probe_{i}: followed by {v:?}:\n{asm}"),
+            };
+            values.insert(probes[i].0.clone(), v);
+        }
+    }
+    assert_eq!(values.len(), probes.len(), "{asm}");
+    values
 }
 
 #[test]
@@ -235,6 +306,63 @@ fn struct_layouts_and_constants_match_system_libobs_headers() {
         mismatches.join("\n")
     );
     assert!(checked > 100, "checked only {checked} items");
+}
+
+/// The same sizes, offsets and constants for Windows x86-64: our header against libobs-dev's (the same libobs
+/// headers serve every platform), both compiled by mingw-w64's gcc. (That Rust lays our header out as clang does for
+/// Windows is checked by the layout assertions bindgen adds to the Windows build: `make package`.)
+#[test]
+fn struct_layouts_and_constants_match_libobs_headers_for_windows() {
+    let layouts = layouts();
+    // Linux-only: the X11 platform enum and the dynamic loader's flags (Windows asks kernel32 instead).
+    let constants: Vec<_> = constants()
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("RTLD_") && !name.starts_with("OBS_NIX_"))
+        .collect();
+    let probes = probes(&layouts, &constants);
+    // libobs's sse-intrin.h wants SIMDe (header-only, platform-neutral) outside MSVC; give the cross compiler that
+    // one directory of the system's include tree, not the whole (Linux) tree.
+    let simde = probe_dir().join("simde-include");
+    std::fs::create_dir_all(&simde).unwrap();
+    let link = simde.join("simde");
+    if !link.exists() {
+        std::os::unix::fs::symlink("/usr/include/simde", &link).unwrap();
+    }
+    let mut obs_flags: Vec<String> = libobs_cflags()
+        .into_iter()
+        .filter(|f| !f.starts_with("-m"))
+        .collect();
+    obs_flags.push(format!("-I{}", simde.display()));
+    let system = windows_values(
+        &probes,
+        "#include <obs.h>\n#include <obs-module.h>",
+        &obs_flags,
+    );
+    let header = concat!(env!("CARGO_MANIFEST_DIR"), "/obs-headers/rtc-obs.h");
+    let ours = windows_values(&probes, &format!("#include \"{header}\""), &[]);
+    let mismatches: Vec<String> = probes
+        .iter()
+        .filter(|(k, _)| ours[k] != system[k])
+        .map(|(k, _)| format!("{k}: ours {} libobs {}", ours[k], system[k]))
+        .collect();
+    // Structs that grew after 29.0 are declared at their 29.0 size: compare where the first appended field starts.
+    let grown: Vec<String> = layouts
+        .iter()
+        .filter(|l| l.appended_at.is_some())
+        .map(|l| format!("size.{}", l.name))
+        .collect();
+    let mismatches: Vec<&String> = mismatches
+        .iter()
+        .filter(|m| !grown.iter().any(|g| m.starts_with(&format!("{g}:"))))
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "for Windows, our declarations differ from libobs-dev's:\n{mismatches:#?}"
+    );
+    assert!(probes.len() > 100, "checked only {}", probes.len());
+    // On Windows `long` is 32 bits: the probe really compiled for LLP64.
+    let long = windows_values(&[("long".into(), "sizeof(long)".into())], "", &[]);
+    assert_eq!(long["long"], 4);
 }
 
 fn our_header() -> String {

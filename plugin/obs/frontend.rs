@@ -1,14 +1,16 @@
 //! The OBS frontend API (`libobs-frontend-api`), when the plugin runs inside the `obs` program: a Tools menu entry
 //! and the frontend's streaming service. The plugin never links the library (other libobs hosts, such as our
-//! headless runner, do not have it): it asks the dynamic loader whether the library is already in the process and
-//! looks the few functions it needs up by name.
+//! headless runner, do not have it): it asks the loader whether the library is already in the process and looks the
+//! few functions it needs up by name (`super::loader`).
 use super::data::Data;
 use super::guard::guard;
+use super::loader::Library;
 use super::sys;
 use std::ffi::{c_void, CStr, CString};
 use std::sync::OnceLock;
 
 const LIBRARY: &CStr = c"libobs-frontend-api.so.0";
+const LIBRARY_WINDOWS: &CStr = c"obs-frontend-api.dll";
 
 struct Api {
     add_tools_menu_item: sys::obs_frontend_add_tools_menu_item_fn,
@@ -25,16 +27,8 @@ unsafe impl Sync for Api {}
 fn api() -> Option<&'static Api> {
     static API: OnceLock<Option<Api>> = OnceLock::new();
     API.get_or_init(|| {
-        // SAFETY: RTLD_NOLOAD only returns a handle if the library is already loaded; it loads nothing.
-        let handle =
-            unsafe { sys::dlopen(LIBRARY.as_ptr(), (sys::RTLD_LAZY | sys::RTLD_NOLOAD) as i32) };
-        if handle.is_null() {
-            return None;
-        }
-        let find = |name: &CStr| -> *mut c_void {
-            // SAFETY: valid handle and NUL-terminated name.
-            unsafe { sys::dlsym(handle, name.as_ptr()) }
-        };
+        let library = Library::loaded(LIBRARY, LIBRARY_WINDOWS)?;
+        let find = |name: &CStr| -> *mut c_void { library.symbol(name) };
         // SAFETY: each symbol, when present, is the OBS 29.0+ frontend function whose signature the `_fn` type
         // declares (checked against the library's exports by tests/abi_layout.rs). A null pointer becomes None.
         let api = unsafe {
@@ -67,7 +61,6 @@ fn api() -> Option<&'static Api> {
                 >(find(c"obs_frontend_streaming_active")),
             }
         };
-        // The handle's reference keeps the library loaded; it is in the process for good anyway.
         let complete = api.add_tools_menu_item.is_some()
             && api.get_streaming_service.is_some()
             && api.set_streaming_service.is_some()

@@ -4,6 +4,7 @@ pub mod data;
 pub mod encoder;
 pub mod frontend;
 pub mod guard;
+pub mod loader;
 pub mod log;
 pub mod module;
 pub mod output;

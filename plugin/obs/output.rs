@@ -573,12 +573,9 @@ struct OutputApi {
 fn output_api() -> &'static OutputApi {
     static API: std::sync::OnceLock<OutputApi> = std::sync::OnceLock::new();
     API.get_or_init(|| {
-        // SAFETY: as in `service_api`: a symbol found in the global scope has the signature its `_fn` type declares.
+        let found = super::loader::Library::libobs().symbol(c"obs_output_get_video_encoder2");
+        // SAFETY: as in `service_api`: a symbol libobs exports has the signature its `_fn` type declares.
         unsafe {
-            let found = sys::dlsym(
-                std::ptr::null_mut(),
-                c"obs_output_get_video_encoder2".as_ptr(),
-            );
             OutputApi {
                 video_encoder2: std::mem::transmute::<
                     *mut c_void,
@@ -592,10 +589,11 @@ fn output_api() -> &'static OutputApi {
 fn service_api() -> &'static ServiceApi {
     static API: std::sync::OnceLock<ServiceApi> = std::sync::OnceLock::new();
     API.get_or_init(|| {
-        // SAFETY: RTLD_DEFAULT (null) searches the process's global scope, where libobs is; each symbol, if
-        // present, has the signature its `_fn` type declares. A missing symbol becomes None.
+        let libobs = super::loader::Library::libobs();
+        let find = |name: &std::ffi::CStr| libobs.symbol(name);
+        // SAFETY: each symbol libobs exports has the signature its `_fn` type declares. A missing symbol (null)
+        // becomes None.
         unsafe {
-            let find = |name: &std::ffi::CStr| sys::dlsym(std::ptr::null_mut(), name.as_ptr());
             ServiceApi {
                 connect_info: std::mem::transmute::<
                     *mut c_void,

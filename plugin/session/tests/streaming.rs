@@ -494,7 +494,10 @@ fn nacked_packets_go_again_first_from_a_history_kept_by_time() {
         seqs: vec![1, 2],
     }));
     let s = f.s.feedback_stats();
-    assert_eq!((s.nacks, s.nacked_packets, s.nacked_audio_packets), (4, 6, 2));
+    assert_eq!(
+        (s.nacks, s.nacked_packets, s.nacked_audio_packets),
+        (4, 6, 2)
+    );
 }
 
 #[test]
