@@ -9,6 +9,8 @@ base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils l
       nftables
       # The metrics test scrapes the plugin with the real Prometheus server.
       prometheus
+      # mingw-w64's C compiler: the Windows ABI layout test, and make package's Windows build (with zip).
+      gcc-mingw-w64-x86-64-win32
       # GStreamer's webrtcbin: the benchmark's reference publisher and the loss tests' second receiver.
       gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-nice
       gstreamer1.0-libav gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-gst-1.0 python3-gi)
