@@ -86,6 +86,12 @@ enum obs_combo_format {
 	OBS_COMBO_FORMAT_STRING = 3
 };
 
+enum obs_source_type { OBS_SOURCE_TYPE_INPUT = 0, OBS_SOURCE_TYPE_FILTER = 1, OBS_SOURCE_TYPE_TRANSITION = 2 };
+/* a source type that OBS lists nowhere (the settings dialog's private source) */
+#define OBS_SOURCE_CAP_DISABLED (1 << 10)
+enum obs_group_type { OBS_COMBO_INVALID = 0, OBS_GROUP_NORMAL = 1, OBS_GROUP_CHECKABLE = 2 };
+/* the properties view applies changes (calls `update`) only on OK */
+#define OBS_PROPERTIES_DEFER_UPDATE (1 << 0)
 enum obs_nix_platform_type { OBS_NIX_PLATFORM_X11_GLX = 0, OBS_NIX_PLATFORM_X11_EGL = 1 };
 
 /* ---- structs -------------------------------------------------------------------------------------------------- */
@@ -155,6 +161,36 @@ struct obs_output_info {
 	const char *protocols;
 };
 
+/* A source type (29.0's struct, whole: libobs reads fields past the ones a module sets). Only the settings
+ * dialog's private source uses it: id, type, flags, name, create/destroy, defaults, properties, update. The other
+ * callbacks are declared with their names and without their argument types, as the plugin never sets them. */
+typedef void (*obs_source_unused_fn)(void);
+struct obs_source_info {
+	const char *id;
+	enum obs_source_type type;
+	uint32_t output_flags;
+	const char *(*get_name)(void *type_data);
+	void *(*create)(obs_data_t *settings, obs_source_t *source);
+	void (*destroy)(void *data);
+	uint32_t (*get_width)(void *data);
+	uint32_t (*get_height)(void *data);
+	void (*get_defaults)(obs_data_t *settings);
+	obs_properties_t *(*get_properties)(void *data);
+	void (*update)(void *data, obs_data_t *settings);
+	obs_source_unused_fn activate, deactivate, show, hide, video_tick, video_render, filter_video, filter_audio,
+		enum_active_sources, save, load, mouse_click, mouse_move, mouse_wheel, focus, key_click, filter_remove;
+	void *type_data;
+	void (*free_type_data)(void *type_data);
+	obs_source_unused_fn audio_render, enum_all_sources, transition_start, transition_stop, get_defaults2,
+		get_properties2, audio_mix;
+	int icon_type;
+	obs_source_unused_fn media_play_pause, media_restart, media_stop, media_next, media_previous,
+		media_get_duration, media_get_time, media_set_time, media_get_state;
+	uint32_t version;
+	const char *unversioned_id;
+	obs_source_unused_fn missing_files, video_get_color_space;
+};
+
 struct obs_service_info {
 	const char *id;
 	const char *(*get_name)(void *type_data);
@@ -215,6 +251,7 @@ void text_lookup_destroy(lookup_t *lookup);
 /* ---- registration --------------------------------------------------------------------------------------------- */
 void obs_register_output_s(const struct obs_output_info *info, size_t size);
 void obs_register_service_s(const struct obs_service_info *info, size_t size);
+void obs_register_source_s(const struct obs_source_info *info, size_t size);
 
 /* ---- settings (obs_data) -------------------------------------------------------------------------------------- */
 obs_data_t *obs_data_create(void);
@@ -229,6 +266,7 @@ void obs_data_set_string(obs_data_t *data, const char *name, const char *val);
 void obs_data_set_int(obs_data_t *data, const char *name, long long val);
 void obs_data_set_bool(obs_data_t *data, const char *name, bool val);
 void obs_data_set_default_string(obs_data_t *data, const char *name, const char *val);
+bool obs_data_has_user_value(obs_data_t *data, const char *name);
 void obs_data_set_default_int(obs_data_t *data, const char *name, long long val);
 void obs_data_set_default_bool(obs_data_t *data, const char *name, bool val);
 
@@ -244,6 +282,16 @@ obs_property_t *obs_properties_add_list(obs_properties_t *props, const char *nam
 					enum obs_combo_type type, enum obs_combo_format format);
 size_t obs_property_list_add_string(obs_property_t *p, const char *name, const char *val);
 void obs_property_set_long_description(obs_property_t *p, const char *long_description);
+void obs_property_set_description(obs_property_t *p, const char *description);
+void obs_property_set_enabled(obs_property_t *p, bool enabled);
+void obs_property_set_visible(obs_property_t *p, bool visible);
+void obs_properties_set_flags(obs_properties_t *props, uint32_t flags);
+obs_property_t *obs_properties_get(obs_properties_t *props, const char *property);
+obs_property_t *obs_properties_add_group(obs_properties_t *props, const char *name, const char *description,
+					 enum obs_group_type type, obs_properties_t *group);
+/* Called when the user changes the property in the dialog; true re-reads the properties (descriptions, enabled). */
+typedef bool (*obs_property_modified_t)(obs_properties_t *props, obs_property_t *property, obs_data_t *settings);
+void obs_property_set_modified_callback(obs_property_t *p, obs_property_modified_t modified);
 
 /* ---- outputs -------------------------------------------------------------------------------------------------- */
 obs_output_t *obs_output_create(const char *id, const char *name, obs_data_t *settings, obs_data_t *hotkey_data);
@@ -260,6 +308,8 @@ obs_encoder_t *obs_output_get_video_encoder(const obs_output_t *output);
 obs_encoder_t *obs_output_get_audio_encoder(const obs_output_t *output, size_t idx);
 void obs_output_set_service(obs_output_t *output, obs_service_t *service);
 obs_service_t *obs_output_get_service(const obs_output_t *output);
+/* A new reference to the output's settings. */
+obs_data_t *obs_output_get_settings(const obs_output_t *output);
 uint64_t obs_output_get_total_bytes(const obs_output_t *output);
 int obs_output_get_total_frames(const obs_output_t *output);
 int obs_output_get_frames_dropped(const obs_output_t *output);
@@ -324,6 +374,7 @@ audio_t *obs_get_audio(void);
 
 /* ---- sources and scenes (headless runner) --------------------------------------------------------------------- */
 obs_source_t *obs_source_create(const char *id, const char *name, obs_data_t *settings, obs_data_t *hotkey_data);
+obs_source_t *obs_source_create_private(const char *id, const char *name, obs_data_t *settings);
 void obs_source_release(obs_source_t *source);
 obs_scene_t *obs_scene_create(const char *name);
 void obs_scene_release(obs_scene_t *scene);
@@ -356,3 +407,5 @@ typedef obs_service_t *(*obs_frontend_get_streaming_service_fn)(void);
 typedef void (*obs_frontend_set_streaming_service_fn)(obs_service_t *service);
 typedef void (*obs_frontend_save_streaming_service_fn)(void);
 typedef bool (*obs_frontend_streaming_active_fn)(void);
+/* Opens OBS's own properties dialog for a source (non-modal; it keeps a reference to the source). */
+typedef void (*obs_frontend_open_source_properties_fn)(obs_source_t *source);

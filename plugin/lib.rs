@@ -2,7 +2,8 @@
 //!
 //! Layers, each calling only the ones below it:
 //! - [`obs`]: the FFI shell, the only `unsafe` code (bindings, safe wrappers, panic guards, module exports);
-//! - [`output`], [`service`], [`stream`], [`recorder`]: OBS glue — decisions and hand-off, never blocking OBS;
+//! - [`output`], [`service`], [`settings_dialog`], [`stream`], [`recorder`]: OBS glue — decisions and hand-off, never
+//!   blocking OBS;
 //! - [`media`], [`signal`]: the sans-IO core (timestamps, bitstream framing, WHIP), pure and unit-tested;
 //! - [`transport`]: the only network code (HTTP, WebRTC) on a tokio runtime the plugin owns.
 #![deny(unsafe_code)]
@@ -21,6 +22,7 @@ pub mod secret;
 pub mod service;
 pub mod session;
 pub mod settings;
+pub mod settings_dialog;
 pub mod signal;
 pub mod simulcast;
 pub mod stream;
@@ -34,6 +36,7 @@ const UNLOAD_DEADLINE: Duration = Duration::from_secs(3);
 pub(crate) fn module_load() -> bool {
     obs::output::register::<output::RtcOutput>();
     obs::service::register::<service::RtcService>();
+    obs::source::register::<settings_dialog::SettingsDialog>();
     obs::tap::register();
     obs::log::info(&format!(
         "version {} loaded into libobs {}",

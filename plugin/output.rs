@@ -53,17 +53,39 @@ impl RtcOutput {
         }
     }
 
+    /// The output's settings at start: those the settings dialog saved with the service win over the output's
+    /// own.
+    fn read_settings(&self) {
+        let (Some(own), Some(service)) = (self.handle.settings(), self.handle.service_settings())
+        else {
+            return;
+        };
+        let (own, service) = (own.as_settings(), service.as_settings());
+        let layered = settings::Layered {
+            over: &service,
+            under: &own,
+        };
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = OutputSettings::read(&layered);
+    }
+
     /// Signalling, ICE and adaptation from the service settings (only our own service has them; others read as
     /// defaults). libobs does not give a service's settings its defaults (a saved profile holds only what the
     /// streamer changed), so ours are set on them first.
     fn service_settings(&self) -> Result<ServiceSettings, Failure> {
+        let url = self.server_url();
         match self.handle.service_settings() {
             Some(data) => {
                 settings::apply_defaults(settings::SERVICE, &data.as_settings());
-                ServiceSettings::read(&data.as_settings())
+                ServiceSettings::read(&url.over(&data.as_settings()))
             }
-            None => Ok(ServiceSettings::default()),
+            None => ServiceSettings::read(&url.over(&settings::Defaults)),
         }
+    }
+
+    /// The service's server URL, and the settings written into its fragment.
+    fn server_url(&self) -> settings::UrlSettings {
+        let url = self.handle.service_endpoint().unwrap_or_default().url;
+        settings::UrlSettings::parse(&url)
     }
 
     /// The smaller simulcast layers' encoders, made and initialised, when the service asks for layers (and packets
@@ -120,7 +142,8 @@ impl RtcOutput {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let endpoint = self.handle.service_endpoint().unwrap_or_default();
+        let mut endpoint = self.handle.service_endpoint().unwrap_or_default();
+        endpoint.url = self.server_url().url;
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
         check_codecs(video.as_ref(), audio.as_ref())?;
@@ -257,6 +280,7 @@ impl OutputType for RtcOutput {
         if let Some(old) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
             old.abandon();
         }
+        self.read_settings();
         // Encoders first: their codec configuration (SPS/PPS, OpusHead) exists only once initialised.
         if !self.handle.prepare_capture() {
             self.handle
@@ -297,7 +321,7 @@ impl OutputType for RtcOutput {
             ..Default::default()
         });
         self.metrics.set_stats(stats.clone());
-        // OBS's window has no page for an output's own settings: there the environment switches metrics on.
+        // Unset in the settings (Tools → RTC Studio settings… → Advanced), the environment can switch metrics on.
         let listen = match listen.is_empty() {
             true => std::env::var(METRICS_ENV).unwrap_or_default(),
             false => listen,

@@ -51,8 +51,12 @@ pub fn after_all_modules_loaded() {
     }
     if frontend::available()
         && frontend::add_tools_menu_item(&text(c"RtcStudio.MenuUse"), use_rtc_studio)
+        && frontend::add_tools_menu_item(
+            &text(c"RtcStudio.MenuSettings"),
+            crate::settings_dialog::open,
+        )
     {
-        log::info("added Tools menu entry to stream with RTC Studio");
+        log::info("added Tools menu entries to stream with RTC Studio and to open its settings");
     }
 }
 
@@ -94,7 +98,7 @@ fn use_rtc_studio() {
 }
 
 /// What a streamer already typed that means the same to us: (WHIP URL, bearer token).
-fn carried_over(service_id: &str, settings: &Settings) -> (String, String) {
+pub(crate) fn carried_over(service_id: &str, settings: &Settings) -> (String, String) {
     let server = settings.string(SERVER.key).trim().to_string();
     let web = server.starts_with("https://") || server.starts_with("http://");
     match service_id {

@@ -283,6 +283,35 @@ impl Source for Settings<'_> {
     }
 }
 
+/// Settings read from `over` where it holds a value of its own (set by the user or a saved profile), else from
+/// `under`: the output's settings as the settings dialog saved them into the profile's service (OBS's window gives
+/// its stream output no settings of its own) over the output's own.
+pub struct Layered<'a> {
+    pub over: &'a Settings<'a>,
+    pub under: &'a dyn Source,
+}
+
+impl Source for Layered<'_> {
+    fn string(&self, key: &str) -> String {
+        match self.over.has_user_value(key) {
+            true => self.over.string(key),
+            false => self.under.string(key),
+        }
+    }
+    fn int(&self, key: &str) -> i64 {
+        match self.over.has_user_value(key) {
+            true => self.over.int(key),
+            false => self.under.int(key),
+        }
+    }
+    fn bool(&self, key: &str) -> bool {
+        match self.over.has_user_value(key) {
+            true => self.over.bool(key),
+            false => self.under.bool(key),
+        }
+    }
+}
+
 /// Sets OBS's defaults for every setting of `table`.
 pub fn apply_defaults(table: &[Setting], settings: &Settings) {
     for s in table {
@@ -316,6 +345,115 @@ pub fn properties(table: &[Setting]) -> Properties {
         }
     }
     p
+}
+
+/// Settings written after the server URL's `#` (`http://janus:8088/janus#room=1234&pin=…&display=…`), the way
+/// OBS's SRT output takes options in its URL: what a Server field alone (OBS's own Stream page, a hand-written
+/// profile) can carry. A fragment is never sent to any server, so nothing a server expects in its URL is taken
+/// away. `room` means Janus VideoRoom signalling; `pin` and `display` go with it; `signalling=whip|janus` says it
+/// outright. They win over the same settings made elsewhere.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UrlSettings {
+    /// The URL without its fragment: what is used to connect.
+    pub url: String,
+    values: Vec<(&'static str, String)>,
+}
+
+impl UrlSettings {
+    pub fn parse(url: &str) -> UrlSettings {
+        let url = url.trim();
+        let Some((base, fragment)) = url.split_once('#') else {
+            return UrlSettings {
+                url: url.to_string(),
+                values: Vec::new(),
+            };
+        };
+        let mut values = Vec::new();
+        for (name, value) in url::form_urlencoded::parse(fragment.as_bytes()) {
+            let key = match name.as_ref() {
+                "room" => {
+                    values.push((SIGNALLING.key, SIGNALLING_JANUS.to_string()));
+                    JANUS_ROOM.key
+                }
+                "pin" => JANUS_PIN.key,
+                "display" => JANUS_DISPLAY.key,
+                "signalling" => SIGNALLING.key,
+                _ => continue,
+            };
+            values.push((key, value.into_owned()));
+        }
+        UrlSettings {
+            url: base.to_string(),
+            values,
+        }
+    }
+
+    /// `settings` with this URL's values over them.
+    pub fn over<'a>(&'a self, settings: &'a dyn Source) -> impl Source + 'a {
+        UrlOver {
+            url: self,
+            under: settings,
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+struct UrlOver<'a> {
+    url: &'a UrlSettings,
+    under: &'a dyn Source,
+}
+
+impl Source for UrlOver<'_> {
+    fn string(&self, key: &str) -> String {
+        match self.url.get(key) {
+            Some(v) => v.to_string(),
+            None => self.under.string(key),
+        }
+    }
+    fn int(&self, key: &str) -> i64 {
+        self.under.int(key)
+    }
+    fn bool(&self, key: &str) -> bool {
+        self.under.bool(key)
+    }
+}
+
+/// Every setting at its default: a service without settings of ours.
+pub struct Defaults;
+
+impl Defaults {
+    fn of(key: &str) -> Option<Default> {
+        SERVICE
+            .iter()
+            .chain(OUTPUT)
+            .find(|s| s.key == key)
+            .map(|s| s.default)
+    }
+}
+
+impl Source for Defaults {
+    fn string(&self, key: &str) -> String {
+        match Defaults::of(key) {
+            Some(Default::Text(v)) => v.to_string(),
+            _ => String::new(),
+        }
+    }
+    fn int(&self, key: &str) -> i64 {
+        match Defaults::of(key) {
+            Some(Default::Int(v)) => v,
+            _ => 0,
+        }
+    }
+    fn bool(&self, key: &str) -> bool {
+        matches!(Defaults::of(key), Some(Default::Bool(true)))
+    }
 }
 
 /// The server to publish to, as a service's settings give it.
@@ -425,6 +563,28 @@ impl ServiceSettings {
     }
 }
 
+/// What is wrong with the service settings as typed, one message per problem, in the words the stream's start
+/// would use — for the settings dialog to say so while the streamer is still in it. An empty server is no problem
+/// yet (the dialog may be saved before the URL is known).
+pub fn problems(settings: &dyn Source) -> Vec<String> {
+    let mut found = Vec::new();
+    let server = UrlSettings::parse(&settings.string(SERVER.key));
+    if !server.url.is_empty() {
+        if let Err(e) = crate::signal::whip::validate_endpoint(&server.url) {
+            found.push(e.message);
+        }
+    }
+    match ServiceSettings::read(&server.over(settings)) {
+        Err(e) => found.push(e.message),
+        Ok(s) => {
+            if let Err(e) = crate::signal::ice::ice_servers(&s.ice, 0) {
+                found.push(e.message);
+            }
+        }
+    }
+    found
+}
+
 /// The output's settings, each within its range (out-of-range values read as the default).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputSettings {
@@ -494,6 +654,93 @@ pub mod tests {
     }
 
     #[test]
+    fn a_janus_room_pin_and_name_may_ride_in_the_server_urls_fragment() {
+        let u = UrlSettings::parse(
+            " http://janus:8088/janus#room=1234&pin=p%20w&display=Studio%20A&other=x ",
+        );
+        assert_eq!(
+            u.url, "http://janus:8088/janus",
+            "the fragment never reaches the server"
+        );
+        let base = table(&[("janus_room", "99".into()), ("janus_display", "OBS".into())]);
+        let s = ServiceSettings::read(&u.over(&base)).unwrap();
+        let Signalling::Janus(room) = s.signalling else {
+            panic!("a room means Janus: {s:?}")
+        };
+        assert_eq!(
+            (room.room, room.pin.expose(), room.display.as_str()),
+            (1234, "p w", "Studio A")
+        );
+        // Without a fragment, nothing changes; a WHIP URL's query stays the server's.
+        let plain = UrlSettings::parse("https://ams.example.com/live/whip/s1?token=abc");
+        assert_eq!(plain.url, "https://ams.example.com/live/whip/s1?token=abc");
+        assert_eq!(
+            ServiceSettings::read(&plain.over(&base))
+                .unwrap()
+                .signalling,
+            Signalling::Whip
+        );
+        // Named outright, and checked as typed settings are.
+        let whip = UrlSettings::parse("https://h/whip#signalling=whip");
+        assert_eq!(
+            ServiceSettings::read(&whip.over(&Defaults))
+                .unwrap()
+                .signalling,
+            Signalling::Whip
+        );
+        let bad = table(&[("server", "http://janus:8088/janus#room=lobby".into())]);
+        assert!(problems(&bad)[0].contains("room must be a positive number, not \"lobby\""));
+    }
+
+    #[test]
+    fn the_dialog_names_each_problem_as_the_start_would() {
+        assert!(problems(&Table::default()).is_empty(), "nothing typed yet");
+        let good = table(&[
+            ("server", "https://sfu.example.com/whip/1".into()),
+            (
+                "ice_servers",
+                "stun:stun.example.com:3478\nturn:t.example.com:3478".into(),
+            ),
+            ("ice_relay_only", true.into()),
+            ("signalling", "janus".into()),
+            ("janus_room", "1234".into()),
+        ]);
+        assert_eq!(problems(&good), Vec::<String>::new());
+        let bad = table(&[
+            ("server", "rtmp://live.example.com/app".into()),
+            ("ice_servers", "turn.example.com:3478".into()),
+            ("signalling", "janus".into()),
+            ("janus_room", "lobby".into()),
+        ]);
+        let p = problems(&bad);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].contains("must start with https:// or http://, not rtmp://"),
+            "{p:?}"
+        );
+        assert!(
+            p[1].contains("room must be a positive number, not \"lobby\""),
+            "{p:?}"
+        );
+        // With the room fixed, the TURN line is next.
+        let bad_turn = table(&[
+            ("ice_servers", "turn.example.com:3478".into()),
+            ("ice_relay_only", true.into()),
+        ]);
+        let p = problems(&bad_turn);
+        assert!(
+            p.len() == 1
+                && p[0].contains("\"turn.example.com:3478\" is not a stun:, turn: or turns: URL"),
+            "{p:?}"
+        );
+        let relay_without_turn = table(&[
+            ("ice_servers", "stun:s:3478".into()),
+            ("ice_relay_only", true.into()),
+        ]);
+        assert!(problems(&relay_without_turn)[0].contains("\"Relay only\" needs a TURN server"));
+    }
+
+    #[test]
     fn every_key_is_unique_and_has_a_default_of_its_widgets_kind() {
         let mut keys = std::collections::HashSet::new();
         for s in SERVICE.iter().chain(OUTPUT) {
@@ -528,6 +775,32 @@ pub mod tests {
                 "{key} is missing from data/locale/en-US.ini"
             );
         }
+        // And every other text key the plugin's sources name (menu entries, the dialog's boxes, …).
+        let mut dirs = vec![std::path::PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/plugin"
+        ))];
+        let mut named = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let source = std::fs::read_to_string(&path).unwrap_or_default();
+                for piece in source.split("c\"RtcStudio.").skip(1) {
+                    let key = format!("RtcStudio.{}", piece.split('"').next().unwrap());
+                    named += 1;
+                    assert!(
+                        ini.lines().any(|l| l.starts_with(&format!("{key}=\""))),
+                        "{key} ({}) is missing from data/locale/en-US.ini",
+                        path.display()
+                    );
+                }
+            }
+        }
+        assert!(named > 40, "found only {named} text keys in the sources");
     }
 
     #[test]
@@ -582,6 +855,10 @@ pub mod tests {
         ]));
         assert!(bad_room.unwrap_err().message.contains("positive number"));
         // Absent keys read as false and 0 (OBS fills in the defaults first, `apply_defaults`).
+        assert_eq!(
+            ServiceSettings::read(&Defaults).unwrap(),
+            ServiceSettings::default()
+        );
         let absent = ServiceSettings::read(&Table::default()).unwrap();
         assert_eq!(
             absent,

@@ -191,16 +191,16 @@ fn a_janus_that_restarts_is_published_to_again_once_it_is_back() {
     let _alone = receiving();
     let mut janus = Janus::start("janus-restart");
     let clip = flash_beep_clip("640x360");
-    let room = CONFIGURED_ROOM.to_string();
+    // The room rides in the Server URL's fragment, as a streamer can type it into OBS's plain Server field: no
+    // signalling or room setting is made.
+    let url = format!("{}#room={CONFIGURED_ROOM}", janus.api);
     let publisher = headless_meanwhile(&[
         "--media",
         clip.to_str().unwrap(),
         "--duration",
         "16",
         "--url",
-        &janus.api,
-        "--janus-room",
-        &room,
+        &url,
         "--bframes",
         "0",
     ]);

@@ -3,6 +3,8 @@
 //!   with `obs --startstreaming`; the Stop Streaming hotkey ends the stream (WHIP DELETE); OBS exits cleanly;
 //! - a streamer who typed the WHIP URL and token into "Custom..." picks Tools → RTC Studio in OBS's window: the
 //!   profile's service becomes RTC Studio with that URL and token, and Start Streaming streams through it;
+//! - Tools → RTC Studio settings… opens OBS's properties dialog on the plugin's settings: driven by the keyboard,
+//!   Cancel changes nothing, OK saves a relay-only TURN set-up that Start Streaming then uses through coturn;
 //! - OBS's status bar square, read from screenshots, is green on a clear link and red on a shaped, lossy one.
 mod support;
 
@@ -11,6 +13,7 @@ use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_frontend::{home_dir, profile_dir, run_obs, FrontendRun, Scenario};
 use support::obs_run::{binaries, flash_beep_clip, packets_sent, OBS};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
+use support::turn::{Turn, TurnAuth};
 
 #[test]
 fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
@@ -125,7 +128,7 @@ fn the_tools_menu_makes_rtc_studio_the_streaming_service_keeping_url_and_token()
     println!("receiver {r}");
     let log = &run.log;
     for expected in [
-        "added Tools menu entry to stream with RTC Studio",
+        "added Tools menu entries to stream with RTC Studio and to open its settings",
         "Tools → RTC Studio: streaming service is now RTC Studio (was rtmp_custom; server http://127.0.0.1:",
         "bearer token kept)",
         "[rtc-studio] streaming (connected in",
@@ -267,4 +270,147 @@ fn the_status_bar_square_turns_red_when_the_link_loses_packets() {
             println!("status square through the shaped link: {colours:?}");
         }
     }
+}
+
+/// The TURN password the settings dialog test types (never to appear in OBS's log).
+const TURN_PASSWORD: &str = "dialog-turn-pass-7301";
+
+/// The settings dialog (Tools → RTC Studio settings…) driven by the keyboard as a streamer would: it opens on the
+/// profile's RTC Studio service (with a stale URL and a mistyped TURN server, which it names); Cancel after typing
+/// leaves the profile as it was; then the server, token, a TURN server with its credentials and "Relay only" are
+/// typed in, OK saves them to the profile, and Start Streaming goes through coturn, relay-only, to our receiver.
+#[test]
+fn the_settings_dialog_saves_turn_relay_only_and_the_stream_goes_through_coturn() {
+    let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
+    support::obs_run::binaries();
+    let clip = flash_beep_clip("640x360");
+    let turn = Turn::start(
+        "dialog-turn",
+        TurnAuth::LongTerm {
+            user: "obs",
+            password: TURN_PASSWORD,
+        },
+    );
+    let (rt, receiver) = receiver_requiring_token();
+    let service = serde_json::json!({"type": "rtc_studio_service",
+        "settings": {"server": "http://127.0.0.1:9/whip", "ice_servers": "turn.example.com:3478"}});
+    let grab = "ffmpeg -loglevel error -y -f x11grab -video_size 1280x1024 -i $DISPLAY -frames:v 1";
+    // Without a window manager, each new window is given the keyboard explicitly. The dialog opens with OK
+    // focused: Tab reaches Cancel, then Signalling, then Server; the STUN/TURN box is a multi-line field (Ctrl+Tab
+    // leaves it); Return is OK. Escape with changes typed asks OBS's question "Settings Changed" (Save focused,
+    // Tab to Discard).
+    let open = "xdotool search --sync --onlyvisible --name '^OBS ' windowfocus --sync; sleep 1; \
+                xdotool key alt+t; sleep 1; xdotool key e; \
+                xdotool search --sync --onlyvisible --name 'RTC Studio settings' windowfocus --sync; sleep 1";
+    let typing = |keys: &str| format!("xdotool {keys}; sleep 0.3");
+    let script = [
+        open.to_string(),
+        format!("{grab} dialog-opened.png"),
+        // Cancel: a change typed, then Escape, and Discard in OBS's question ("Settings Changed", Save focused):
+        // the dialog hands back the settings it opened with.
+        typing("key Tab Tab Tab"),
+        typing("type --delay 40 http://discarded.example.com/whip"),
+        typing("key Escape"),
+        "xdotool search --sync --onlyvisible --name 'Settings Changed' windowfocus --sync; sleep 0.5".to_string(),
+        typing("key Tab space"),
+        // Closed before it is opened again (else the search below could find the closing one).
+        "for i in $(seq 100); do xdotool search --onlyvisible --name 'RTC Studio settings' >/dev/null || break; \
+         sleep 0.1; done; sleep 0.5"
+            .to_string(),
+        // OK: everything a relay-only TURN stream needs. OBS's multi-line STUN/TURN box takes Tab as a character,
+        // so the way in is backwards from OK: Defaults, then the Advanced box (metrics, packet log, straight from
+        // the encoders, largest payload, connect timeout, send queue), the bandwidth box (share, layers, minimum,
+        // adapt), and Relay only — 13 Shift+Tabs (one more stop than there are widgets); then the TURN secret's
+        // Show, the secret, the password's Show, the password and the username above it, the STUN/TURN box, and up
+        // to the token and the server.
+        open.to_string(),
+        typing("key shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab \
+                shift+Tab shift+Tab shift+Tab shift+Tab"),
+        typing("key space"),
+        typing("key shift+Tab shift+Tab shift+Tab shift+Tab"),
+        typing(&format!("type --delay 40 {TURN_PASSWORD}")),
+        typing("key shift+Tab"),
+        typing("type --delay 40 obs"),
+        typing("key shift+Tab"),
+        typing("key ctrl+a"),
+        typing(&format!("type --delay 40 {}", turn.url())),
+        // The display name, PIN's Show, PIN, room, the token's Show, the token.
+        typing("key shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab"),
+        typing(&format!("type --delay 40 {TOKEN}")),
+        typing("key shift+Tab ctrl+a"),
+        typing(&format!("type --delay 40 {}", receiver.whip_url())),
+        format!("{grab} dialog-filled.png"),
+        typing("key Return"),
+        "sleep 1; hotkey ctrl+F11; sleep 8; hotkey ctrl+F12; sleep 2".to_string(),
+    ]
+    .join("; ");
+    let scenario = Scenario {
+        service: service.clone(),
+        script,
+        start_streaming: false,
+        name: "obs-frontend-dialog",
+        netns: None,
+        screen: "1280x1024x24",
+    };
+    let run = run_obs(&scenario, &clip);
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
+    println!("receiver {r}");
+    let log = &run.log;
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("[rtc-studio]")).collect();
+    println!("{}", lines.join("\n"));
+    for expected in [
+        "added Tools menu entries to stream with RTC Studio and to open its settings",
+        "RTC Studio settings: dialog opened",
+        "RTC Studio settings: nothing changed, nothing saved",
+        &format!(
+            "RTC Studio settings saved as the streaming service: signalling whip, server {}, bearer token set, \
+             1 STUN/TURN server(s), TURN password set, TURN secret none, relay only true",
+            receiver.whip_url()
+        ),
+        "relay only",
+        "[rtc-studio] streaming (connected in",
+        "[rtc-studio] WHIP session ended (DELETE answered 200)",
+        "Number of memory leaks: 0",
+    ] {
+        assert!(log.contains(expected), "OBS's log lacks {expected:?}:\n{log}\n{}", run.console);
+    }
+    assert!(
+        !log.contains("discarded.example.com") && !log.contains("cancelled.example.com"),
+        "a discarded change was saved:\n{log}"
+    );
+    assert_eq!(log.matches("RTC Studio settings saved").count(), 1, "{log}");
+    assert!(
+        !log.contains(TURN_PASSWORD),
+        "the TURN password leaked into OBS's log"
+    );
+    assert!(
+        run.console.contains("obs exit 0"),
+        "OBS did not exit cleanly: {}",
+        run.console
+    );
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(profile_dir(scenario.name).join("service.json")).unwrap(),
+    )
+    .unwrap();
+    let s = &saved["settings"];
+    assert_eq!(saved["type"], "rtc_studio_service", "{saved}");
+    assert_eq!(s["server"], receiver.whip_url(), "{saved}");
+    assert_eq!(s["bearer_token"], TOKEN, "{saved}");
+    assert_eq!(s["ice_servers"], turn.url(), "{saved}");
+    assert_eq!(s["ice_username"], "obs", "{saved}");
+    assert_eq!(s["ice_credential"], TURN_PASSWORD, "{saved}");
+    assert_eq!(s["ice_relay_only"], true, "{saved}");
+    // The stream went through coturn only: the one candidate offered was its relay address.
+    assert_eq!(
+        r["offer_candidate_types"],
+        serde_json::json!(["relay"]),
+        "{r}"
+    );
+    let turn_log = turn.log();
+    assert!(
+        turn_log.contains("<obs>: incoming packet ALLOCATE processed, success"),
+        "coturn relayed nothing:\n{turn_log}"
+    );
+    assert_received_everything(&run, &r);
+    rt.block_on(receiver.stop());
 }

@@ -59,6 +59,25 @@ impl<'a> Settings<'a> {
         unsafe { sys::obs_data_get_bool(self.raw, k.as_ptr()) }
     }
 
+    /// Whether the user (or a saved profile) set `name`, rather than it reading as its default.
+    pub fn has_user_value(&self, name: &str) -> bool {
+        if self.raw.is_null() {
+            return false;
+        }
+        let k = key(name);
+        // SAFETY: valid data object and key.
+        unsafe { sys::obs_data_has_user_value(self.raw, k.as_ptr()) }
+    }
+
+    pub fn set_string(&self, name: &str, value: &str) {
+        if self.raw.is_null() {
+            return;
+        }
+        let (k, v) = (key(name), text(value));
+        // SAFETY: valid data object; libobs copies key and value.
+        unsafe { sys::obs_data_set_string(self.raw, k.as_ptr(), v.as_ptr()) }
+    }
+
     pub fn set_default_string(&self, name: &str, value: &str) {
         if self.raw.is_null() {
             return;

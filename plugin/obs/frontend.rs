@@ -5,6 +5,7 @@
 use super::data::Data;
 use super::guard::guard;
 use super::loader::Library;
+use super::source::Source;
 use super::sys;
 use std::ffi::{c_void, CStr, CString};
 use std::sync::OnceLock;
@@ -18,6 +19,7 @@ struct Api {
     set_streaming_service: sys::obs_frontend_set_streaming_service_fn,
     save_streaming_service: sys::obs_frontend_save_streaming_service_fn,
     streaming_active: sys::obs_frontend_streaming_active_fn,
+    open_source_properties: sys::obs_frontend_open_source_properties_fn,
 }
 
 // SAFETY: plain function pointers into a library that stays loaded for the life of the process.
@@ -59,6 +61,12 @@ fn api() -> Option<&'static Api> {
                     *mut c_void,
                     sys::obs_frontend_streaming_active_fn,
                 >(find(c"obs_frontend_streaming_active")),
+                open_source_properties: std::mem::transmute::<
+                    *mut c_void,
+                    sys::obs_frontend_open_source_properties_fn,
+                >(find(
+                    c"obs_frontend_open_source_properties",
+                )),
             }
         };
         let complete = api.add_tools_menu_item.is_some()
@@ -169,4 +177,15 @@ pub fn use_streaming_service(id: &CStr, settings: &Data) -> Result<(), String> {
         sys::obs_service_release(service);
     }
     Ok(())
+}
+
+/// Opens OBS's properties dialog for `source` (returns at once; the dialog keeps its own reference). False outside
+/// the frontend.
+pub fn open_source_properties(source: &Source) -> bool {
+    let Some(open) = api().and_then(|a| a.open_source_properties) else {
+        return false;
+    };
+    // SAFETY: a live source; the frontend takes its own reference for the dialog's lifetime.
+    unsafe { open(source.as_ptr()) };
+    true
 }

@@ -10,6 +10,7 @@ pub mod module;
 pub mod output;
 pub mod properties;
 pub mod service;
+pub mod source;
 pub mod sys;
 pub mod tap;
 

@@ -188,6 +188,16 @@ impl OutputHandle {
         .flatten()
     }
 
+    /// The output's own settings (a reference of our own).
+    pub fn settings(&self) -> Option<super::data::Data> {
+        self.with(|o| {
+            // SAFETY: live output; get_settings adds a reference we own.
+            let raw = unsafe { sys::obs_output_get_settings(o) };
+            (!raw.is_null()).then(|| unsafe { super::data::Data::from_owned(raw) })
+        })
+        .flatten()
+    }
+
     /// A copy of the output's service settings (a reference of our own).
     pub fn service_settings(&self) -> Option<super::data::Data> {
         self.with(|o| {

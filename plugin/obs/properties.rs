@@ -1,4 +1,6 @@
 //! Building the settings UI (`obs_properties_t`) that OBS shows for our output and service.
+use super::data::Settings;
+use super::guard::guard;
 use super::sys;
 use std::ffi::CString;
 
@@ -13,6 +15,8 @@ pub enum TextKind {
     /// Hidden characters with a "show" button: bearer tokens, TURN credentials.
     Password,
     Multiline,
+    /// Read-only text: the setting's value shown beside the label.
+    Info,
 }
 
 /// A properties list under construction; handed to OBS with [`Properties::into_raw`].
@@ -32,6 +36,54 @@ impl Property {
         unsafe { sys::obs_property_set_long_description(self.raw, t.as_ptr()) };
         self
     }
+
+    /// Greyed out (shown, not editable).
+    pub fn enabled(self, enabled: bool) -> Self {
+        // SAFETY: raw belongs to a live properties list.
+        unsafe { sys::obs_property_set_enabled(self.raw, enabled) };
+        self
+    }
+
+    /// `C` looks at the settings each time the user changes this property (and when the dialog opens), and its
+    /// verdict is shown in the info text `C::INFO`, hidden while there is nothing to say.
+    pub fn checked_by<C: Check>(self) -> Self {
+        // SAFETY: raw belongs to a live properties list; the callback is a plain function.
+        unsafe { sys::obs_property_set_modified_callback(self.raw, Some(modified::<C>)) };
+        self
+    }
+}
+
+/// What a settings dialog has to say about its values as they are typed.
+pub trait Check: 'static {
+    /// The key of the info text (`TextKind::Info`) that shows the verdict.
+    const INFO: &'static str;
+    /// What is wrong with `settings`, one problem per line; empty when nothing is.
+    fn check(settings: &Settings) -> String;
+}
+
+unsafe extern "C" fn modified<C: Check>(
+    props: *mut sys::obs_properties_t,
+    _property: *mut sys::obs_property_t,
+    settings: *mut sys::obs_data_t,
+) -> bool {
+    guard("property modified", false, || {
+        // SAFETY: libobs lends the dialog's settings for this call.
+        let settings = unsafe { Settings::from_raw(settings) };
+        let verdict = C::check(&settings);
+        if settings.string(C::INFO) == verdict {
+            return false;
+        }
+        settings.set_string(C::INFO, &verdict);
+        let key = c(C::INFO);
+        // SAFETY: props is the dialog's live properties list; a missing property is null.
+        let info = unsafe { sys::obs_properties_get(props, key.as_ptr()) };
+        if !info.is_null() {
+            // SAFETY: a property of that list.
+            unsafe { sys::obs_property_set_visible(info, !verdict.is_empty()) };
+        }
+        // Redraw, so the info text shows the new verdict.
+        true
+    })
 }
 
 impl Properties {
@@ -48,6 +100,7 @@ impl Properties {
             TextKind::Plain => sys::OBS_TEXT_DEFAULT,
             TextKind::Password => sys::OBS_TEXT_PASSWORD,
             TextKind::Multiline => sys::OBS_TEXT_MULTILINE,
+            TextKind::Info => sys::OBS_TEXT_INFO,
         };
         // SAFETY: raw is live; libobs copies name and description.
         Property {
@@ -99,6 +152,36 @@ impl Properties {
             unsafe { sys::obs_property_list_add_string(raw, l.as_ptr(), v.as_ptr()) };
         }
         Property { raw }
+    }
+
+    /// The property `name` of this list.
+    pub fn get(&mut self, name: &str) -> Option<Property> {
+        let n = c(name);
+        // SAFETY: raw is live; a missing property is null.
+        let raw = unsafe { sys::obs_properties_get(self.raw, n.as_ptr()) };
+        (!raw.is_null()).then_some(Property { raw })
+    }
+
+    /// A titled box holding `group`'s properties (their settings stay at the top level).
+    pub fn group(&mut self, name: &str, description: &str, group: Properties) -> Property {
+        let (n, d) = (c(name), c(description));
+        // SAFETY: both lists are live; libobs takes ownership of `group`.
+        let raw = unsafe {
+            sys::obs_properties_add_group(
+                self.raw,
+                n.as_ptr(),
+                d.as_ptr(),
+                sys::OBS_GROUP_NORMAL,
+                group.into_raw(),
+            )
+        };
+        Property { raw }
+    }
+
+    /// OBS's properties dialog applies changes only on OK (and Cancel then has nothing to undo).
+    pub fn defer_updates(&mut self) {
+        // SAFETY: raw is live.
+        unsafe { sys::obs_properties_set_flags(self.raw, sys::OBS_PROPERTIES_DEFER_UPDATE) }
     }
 
     /// Hands ownership to OBS (the return value of a `get_properties` callback).
