@@ -283,6 +283,7 @@ obs_property_t *obs_properties_add_list(obs_properties_t *props, const char *nam
 size_t obs_property_list_add_string(obs_property_t *p, const char *name, const char *val);
 void obs_property_set_long_description(obs_property_t *p, const char *long_description);
 void obs_property_set_description(obs_property_t *p, const char *description);
+const char *obs_property_description(obs_property_t *p);
 void obs_property_set_enabled(obs_property_t *p, bool enabled);
 void obs_property_set_visible(obs_property_t *p, bool visible);
 void obs_properties_set_flags(obs_properties_t *props, uint32_t flags);

@@ -84,6 +84,9 @@ struct Problems;
 
 impl Check for Problems {
     const INFO: &'static str = PROBLEMS;
+    fn prefix() -> String {
+        format!("{}: ", text(c"RtcStudio.Problems"))
+    }
     fn check(settings: &Settings) -> String {
         settings::problems(settings).join("\n")
     }
@@ -103,13 +106,14 @@ impl SettingsSourceType for SettingsDialog {
         let mut p = Properties::new();
         p.defer_updates();
         if streaming {
+            log::info("RTC Studio settings: streaming now, shown read-only");
             p.text(
                 "rtc_studio_streaming",
                 &text(c"RtcStudio.StopStreamingFirst"),
                 TextKind::Info,
             );
         }
-        p.text(PROBLEMS, &text(c"RtcStudio.Problems"), TextKind::Info);
+        p.text(PROBLEMS, "", TextKind::Info).visible(false);
         for (title, group) in GROUPS {
             let mut inner = settings::properties(group);
             for s in group.iter() {

@@ -37,6 +37,12 @@ impl Property {
         self
     }
 
+    pub fn visible(self, visible: bool) -> Self {
+        // SAFETY: raw belongs to a live properties list.
+        unsafe { sys::obs_property_set_visible(self.raw, visible) };
+        self
+    }
+
     /// Greyed out (shown, not editable).
     pub fn enabled(self, enabled: bool) -> Self {
         // SAFETY: raw belongs to a live properties list.
@@ -55,8 +61,10 @@ impl Property {
 
 /// What a settings dialog has to say about its values as they are typed.
 pub trait Check: 'static {
-    /// The key of the info text (`TextKind::Info`) that shows the verdict.
+    /// The key of the info text (`TextKind::Info`, hidden until there is something to say) that shows the verdict.
     const INFO: &'static str;
+    /// Put before the verdict ("Please check: ").
+    fn prefix() -> String;
     /// What is wrong with `settings`, one problem per line; empty when nothing is.
     fn check(settings: &Settings) -> String;
 }
@@ -70,19 +78,31 @@ unsafe extern "C" fn modified<C: Check>(
         // SAFETY: libobs lends the dialog's settings for this call.
         let settings = unsafe { Settings::from_raw(settings) };
         let verdict = C::check(&settings);
-        if settings.string(C::INFO) == verdict {
-            return false;
-        }
-        settings.set_string(C::INFO, &verdict);
         let key = c(C::INFO);
         // SAFETY: props is the dialog's live properties list; a missing property is null.
         let info = unsafe { sys::obs_properties_get(props, key.as_ptr()) };
-        if !info.is_null() {
-            // SAFETY: a property of that list.
-            unsafe { sys::obs_property_set_visible(info, !verdict.is_empty()) };
+        if info.is_null() {
+            return false;
         }
-        // Redraw, so the info text shows the new verdict.
-        true
+        // The verdict is the info text's description, which OBS shows across the dialog while the text's value is
+        // empty. (Not its value: a changed setting would make OBS ask "Settings Changed" on every close.)
+        // SAFETY: a property of that list; its description is a string libobs owns, or null.
+        let shown = unsafe {
+            let d = sys::obs_property_description(info);
+            (!d.is_null()).then(|| std::ffi::CStr::from_ptr(d).to_string_lossy().into_owned())
+        };
+        let text = match verdict.is_empty() {
+            true => String::new(),
+            false => format!("{}{verdict}", C::prefix()),
+        };
+        let t = c(&text);
+        // SAFETY: as above; libobs copies the text.
+        unsafe {
+            sys::obs_property_set_description(info, t.as_ptr());
+            sys::obs_property_set_visible(info, !verdict.is_empty());
+        }
+        // Redraw only when the text changed (a redraw moves the cursor of the field being typed in).
+        shown.as_deref() != Some(text.as_str())
     })
 }
 
