@@ -431,3 +431,44 @@ fn the_settings_dialog_saves_turn_relay_only_and_the_stream_goes_through_coturn(
     );
     rt.block_on(receiver.stop());
 }
+
+/// A settings dialog left open (showing a problem) when OBS quits: OBS closes it without asking anything, exits
+/// cleanly and frees everything (the dialog's private source included). The problem shown is no setting of the
+/// source: were it one, OBS would see changed settings and ask "Settings Changed" at exit, unanswered here.
+#[test]
+fn obs_quits_cleanly_with_the_settings_dialog_open() {
+    let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
+    support::obs_run::binaries();
+    let clip = flash_beep_clip("640x360");
+    let service = serde_json::json!({"type": "rtc_studio_service",
+        "settings": {"server": "http://127.0.0.1:9/whip", "ice_servers": "turn.example.com:3478"}});
+    let script = "xdotool search --sync --onlyvisible --name '^OBS ' windowfocus --sync; sleep 1; \
+                  xdotool key alt+t; sleep 1; xdotool key e; \
+                  xdotool search --sync --onlyvisible --name 'RTC Studio settings' windowfocus --sync; sleep 1";
+    let scenario = Scenario {
+        service,
+        script: script.into(),
+        start_streaming: false,
+        name: "obs-frontend-dialog-at-exit",
+        netns: None,
+        screen: "1280x1024x24",
+    };
+    let run = run_obs(&scenario, &clip);
+    for expected in [
+        "RTC Studio settings: dialog opened",
+        "[rtc-studio] unloaded: every stream thread has ended",
+        "Number of memory leaks: 0",
+    ] {
+        assert!(
+            run.log.contains(expected),
+            "OBS's log lacks {expected:?}:\n{}\n{}",
+            run.log,
+            run.console
+        );
+    }
+    assert!(
+        run.console.contains("obs exit 0"),
+        "OBS did not exit cleanly: {}",
+        run.console
+    );
+}
