@@ -30,26 +30,18 @@ fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
     let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     println!("receiver {r}");
     let log = &run.log;
-    for expected in [
-        "[rtc-studio] version",
-        "OBS has no WHIP service of its own: Settings → Stream → WHIP now streams with RTC Studio",
-        "Starting stream due to command line parameter",
-        "[rtc-studio] streaming (connected in",
-        "Stopping stream due to hotkey",
-        "[rtc-studio] WHIP session ended (DELETE answered 200)",
-        "[rtc-studio] unloaded: every stream thread has ended",
-        "Number of memory leaks: 0",
-    ] {
-        assert!(
-            log.contains(expected),
-            "OBS's log lacks {expected:?}:\n{log}\n{}",
-            run.console
-        );
-    }
-    assert!(
-        run.console.contains("obs exit 0"),
-        "OBS did not exit cleanly: {}",
-        run.console
+    assert_clean_run(
+        &run,
+        [
+            "[rtc-studio] version",
+            "OBS has no WHIP service of its own: Settings → Stream → WHIP now streams with RTC Studio",
+            "Starting stream due to command line parameter",
+            "[rtc-studio] streaming (connected in",
+            "Stopping stream due to hotkey",
+            "[rtc-studio] WHIP session ended (DELETE answered 200)",
+            "[rtc-studio] unloaded: every stream thread has ended",
+            "Number of memory leaks: 0",
+        ],
     );
     // OBS 29's frontend chose an Opus encoder for our output by itself.
     assert!(
@@ -102,6 +94,23 @@ fn assert_received_everything(run: &FrontendRun, r: &serde_json::Value) {
     assert!(r["delete_received"] == true, "{r}");
 }
 
+/// OBS's log has every `expected` line, and OBS exited cleanly.
+fn assert_clean_run<'a>(run: &FrontendRun, expected: impl IntoIterator<Item = &'a str>) {
+    let log = &run.log;
+    for expected in expected {
+        assert!(
+            log.contains(expected),
+            "OBS's log lacks {expected:?}:\n{log}\n{}",
+            run.console
+        );
+    }
+    assert!(
+        run.console.contains("obs exit 0"),
+        "OBS did not exit cleanly: {}",
+        run.console
+    );
+}
+
 /// Runs the scenario, in which OBS's window makes RTC Studio the streaming service for `receiver` (with [`TOKEN`])
 /// and streams: OBS's log has `expected` and a whole stream, OBS exits cleanly, and the profile's saved service
 /// is RTC Studio's with the receiver's URL and the token. Returns the run, the receiver's report and the saved
@@ -116,25 +125,13 @@ fn streamed_from_the_window(
     let run = run_obs(scenario, clip);
     let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
     println!("receiver {r}");
-    let log = &run.log;
     let always = [
         "added Tools menu entries to stream with RTC Studio and to open its settings",
         "[rtc-studio] streaming (connected in",
         "[rtc-studio] WHIP session ended (DELETE answered 200)",
         "Number of memory leaks: 0",
     ];
-    for expected in always.iter().chain(expected) {
-        assert!(
-            log.contains(expected),
-            "OBS's log lacks {expected:?}:\n{log}\n{}",
-            run.console
-        );
-    }
-    assert!(
-        run.console.contains("obs exit 0"),
-        "OBS did not exit cleanly: {}",
-        run.console
-    );
+    assert_clean_run(&run, always.iter().chain(expected).copied());
     // OBS saved the service to the profile, as Settings → Apply would.
     let saved: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(profile_dir(scenario.name).join("service.json")).unwrap(),
@@ -454,21 +451,12 @@ fn obs_quits_cleanly_with_the_settings_dialog_open() {
         screen: "1280x1024x24",
     };
     let run = run_obs(&scenario, &clip);
-    for expected in [
-        "RTC Studio settings: dialog opened",
-        "[rtc-studio] unloaded: every stream thread has ended",
-        "Number of memory leaks: 0",
-    ] {
-        assert!(
-            run.log.contains(expected),
-            "OBS's log lacks {expected:?}:\n{}\n{}",
-            run.log,
-            run.console
-        );
-    }
-    assert!(
-        run.console.contains("obs exit 0"),
-        "OBS did not exit cleanly: {}",
-        run.console
+    assert_clean_run(
+        &run,
+        [
+            "RTC Studio settings: dialog opened",
+            "[rtc-studio] unloaded: every stream thread has ended",
+            "Number of memory leaks: 0",
+        ],
     );
 }

@@ -5,6 +5,7 @@
 //! OBUs without their size field ([`super::av1`]). The marker bit ends a temporal unit.
 use super::av1::{leb128_len, obu, obu_type, read_leb128, write_leb128};
 use super::h264_rtp::RtpPayload;
+use super::reassembly::{Reassembler, UnitParser};
 use bytes::{BufMut, Bytes, BytesMut};
 
 const Z: u8 = 0x80;
@@ -111,28 +112,33 @@ pub enum Av1DepacketizeError {
 }
 
 /// Reassembles temporal units from RTP packets given in sequence order.
+pub type Av1Depacketizer = Reassembler<Av1Units>;
+
+/// The AV1 payload format's side of [`Av1Depacketizer`]: OBU elements, fragments joined.
 #[derive(Debug, Default)]
-pub struct Av1Depacketizer {
-    timestamp: Option<u32>,
+pub struct Av1Units {
     elements: Vec<Bytes>,
     fragment: Option<BytesMut>,
-    damaged: bool,
+    /// Inside a unit (its first payload has been read), and whether that payload said N.
+    started: bool,
     starts_sequence: bool,
-    last_seq: Option<u16>,
+    /// A fragment was cut off by an element that does not continue it.
+    damaged: bool,
 }
 
-impl Av1Depacketizer {
-    pub fn new() -> Self {
-        Self::default()
+impl UnitParser for Av1Units {
+    type Unit = TemporalUnit;
+    type Error = Av1DepacketizeError;
+
+    fn lost(&mut self) {
+        self.fragment = None;
     }
 
-    fn take(&mut self) -> Option<TemporalUnit> {
-        let timestamp = self.timestamp.take()?;
+    fn take(&mut self, timestamp: u32, damaged: bool) -> Option<TemporalUnit> {
         let elements = std::mem::take(&mut self.elements);
-        let complete = !self.damaged && self.fragment.is_none();
-        self.fragment = None;
-        self.damaged = false;
-        let starts_sequence = std::mem::take(&mut self.starts_sequence);
+        let complete = !damaged && !self.damaged && self.fragment.take().is_none();
+        let starts_sequence = self.starts_sequence;
+        (self.started, self.starts_sequence, self.damaged) = (false, false, false);
         (!elements.is_empty()).then_some(TemporalUnit {
             timestamp,
             elements,
@@ -141,44 +147,11 @@ impl Av1Depacketizer {
         })
     }
 
-    /// Feeds one RTP packet; returns the temporal units it completed (the previous one when the timestamp changed
-    /// without a marker, the current one on a marker).
-    pub fn push(
-        &mut self,
-        seq: u16,
-        timestamp: u32,
-        marker: bool,
-        payload: &[u8],
-    ) -> (Vec<TemporalUnit>, Option<Av1DepacketizeError>) {
-        let mut done = Vec::new();
-        if self
-            .last_seq
-            .is_some_and(|last| seq != last.wrapping_add(1))
-        {
-            self.damaged = true;
-            self.fragment = None;
-        }
-        self.last_seq = Some(seq);
-        if self.timestamp.is_some_and(|t| t != timestamp) {
-            self.damaged = true;
-            done.extend(self.take());
-        }
-        if self.timestamp.is_none() && payload.first().is_some_and(|h| h & N != 0) {
-            self.starts_sequence = true;
-        }
-        self.timestamp = Some(timestamp);
-        let error = self.parse(payload).err();
-        if error.is_some() {
-            self.damaged = true;
-        }
-        if marker {
-            done.extend(self.take());
-        }
-        (done, error)
-    }
-
     fn parse(&mut self, payload: &[u8]) -> Result<(), Av1DepacketizeError> {
         let (&header, mut rest) = payload.split_first().ok_or(Av1DepacketizeError::Empty)?;
+        if !std::mem::replace(&mut self.started, true) {
+            self.starts_sequence = header & N != 0;
+        }
         let count = usize::from((header >> W_SHIFT) & 0x03);
         let mut pieces = Vec::new();
         while !rest.is_empty() {

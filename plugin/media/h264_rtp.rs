@@ -5,6 +5,7 @@
 //! We own this rather than use webrtc-rs's payloader so that access-unit boundaries (marker), parameter-set
 //! insertion and the payload budget are decided here, tested, and independent of the transport.
 use super::h264::{nal, nal_type};
+use super::reassembly::{Reassembler, UnitParser};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Default RTP payload budget: fits a 1500-byte MTU after IP/UDP/SRTP/RTP headers and extensions with margin.
@@ -133,64 +134,31 @@ pub enum DepacketizeError {
 }
 
 /// Reassembles access units from RTP packets given in sequence order.
+pub type H264Depacketizer = Reassembler<H264Units>;
+
+/// RFC 6184's side of [`H264Depacketizer`]: NAL units of single, STAP-A and FU-A payloads.
 #[derive(Debug, Default)]
-pub struct H264Depacketizer {
-    timestamp: Option<u32>,
+pub struct H264Units {
     nals: Vec<Bytes>,
     fu: Option<BytesMut>,
-    damaged: bool,
-    last_seq: Option<u16>,
 }
 
-impl H264Depacketizer {
-    pub fn new() -> Self {
-        Self::default()
+impl UnitParser for H264Units {
+    type Unit = AccessUnit;
+    type Error = DepacketizeError;
+
+    fn lost(&mut self) {
+        self.fu = None;
     }
 
-    fn take(&mut self) -> Option<AccessUnit> {
-        let ts = self.timestamp.take()?;
+    fn take(&mut self, timestamp: u32, damaged: bool) -> Option<AccessUnit> {
         let nals = std::mem::take(&mut self.nals);
-        let complete = !self.damaged && self.fu.is_none();
-        self.fu = None;
-        self.damaged = false;
+        let complete = !damaged && self.fu.take().is_none();
         (!nals.is_empty()).then_some(AccessUnit {
-            timestamp: ts,
+            timestamp,
             nals,
             complete,
         })
-    }
-
-    /// Feeds one RTP packet. Returns the access units it completed: the previous one when the timestamp changed
-    /// without a marker, and the current one on a marker.
-    pub fn push(
-        &mut self,
-        seq: u16,
-        timestamp: u32,
-        marker: bool,
-        payload: &[u8],
-    ) -> (Vec<AccessUnit>, Option<DepacketizeError>) {
-        let mut done = Vec::new();
-        if let Some(last) = self.last_seq {
-            if seq != last.wrapping_add(1) {
-                self.damaged = true;
-                self.fu = None;
-            }
-        }
-        self.last_seq = Some(seq);
-        if self.timestamp.is_some_and(|t| t != timestamp) {
-            // The previous access unit never got its marker.
-            self.damaged = true;
-            done.extend(self.take());
-        }
-        self.timestamp = Some(timestamp);
-        let error = self.parse(payload).err();
-        if error.is_some() {
-            self.damaged = true;
-        }
-        if marker {
-            done.extend(self.take());
-        }
-        (done, error)
     }
 
     fn parse(&mut self, payload: &[u8]) -> Result<(), DepacketizeError> {

@@ -9,3 +9,4 @@ pub mod h264_rtp;
 pub mod latency;
 pub mod opus;
 pub mod packet;
+pub mod reassembly;
