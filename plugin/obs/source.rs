@@ -25,10 +25,14 @@ unsafe extern "C" fn get_name<T: SettingsSourceType>(_t: *mut c_void) -> *const 
 }
 
 unsafe extern "C" fn create(_s: *mut sys::obs_data_t, _src: *mut sys::obs_source_t) -> *mut c_void {
-    &INSTANCE as *const u8 as *mut c_void
+    guard("source create", std::ptr::null_mut(), || {
+        &INSTANCE as *const u8 as *mut c_void
+    })
 }
 
-unsafe extern "C" fn destroy(_data: *mut c_void) {}
+unsafe extern "C" fn destroy(_data: *mut c_void) {
+    guard("source destroy", (), || {})
+}
 
 unsafe extern "C" fn get_defaults<T: SettingsSourceType>(settings: *mut sys::obs_data_t) {
     guard("source get_defaults", (), || {
