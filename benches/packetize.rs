@@ -1,6 +1,6 @@
 //! Cost of turning one OBS H.264 packet into RTP payloads (access-unit prep + RFC 6184 packetization), for 1080p
 //! keyframes and P-frames from real x264 output, and the same for AV1 (OBU parsing + AOMedia's RTP payload format)
-//! from real SVT-AV1 output. Prints ns per access / temporal unit and the ratio to a baseline measured in the same
+//! from real SVT-AV1 output, and HEVC (RFC 7798) from real x265 output. Prints ns per access / temporal unit and the ratio to a baseline measured in the same
 //! run: copying the unit once (what the FFI shell already does for every packet).
 //!
 //! Run: `cargo bench --bench packetize` (or `make bench`).
@@ -11,6 +11,7 @@ use rtc_studio::media::h264::{
     access_unit_nals, annexb_units, nal, nal_type, split_at_aud, ParameterSets,
 };
 use rtc_studio::media::h264_rtp::{H264Packetizer, DEFAULT_MAX_PAYLOAD};
+use rtc_studio::media::hevc_rtp::{self, HevcPacketizer, HevcParameterSets};
 use std::hint::black_box;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -160,6 +161,65 @@ fn main() {
         let ours = measure(set, budget, |u| {
             out.clear();
             packetizer.packetize(&headers.elements(black_box(u), key).unwrap(), &mut out);
+            black_box(&out);
+        });
+        println!(
+            "{name:<10} {bytes:>7} {payloads:>11} {copy:>14.0} {ours:>13.0} {:>7.2}",
+            ours / copy
+        );
+    }
+    // x265 with access unit delimiters: cut before each (4-byte start code, NAL type 35).
+    let hevc = encoded(
+        "rtc-studio-bench-1080p.hevc",
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "4M",
+            "-x265-params",
+            "aud=1:keyint=30:bframes=0:log-level=error",
+        ],
+        "hevc",
+    );
+    let mut cuts: Vec<usize> = hevc
+        .windows(6)
+        .enumerate()
+        .filter(|(_, w)| {
+            w[..4] == [0, 0, 0, 1] && hevc_rtp::nal_type(&w[4..]) == Some(hevc_rtp::nal::AUD)
+        })
+        .map(|(i, _)| i)
+        .collect();
+    cuts.push(hevc.len());
+    let units: Vec<Bytes> = cuts.windows(2).map(|c| hevc.slice(c[0]..c[1])).collect();
+    let is_key = |u: &Bytes| {
+        annexb_units(u).any(|n| {
+            hevc_rtp::nal_type(n).is_some_and(|t| {
+                (hevc_rtp::nal::IRAP_FIRST..=hevc_rtp::nal::IRAP_LAST).contains(&t)
+            })
+        })
+    };
+    let keyframes: Vec<Bytes> = units.iter().filter(|u| is_key(u)).cloned().collect();
+    let others: Vec<Bytes> = units.iter().filter(|u| !is_key(u)).cloned().collect();
+    let packetizer = HevcPacketizer::new(DEFAULT_MAX_PAYLOAD);
+    println!("1080p30 x265 ultrafast 4 Mbit/s, payload budget {DEFAULT_MAX_PAYLOAD} bytes");
+    println!(
+        "{:<10} {:>7} {:>11} {:>14} {:>13} {:>7}",
+        "frame", "bytes", "payloads", "copy ns/AU", "ours ns/AU", "ratio"
+    );
+    for (name, set) in [("keyframe", &keyframes), ("P-frame", &others)] {
+        let bytes = set.iter().map(|u| u.len()).sum::<usize>() / set.len();
+        let mut sets = HevcParameterSets::default();
+        let mut out = Vec::new();
+        packetizer.packetize(&sets.access_unit_nals(&set[0]), &mut out);
+        let payloads = out.len();
+        let copy = measure(set, budget, |u| {
+            black_box(Bytes::copy_from_slice(black_box(u)));
+        });
+        let ours = measure(set, budget, |u| {
+            out.clear();
+            packetizer.packetize(&sets.access_unit_nals(black_box(u)), &mut out);
             black_box(&out);
         });
         println!(

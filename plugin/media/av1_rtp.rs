@@ -212,6 +212,7 @@ impl UnitParser for Av1Units {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::reassembly::testing::{round_trip, survives};
     use proptest::prelude::*;
 
     fn element(kind: u8, extension: bool, body: &[u8]) -> Bytes {
@@ -330,16 +331,8 @@ mod tests {
         ) {
             let mut out = Vec::new();
             Av1Packetizer::new(budget).packetize(&elements, &mut out);
-            prop_assert!(out.iter().all(|p| p.payload.len() <= budget && p.payload.len() > 1));
-            prop_assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
-            prop_assert!(out.last().unwrap().marker);
-            let mut d = Av1Depacketizer::new();
-            let mut units = Vec::new();
-            for (i, p) in out.iter().enumerate() {
-                let (done, err) = d.push((i as u16).wrapping_add(0xfff0), 9, p.marker, &p.payload);
-                prop_assert_eq!(err, None);
-                units.extend(done);
-            }
+            prop_assert!(out.iter().all(|p| p.payload.len() > 1), "no payload without an element");
+            let units = round_trip::<Av1Units>(&out, budget).map_err(TestCaseError::fail)?;
             prop_assert_eq!(units.len(), 1);
             prop_assert_eq!(&units[0].elements, &elements);
             prop_assert!(units[0].complete);
@@ -353,12 +346,7 @@ mod tests {
         fn depacketizer_survives_any_bytes(packets in proptest::collection::vec(
             (any::<u16>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64)), 0..64)
         ) {
-            let mut d = Av1Depacketizer::new();
-            for (seq, ts, marker, payload) in packets {
-                for unit in d.push(seq, ts, marker, &payload).0 {
-                    prop_assert!(unit.elements.iter().all(|e| !e.is_empty()));
-                }
-            }
+            prop_assert!(survives::<Av1Units>(packets, |u| u.elements.iter().all(|e| !e.is_empty())));
         }
     }
 }

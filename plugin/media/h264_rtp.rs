@@ -136,22 +136,20 @@ pub enum DepacketizeError {
 /// Reassembles access units from RTP packets given in sequence order.
 pub type H264Depacketizer = Reassembler<H264Units>;
 
-/// RFC 6184's side of [`H264Depacketizer`]: NAL units of single, STAP-A and FU-A payloads.
+/// The NAL units of the access unit being put together, and a fragmented one in progress: what H.264's and HEVC's
+/// payload formats share.
 #[derive(Debug, Default)]
-pub struct H264Units {
-    nals: Vec<Bytes>,
-    fu: Option<BytesMut>,
+pub struct NalAssembly {
+    pub(crate) nals: Vec<Bytes>,
+    pub(crate) fu: Option<BytesMut>,
 }
 
-impl UnitParser for H264Units {
-    type Unit = AccessUnit;
-    type Error = DepacketizeError;
-
-    fn lost(&mut self) {
+impl NalAssembly {
+    pub(crate) fn lost(&mut self) {
         self.fu = None;
     }
 
-    fn take(&mut self, timestamp: u32, damaged: bool) -> Option<AccessUnit> {
+    pub(crate) fn take(&mut self, timestamp: u32, damaged: bool) -> Option<AccessUnit> {
         let nals = std::mem::take(&mut self.nals);
         let complete = !damaged && self.fu.take().is_none();
         (!nals.is_empty()).then_some(AccessUnit {
@@ -160,6 +158,23 @@ impl UnitParser for H264Units {
             complete,
         })
     }
+}
+
+/// RFC 6184's side of [`H264Depacketizer`]: NAL units of single, STAP-A and FU-A payloads.
+#[derive(Debug, Default)]
+pub struct H264Units(NalAssembly);
+
+impl UnitParser for H264Units {
+    type Unit = AccessUnit;
+    type Error = DepacketizeError;
+
+    fn lost(&mut self) {
+        self.0.lost();
+    }
+
+    fn take(&mut self, timestamp: u32, damaged: bool) -> Option<AccessUnit> {
+        self.0.take(timestamp, damaged)
+    }
 
     fn parse(&mut self, payload: &[u8]) -> Result<(), DepacketizeError> {
         let Some(&first) = payload.first() else {
@@ -167,8 +182,8 @@ impl UnitParser for H264Units {
         };
         match first & 0x1f {
             1..=23 => {
-                self.fu = None;
-                self.nals.push(Bytes::copy_from_slice(payload));
+                self.0.fu = None;
+                self.0.nals.push(Bytes::copy_from_slice(payload));
                 Ok(())
             }
             nal::STAP_A => {
@@ -181,7 +196,7 @@ impl UnitParser for H264Units {
                     if size == 0 || rest.len() < 2 + size {
                         return Err(DepacketizeError::TruncatedStapA);
                     }
-                    self.nals.push(Bytes::copy_from_slice(&rest[2..2 + size]));
+                    self.0.nals.push(Bytes::copy_from_slice(&rest[2..2 + size]));
                     rest = &rest[2 + size..];
                 }
                 Ok(())
@@ -195,15 +210,15 @@ impl UnitParser for H264Units {
                 if start {
                     let mut b = BytesMut::with_capacity(payload.len() * 4);
                     b.put_u8((indicator & 0xe0) | (header & 0x1f));
-                    self.fu = Some(b);
+                    self.0.fu = Some(b);
                 }
-                let Some(fu) = self.fu.as_mut() else {
+                let Some(fu) = self.0.fu.as_mut() else {
                     return Err(DepacketizeError::FuWithoutStart);
                 };
                 fu.put_slice(&payload[2..]);
                 if end {
-                    let unit = self.fu.take().expect("present").freeze();
-                    self.nals.push(unit);
+                    let unit = self.0.fu.take().expect("present").freeze();
+                    self.0.nals.push(unit);
                 }
                 Ok(())
             }
@@ -225,6 +240,7 @@ pub fn payload_nal_type(payload: &[u8]) -> Option<u8> {
 mod tests {
     use super::*;
     use crate::media::h264::{access_unit_nals, ParameterSets};
+    use crate::media::reassembly::testing::{round_trip, survives};
     use proptest::prelude::*;
 
     fn roundtrip(nals: &[Bytes], budget: usize) -> (Vec<RtpPayload>, AccessUnit) {
@@ -418,16 +434,7 @@ mod tests {
         ) {
             let mut out = Vec::new();
             H264Packetizer::new(budget).packetize(&nals, &mut out);
-            prop_assert!(out.iter().all(|p| p.payload.len() <= budget));
-            prop_assert_eq!(out.iter().filter(|p| p.marker).count(), 1);
-            prop_assert!(out.last().unwrap().marker);
-            let mut d = H264Depacketizer::new();
-            let mut units = Vec::new();
-            for (i, p) in out.iter().enumerate() {
-                let (done, err) = d.push((i as u16).wrapping_add(0xfff0), 7, p.marker, &p.payload);
-                prop_assert_eq!(err, None);
-                units.extend(done);
-            }
+            let units = round_trip::<H264Units>(&out, budget).map_err(TestCaseError::fail)?;
             prop_assert_eq!(units.len(), 1);
             prop_assert_eq!(&units[0].nals, &nals);
             prop_assert!(units[0].complete);
@@ -437,10 +444,7 @@ mod tests {
         fn depacketizer_survives_any_bytes(packets in proptest::collection::vec(
             (any::<u16>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..64)), 0..64)
         ) {
-            let mut d = H264Depacketizer::new();
-            for (seq, ts, m, payload) in packets {
-                let _ = d.push(seq, ts, m, &payload);
-            }
+            prop_assert!(survives::<H264Units>(packets, |u| u.nals.iter().all(|n| !n.is_empty())));
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod capture;
 pub mod clock;
 pub mod h264;
 pub mod h264_rtp;
+pub mod hevc_rtp;
 pub mod latency;
 pub mod opus;
 pub mod packet;

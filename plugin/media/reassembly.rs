@@ -73,3 +73,52 @@ impl<P: UnitParser> Reassembler<P> {
         (done, error)
     }
 }
+
+/// What the payload formats' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Reassembler, UnitParser};
+    use crate::media::h264_rtp::RtpPayload;
+
+    /// Checks what a packetizer made of one unit — every payload within `budget`, the marker on the last one
+    /// alone — and feeds it to a fresh reassembler across a sequence-number wrap: the units it gives back.
+    pub fn round_trip<P: UnitParser>(
+        out: &[RtpPayload],
+        budget: usize,
+    ) -> Result<Vec<P::Unit>, String>
+    where
+        P::Error: std::fmt::Debug,
+    {
+        if let Some(p) = out.iter().find(|p| p.payload.len() > budget) {
+            return Err(format!(
+                "a payload of {} bytes, budget {budget}",
+                p.payload.len()
+            ));
+        }
+        let markers: Vec<usize> = (0..out.len()).filter(|&i| out[i].marker).collect();
+        if markers != [out.len().wrapping_sub(1)] {
+            return Err(format!("markers at {markers:?} of {} payloads", out.len()));
+        }
+        let mut d = Reassembler::<P>::new();
+        let mut units = Vec::new();
+        for (i, p) in out.iter().enumerate() {
+            let (done, err) = d.push((i as u16).wrapping_add(0xfff0), 7, p.marker, &p.payload);
+            if let Some(e) = err {
+                return Err(format!("payload {i}: {e:?}"));
+            }
+            units.extend(done);
+        }
+        Ok(units)
+    }
+
+    /// Any packets in any order: no panic, and `check` holds for every unit given back.
+    pub fn survives<P: UnitParser>(
+        packets: Vec<(u16, u32, bool, Vec<u8>)>,
+        check: impl Fn(&P::Unit) -> bool,
+    ) -> bool {
+        let mut d = Reassembler::<P>::new();
+        packets.into_iter().all(|(seq, ts, marker, payload)| {
+            d.push(seq, ts, marker, &payload).0.iter().all(&check)
+        })
+    }
+}
