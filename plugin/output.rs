@@ -143,7 +143,7 @@ impl RtcOutput {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let mut endpoint = self.handle.service_endpoint().unwrap_or_default();
-        endpoint.url = self.server_url().url;
+        endpoint.url = settings::UrlSettings::parse(&endpoint.url).url;
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
         check_codecs(video.as_ref(), audio.as_ref())?;

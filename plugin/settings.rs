@@ -508,23 +508,6 @@ pub struct ServiceSettings {
     pub simulcast: SimulcastSettings,
 }
 
-impl std::default::Default for ServiceSettings {
-    fn default() -> Self {
-        ServiceSettings {
-            signalling: Signalling::Whip,
-            ice: IceSettings::default(),
-            adaptation: Adaptation {
-                enabled: true,
-                min_kbps: 300,
-            },
-            simulcast: SimulcastSettings {
-                layers: 1,
-                share_percent: 25,
-            },
-        }
-    }
-}
-
 impl ServiceSettings {
     /// Reads and checks the settings; an error is the message the streamer sees.
     pub fn read(settings: &dyn Source) -> Result<ServiceSettings, Failure> {
@@ -854,20 +837,33 @@ pub mod tests {
             ("janus_room", "lobby".into()),
         ]));
         assert!(bad_room.unwrap_err().message.contains("positive number"));
-        // Absent keys read as false and 0 (OBS fills in the defaults first, `apply_defaults`).
+        // The settings' defaults: WHIP, no ICE servers, adaptation on from 300 kbit/s, one layer (25 % share).
+        let defaults = ServiceSettings::read(&Defaults).unwrap();
         assert_eq!(
-            ServiceSettings::read(&Defaults).unwrap(),
-            ServiceSettings::default()
+            defaults,
+            ServiceSettings {
+                signalling: Signalling::Whip,
+                ice: IceSettings::default(),
+                adaptation: Adaptation {
+                    enabled: true,
+                    min_kbps: 300,
+                },
+                simulcast: SimulcastSettings {
+                    layers: 1,
+                    share_percent: 25,
+                },
+            }
         );
+        // Absent keys read as false and 0 (OBS fills in the defaults first, `apply_defaults`).
         let absent = ServiceSettings::read(&Table::default()).unwrap();
         assert_eq!(
             absent,
             ServiceSettings {
                 adaptation: Adaptation {
                     enabled: false,
-                    ..ServiceSettings::default().adaptation
+                    ..defaults.adaptation
                 },
-                ..ServiceSettings::default()
+                ..defaults
             }
         );
         let e = endpoint(&table(&[
