@@ -65,7 +65,7 @@ compat: build
 # info, and a zip for OBS on Windows x86-64 (cross-built with mingw-w64; built and checked, not run on Windows).
 # Release builds; version from Cargo.toml, entry in docs/changelog.md.
 package: deps
-	@scripts/deps.sh dpkg-dev zip
+	@scripts/deps.sh dpkg-dev zip unzip
 	scripts/package.sh
 	scripts/package-windows.sh
 

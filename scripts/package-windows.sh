@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 target=x86_64-pc-windows-gnu
 cross=x86_64-w64-mingw32
-for tool in "$cross-gcc" "$cross-objcopy" "$cross-objdump" zip; do
+for tool in "$cross-gcc" "$cross-objcopy" "$cross-objdump" zip unzip; do
   command -v "$tool" >/dev/null || { echo "package-windows: $tool is missing (make deps)"; exit 2; }
 done
 rustup target list --installed | grep -qx "$target" || rustup target add "$target"

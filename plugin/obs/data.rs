@@ -69,15 +69,6 @@ impl<'a> Settings<'a> {
         unsafe { sys::obs_data_has_user_value(self.raw, k.as_ptr()) }
     }
 
-    pub fn set_string(&self, name: &str, value: &str) {
-        if self.raw.is_null() {
-            return;
-        }
-        let (k, v) = (key(name), text(value));
-        // SAFETY: valid data object; libobs copies key and value.
-        unsafe { sys::obs_data_set_string(self.raw, k.as_ptr(), v.as_ptr()) }
-    }
-
     pub fn set_default_string(&self, name: &str, value: &str) {
         if self.raw.is_null() {
             return;
