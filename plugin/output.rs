@@ -2,6 +2,7 @@
 //! stream worker (`crate::stream`) does everything that can wait.
 use crate::encoder::VideoEncoder;
 use crate::media::packet::EncodedPacket;
+use crate::media::video::VideoCodec;
 use crate::metrics::{self, OutputMetrics, State};
 use crate::obs::data::Settings;
 use crate::obs::log;
@@ -146,7 +147,7 @@ impl RtcOutput {
         endpoint.url = settings::UrlSettings::parse(&endpoint.url).url;
         let video = self.handle.video_encoder();
         let audio = self.handle.audio_encoder();
-        check_codecs(video.as_ref(), audio.as_ref())?;
+        let video_codec = check_codecs(video.as_ref(), audio.as_ref())?;
         if !settings.packet_log.is_empty() {
             if !endpoint.url.is_empty() {
                 log::warn("packet log set: recording packets instead of publishing to the server");
@@ -166,7 +167,13 @@ impl RtcOutput {
         }
         crate::signal::whip::validate_endpoint(&endpoint.url)?;
         let video_extra_data = Bytes::from(video.map(|v| v.extra_data).unwrap_or_default());
-        warn_of_high_profile(&video_extra_data);
+        if video_codec == VideoCodec::H264 {
+            warn_of_high_profile(&video_extra_data);
+        }
+        log::info(&format!(
+            "video codec: {} (the encoder's)",
+            video_codec.label()
+        ));
         let service = self.service_settings()?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -194,6 +201,7 @@ impl RtcOutput {
             relay_only: service.ice.relay_only,
             connect_timeout: settings.connect_timeout,
             max_payload: settings.max_payload,
+            video_codec,
             video: std::iter::once(LayerEncoder {
                 extra_data: video_extra_data,
                 kbps: rate.video_kbps,
@@ -213,21 +221,24 @@ impl RtcOutput {
     }
 }
 
-/// H.264 video and Opus audio are what we send.
+/// H.264, HEVC or AV1 video and Opus audio are what we send; which video codec the encoder makes.
 fn check_codecs(
     video: Option<&VideoEncoderInfo>,
     audio: Option<&AudioEncoderInfo>,
-) -> Result<(), Failure> {
+) -> Result<VideoCodec, Failure> {
     let wrong = |what: &str, kind: &str, codec: &str| {
         Failure::new(
             StopCode::Unsupported,
             format!("RTC Studio sends {what} {kind}; the selected {kind} encoder produces {codec}"),
         )
     };
-    match (video, audio) {
-        (Some(v), _) if v.codec != "h264" => Err(wrong("H.264", "video", &v.codec)),
-        (_, Some(a)) if a.codec != "opus" => Err(wrong("Opus", "audio", &a.codec)),
-        _ => Ok(()),
+    if let Some(a) = audio.filter(|a| a.codec != "opus") {
+        return Err(wrong("Opus", "audio", &a.codec));
+    }
+    match video {
+        None => Ok(VideoCodec::H264),
+        Some(v) => VideoCodec::from_obs(&v.codec)
+            .ok_or_else(|| wrong("H.264, HEVC or AV1", "video", &v.codec)),
     }
 }
 
@@ -250,7 +261,7 @@ fn warn_of_high_profile(video_extra_data: &Bytes) {
 impl OutputType for RtcOutput {
     const ID: &'static CStr = OUTPUT_ID;
     const NAME_KEY: &'static CStr = c"RtcStudio.Output";
-    const VIDEO_CODECS: &'static CStr = c"h264";
+    const VIDEO_CODECS: &'static CStr = crate::obs::output::VIDEO_CODECS;
     const AUDIO_CODECS: &'static CStr = c"opus";
     const PROTOCOLS: &'static CStr = c"WHIP";
 
@@ -281,8 +292,12 @@ impl OutputType for RtcOutput {
             old.abandon();
         }
         self.read_settings();
-        // Encoders first: their codec configuration (SPS/PPS, OpusHead) exists only once initialised.
-        if !self.handle.prepare_capture() {
+        // Encoders first: their codec configuration (SPS/PPS, OpusHead) exists only once initialised. AV1's
+        // offer needs none, and its encoders wait until connected: an SVT-AV1 encoder initialised and destroyed
+        // without a frame (a stream that never connected) hangs OBS there (seen with OBS 29.0.2 and SVT-AV1 1.4:
+        // its flush waits forever for a frame).
+        let initialize = (self.handle.video_encoder()).is_none_or(|v| v.codec != "av1");
+        if !self.handle.prepare_capture(initialize) {
             self.handle
                 .set_last_error("OBS could not initialise the encoders for RTC Studio");
             return false;
@@ -401,5 +416,44 @@ impl OutputType for RtcOutput {
         if let Some(s) = self.stream.lock().unwrap_or_else(|e| e.into_inner()).take() {
             s.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_registers_every_video_codec_it_sends() {
+        let names: Vec<&str> = VideoCodec::ALL.iter().map(|c| c.obs_name()).collect();
+        assert_eq!(
+            crate::obs::output::VIDEO_CODECS.to_str(),
+            Ok(names.join(";").as_str())
+        );
+    }
+
+    fn video(codec: &str) -> VideoEncoderInfo {
+        VideoEncoderInfo {
+            codec: codec.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_video_codec_comes_from_the_encoder_and_others_are_named() {
+        assert_eq!(
+            check_codecs(Some(&video("av1")), None).ok(),
+            Some(VideoCodec::Av1)
+        );
+        assert_eq!(
+            check_codecs(Some(&video("hevc")), None).ok(),
+            Some(VideoCodec::Hevc)
+        );
+        let f = check_codecs(Some(&video("vp9")), None).unwrap_err();
+        assert_eq!(f.code, StopCode::Unsupported);
+        assert_eq!(
+            f.message,
+            "RTC Studio sends H.264, HEVC or AV1 video; the selected video encoder produces vp9"
+        );
     }
 }

@@ -47,7 +47,10 @@ WHAT TO STREAM:
     --width N            video width (default 640)
     --height N           video height (default 360)
     --fps N[/D]          frame rate, e.g. 30 or 30000/1001 (default 30)
-    --bitrate KBPS       x264 bitrate in kbit/s (default 1500)
+    --video-encoder ID   OBS's video encoder: obs_x264 (default), or e.g. ffmpeg_svt_av1 / ffmpeg_aom_av1 (AV1; the
+                         x264 options below then do not apply, --av1-preset does)
+    --av1-preset N       the AV1 encoder's speed preset (default 12, SVT-AV1's fastest; AOM takes 0-9 here)
+    --bitrate KBPS       video bitrate in kbit/s (default 1500)
     --keyint SECS        seconds between keyframes (default 2)
     --bframes N          x264 B-frames (default 0; WebRTC receivers prefer none)
     --preset NAME        x264 preset (default veryfast)
@@ -98,6 +101,8 @@ struct Options {
     keyint: i64,
     bframes: i64,
     preset: String,
+    video_encoder: String,
+    av1_preset: i64,
     tune: String,
     audio_bitrate: i64,
     connect_timeout: i64,
@@ -156,6 +161,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         keyint: 2,
         bframes: 0,
         preset: "veryfast".into(),
+        video_encoder: "obs_x264".into(),
+        av1_preset: 12,
         tune: String::new(),
         audio_bitrate: 128,
         connect_timeout: 10,
@@ -223,6 +230,8 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--keyint" => o.keyint = num("--keyint")?,
             "--bframes" => o.bframes = num("--bframes")?.clamp(0, 16),
             "--preset" => o.preset = value.clone(),
+            "--video-encoder" => o.video_encoder = value.clone(),
+            "--av1-preset" => o.av1_preset = num("--av1-preset")?,
             "--tune" => o.tune = value.clone(),
             "--audio-bitrate" => o.audio_bitrate = num("--audio-bitrate")?,
             "--connect-timeout" => o.connect_timeout = num("--connect-timeout")?.clamp(1, 120),
@@ -326,12 +335,16 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
     let mut v = Data::new();
     v.set_string("rate_control", "CBR")
         .set_int("bitrate", o.bitrate)
-        .set_int("keyint_sec", o.keyint)
-        .set_string("preset", &o.preset)
-        .set_string("profile", &o.profile)
-        .set_string("tune", &o.tune)
-        .set_string("x264opts", &format!("bframes={}", o.bframes));
-    let video = host.create_video_encoder("obs_x264", "video", &v)?;
+        .set_int("keyint_sec", o.keyint);
+    if o.video_encoder == "obs_x264" {
+        v.set_string("preset", &o.preset)
+            .set_string("profile", &o.profile)
+            .set_string("tune", &o.tune)
+            .set_string("x264opts", &format!("bframes={}", o.bframes));
+    } else {
+        v.set_int("preset", o.av1_preset);
+    }
+    let video = host.create_video_encoder(&o.video_encoder, "video", &v)?;
     let mut a = Data::new();
     a.set_int("bitrate", o.audio_bitrate);
     let audio = host.create_audio_encoder("ffmpeg_opus", "audio", &a)?;

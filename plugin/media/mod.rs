@@ -11,3 +11,4 @@ pub mod latency;
 pub mod opus;
 pub mod packet;
 pub mod reassembly;
+pub mod video;

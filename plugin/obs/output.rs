@@ -92,14 +92,19 @@ impl OutputHandle {
             .is_some()
     }
 
-    /// `obs_output_can_begin_data_capture` + `obs_output_initialize_encoders`.
-    pub fn prepare_capture(&self) -> bool {
+    /// `obs_output_can_begin_data_capture`, then (`initialize`) `obs_output_initialize_encoders`.
+    pub fn prepare_capture(&self, initialize: bool) -> bool {
         // SAFETY: the output is alive while `with` holds the link.
-        self.with(|o| unsafe {
-            sys::obs_output_can_begin_data_capture(o, 0)
-                && sys::obs_output_initialize_encoders(o, 0)
-        })
-        .unwrap_or(false)
+        self.with(|o| unsafe { sys::obs_output_can_begin_data_capture(o, 0) })
+            .unwrap_or(false)
+            && (!initialize || self.initialize_encoders())
+    }
+
+    /// `obs_output_initialize_encoders` (nothing to do for encoders already initialised).
+    pub fn initialize_encoders(&self) -> bool {
+        // SAFETY: as above.
+        self.with(|o| unsafe { sys::obs_output_initialize_encoders(o, 0) })
+            .unwrap_or(false)
     }
 
     pub fn begin_data_capture(&self) -> bool {
@@ -328,6 +333,9 @@ pub(super) fn encoder_extra_data(enc: *mut sys::obs_encoder_t) -> Vec<u8> {
     }
     unsafe { std::slice::from_raw_parts(data, size) }.to_vec()
 }
+
+/// The video codecs our outputs take from encoders, as libobs names them (`encoded_video_codecs`).
+pub const VIDEO_CODECS: &CStr = c"h264;hevc;av1";
 
 /// An output type implemented in safe Rust. OBS calls these from several threads (UI, output, encoder threads),
 /// hence `&self` and `Sync`.

@@ -51,11 +51,17 @@ impl Instance {
     }
 }
 
-struct StaticList([*const c_char; 2]);
+struct StaticList<const N: usize>([*const c_char; N]);
 // SAFETY: points only at 'static string literals.
-unsafe impl Sync for StaticList {}
-static VIDEO_CODECS: StaticList = StaticList([c"h264".as_ptr(), std::ptr::null()]);
-static AUDIO_CODECS: StaticList = StaticList([c"opus".as_ptr(), std::ptr::null()]);
+unsafe impl<const N: usize> Sync for StaticList<N> {}
+/// What the plugin sends (as `super::output::VIDEO_CODECS`, one name per entry).
+static VIDEO_CODECS: StaticList<4> = StaticList([
+    c"h264".as_ptr(),
+    c"hevc".as_ptr(),
+    c"av1".as_ptr(),
+    std::ptr::null(),
+]);
+static AUDIO_CODECS: StaticList<2> = StaticList([c"opus".as_ptr(), std::ptr::null()]);
 
 /// `obs_service_connect_info` values (libobs 29.1+).
 const CONNECT_INFO_SERVER_URL: u32 = 0;

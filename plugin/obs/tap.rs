@@ -99,7 +99,7 @@ fn register_one(id: &'static CStr, flags: u32) {
         start: Some(start),
         stop: Some(stop),
         encoded_packet: Some(encoded_packet),
-        encoded_video_codecs: c"h264".as_ptr(),
+        encoded_video_codecs: super::output::VIDEO_CODECS.as_ptr(),
         encoded_audio_codecs: c"opus".as_ptr(),
         ..Default::default()
     };

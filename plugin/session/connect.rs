@@ -5,7 +5,6 @@
 use super::{
     Action, Event, Input, LayerSpec, Note, PeerSpec, PeerState, Phase, RequestError, Session,
 };
-use crate::media::h264::ParameterSets;
 use crate::media::opus::OpusHead;
 use crate::signal::whip::{self, IceServer};
 use crate::signal::{Failure, StopCode};
@@ -135,8 +134,6 @@ impl Session {
         n.trickling = true;
         n.peer_created = true;
         n.peer_ready = false;
-        let mut params = ParameterSets::default();
-        params.learn(&self.config.video[0].extra_data);
         let video = self
             .config
             .video
@@ -153,7 +150,11 @@ impl Session {
             stream_id: self.config.stream_id.clone(),
             video,
             audio_ssrc: self.config.audio.ssrc,
-            profile_level_id: params.profile_level_id().unwrap_or_else(|| "42e01f".into()),
+            video_codec: self.config.video_codec,
+            video_fmtp: self
+                .config
+                .video_codec
+                .fmtp(&self.config.video[0].extra_data),
             stereo: OpusHead::parse(&self.config.audio_extra_data).is_none_or(|h| h.channels >= 2),
         };
         self.phase = Phase::Offering;

@@ -5,6 +5,7 @@ use super::connect::ConnectTimings;
 use super::sender::{RtpPacket, SenderReport, StreamIds};
 use crate::media::capture::CaptureClock;
 use crate::media::packet::EncodedPacket;
+use crate::media::video::VideoCodec;
 use crate::signal::whip::IceServer;
 use crate::signal::Failure;
 use bytes::Bytes;
@@ -22,6 +23,8 @@ pub struct SessionConfig {
     /// Limit for the whole connect (signalling + ICE + DTLS).
     pub connect_timeout: Duration,
     pub max_payload: usize,
+    /// What the video encoders produce (every layer's the same).
+    pub video_codec: VideoCodec,
     /// The audio encoder's extra data (OpusHead).
     pub audio_extra_data: Bytes,
     pub capture: CaptureClock,
@@ -45,7 +48,7 @@ pub struct VideoLayer {
     pub ids: StreamIds,
     /// The SSRC of its retransmission stream (RFC 4588).
     pub rtx_ssrc: u32,
-    /// Its encoder's extra data (Annex-B SPS/PPS).
+    /// Its encoder's extra data (H.264/HEVC: Annex-B parameter sets; AV1: the sequence header).
     pub extra_data: Bytes,
     /// Its encoder's configured bitrate, kbit/s (the full picture's is [`RateConfig::video_kbps`]).
     pub kbps: u32,
@@ -100,8 +103,9 @@ pub struct PeerSpec {
     /// The video layers (full picture first): simulcast when there is more than one.
     pub video: Vec<LayerSpec>,
     pub audio_ssrc: u32,
-    /// H.264 `profile-level-id` of the encoder's stream.
-    pub profile_level_id: String,
+    pub video_codec: VideoCodec,
+    /// The offer's `a=fmtp` parameters for it (H.264: its `profile-level-id` from the encoder's SPS).
+    pub video_fmtp: String,
     pub stereo: bool,
 }
 

@@ -102,6 +102,7 @@ impl Session {
         let lower_kbps = config.video.iter().skip(1).map(|l| l.kbps).sum();
         let bwe = rate::estimator(&config.rate, lower_kbps);
         let mut sender = MediaSender::new(
+            config.video_codec,
             &config.video,
             config.audio,
             config.capture,

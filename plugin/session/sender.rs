@@ -11,10 +11,10 @@ use super::io::VideoLayer;
 use super::pacer::{Lane, Pacer, Scheduled};
 use crate::media::capture::CaptureClock;
 use crate::media::clock::{Discontinuity, SessionClock};
-use crate::media::h264::{access_unit_nals, ParameterSets};
-use crate::media::h264_rtp::{H264Packetizer, RtpPayload};
+use crate::media::h264_rtp::RtpPayload;
 use crate::media::latency::LatencyHistogram;
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::media::video::{VideoCodec, VideoFraming};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -127,8 +127,8 @@ impl RtpStream {
 #[derive(Debug)]
 struct VideoOut {
     rtp: RtpStream,
-    /// Its encoder's SPS and PPS, put before keyframes that lack them.
-    params: ParameterSets,
+    /// Its encoder's framing: parameter sets (or the sequence header) put before keyframes that lack them.
+    framing: VideoFraming,
     /// Sent: the answer took it and the bandwidth has room for it (a paused layer's frames are dropped).
     active: bool,
     /// Dropping up to the next keyframe (the pacer fell behind, or the layer was just resumed).
@@ -202,7 +202,6 @@ pub struct Pushed {
 pub struct MediaSender {
     clock: SessionClock,
     capture: CaptureClock,
-    packetizer: H264Packetizer,
     payloads: Vec<RtpPayload>,
     /// The video layers, the full picture first.
     video: Vec<VideoOut>,
@@ -236,6 +235,7 @@ pub struct MediaSender {
 impl MediaSender {
     /// A sender for `video` (at least one layer, the full picture first) and `audio`.
     pub fn new(
+        codec: VideoCodec,
         video: &[VideoLayer],
         audio: StreamIds,
         capture: CaptureClock,
@@ -245,23 +245,18 @@ impl MediaSender {
         let offsets: Vec<u32> = video.iter().map(|l| l.ids.rtp_offset).collect();
         let video = video
             .iter()
-            .map(|l| {
-                let mut params = ParameterSets::default();
-                params.learn(&l.extra_data);
-                VideoOut {
-                    rtp: RtpStream::new(l.ids, 0),
-                    params,
-                    active: true,
-                    dropping: false,
-                    started: false,
-                    frames: 0,
-                }
+            .map(|l| VideoOut {
+                rtp: RtpStream::new(l.ids, 0),
+                framing: VideoFraming::new(codec, &l.extra_data, max_payload),
+                active: true,
+                dropping: false,
+                started: false,
+                frames: 0,
             })
             .collect();
         MediaSender {
             clock: SessionClock::layered(&offsets, audio.rtp_offset),
             capture,
-            packetizer: H264Packetizer::new(max_payload),
             payloads: Vec::with_capacity(64),
             video,
             audio: RtpStream::new(audio, 0),
@@ -427,9 +422,14 @@ impl MediaSender {
                     return pushed;
                 }
                 let out = &mut self.video[layer];
-                let nals = access_unit_nals(&p.data, &mut out.params);
                 self.payloads.clear();
-                self.packetizer.packetize(&nals, &mut self.payloads);
+                if !out
+                    .framing
+                    .packetize(&p.data, p.keyframe, &mut self.payloads)
+                {
+                    pushed.dropped = true;
+                    return pushed;
+                }
                 let count = self.payloads.len();
                 for (i, payload) in self.payloads.drain(..).enumerate() {
                     let packet =

@@ -3,6 +3,7 @@
 //! server that refused the video, or answered with a codec never offered, left the stream waiting for ICE until
 //! the connect timeout, to fail as if the network were at fault.
 use super::{Failure, StopCode};
+use crate::media::video::VideoCodec;
 
 /// One media section of an SDP: its kind, port, payload types and their codec names (`a=rtpmap`).
 struct Section<'a> {
@@ -65,8 +66,17 @@ pub fn check_answer(offer: &str, answer: &str) -> Result<(), Failure> {
     let answered = sections(answer);
     for offered in sections(offer) {
         let (codec, what) = match offered.kind {
-            "video" => ("H264", "the video (H.264)"),
-            "audio" => ("opus", "the audio (Opus)"),
+            // The one video codec the offer sends (its first; RTX repairs it).
+            "video" => {
+                let Some(&(_, codec)) = offered.codecs.first() else {
+                    continue;
+                };
+                let label = (VideoCodec::ALL.iter())
+                    .find(|c| c.rtp_name().eq_ignore_ascii_case(codec))
+                    .map_or(codec, |c| c.label());
+                (codec, format!("the video ({label})"))
+            }
+            "audio" => ("opus", "the audio (Opus)".to_string()),
             _ => continue,
         };
         let Some(section) = answered.iter().find(|s| s.kind == offered.kind) else {
@@ -187,6 +197,21 @@ mod tests {
             m,
             "The server does not take the video (H.264): its answer names VP8"
         );
+    }
+
+    #[test]
+    fn the_offered_video_codec_is_the_one_named_when_refused() {
+        for (rtp, label) in [("AV1", "AV1"), ("H265", "HEVC")] {
+            let offer = OFFER.replace("H264", rtp);
+            let f = check_answer(&offer, &answer(VIDEO, AUDIO)).unwrap_err();
+            assert_eq!(f.code, StopCode::Unsupported);
+            assert_eq!(
+                f.message,
+                format!("The server does not take the video ({label}): its answer names H264")
+            );
+            let taken = answer(&VIDEO.replace("H264", rtp), AUDIO);
+            assert_eq!(check_answer(&offer, &taken), Ok(()));
+        }
     }
 
     #[test]

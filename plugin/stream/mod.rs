@@ -48,6 +48,8 @@ pub const REPUBLISH_RETRY: Duration = Duration::from_millis(250);
 /// What the stream worker asks of OBS for one output: libobs through [`OutputHandle`], or a fake in tests.
 pub trait ObsOutput: Clone + Send + Sync + 'static {
     type Taps;
+    /// Initialises the output's encoders unless they are already.
+    fn initialize_encoders(&self) -> bool;
     fn begin_data_capture(&self) -> bool;
     fn end_data_capture(&self);
     fn signal_stop(&self, code: StopCode);
@@ -60,6 +62,9 @@ pub trait ObsOutput: Clone + Send + Sync + 'static {
 
 impl ObsOutput for OutputHandle {
     type Taps = EncoderTaps;
+    fn initialize_encoders(&self) -> bool {
+        OutputHandle::initialize_encoders(self)
+    }
     fn begin_data_capture(&self) -> bool {
         OutputHandle::begin_data_capture(self)
     }
@@ -415,14 +420,18 @@ fn connect_and_stream(
         sink.close();
         return true;
     }
-    // Taps first, so they see the encoders' very first packets (a keyframe); then OBS's own capture, which
-    // signals "started" to the frontend.
-    let taps = feed.open_taps(output);
-    if !output.begin_data_capture() {
+    // Encoders not initialised at the start are now (see `RtcOutput::start`). Taps first, so they see the
+    // encoders' very first packets (a keyframe); then OBS's own capture, which signals "started" to the frontend.
+    let initialized = output.initialize_encoders();
+    let taps = initialized.then(|| feed.open_taps(output));
+    if !initialized || !output.begin_data_capture() {
         drop(taps);
         let could_not = Failure::new(
             StopCode::Error,
-            "OBS could not start sending encoded data to RTC Studio",
+            match initialized {
+                true => "OBS could not start sending encoded data to RTC Studio",
+                false => "OBS could not initialise the encoders for RTC Studio",
+            },
         );
         let answered = fail(output, &could_not, *stopping.borrow());
         sink.close();

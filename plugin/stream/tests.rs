@@ -110,6 +110,9 @@ impl FakeObs {
 
 impl ObsOutput for FakeObs {
     type Taps = FakeTaps;
+    fn initialize_encoders(&self) -> bool {
+        true
+    }
     fn begin_data_capture(&self) -> bool {
         self.record(Call::Begin);
         true

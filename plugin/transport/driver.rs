@@ -10,6 +10,7 @@ use super::turn_bridge::TurnBridges;
 use super::Task;
 use crate::media::capture::CaptureClock;
 use crate::media::packet::EncodedPacket;
+use crate::media::video::VideoCodec;
 use crate::secret::Secret;
 use crate::session::sender::StreamIds;
 use crate::session::{
@@ -39,6 +40,8 @@ pub struct PublishConfig {
     /// Limit for the whole connect (HTTP + ICE + DTLS).
     pub connect_timeout: Duration,
     pub max_payload: usize,
+    /// What the video encoders produce.
+    pub video_codec: VideoCodec,
     /// The video encoders: the full picture's first, then (simulcast) each smaller layer's.
     pub video: Vec<LayerEncoder>,
     /// The audio encoder's extra data (OpusHead).
@@ -52,7 +55,7 @@ pub struct PublishConfig {
 /// One video layer's encoder, as the session needs to know it.
 #[derive(Clone, Debug, Default)]
 pub struct LayerEncoder {
-    /// Its extra data (Annex-B SPS/PPS).
+    /// Its extra data (H.264/HEVC: Annex-B parameter sets; AV1: the sequence header).
     pub extra_data: Bytes,
     /// Its configured bitrate, kbit/s.
     pub kbps: u32,
@@ -214,6 +217,7 @@ impl Driver {
             relay_only: cfg.relay_only,
             connect_timeout: cfg.connect_timeout,
             max_payload: cfg.max_payload,
+            video_codec: cfg.video_codec,
             audio_extra_data: cfg.audio_extra_data,
             capture: cfg.capture,
             video,

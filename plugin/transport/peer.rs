@@ -9,6 +9,7 @@
 use super::feedback::{feedback_about, is_feedback, RtcpTap, TransportFeedbackSink};
 use super::rtx::RtxWrap;
 use crate::media::packet::MediaKind;
+use crate::media::video::VideoCodec;
 use crate::session::{Input, LayerSpec, PayloadTypes, PeerSpec, PeerState, RequestError};
 use crate::session::{RtpPacket, SenderReport};
 use crate::signal::whip::IceServer;
@@ -16,7 +17,7 @@ use crate::signal::{Failure, StopCode};
 use bytes::Bytes;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
 use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -107,7 +108,8 @@ impl PeerConnectionEventHandler for Inputs {
     }
 }
 
-fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecParameters {
+/// The video codec with its `a=fmtp` parameters, or Opus (in stereo when the encoder makes two channels).
+fn codec(kind: MediaKind, video: (VideoCodec, &str), stereo: bool) -> RTCRtpCodecParameters {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.into(),
         parameter: parameter.into(),
@@ -115,12 +117,10 @@ fn codec(kind: MediaKind, profile_level_id: &str, stereo: bool) -> RTCRtpCodecPa
     match kind {
         MediaKind::Video => RTCRtpCodecParameters {
             rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_H264.to_owned(),
+                mime_type: video.0.mime_type(),
                 clock_rate: 90_000,
                 channels: 0,
-                sdp_fmtp_line: format!(
-                    "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile_level_id}"
-                ),
+                sdp_fmtp_line: video.1.to_owned(),
                 rtcp_feedback: vec![
                     fb("nack", ""),
                     fb("nack", "pli"),
@@ -438,8 +438,12 @@ impl Peer {
         inputs: UnboundedSender<Input>,
     ) -> Result<Peer, Failure> {
         let (video_codec, audio_codec) = (
-            codec(MediaKind::Video, &spec.profile_level_id, false),
-            codec(MediaKind::Audio, "", spec.stereo),
+            codec(
+                MediaKind::Video,
+                (spec.video_codec, &spec.video_fmtp),
+                false,
+            ),
+            codec(MediaKind::Audio, (spec.video_codec, ""), spec.stereo),
         );
         let current = Arc::new(AtomicBool::new(true));
         let events = Inputs {
@@ -570,7 +574,8 @@ impl Peer {
                 .any(|e| e.uri == TRANSPORT_CC_URI);
             let codecs = &params.rtp_parameters.codecs;
             if let Some(c) = codecs.first() {
-                if c.rtp_codec.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264) {
+                let mime = c.rtp_codec.mime_type.to_ascii_lowercase();
+                if mime.starts_with("video/") && mime != "video/rtx" {
                     pt.transport_cc[0] = numbered;
                     pt.video = c.payload_type;
                     pt.video_rtx = codecs
@@ -722,7 +727,8 @@ mod tests {
                 rtx_ssrc: 2,
             }],
             audio_ssrc: 3,
-            profile_level_id: "42e01f".into(),
+            video_codec: VideoCodec::H264,
+            video_fmtp: VideoCodec::H264.fmtp(&bytes::Bytes::new()),
             stereo: true,
         };
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

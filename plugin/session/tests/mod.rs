@@ -9,6 +9,7 @@ use super::sender::StreamIds;
 use super::*;
 use crate::media::capture::CaptureClock;
 use crate::media::packet::{EncodedPacket, MediaKind};
+use crate::media::video::VideoCodec;
 use crate::signal::{Failure, StopCode};
 use bytes::Bytes;
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ pub(super) fn config(t0: Instant) -> SessionConfig {
         relay_only: false,
         connect_timeout: Duration::from_secs(10),
         max_payload: 1200,
+        video_codec: VideoCodec::H264,
         audio_extra_data: Bytes::new(),
         capture: CaptureClock::new(t0, 1_000_000, 1_700_000_000_000_000),
         video: vec![VideoLayer::single(
