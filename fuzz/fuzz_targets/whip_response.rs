@@ -23,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let url = url::Url::parse("https://whip.example/whip/endpoint").unwrap();
-    if let Ok(session) = interpret_offer_response(&url, status, &headers, body.as_bytes()) {
+    if let Ok(session) = interpret_offer_response(&url, "H.264 + Opus", status, &headers, body.as_bytes()) {
         assert!(matches!(status, 200 | 201));
         let _ = session;
     }

@@ -54,6 +54,25 @@ impl Section<'_> {
     }
 }
 
+/// What `offer` sends, as a streamer reads it: "H.264 + Opus", "AV1 + Opus".
+pub fn offered_media(offer: &str) -> String {
+    let kinds: Vec<String> = (sections(offer).iter())
+        .filter_map(|s| Some((s.kind, s.codecs.first()?.1)))
+        .map(|(kind, codec)| match kind {
+            "audio" if codec.eq_ignore_ascii_case("opus") => "Opus".to_string(),
+            _ => video_label(codec).to_string(),
+        })
+        .collect();
+    kinds.join(" + ")
+}
+
+/// A video codec's name as a streamer reads it (H.264, HEVC, AV1), from its SDP encoding name.
+fn video_label(rtp_name: &str) -> &str {
+    (VideoCodec::ALL.iter())
+        .find(|c| c.rtp_name().eq_ignore_ascii_case(rtp_name))
+        .map_or(rtp_name, |c| c.label())
+}
+
 /// Whether `answer` takes what `offer` sends; the failure the streamer reads otherwise.
 pub fn check_answer(offer: &str, answer: &str) -> Result<(), Failure> {
     if !answer.lines().any(|l| l.starts_with("a=fingerprint:")) {
@@ -71,10 +90,7 @@ pub fn check_answer(offer: &str, answer: &str) -> Result<(), Failure> {
                 let Some(&(_, codec)) = offered.codecs.first() else {
                     continue;
                 };
-                let label = (VideoCodec::ALL.iter())
-                    .find(|c| c.rtp_name().eq_ignore_ascii_case(codec))
-                    .map_or(codec, |c| c.label());
-                (codec, format!("the video ({label})"))
+                (codec, format!("the video ({})", video_label(codec)))
             }
             "audio" => ("opus", "the audio (Opus)".to_string()),
             _ => continue,
@@ -212,6 +228,13 @@ mod tests {
             let taken = answer(&VIDEO.replace("H264", rtp), AUDIO);
             assert_eq!(check_answer(&offer, &taken), Ok(()));
         }
+    }
+
+    #[test]
+    fn the_offer_is_named_by_its_codecs() {
+        assert_eq!(offered_media(OFFER), "H.264 + Opus");
+        assert_eq!(offered_media(&OFFER.replace("H264", "AV1")), "AV1 + Opus");
+        assert_eq!(offered_media(&OFFER.replace("H264", "H265")), "HEVC + Opus");
     }
 
     #[test]

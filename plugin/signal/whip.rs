@@ -180,12 +180,13 @@ pub fn retry_after_secs(headers: &[(String, String)]) -> Option<u64> {
 /// which a relative `Location` is resolved.
 pub fn interpret_offer_response(
     final_url: &Url,
+    offered: &str,
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
 ) -> Result<WhipSession, Failure> {
     if !matches!(status, 200 | 201) {
-        return Err(offer_refused(status, headers, body));
+        return Err(offer_refused(offered, status, headers, body));
     }
     let location = header(headers, "location").next().map(str::trim).filter(|l| !l.is_empty()).ok_or_else(|| {
         Failure::new(
@@ -217,8 +218,9 @@ pub fn interpret_offer_response(
     })
 }
 
-/// Why an offer was not taken, with the OBS stop code that fits and the server's own words.
-fn offer_refused(status: u16, headers: &[(String, String)], body: &[u8]) -> Failure {
+/// Why an offer (of `offered`, e.g. "AV1 + Opus") was not taken, with the OBS stop code that fits and the
+/// server's own words.
+fn offer_refused(offered: &str, status: u16, headers: &[(String, String)], body: &[u8]) -> Failure {
     let b = body_excerpt(body);
     let said = if b.is_empty() {
         String::new()
@@ -240,7 +242,7 @@ fn offer_refused(status: u16, headers: &[(String, String)], body: &[u8]) -> Fail
         ),
         415 | 422 | 488 => (
             StopCode::Unsupported,
-            format!("The WHIP server cannot take H.264 + Opus as offered (HTTP {status})."),
+            format!("The WHIP server cannot take {offered} as offered (HTTP {status})."),
         ),
         429 | 503 => {
             let retry = retry_after_secs(headers).map(|s| format!(" It asks to retry in {s} s.")).unwrap_or_default();
@@ -344,7 +346,7 @@ mod tests {
             ("Link", "<stun:stun.example:3478>; rel=\"ice-server\""),
             ("link", "<turn:turn.example?transport=udp>; rel=\"ice-server\"; username=\"u\"; credential=\"p\"; credential-type=\"password\", <https://x>; rel=\"other\""),
         ]);
-        let s = interpret_offer_response(&url(), 201, &headers, SDP).unwrap();
+        let s = interpret_offer_response(&url(), "H.264 + Opus", 201, &headers, SDP).unwrap();
         assert_eq!(s.resource, "https://sfu.example/whip/resource/abc");
         assert_eq!(s.etag.as_deref(), Some("\"xyz\""));
         assert_eq!(s.ice_servers.len(), 2);
@@ -363,9 +365,14 @@ mod tests {
             !format!("{:?}", s.ice_servers).contains("\"p\""),
             "credentials never printed"
         );
-        let abs =
-            interpret_offer_response(&url(), 201, &h(&[("location", "https://other/r/1")]), SDP)
-                .unwrap();
+        let abs = interpret_offer_response(
+            &url(),
+            "H.264 + Opus",
+            201,
+            &h(&[("location", "https://other/r/1")]),
+            SDP,
+        )
+        .unwrap();
         assert_eq!(abs.resource, "https://other/r/1");
     }
 
@@ -376,11 +383,21 @@ mod tests {
             (403, StopCode::InvalidStream, "bearer token"),
             (404, StopCode::BadPath, "No WHIP endpoint"),
             (500, StopCode::ConnectFailed, "failed (HTTP 500)"),
-            (415, StopCode::Unsupported, "H.264 + Opus"),
+            (
+                415,
+                StopCode::Unsupported,
+                "cannot take H.264 + Opus as offered",
+            ),
         ];
         for (status, code, words) in cases {
-            let e =
-                interpret_offer_response(&url(), status, &[], b"room is\n closed\x07").unwrap_err();
+            let e = interpret_offer_response(
+                &url(),
+                "H.264 + Opus",
+                status,
+                &[],
+                b"room is\n closed\x07",
+            )
+            .unwrap_err();
             assert_eq!(e.code, code, "{status}");
             assert!(e.message.contains(words), "{status}: {}", e.message);
             assert!(
@@ -389,26 +406,37 @@ mod tests {
                 e.message
             );
         }
-        let e =
-            interpret_offer_response(&url(), 503, &h(&[("Retry-After", "30")]), b"").unwrap_err();
+        let e = interpret_offer_response(
+            &url(),
+            "H.264 + Opus",
+            503,
+            &h(&[("Retry-After", "30")]),
+            b"",
+        )
+        .unwrap_err();
         assert_eq!(e.code, StopCode::ConnectFailed);
         assert!(e.message.contains("retry in 30 s"), "{}", e.message);
     }
 
     #[test]
     fn a_201_needs_a_location_and_an_sdp_answer() {
-        let e = interpret_offer_response(&url(), 201, &[], SDP).unwrap_err();
+        let e = interpret_offer_response(&url(), "H.264 + Opus", 201, &[], SDP).unwrap_err();
         assert!(e.message.contains("no Location"), "{}", e.message);
-        let e =
-            interpret_offer_response(&url(), 201, &h(&[("Location", "/r")]), b"<html>oops</html>")
-                .unwrap_err();
+        let e = interpret_offer_response(
+            &url(),
+            "H.264 + Opus",
+            201,
+            &h(&[("Location", "/r")]),
+            b"<html>oops</html>",
+        )
+        .unwrap_err();
         assert!(e.message.contains("not an SDP"), "{}", e.message);
     }
 
     #[test]
     fn long_error_bodies_are_cut() {
         let body = vec![b'x'; 5000];
-        let e = interpret_offer_response(&url(), 500, &[], &body).unwrap_err();
+        let e = interpret_offer_response(&url(), "H.264 + Opus", 500, &[], &body).unwrap_err();
         assert!(e.message.len() < 500);
     }
 

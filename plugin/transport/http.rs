@@ -134,6 +134,7 @@ impl WhipHttp {
         token: &Secret,
         offer_sdp: String,
     ) -> Result<WhipSession, Failure> {
+        let offered = crate::signal::answer::offered_media(&offer_sdp);
         let mut req = self.client.post(endpoint.clone()).body(offer_sdp);
         for (k, v) in whip::offer_headers(token) {
             req = req.header(k, v);
@@ -145,7 +146,7 @@ impl WhipHttp {
         let (status, final_url) = (resp.status().as_u16(), resp.url().clone());
         let headers = header_pairs(resp.headers());
         let body = self.body(resp).await?;
-        whip::interpret_offer_response(&final_url, status, &headers, &body)
+        whip::interpret_offer_response(&final_url, &offered, status, &headers, &body)
     }
 
     /// An OPTIONS pre-flight: the ICE servers the endpoint announces in `Link` headers (as MediaMTX and others
