@@ -18,18 +18,16 @@
 //! Run: `make bench`, or alone: `cargo build --release --example mock_sfu && cargo bench --bench replay`.
 //! Environment: RTC_BENCH_SECONDS (stream length, default 10), RTC_BENCH_STARTS (starts per publisher, default 20).
 use bytes::Bytes;
-use rtc_studio::media::h264::{nal, nal_type, split_at_aud, to_annexb, ParameterSets};
+use rtc_studio::media::h264::{
+    annexb_units, nal, nal_type, split_at_aud, to_annexb, ParameterSets,
+};
 use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
-use rtc_studio::media::packet::{EncodedPacket, MediaKind};
-use rtc_studio::publish::WhipSink;
 use rtc_studio::session::RateConfig;
-use rtc_studio::stream::{PacketQueue, PacketSink, StreamStats};
 use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const NS_ADDR: &str = "10.231.0.1";
@@ -37,7 +35,11 @@ const NS_ADDR: &str = "10.231.0.1";
 #[allow(dead_code)]
 #[path = "../tests/support/netns.rs"]
 mod netns;
+#[allow(dead_code)]
+#[path = "../tests/support/replay.rs"]
+mod replay;
 use netns::{LinkedHosts, RemoteReceiver};
+use replay::{ogg_opus, replay};
 
 /// Where a publisher runs, and a fresh receiver for it.
 trait Hosts {
@@ -265,32 +267,6 @@ impl Iterator for AnnexBReader {
     }
 }
 
-/// The Opus packets of an Ogg file (RFC 7845), after OpusHead and OpusTags; returns (OpusHead, packets).
-fn ogg_opus(path: &Path) -> (Bytes, Vec<Bytes>) {
-    let data = std::fs::read(path).unwrap();
-    let (mut packets, mut current, mut i) = (Vec::new(), Vec::new(), 0);
-    while i + 27 <= data.len() && &data[i..i + 4] == b"OggS" {
-        let segments = data[i + 26] as usize;
-        let table = &data[i + 27..i + 27 + segments];
-        let mut at = i + 27 + segments;
-        for &len in table {
-            current.extend_from_slice(&data[at..at + len as usize]);
-            at += len as usize;
-            if len < 255 {
-                packets.push(Bytes::from(std::mem::take(&mut current)));
-            }
-        }
-        i = at;
-    }
-    assert!(
-        packets.len() > 2 && packets[0].starts_with(b"OpusHead"),
-        "not an Ogg Opus file"
-    );
-    let head = packets.remove(0);
-    packets.remove(0); // OpusTags
-    (head, packets)
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // Processes and the namespace
 
@@ -407,6 +383,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         relay_only: false,
         connect_timeout: Duration::from_secs(10),
         max_payload: DEFAULT_MAX_PAYLOAD,
+        video_codec: rtc_studio::media::video::VideoCodec::H264,
         video: vec![LayerEncoder {
             extra_data: Bytes::from(to_annexb(&[
                 params.sps().cloned().unwrap_or_default(),
@@ -426,89 +403,29 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             audio_kbps: 128,
         },
     };
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let encoder = Arc::new(rtc_studio::transport::driver::FixedEncoder);
-    let mut sink = match WhipSink::connect(config, encoder, stop.clone()) {
-        Ok(s) => s,
+    let video = video.map(|au| {
+        let key = annexb_units(&au).any(|u| nal_type(u) == Some(nal::IDR));
+        (au, key)
+    });
+    let r = match replay(config, video, audio.into_iter(), seconds) {
+        Ok(r) => r,
         Err(e) => {
-            println!("{}", json!({"error": e.message}));
+            println!("{}", json!({"error": e}));
             return;
         }
     };
-    let connect_ms = go.elapsed().as_secs_f64() * 1000.0;
-    let stats = Arc::new(StreamStats::default());
-    let (queue, mut rx) = PacketQueue::new(256, stats.clone());
-    let worker_stats = stats.clone();
-    let worker = std::thread::spawn(move || {
-        let failure = sink.run(&mut rx, &worker_stats, &stop);
-        (sink, failure)
-    });
-    // The hand-off side: what `encoded_packet` does, at the media's own pace.
-    let start = Instant::now();
-    let (mut vi, mut ai) = (0i64, 0usize);
-    let mut audio = audio.into_iter().peekable();
-    loop {
-        let vt = Duration::from_secs_f64(vi as f64 / 30.0);
-        let at = Duration::from_secs_f64(ai as f64 * 0.02);
-        let (next_is_video, t) = match (video.peek().is_some(), audio.peek().is_some()) {
-            (true, true) => (vt <= at, vt.min(at)),
-            (true, false) => (true, vt),
-            (false, true) => (false, at),
-            (false, false) => break,
-        };
-        if t.as_secs_f64() >= seconds {
-            break;
-        }
-        if let Some(wait) = (start + t).checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        let now = rtc_studio::obs::clock_usec();
-        let (kind, data, pts, tb, keyframe) = if next_is_video {
-            let au = video.next().unwrap();
-            let key =
-                rtc_studio::media::h264::annexb_units(&au).any(|u| nal_type(u) == Some(nal::IDR));
-            vi += 1;
-            (MediaKind::Video, au, vi - 1, 30, key)
-        } else {
-            ai += 1;
-            (
-                MediaKind::Audio,
-                audio.next().unwrap(),
-                (ai as i64 - 1) * 960,
-                48_000,
-                false,
-            )
-        };
-        queue.push(EncodedPacket {
-            kind,
-            data,
-            pts,
-            dts: pts,
-            timebase_num: 1,
-            timebase_den: tb,
-            keyframe,
-            dts_usec: t.as_micros() as i64,
-            sys_dts_usec: now,
-            track: 0,
-            layer: 0,
-            handoff_usec: now,
-        });
-    }
-    queue.close();
-    let (mut sink, failure) = worker.join().unwrap();
     let elapsed_ms = go.elapsed().as_secs_f64() * 1000.0;
     let cpu = cpu_ms(std::process::id()) - cpu0;
-    let report = sink.report();
-    sink.close();
     println!(
         "{}",
         json!({
-            "go_unix_ms": go_unix_ms, "connect_ms": connect_ms, "cpu_ms": cpu, "elapsed_ms": elapsed_ms,
-            "peak_rss_mib": peak_rss_mib(std::process::id()), "plugin_ms": report.plugin_ms,
-            "rtp_packets_sent": report.rtp_packets, "video_frames": vi, "audio_packets": ai,
-            "failure": failure.map(|f| f.message),
+            "go_unix_ms": go_unix_ms, "connect_ms": r.connect.as_secs_f64() * 1000.0, "cpu_ms": cpu,
+            "elapsed_ms": elapsed_ms, "peak_rss_mib": peak_rss_mib(std::process::id()),
+            "plugin_ms": r.report.plugin_ms, "rtp_packets_sent": r.report.rtp_packets,
+            "video_frames": r.video_frames, "audio_packets": r.audio_packets, "failure": r.failure,
         })
     );
+    r.close();
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -208,6 +208,16 @@ impl Janus {
 
     /// A room with a PIN and a bitrate cap for its publishers (bit/s; Janus tells them by REMB).
     pub fn create_room_with(&self, pin: Option<&str>, bitrate: Option<u64>) -> u64 {
+        self.create_room_for(pin, bitrate, "h264")
+    }
+
+    /// A room for video in `videocodec` (Janus's name: h264, av1, h265, …).
+    pub fn create_room_for(
+        &self,
+        pin: Option<&str>,
+        bitrate: Option<u64>,
+        videocodec: &str,
+    ) -> u64 {
         let room = 100_000 + u64::from(rand_u16());
         let session = self.call(&self.api, json!({"janus": "create"}))["data"]["id"]
             .as_u64()
@@ -220,7 +230,7 @@ impl Janus {
             .as_u64()
             .unwrap();
         let mut body = json!({"request": "create", "room": room, "description": "rtc-studio test",
-            "publishers": 2, "videocodec": "h264", "audiocodec": "opus", "permanent": false});
+            "publishers": 2, "videocodec": videocodec, "audiocodec": "opus", "permanent": false});
         if let Some(pin) = pin {
             body["pin"] = json!(pin);
         }

@@ -1,14 +1,16 @@
-//! The receiver's WebRTC side: answers the offer with webrtc-rs (receive-only H.264 with NACK and RTX, Opus,
+//! The receiver's WebRTC side: answers the offer with webrtc-rs (receive-only video in the codec offered —
+//! H.264, HEVC or AV1 — with NACK and RTX, Opus,
 //! RTCP reports) and hands each track to its decoder.
 use super::audio::receive_audio;
 use super::rtx_unwrap::RtxUnwrap;
 use super::video::receive_video;
 use super::{ReceiverOptions, Shared};
-use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_H264, MIME_TYPE_OPUS};
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
 };
+use rtc_studio::media::video::VideoCodec;
 use rtc_studio::transport::feedback::RtcpTap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,14 +62,52 @@ fn fmtp_value<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
         .next()
 }
 
+/// The video codec the offer sends (the first in its video section that we decode — H.264, HEVC, AV1 — and
+/// H.264 if none) and its `a=fmtp` parameters (for H.264 at least the packetization mode and a profile).
+fn offered_video(offer: &str) -> (VideoCodec, String) {
+    let video = offer
+        .split("m=")
+        .find(|s| s.starts_with("video"))
+        .unwrap_or("");
+    let known = video.lines().find_map(|l| {
+        let (pt, rest) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        let name = rest.split('/').next()?;
+        let codec = VideoCodec::ALL
+            .into_iter()
+            .find(|c| c.rtp_name().eq_ignore_ascii_case(name))?;
+        Some((pt, codec))
+    });
+    let Some((pt, codec)) = known else {
+        return (VideoCodec::H264, VideoCodec::H264.fmtp(&Default::default()));
+    };
+    let fmtp = video
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("a=fmtp:{pt} ")))
+        .map(str::trim)
+        .filter(|f| !f.is_empty());
+    let fmtp = match codec {
+        // Ours, with the offer's profile (publishers offer several H.264 variants; mode 1 is what we take).
+        VideoCodec::H264 => format!(
+            "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={}",
+            fmtp.and_then(|f| fmtp_value(f, "profile-level-id"))
+                .unwrap_or("42e01f")
+        ),
+        _ => fmtp.map_or_else(|| codec.fmtp(&Default::default()), str::to_string),
+    };
+    (codec, fmtp)
+}
+
 pub(super) async fn answer(
     offer: String,
     stats: Shared,
     options: &ReceiverOptions,
 ) -> Result<(Box<dyn PeerConnection>, String), String> {
-    let profile = fmtp_value(&offer, "profile-level-id")
-        .unwrap_or("42e01f")
-        .to_string();
+    let (codec, fmtp) = match offered_video(&offer) {
+        (VideoCodec::H264, fmtp) => (VideoCodec::H264, fmtp),
+        _ if options.h264_only => (VideoCodec::H264, VideoCodec::H264.fmtp(&Default::default())),
+        other => other,
+    };
+    stats.lock().unwrap().video_codec = codec;
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.into(),
         parameter: parameter.into(),
@@ -77,12 +117,10 @@ pub(super) async fn answer(
         .register_codec(
             RTCRtpCodecParameters {
                 rtp_codec: RTCRtpCodec {
-                    mime_type: MIME_TYPE_H264.into(),
+                    mime_type: codec.mime_type(),
                     clock_rate: 90_000,
                     channels: 0,
-                    sdp_fmtp_line: format!(
-                        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
-                    ),
+                    sdp_fmtp_line: fmtp,
                     rtcp_feedback: vec![fb("nack", ""), fb("nack", "pli"), fb("ccm", "fir")],
                 },
                 payload_type: 102,

@@ -15,6 +15,7 @@ mod rtx_unwrap;
 mod video;
 pub mod whip_http;
 use measure::{av_offset, round1};
+use rtc_studio::media::video::VideoCodec;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -51,6 +52,8 @@ pub struct ReceiverOptions {
     pub pli_every: Option<Duration>,
     /// Send transport-wide congestion control feedback (take the `transport-wide-cc` extension when offered).
     pub twcc: bool,
+    /// Decode H.264 only, as many servers do: video offered in another codec finds nothing to match.
+    pub h264_only: bool,
 }
 
 impl Default for ReceiverOptions {
@@ -67,6 +70,7 @@ impl Default for ReceiverOptions {
             refuse_patch: false,
             pli_every: None,
             twcc: true,
+            h264_only: false,
         }
     }
 }
@@ -126,6 +130,8 @@ pub(crate) struct Stats {
     units: Vec<(u32, Vec<u8>)>,
     b_slices: u64,
     decoder: &'static str,
+    /// The codec the offer sent video in (the answer takes it).
+    pub(crate) video_codec: VideoCodec,
     /// What the jitter buffer did (NACKs, retransmissions, losses given up on) and the RTT it learnt.
     jitter: jitter::JitterStats,
     rtt_ms: f64,
@@ -162,26 +168,35 @@ impl Stats {
             m.video_ssrc = Some(ssrc);
             return main.clone();
         }
-        m.layers.entry(rid.to_string()).or_default().clone()
+        let codec = m.video_codec;
+        let layer = m.layers.entry(rid.to_string()).or_default();
+        layer.lock().unwrap().video_codec = codec;
+        layer.clone()
     }
 
-    /// openh264 cannot decode B slices: a stream that had some is measured with libavcodec instead.
-    fn decode_b_frames(&mut self) {
-        self.decoder = "openh264";
-        if self.b_slices == 0 {
-            return;
-        }
-        if let Some((frames, errors, flashes, first, last)) =
-            decode_with_ffmpeg(&self.units, self.width, self.height)
-        {
-            self.decoder = "libavcodec (B-frames)";
-            self.video_frames_decoded = frames;
-            self.decode_errors = errors;
+    /// openh264 cannot decode B slices: a stream that had some is measured with libavcodec instead, as HEVC and
+    /// AV1 streams always are (after the session).
+    fn decode_with_libavcodec(&mut self) {
+        self.decoder = match self.video_codec {
+            VideoCodec::H264 if self.b_slices == 0 => {
+                self.decoder = "openh264";
+                return;
+            }
+            VideoCodec::H264 => "libavcodec (B-frames)",
+            VideoCodec::Hevc => "libavcodec (HEVC)",
+            VideoCodec::Av1 => "libavcodec (AV1)",
+        };
+        if let Some(d) = decode_with_ffmpeg(self.video_codec, &self.units) {
+            self.video_frames_decoded = d.frames;
+            self.decode_errors = d.errors;
             // The whole session decoded again: its errors replace openh264's, at the DELETE too.
-            self.at_delete = self.at_delete.map(|(lost, _)| (lost, errors));
-            self.flashes = flashes;
-            self.first_frame_ts = Some(first);
-            self.last_frame_ts = Some(last);
+            self.at_delete = self.at_delete.map(|(lost, _)| (lost, d.errors));
+            self.flashes = d.flashes;
+            self.first_frame_ts = Some(d.first);
+            self.last_frame_ts = Some(d.last);
+            if let Some((w, h)) = d.size {
+                (self.width, self.height) = (w, h);
+            }
         }
     }
 
@@ -300,9 +315,9 @@ impl Receiver {
 
     pub fn report(&self) -> serde_json::Value {
         let mut s = self.stats.lock().unwrap();
-        s.decode_b_frames();
+        s.decode_with_libavcodec();
         for layer in s.layers.values() {
-            layer.lock().unwrap().decode_b_frames();
+            layer.lock().unwrap().decode_with_libavcodec();
         }
         let fps = s.fps();
         let first_frame_ms = match (s.post_at, s.first_frame_at) {
@@ -357,6 +372,7 @@ impl Receiver {
             "offer_candidate_types": s.offer_candidate_types,
             "timeline": measure::timeline(&s),
         });
+        report["video_codec"] = json!(s.video_codec.label());
         report["given_up_after_delete"] = json!(s.jitter.packets_lost - lost);
         report["offers_refused"] = json!(s.offers_refused);
         report["offer_candidate_addresses"] = json!(s.offer_candidates);

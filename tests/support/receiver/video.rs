@@ -1,5 +1,6 @@
-//! Video: depacketizes H.264 with our media core, decodes it with openh264 (libavcodec for B-frame streams), and
-//! finds the demo clip's white flashes.
+//! Video: depacketizes H.264, HEVC or AV1 with our media core; decodes H.264 with openh264 as it arrives
+//! (libavcodec for B-frame streams, after the session), HEVC and AV1 with libavcodec after the session; finds the
+//! demo clip's white flashes.
 use super::jitter::JitterBuffer;
 use super::measure::record_reports;
 use super::Shared;
@@ -7,8 +8,12 @@ use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{
     nack_pairs_from_sequence_numbers, TransportLayerNack,
 };
+use rtc_studio::media::av1::{self, obu, obu_type};
+use rtc_studio::media::av1_rtp::Av1Depacketizer;
 use rtc_studio::media::h264::to_annexb;
-use rtc_studio::media::h264_rtp::H264Depacketizer;
+use rtc_studio::media::h264_rtp::{AccessUnit, H264Depacketizer};
+use rtc_studio::media::hevc_rtp::{self, HevcDepacketizer};
+use rtc_studio::media::video::VideoCodec;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
@@ -16,7 +21,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 /// What the decode thread gets: an access unit (RTP timestamp, Annex-B, whether all its packets arrived), or word
 /// that packets were given up on (the reference chain is broken until the next IDR).
 enum ToDecoder {
-    Unit(u32, Vec<u8>, bool),
+    Unit(Unit),
     ChainBroken,
 }
 
@@ -55,11 +60,91 @@ impl Feedback {
     }
 }
 
+/// The codec's depacketizer.
+enum Depacketizer {
+    H264(H264Depacketizer),
+    Hevc(HevcDepacketizer),
+    Av1(Av1Depacketizer),
+}
+
+/// A unit as a decoder takes it: RTP timestamp, bytes (Annex-B; AV1: OBUs with their sizes), whether all its
+/// packets arrived, and whether a decoder can start at it (a keyframe with its parameter sets or sequence header).
+struct Unit {
+    timestamp: u32,
+    data: Vec<u8>,
+    complete: bool,
+    starts_decoding: bool,
+}
+
+impl Depacketizer {
+    fn new(codec: VideoCodec) -> Depacketizer {
+        match codec {
+            VideoCodec::H264 => Depacketizer::H264(H264Depacketizer::new()),
+            VideoCodec::Hevc => Depacketizer::Hevc(HevcDepacketizer::new()),
+            VideoCodec::Av1 => Depacketizer::Av1(Av1Depacketizer::new()),
+        }
+    }
+
+    fn push(&mut self, p: &rtc::rtp::Packet) -> Vec<Unit> {
+        let h = &p.header;
+        let nal_unit = |u: AccessUnit, kind: fn(&[u8]) -> Option<u8>, needed: &[&[u8]]| {
+            let has = |types: &[u8]| {
+                u.nals
+                    .iter()
+                    .any(|n| kind(n).is_some_and(|t| types.contains(&t)))
+            };
+            Unit {
+                timestamp: u.timestamp,
+                starts_decoding: u.complete && needed.iter().all(|types| has(types)),
+                data: to_annexb(&u.nals),
+                complete: u.complete,
+            }
+        };
+        match self {
+            // IDR, SPS, PPS: when the stream's very first packet is lost — the SPS and PPS ahead of the first
+            // keyframe — its slices alone cannot be decoded.
+            Depacketizer::H264(d) => (d
+                .push(h.sequence_number, h.timestamp, h.marker, &p.payload)
+                .0)
+                .into_iter()
+                .map(|u| nal_unit(u, rtc_studio::media::h264::nal_type, &[&[5], &[7], &[8]]))
+                .collect(),
+            // An IRAP picture with VPS, SPS and PPS.
+            Depacketizer::Hevc(d) => (d
+                .push(h.sequence_number, h.timestamp, h.marker, &p.payload)
+                .0)
+                .into_iter()
+                .map(|u| {
+                    nal_unit(
+                        u,
+                        hevc_rtp::nal_type,
+                        &[&[16, 17, 18, 19, 20, 21], &[32], &[33], &[34]],
+                    )
+                })
+                .collect(),
+            // A temporal unit that starts a coded video sequence (N), with its sequence header.
+            Depacketizer::Av1(d) => (d
+                .push(h.sequence_number, h.timestamp, h.marker, &p.payload)
+                .0)
+                .into_iter()
+                .map(|u| Unit {
+                    timestamp: u.timestamp,
+                    starts_decoding: u.complete
+                        && u.starts_sequence
+                        && (u.elements.iter()).any(|e| obu_type(e[0]) == obu::SEQUENCE_HEADER),
+                    data: av1::temporal_unit(&u.elements),
+                    complete: u.complete,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One received video stream (a simulcast layer, or the only one): its jitter buffer, depacketizer, feedback and
 /// decode thread, and where its measurements go.
 struct Lane {
     stats: Shared,
-    depacketizer: H264Depacketizer,
+    depacketizer: Depacketizer,
     jitter: JitterBuffer<rtc::rtp::Packet>,
     feedback: Feedback,
     tx: std::sync::mpsc::SyncSender<ToDecoder>,
@@ -74,10 +159,14 @@ impl Lane {
     fn new(track: Arc<dyn TrackRemote>, ssrc: u32, stats: Shared) -> Lane {
         let (tx, rx) = std::sync::mpsc::sync_channel::<ToDecoder>(256);
         let decode_stats = stats.clone();
-        std::thread::spawn(move || decode_video(rx, decode_stats));
+        let codec = stats.lock().unwrap().video_codec;
+        match codec {
+            VideoCodec::H264 => std::thread::spawn(move || decode_video(rx, decode_stats)),
+            _ => std::thread::spawn(move || keep_for_libavcodec(rx, decode_stats)),
+        };
         Lane {
             stats,
-            depacketizer: H264Depacketizer::new(),
+            depacketizer: Depacketizer::new(codec),
             jitter: JitterBuffer::default(),
             feedback: Feedback {
                 track,
@@ -93,28 +182,16 @@ impl Lane {
     /// Hands released packets to the decoder; false once it is gone.
     fn depacketize(&mut self, packets: Vec<rtc::rtp::Packet>) -> bool {
         for p in packets {
-            let (units, _err) = self.depacketizer.push(
-                p.header.sequence_number,
-                p.header.timestamp,
-                p.header.marker,
-                &p.payload,
-            );
-            for u in units {
+            for u in self.depacketizer.push(&p) {
                 if !self.keyframe_seen {
-                    // A keyframe with its parameter sets (IDR, SPS, PPS): when the stream's very first packet is
-                    // lost — the SPS and PPS ahead of the first keyframe — its slices alone cannot be decoded.
-                    let has = |t: u8| {
-                        (u.nals.iter()).any(|n| rtc_studio::media::h264::nal_type(n) == Some(t))
-                    };
-                    if !(u.complete && has(5) && has(7) && has(8)) {
+                    if !u.starts_decoding {
                         // As a browser does: nothing to decode before a keyframe; ask for one.
                         self.want_keyframe = true;
                         continue;
                     }
                     self.keyframe_seen = true;
                 }
-                let unit = ToDecoder::Unit(u.timestamp, to_annexb(&u.nals), u.complete);
-                if self.tx.send(unit).is_err() {
+                if self.tx.send(ToDecoder::Unit(u)).is_err() {
                     return false;
                 }
             }
@@ -256,26 +333,55 @@ fn has_b_slice(annexb: &[u8]) -> bool {
     })
 }
 
-/// Decodes a whole session with ffmpeg's libavcodec (for B-frame streams, which openh264 cannot decode) and
-/// redoes the video measurements from its frames: (frames, errors, flash timestamps, first timestamp, last).
-pub(super) fn decode_with_ffmpeg(
-    units: &[(u32, Vec<u8>)],
-    width: u32,
-    height: u32,
-) -> Option<(u64, u64, Vec<u32>, u32, u32)> {
+/// What libavcodec made of a whole session.
+pub(super) struct Decoded {
+    pub frames: u64,
+    pub errors: u64,
+    /// RTP timestamps of flash onsets.
+    pub flashes: Vec<u32>,
+    /// The first and last frame's RTP timestamps.
+    pub first: u32,
+    pub last: u32,
+    pub size: Option<(u32, u32)>,
+}
+
+/// Decodes a whole session with ffmpeg's libavcodec — B-frame H.264 streams (which openh264 cannot decode), HEVC,
+/// AV1 — and redoes the video measurements from its frames.
+pub(super) fn decode_with_ffmpeg(codec: VideoCodec, units: &[(u32, Vec<u8>)]) -> Option<Decoded> {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let dir = std::env::temp_dir().join(format!("rtc-studio-receiver-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "rtc-studio-receiver-{}-{}",
+        std::process::id(),
+        codec.obs_name()
+    ));
     std::fs::create_dir_all(&dir).ok()?;
-    let input = dir.join("session.h264");
+    let input = dir.join("session");
     let mut f = std::fs::File::create(&input).ok()?;
     for (_, au) in units {
         f.write_all(au).ok()?;
     }
     drop(f);
+    // AV1 as its low overhead bitstream format (temporal units, each after a temporal delimiter).
+    let format = match codec {
+        VideoCodec::H264 => "h264",
+        VideoCodec::Hevc => "hevc",
+        VideoCodec::Av1 => "obu",
+    };
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-f", format, "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=width,height", "-of", "csv=p=0"])
+        .arg(&input)
+        .output()
+        .ok();
+    let size = probe.and_then(|p| {
+        let text = String::from_utf8_lossy(&p.stdout).trim().to_string();
+        let (w, h) = text.split_once(',')?;
+        Some((w.trim().parse().ok()?, h.trim().parse().ok()?))
+    });
     // Small grey frames are enough to measure brightness.
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "h264", "-i"])
+        .args(["-v", "error", "-f", format, "-i"])
         .arg(&input)
         .args([
             "-vf",
@@ -300,7 +406,6 @@ pub(super) fn decode_with_ffmpeg(
     let first = units.first()?.0;
     let mut stamps: Vec<u32> = units.iter().map(|(ts, _)| ts.wrapping_sub(first)).collect();
     stamps.sort_unstable();
-    let _ = (width, height);
     let mut flashes = Vec::new();
     let mut was_flash = false;
     for (frame, rel) in frames.iter().zip(&stamps) {
@@ -312,15 +417,40 @@ pub(super) fn decode_with_ffmpeg(
         was_flash = flash;
     }
     let n = frames.len().min(stamps.len());
-    (n > 0).then(|| {
-        (
-            n as u64,
-            errors,
-            flashes,
-            first.wrapping_add(stamps[0]),
-            first.wrapping_add(stamps[n - 1]),
-        )
+    (n > 0).then(|| Decoded {
+        frames: n as u64,
+        errors,
+        flashes,
+        first: first.wrapping_add(stamps[0]),
+        last: first.wrapping_add(stamps[n - 1]),
+        size,
     })
+}
+
+/// HEVC and AV1: the units are kept, with what can be known as they arrive (keyframes, incomplete units, when the
+/// first decodable one came); libavcodec decodes the session at its end ([`decode_with_ffmpeg`]).
+fn keep_for_libavcodec(rx: std::sync::mpsc::Receiver<ToDecoder>, stats: Shared) {
+    while let Ok(message) = rx.recv() {
+        let ToDecoder::Unit(u) = message else {
+            continue;
+        };
+        let mut s = stats.lock().unwrap();
+        if u.starts_decoding {
+            s.keyframes += 1;
+            if let Some(asked) = s.pli_at.take() {
+                s.keyframe_waits_ms
+                    .push(asked.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        if !u.complete {
+            s.incomplete_units += 1;
+        }
+        if s.first_frame_at.is_none() {
+            s.first_frame_at = Some(Instant::now());
+            s.first_frame_wall = Some(std::time::SystemTime::now());
+        }
+        s.units.push((u.timestamp, u.data));
+    }
 }
 
 /// Decoded-frame timing for WebRTC's freeze measure: a pause longer than max(3 frames, 1 frame + 150 ms).
@@ -361,7 +491,7 @@ fn decode_video(rx: std::sync::mpsc::Receiver<ToDecoder>, stats: Shared) {
     let mut freezes = FreezeMeter::default();
     while let Ok(message) = rx.recv() {
         let (ts, annexb, complete) = match message {
-            ToDecoder::Unit(ts, annexb, complete) => (ts, annexb, complete),
+            ToDecoder::Unit(u) => (u.timestamp, u.data, u.complete),
             ToDecoder::ChainBroken => {
                 intact = false;
                 continue;

@@ -1,0 +1,202 @@
+//! The codecs besides H.264: AV1 from OBS's own SVT-AV1 encoder (real libobs 29.0.2) and HEVC from FFmpeg's x265
+//! replayed through the plugin's stream engine, each decoded whole by our receiver (libavcodec); a server that
+//! does not take the encoder's codec ends the stream with UNSUPPORTED, naming it.
+mod support;
+
+use bytes::Bytes;
+use rtc_studio::media::video::VideoCodec;
+use rtc_studio::session::RateConfig;
+use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
+use std::time::Duration;
+use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions};
+use support::replay::{hevc_access_units, ogg_opus, replay, x265_clip};
+
+/// OBS_OUTPUT_UNSUPPORTED.
+const UNSUPPORTED: i64 = -6;
+
+#[test]
+fn av1_from_obs_svt_av1_encoder_is_decoded_whole_with_audio_in_sync() {
+    let _alone = receiving();
+    let clip = flash_beep_clip("640x360");
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions::default()))
+        .unwrap();
+    let url = receiver.whip_url();
+    // SVT-AV1 as OBS 29 sets it up holds ~1.8 s of frames (its random-access structure): 9 s give 7 s of video.
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "9",
+            "--video-encoder",
+            "ffmpeg_svt_av1",
+            "--url",
+            &url,
+        ],
+        None,
+    );
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
+    let s = &run.summary;
+    println!("summary {s}\nreceiver {r}");
+    assert_eq!(s["connected"], true, "did not connect: {s}\n{}", run.log);
+    assert_eq!(s["stop_code"], 0, "{s}");
+    assert_eq!(s["leaks"], 0, "{s}");
+    assert!(
+        run.log.contains("video codec: AV1 (the encoder's)"),
+        "{}",
+        run.log
+    );
+    assert_eq!(r["video_codec"], "AV1");
+    assert_eq!(r["decoder"], "libavcodec (AV1)");
+    let (video_sent, audio_sent) = packets_sent(&run.log);
+    let decoded = r["video_frames_decoded"].as_u64().unwrap();
+    assert!(video_sent >= 150, "only {video_sent} AV1 frames sent");
+    assert_eq!(
+        decoded, video_sent,
+        "decoded {decoded} of {video_sent} AV1 frames: {r}"
+    );
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert_eq!(r["incomplete_units"], 0, "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    assert!((r["fps"].as_f64().unwrap() - 30.0).abs() < 1.0, "{r}");
+    let audio = r["audio_packets"].as_u64().unwrap();
+    assert!(
+        audio as f64 >= 0.98 * audio_sent as f64,
+        "audio {audio} of {audio_sent}"
+    );
+    // Lip sync: each second's flash and beep placed on one clock through the sender reports.
+    assert!(
+        r["av_pairs"].as_u64().unwrap() >= 4,
+        "too few flash/beep pairs: {r}"
+    );
+    let offset = r["av_offset_ms"].as_f64().unwrap();
+    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
+    assert!(r["delete_received"] == true);
+}
+
+#[test]
+fn a_server_that_does_not_take_av1_ends_the_stream_as_unsupported_naming_it() {
+    let _alone = receiving();
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions {
+            h264_only: true,
+            ..Default::default()
+        }))
+        .unwrap();
+    let url = receiver.whip_url();
+    let run = headless(
+        &[
+            "--duration",
+            "4",
+            "--video-encoder",
+            "ffmpeg_svt_av1",
+            "--url",
+            &url,
+        ],
+        None,
+    );
+    let s = &run.summary;
+    println!("summary {s}");
+    assert_eq!(s["connected"], false, "{s}");
+    assert_eq!(s["stop_code"], UNSUPPORTED, "{s}");
+    let error = s["last_error"].as_str().unwrap_or("");
+    assert!(
+        error.starts_with("The server refused the video (AV1)")
+            || error.starts_with("The server does not take the video (AV1)"),
+        "{s}"
+    );
+    assert_eq!(s["leaks"], 0, "{s}");
+}
+
+/// The VPS, SPS and PPS of an access unit (Annex B).
+fn parameter_sets(au: &Bytes) -> Bytes {
+    use rtc_studio::media::hevc_rtp::{nal, nal_type};
+    let sets: Vec<Bytes> = rtc_studio::media::h264::annexb_units(au)
+        .filter(|u| nal_type(u).is_some_and(|t| (nal::VPS..=nal::PPS).contains(&t)))
+        .map(|u| au.slice_ref(u))
+        .collect();
+    assert_eq!(sets.len(), 3, "no VPS/SPS/PPS in the first access unit");
+    Bytes::from(rtc_studio::media::h264::to_annexb(&sets))
+}
+
+#[test]
+fn hevc_from_x265_replayed_through_the_stream_engine_is_decoded_whole() {
+    let _alone = receiving();
+    let (hevc, ogg) = x265_clip(&flash_beep_clip("640x360"));
+    let stream = Bytes::from(std::fs::read(&hevc).unwrap());
+    let units = hevc_access_units(&stream);
+    let keyframes = units.iter().filter(|(_, key)| *key).count();
+    assert!(
+        units.len() >= 200 && keyframes >= 7,
+        "{} units, {keyframes} IRAP",
+        units.len()
+    );
+    // The IRAP pictures' slices are larger than a packet: they go as fragmentation units.
+    assert!(units.iter().any(|(u, key)| *key && u.len() > 4 * 1200));
+    let (opus_head, audio) = ogg_opus(&ogg);
+    let rt = test_runtime();
+    let receiver = rt
+        .block_on(Receiver::start(ReceiverOptions::default()))
+        .unwrap();
+    let config = PublishConfig {
+        endpoint: receiver.whip_url(),
+        bearer_token: Default::default(),
+        janus: None,
+        ice_servers: Vec::new(),
+        relay_only: false,
+        connect_timeout: Duration::from_secs(10),
+        max_payload: 1200,
+        video_codec: VideoCodec::Hevc,
+        video: vec![LayerEncoder {
+            // The first access unit's VPS, SPS and PPS, as an OBS HEVC encoder's header data gives them.
+            extra_data: parameter_sets(&units[0].0),
+            kbps: 1500,
+        }],
+        audio_extra_data: opus_head,
+        capture: rtc_studio::publish::capture_clock_now(),
+        rate: RateConfig {
+            adaptive: false,
+            video_kbps: 1500,
+            min_video_kbps: 300,
+            encoder_follows: false,
+            audio_kbps: 96,
+        },
+    };
+    let sent = units.len() as u64;
+    println!("{sent} access units, {keyframes} IRAP");
+    let replayed = replay(config, units.into_iter(), audio.into_iter(), 60.0).unwrap();
+    assert_eq!(replayed.failure, None);
+    assert_eq!(replayed.video_frames, sent);
+    // Frames still paced out when the replay ends its stream are not sent (as at an OBS stop).
+    let on_wire = replayed.video_sent;
+    println!("{on_wire} units sent, {} dropped", replayed.video_dropped);
+    assert!(
+        on_wire + 3 >= sent && replayed.video_dropped == 0,
+        "{on_wire} of {sent} sent"
+    );
+    replayed.close();
+    let r = rt.block_on(receiver.settled_report(Duration::from_secs(3)));
+    println!("receiver {r}");
+    assert_eq!(r["video_codec"], "HEVC");
+    assert_eq!(r["decoder"], "libavcodec (HEVC)");
+    assert_eq!(r["video_frames_decoded"].as_u64(), Some(on_wire), "{r}");
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert_eq!(r["incomplete_units"], 0, "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360))
+    );
+    // Every IRAP picture sent came whole with its parameter sets (the last may be among those not sent).
+    assert!(
+        r["keyframes"].as_u64().unwrap() + 1 >= keyframes as u64,
+        "{r}"
+    );
+    assert!(r["delete_received"] == true);
+}

@@ -1,0 +1,209 @@
+//! Pre-encoded media through the plugin's stream engine — the bounded hand-off queue and worker loop that
+//! `encoded_packet` feeds in OBS, the WebRTC session behind it — handed over at the pace encoders would: the
+//! replay benchmark's publisher, and the tests of codecs OBS has no encoder for here (HEVC from FFmpeg's x265).
+use bytes::Bytes;
+use rtc_studio::media::packet::{EncodedPacket, MediaKind};
+use rtc_studio::publish::{SinkReport, WhipSink};
+use rtc_studio::stream::{PacketQueue, PacketSink, StreamStats};
+use rtc_studio::transport::driver::{FixedEncoder, PublishConfig};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What a replay did.
+pub struct Replayed {
+    /// Start → connected.
+    pub connect: Duration,
+    pub video_frames: u64,
+    pub audio_packets: u64,
+    /// Video units whose last RTP packet left, and video frames the session dropped.
+    pub video_sent: u64,
+    pub video_dropped: i32,
+    pub report: SinkReport,
+    /// Why the stream ended early, if it did.
+    pub failure: Option<String>,
+    sink: WhipSink,
+}
+
+impl Replayed {
+    /// Ends the session (the WHIP DELETE); what was measured before stays apart from the teardown.
+    pub fn close(mut self) {
+        self.sink.close();
+    }
+}
+
+/// Connects with `config`, then hands over `video` (units at 30 fps, each with whether it is a keyframe) and
+/// `audio` (Opus packets of 20 ms) at real-time pace for at most `seconds`; [`Replayed::close`] ends the
+/// session. Err: the connect failed.
+pub fn replay(
+    config: PublishConfig,
+    video: impl Iterator<Item = (Bytes, bool)>,
+    audio: impl Iterator<Item = Bytes>,
+    seconds: f64,
+) -> Result<Replayed, String> {
+    let go = Instant::now();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut sink =
+        WhipSink::connect(config, Arc::new(FixedEncoder), stop.clone()).map_err(|e| e.message)?;
+    let connect = go.elapsed();
+    let stats = Arc::new(StreamStats::default());
+    let (queue, mut rx) = PacketQueue::new(256, stats.clone());
+    let worker_stats = stats.clone();
+    let worker = std::thread::spawn(move || {
+        let failure = sink.run(&mut rx, &worker_stats, &stop);
+        (sink, failure)
+    });
+    let start = Instant::now();
+    let (mut vi, mut ai) = (0u64, 0u64);
+    let (mut video, mut audio) = (video.peekable(), audio.peekable());
+    loop {
+        let vt = Duration::from_secs_f64(vi as f64 / 30.0);
+        let at = Duration::from_secs_f64(ai as f64 * 0.02);
+        let (next_is_video, t) = match (video.peek().is_some(), audio.peek().is_some()) {
+            (true, true) => (vt <= at, vt.min(at)),
+            (true, false) => (true, vt),
+            (false, true) => (false, at),
+            (false, false) => break,
+        };
+        if t.as_secs_f64() >= seconds {
+            break;
+        }
+        if let Some(wait) = (start + t).checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let now = rtc_studio::obs::clock_usec();
+        let (kind, data, pts, tb, keyframe) = if next_is_video {
+            let (unit, key) = video.next().unwrap();
+            vi += 1;
+            (MediaKind::Video, unit, vi as i64 - 1, 30, key)
+        } else {
+            ai += 1;
+            let packet = audio.next().unwrap();
+            (
+                MediaKind::Audio,
+                packet,
+                (ai as i64 - 1) * 960,
+                48_000,
+                false,
+            )
+        };
+        queue.push(EncodedPacket {
+            kind,
+            data,
+            pts,
+            dts: pts,
+            timebase_num: 1,
+            timebase_den: tb,
+            keyframe,
+            dts_usec: t.as_micros() as i64,
+            sys_dts_usec: now,
+            track: 0,
+            layer: 0,
+            handoff_usec: now,
+        });
+    }
+    queue.close();
+    let (sink, failure) = worker.join().unwrap();
+    let report = sink.report();
+    use std::sync::atomic::Ordering::Relaxed;
+    Ok(Replayed {
+        sink,
+        video_sent: stats.video_packets.load(Relaxed),
+        video_dropped: stats.dropped_frames.load(Relaxed),
+        connect,
+        video_frames: vi,
+        audio_packets: ai,
+        report,
+        failure: failure.map(|f| f.message),
+    })
+}
+
+/// The Opus packets of an Ogg file (RFC 7845), after OpusHead and OpusTags; returns (OpusHead, packets).
+pub fn ogg_opus(path: &Path) -> (Bytes, Vec<Bytes>) {
+    let data = std::fs::read(path).unwrap();
+    let (mut packets, mut current, mut i) = (Vec::new(), Vec::new(), 0);
+    while i + 27 <= data.len() && &data[i..i + 4] == b"OggS" {
+        let segments = data[i + 26] as usize;
+        let table = &data[i + 27..i + 27 + segments];
+        let mut at = i + 27 + segments;
+        for &len in table {
+            current.extend_from_slice(&data[at..at + len as usize]);
+            at += len as usize;
+            if len < 255 {
+                packets.push(Bytes::from(std::mem::take(&mut current)));
+            }
+        }
+        i = at;
+    }
+    assert!(
+        packets.len() > 2 && packets[0].starts_with(b"OpusHead"),
+        "not an Ogg Opus file"
+    );
+    let head = packets.remove(0);
+    packets.remove(0); // OpusTags
+    (head, packets)
+}
+
+/// `clip` (the flash/beep demo clip) as HEVC from FFmpeg's x265 — 30 fps, no B-frames, four slices per picture
+/// (an IRAP picture's slices larger than a packet, so fragmented), an access unit delimiter and the parameter sets
+/// before each IRAP picture, a keyframe every second — and its audio as Ogg Opus; made once next to the clip.
+pub fn x265_clip(clip: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (hevc, ogg) = (clip.with_extension("hevc"), clip.with_extension("ogg"));
+    if !hevc.exists() || !ogg.exists() {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-i"])
+            .arg(clip)
+            .args([
+                "-r",
+                "30",
+                "-an",
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-b:v",
+                "1500k",
+            ])
+            .args([
+                "-x265-params",
+                "bframes=0:slices=4:keyint=30:aud=1:repeat-headers=1:log-level=error",
+            ])
+            .args(["-f", "hevc"])
+            .arg(&hevc)
+            .args([
+                "-vn",
+                "-c:a",
+                "libopus",
+                "-b:a",
+                "96k",
+                "-frame_duration",
+                "20",
+            ])
+            .arg(&ogg)
+            .status()
+            .expect("ffmpeg");
+        assert!(status.success(), "ffmpeg could not make the x265 clip");
+    }
+    (hevc, ogg)
+}
+
+/// The access units of an HEVC Annex-B stream written with delimiters (`aud=1`), each with whether it holds an
+/// IRAP picture.
+pub fn hevc_access_units(stream: &Bytes) -> Vec<(Bytes, bool)> {
+    use rtc_studio::media::hevc_rtp::{nal, nal_type};
+    let mut units: Vec<(usize, usize, bool)> = Vec::new();
+    for unit in rtc_studio::media::h264::annexb_units(stream) {
+        let at = unit.as_ptr() as usize - stream.as_ptr() as usize;
+        let kind = nal_type(unit).unwrap_or(0);
+        match units.last_mut() {
+            Some(last) if kind != nal::AUD => {
+                last.1 = at + unit.len();
+                last.2 |= (nal::IRAP_FIRST..=nal::IRAP_LAST).contains(&kind);
+            }
+            _ => units.push((at.saturating_sub(4), at + unit.len(), false)),
+        }
+    }
+    (units.into_iter())
+        .map(|(from, to, irap)| (stream.slice(from..to), irap))
+        .collect()
+}
