@@ -334,6 +334,8 @@ bool calldata_get_data(const calldata_t *data, const char *name, void *out, size
 /* ---- services ------------------------------------------------------------------------------------------------- */
 obs_service_t *obs_service_create(const char *id, const char *name, obs_data_t *settings, obs_data_t *hotkey_data);
 void obs_service_release(obs_service_t *service);
+/* What the service says its servers take (NULL-terminated; the frontend lists encoders by it). */
+const char **obs_service_get_supported_video_codecs(const obs_service_t *service);
 /* The service's URL and key changed API across versions: obs_service_get_url/get_key exist up to 31 (removed in 32),
  * obs_service_get_connect_info exists from 29.1. The plugin looks them up at run time (dlsym; GetProcAddress on
  * Windows) and never links them, so one binary loads on 29.0 through 32.x. */

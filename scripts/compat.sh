@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compatibility check on newer OBS: builds a Debian trixie (OBS 30.2.3) or sid (OBS 32.x) root with debootstrap,
 # installs that Debian's OBS in it, and runs our headless runner + plugin — the very binaries built here on
-# bookworm — inside it, streaming to our receiver running on this machine over loopback. Opt-in (downloads
+# bookworm — inside it, streaming to our receiver running on this machine over loopback: one layer, three simulcast
+# layers, and AV1 from that OBS's own SVT-AV1 encoder. Opt-in (downloads
 # ~1 GB per root, several minutes): `make compat` or `scripts/compat.sh trixie|sid`.
 # Needs root (debootstrap, chroot, mounts). The roots stay in target/compat/<suite> and are reused; while the
 # script runs, this checkout is bind-mounted at <root>/work (unmounted on exit) — never delete a root by hand
@@ -70,5 +71,21 @@ ok = s.get("connected") and all(
 shown = ", ".join(f"{rid} {l.get('width')}x{l.get('height')} {l.get('video_frames_decoded')} frames"
                   for rid, l in layers.items())
 print(f"compat {suite} (OBS {version}) simulcast: {'PASS' if ok else 'FAIL'} — {shown} of {s.get('total_frames')}")
+sys.exit(0 if ok else 1)
+PY
+
+# AV1 on this libobs: OBS's own SVT-AV1 encoder, every frame the plugin sent decoded by the receiver (libavcodec).
+stream_in_root obsav1 --video-encoder ffmpeg_svt_av1
+grep -E '\[rtc-studio\] (video codec|stream ended)' "$out/obsav1.txt" | sed 's/^[a-z]*: //' || true
+sent=$(sed -n 's/.*stream ended: \([0-9]*\) video.*/\1/p' "$out/obsav1.txt" | tail -n 1)
+python3 - "$(sed -n 's/^summary //p' "$out/obsav1.txt")" "$(tail -n 1 "$out/obsav1-receiver.txt")" "$suite" "$version" "${sent:-0}" <<'PY'
+import json, sys
+s, r, suite, version = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}"), sys.argv[3], sys.argv[4]
+sent = int(sys.argv[5])
+ok = (s.get("connected") and s.get("stop_code") == 0 and r.get("video_codec") == "AV1" and sent >= 60
+      and r.get("video_frames_decoded") == sent and r.get("decode_errors") == 0 and r.get("audio_packets", 0) > 150)
+print(f"compat {suite} (OBS {version}) AV1: {'PASS' if ok else 'FAIL'} — {r.get('video_codec')} "
+      f"{r.get('width')}x{r.get('height')}, decoded {r.get('video_frames_decoded')} of {sent} sent, "
+      f"{r.get('decode_errors')} errors, A/V {r.get('av_offset_ms')} ms over {r.get('av_pairs')} pairs")
 sys.exit(0 if ok else 1)
 PY

@@ -3,14 +3,10 @@
 //! does not take the encoder's codec ends the stream with UNSUPPORTED, naming it.
 mod support;
 
-use bytes::Bytes;
-use rtc_studio::media::video::VideoCodec;
-use rtc_studio::session::RateConfig;
-use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
 use std::time::Duration;
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
 use support::receiver::{test_runtime, Receiver, ReceiverOptions};
-use support::replay::{hevc_access_units, ogg_opus, replay, x265_clip};
+use support::replay::Media;
 
 /// OBS_OUTPUT_UNSUPPORTED.
 const UNSUPPORTED: i64 = -6;
@@ -115,24 +111,11 @@ fn a_server_that_does_not_take_av1_ends_the_stream_as_unsupported_naming_it() {
     assert_eq!(s["leaks"], 0, "{s}");
 }
 
-/// The VPS, SPS and PPS of an access unit (Annex B).
-fn parameter_sets(au: &Bytes) -> Bytes {
-    use rtc_studio::media::hevc_rtp::{nal, nal_type};
-    let sets: Vec<Bytes> = rtc_studio::media::h264::annexb_units(au)
-        .filter(|u| nal_type(u).is_some_and(|t| (nal::VPS..=nal::PPS).contains(&t)))
-        .map(|u| au.slice_ref(u))
-        .collect();
-    assert_eq!(sets.len(), 3, "no VPS/SPS/PPS in the first access unit");
-    Bytes::from(rtc_studio::media::h264::to_annexb(&sets))
-}
-
 #[test]
 fn hevc_from_x265_replayed_through_the_stream_engine_is_decoded_whole() {
     let _alone = receiving();
-    let (hevc, ogg) = x265_clip(&flash_beep_clip("640x360"));
-    let stream = Bytes::from(std::fs::read(&hevc).unwrap());
-    let units = hevc_access_units(&stream);
-    let keyframes = units.iter().filter(|(_, key)| *key).count();
+    let media = Media::x265(&flash_beep_clip("640x360"));
+    let (units, keyframes) = (&media.units, media.keyframes());
     assert!(
         units.len() >= 200 && keyframes >= 7,
         "{} units, {keyframes} IRAP",
@@ -140,38 +123,14 @@ fn hevc_from_x265_replayed_through_the_stream_engine_is_decoded_whole() {
     );
     // The IRAP pictures' slices are larger than a packet: they go as fragmentation units.
     assert!(units.iter().any(|(u, key)| *key && u.len() > 4 * 1200));
-    let (opus_head, audio) = ogg_opus(&ogg);
     let rt = test_runtime();
     let receiver = rt
         .block_on(Receiver::start(ReceiverOptions::default()))
         .unwrap();
-    let config = PublishConfig {
-        endpoint: receiver.whip_url(),
-        bearer_token: Default::default(),
-        janus: None,
-        ice_servers: Vec::new(),
-        relay_only: false,
-        connect_timeout: Duration::from_secs(10),
-        max_payload: 1200,
-        video_codec: VideoCodec::Hevc,
-        video: vec![LayerEncoder {
-            // The first access unit's VPS, SPS and PPS, as an OBS HEVC encoder's header data gives them.
-            extra_data: parameter_sets(&units[0].0),
-            kbps: 1500,
-        }],
-        audio_extra_data: opus_head,
-        capture: rtc_studio::publish::capture_clock_now(),
-        rate: RateConfig {
-            adaptive: false,
-            video_kbps: 1500,
-            min_video_kbps: 300,
-            encoder_follows: false,
-            audio_kbps: 96,
-        },
-    };
+    let config = media.config(receiver.whip_url(), None, 1500);
     let sent = units.len() as u64;
     println!("{sent} access units, {keyframes} IRAP");
-    let replayed = replay(config, units.into_iter(), audio.into_iter(), 60.0).unwrap();
+    let replayed = media.replay(config).unwrap();
     assert_eq!(replayed.failure, None);
     assert_eq!(replayed.video_frames, sent);
     // Frames still paced out when the replay ends its stream are not sent (as at an OBS stop).

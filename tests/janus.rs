@@ -455,3 +455,52 @@ fn janus_events_for_other_transactions_are_skipped_and_mixed_up_replies_end_clea
     }
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn hevc_replayed_into_a_janus_h265_room_reaches_janus() {
+    // OBS has no HEVC encoder here: x265's HEVC goes through the plugin's stream engine over Janus's own API into
+    // a room for h265, and Janus's Admin API shows the HEVC packets arriving, its keyframe requests answered.
+    let janus = Janus::start("janus-h265");
+    let room = janus.create_room_for(None, None, "h265");
+    let media = support::replay::Media::x265(&flash_beep_clip("640x360"));
+    let config = media.config(
+        janus.api.clone(),
+        Some(rtc_studio::signal::janus::JanusRoom {
+            room,
+            pin: Default::default(),
+            display: "x265".into(),
+        }),
+        1500,
+    );
+    let publisher = std::thread::spawn(move || {
+        media.replay(config).map(|r| {
+            let sent = r.video_sent;
+            r.close();
+            sent
+        })
+    });
+    wait_for_publisher_video(&janus);
+    // Janus's own statistics of the publisher's video, once it has had a few seconds of it.
+    std::thread::sleep(Duration::from_secs(4));
+    let video: Vec<serde_json::Value> = (janus.handles().iter())
+        .filter_map(|h| h["webrtc"]["media"].as_object().cloned())
+        .flat_map(|media| media.into_iter().map(|(_, m)| m))
+        .filter(|m| m["type"] == "video")
+        .collect();
+    let sent = publisher
+        .join()
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{e}\n{}", janus.log()));
+    println!("Janus's video media: {video:?}\nvideo units sent {sent}");
+    let hevc = video
+        .iter()
+        .find(|m| m["codecs"]["codec"] == "h265")
+        .unwrap_or_else(|| panic!("no h265 video at Janus: {video:?}"));
+    let packets = hevc["stats"]["in"]["packets"].as_u64().unwrap_or(0);
+    // 4 s and more of 640x360 HEVC at 1.5 Mbit/s: hundreds of packets.
+    assert!(
+        packets > 300,
+        "Janus received {packets} HEVC packets: {hevc}"
+    );
+    assert!(sent > 200, "{sent} units sent");
+}

@@ -263,6 +263,23 @@ owned!(Scene, sys::obs_scene_t, obs_scene_release);
 owned!(Encoder, sys::obs_encoder_t, obs_encoder_release);
 owned!(Service, sys::obs_service_t, obs_service_release);
 
+impl Service {
+    /// The video codecs the service says it takes (`obs_service_get_supported_video_codecs`), as OBS's Output
+    /// settings ask before listing encoders.
+    pub fn supported_video_codecs(&self) -> Vec<String> {
+        let mut codecs = Vec::new();
+        // SAFETY: live service; a NULL-terminated list of C strings it owns, read before anything changes it.
+        unsafe {
+            let mut at = sys::obs_service_get_supported_video_codecs(self.raw);
+            while !at.is_null() && !(*at).is_null() {
+                codecs.push(CStr::from_ptr(*at).to_string_lossy().into_owned());
+                at = at.add(1);
+            }
+        }
+        codecs
+    }
+}
+
 impl Encoder {
     /// The bitrate in the encoder's settings now (kbit/s): what it encodes at, as the plugin changes it.
     pub fn bitrate(&self) -> i64 {

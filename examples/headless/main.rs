@@ -65,7 +65,8 @@ WHERE THINGS ARE:
 
 OUTPUT:
     libobs's log on stdout, then one line `summary {json}` with: libobs version, started, connected, start_ms
-    (obs_output_start to active, or to the failure's stop signal), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
+    (obs_output_start to active, or to the failure's stop signal), service_video_codecs (what the service tells
+    OBS it takes), stop_call_ms (how long obs_output_stop blocked), stopped_ms (obs_output_stop to inactive),
     total_bytes, total_frames, frames_dropped, congestion_max and congestion_mean (obs_output_get_congestion
     sampled every 100 ms while streaming, and congestion_samples), video_bitrates ([ms since streaming began,
     kbit/s] each time the video encoder's bitrate setting changed, sampled every 100 ms), last_error, stop_code (OBS_OUTPUT_* code of the output's last
@@ -378,7 +379,8 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
 
     let t0 = Instant::now();
     let started = output.start();
-    let mut summary = json!({"started": started});
+    let mut summary =
+        json!({"started": started, "service_video_codecs": service.supported_video_codecs()});
     if started {
         // Connected (active) or failed (stop signal) — whichever comes first.
         let limit = Duration::from_secs(o.connect_timeout as u64 + 5);

@@ -3,9 +3,12 @@
 //! replay benchmark's publisher, and the tests of codecs OBS has no encoder for here (HEVC from FFmpeg's x265).
 use bytes::Bytes;
 use rtc_studio::media::packet::{EncodedPacket, MediaKind};
+use rtc_studio::media::video::VideoCodec;
 use rtc_studio::publish::{SinkReport, WhipSink};
+use rtc_studio::session::RateConfig;
+use rtc_studio::signal::janus::JanusRoom;
 use rtc_studio::stream::{PacketQueue, PacketSink, StreamStats};
-use rtc_studio::transport::driver::{FixedEncoder, PublishConfig};
+use rtc_studio::transport::driver::{FixedEncoder, LayerEncoder, PublishConfig};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,4 +209,76 @@ pub fn hevc_access_units(stream: &Bytes) -> Vec<(Bytes, bool)> {
     (units.into_iter())
         .map(|(from, to, irap)| (stream.slice(from..to), irap))
         .collect()
+}
+
+/// Pre-encoded video units (each with whether it is a keyframe), the encoder's header data, and Opus.
+pub struct Media {
+    pub codec: VideoCodec,
+    pub units: Vec<(Bytes, bool)>,
+    pub header: Bytes,
+    pub opus_head: Bytes,
+    pub audio: Vec<Bytes>,
+}
+
+impl Media {
+    /// `clip` (the flash/beep clip) as x265 HEVC ([`x265_clip`]); the header data is the first access unit's
+    /// VPS, SPS and PPS, as an OBS HEVC encoder gives them.
+    pub fn x265(clip: &Path) -> Media {
+        use rtc_studio::media::hevc_rtp::{nal, nal_type};
+        let (hevc, ogg) = x265_clip(clip);
+        let stream = Bytes::from(std::fs::read(&hevc).unwrap());
+        let units = hevc_access_units(&stream);
+        let first = &units[0].0;
+        let sets: Vec<Bytes> = rtc_studio::media::h264::annexb_units(first)
+            .filter(|u| nal_type(u).is_some_and(|t| (nal::VPS..=nal::PPS).contains(&t)))
+            .map(|u| first.slice_ref(u))
+            .collect();
+        assert_eq!(sets.len(), 3, "no VPS/SPS/PPS in the first access unit");
+        let (opus_head, audio) = ogg_opus(&ogg);
+        Media {
+            codec: VideoCodec::Hevc,
+            units,
+            header: Bytes::from(rtc_studio::media::h264::to_annexb(&sets)),
+            opus_head,
+            audio,
+        }
+    }
+
+    /// How to publish it to `endpoint` (a WHIP URL, or with `janus` Janus's API root) at `kbps`; the bitrate does
+    /// not follow the network (pre-encoded), video is dropped up to a keyframe when the path carries less.
+    pub fn config(&self, endpoint: String, janus: Option<JanusRoom>, kbps: u32) -> PublishConfig {
+        PublishConfig {
+            endpoint,
+            bearer_token: Default::default(),
+            janus,
+            ice_servers: Vec::new(),
+            relay_only: false,
+            connect_timeout: Duration::from_secs(10),
+            max_payload: rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD,
+            video_codec: self.codec,
+            video: vec![LayerEncoder {
+                extra_data: self.header.clone(),
+                kbps,
+            }],
+            audio_extra_data: self.opus_head.clone(),
+            capture: rtc_studio::publish::capture_clock_now(),
+            rate: RateConfig {
+                adaptive: false,
+                video_kbps: kbps,
+                min_video_kbps: 300,
+                encoder_follows: false,
+                audio_kbps: 96,
+            },
+        }
+    }
+
+    /// Keyframes among the units.
+    pub fn keyframes(&self) -> usize {
+        self.units.iter().filter(|(_, key)| *key).count()
+    }
+
+    /// [`replay`] of all of it with `config`.
+    pub fn replay(self, config: PublishConfig) -> Result<Replayed, String> {
+        replay(config, self.units.into_iter(), self.audio.into_iter(), 60.0)
+    }
 }
