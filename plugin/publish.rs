@@ -14,6 +14,9 @@ use std::time::{Instant, SystemTime};
 pub struct WhipSink {
     runtime: tokio::runtime::Handle,
     driver: Option<Driver>,
+    /// OBS's counters when this session began to send, and once it closed.
+    before: Option<Counted>,
+    closed: Option<Counted>,
 }
 
 /// What a sink measured, for benchmarks.
@@ -101,6 +104,8 @@ impl WhipSink {
                 Ok(WhipSink {
                     runtime,
                     driver: Some(driver),
+                    before: None,
+                    closed: None,
                 })
             }
             Err(f) => {
@@ -128,7 +133,7 @@ impl WhipSink {
 
 /// OBS's counters (bytes and packets sent) as they stood when this session began: an earlier session's, if the
 /// stream published again.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Counted {
     bytes: u64,
     video: u64,
@@ -176,7 +181,7 @@ impl PacketSink for WhipSink {
         stop: &StopFlag,
     ) -> Option<Failure> {
         let driver = self.driver.as_mut()?;
-        let before = Counted::read(stats);
+        let before = *self.before.get_or_insert(Counted::read(stats));
         let mut progress = |p: Progress| update_stats(stats, before, p);
         self.runtime
             .block_on(driver.stream(packets, stop, &mut progress))
@@ -242,9 +247,19 @@ impl PacketSink for WhipSink {
             ));
         }
         let name = s.signalling();
-        match self.runtime.block_on(driver.close()) {
+        let (how, (bytes, video, audio)) = self.runtime.block_on(driver.close());
+        match how {
             Ok(how) => log::info(&format!("{name} session ended ({how})")),
             Err(e) => log::warn(&format!("{name} session did not end cleanly: {e}")),
         }
+        self.closed = self.before.map(|b| Counted {
+            bytes: b.bytes + bytes,
+            video: b.video + video,
+            audio: b.audio + audio,
+        });
+    }
+
+    fn sent_in_all(&self) -> Option<(u64, u64, u64)> {
+        self.closed.map(|c| (c.bytes, c.video, c.audio))
     }
 }

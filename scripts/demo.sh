@@ -29,9 +29,10 @@ print(f"The plugin sent {video} video frames and {audio} Opus packets; the recei
       f"frames ({r['width']}x{r['height']} at {r['fps']} fps, {r['decode_errors']} decode errors) "
       f"and {r['audio_packets']} Opus packets ({r['audio_decode_errors']} errors). (OBS's own counter says "
       f"{s.get('total_frames')} frames: it counts what its interleaver handed over, while the plugin takes the "
-      f"packets straight from the encoders — a frame or two more at the start.)")
+      f"packets straight from the encoders — a few more, at the start and while the stream closes.)")
 print(f"First frame decoded {r['first_frame_ms']} ms after the WHIP offer arrived; "
-      f"audio vs video: {r['av_offset_ms']} ms over {r['av_pairs']} flash/beep pairs (positive = audio late).")
+      f"audio vs video: {r['av_offset_ms']} ms over {r['av_pairs']} flash/beep pairs (positive = audio late; "
+      f"{r['flashes']} flashes in the video, {r['beeps']} beeps in the audio).")
 print(f"Stop: obs_output_stop returned in {s.get('stop_call_ms')} ms; WHIP DELETE "
       f"{'received' if r['delete_received'] else 'MISSING'}; libobs leaks: {s.get('leaks')}.")
 PY

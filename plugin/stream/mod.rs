@@ -33,6 +33,21 @@ pub trait PacketSink: Send {
     ) -> Option<Failure>;
     /// Tears the session down (runs on the worker thread, after OBS was told the stream stopped).
     fn close(&mut self);
+    /// Once closed: OBS's counters with everything the session sent (bytes, video and audio packets) — what left
+    /// while it closed too. None: nothing more than `run` counted.
+    fn sent_in_all(&self) -> Option<(u64, u64, u64)> {
+        None
+    }
+}
+
+/// Closes `sink` and brings OBS's counters up to what it sent in all.
+fn close_counted(sink: &mut dyn PacketSink, stats: &StreamStats) {
+    sink.close();
+    if let Some((bytes, video, audio)) = sink.sent_in_all() {
+        stats.bytes_sent.store(bytes, Ordering::Relaxed);
+        stats.video_packets.store(video, Ordering::Relaxed);
+        stats.audio_packets.store(audio, Ordering::Relaxed);
+    }
 }
 
 /// Something that can produce a connected sink (signalling, ICE, DTLS) — run on the worker thread, again for
@@ -451,7 +466,7 @@ fn connect_and_stream(
         };
         log::warn(&format!("{}: publishing again at once", lost.message));
         State::Reconnecting.store(&stats.state);
-        sink.close();
+        close_counted(sink.as_mut(), stats);
         match republish(&mut connector, &mut rx, stats, stopping, &lost) {
             Ok(new) => {
                 sink = new;
@@ -477,7 +492,7 @@ fn connect_and_stream(
         }
     };
     drop(rx);
-    sink.close();
+    close_counted(sink.as_mut(), stats);
     drop(sink);
     crate::obs::return_free_memory();
     feed.log_probe();

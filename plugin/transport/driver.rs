@@ -300,13 +300,14 @@ impl Driver {
     }
 
     /// Ends the session (the server's side and the peer connection), within the session's close deadline;
-    /// returns how the server's side ended.
-    pub async fn close(mut self) -> Result<String, String> {
+    /// returns how the server's side ended, and what the session sent in all (bytes, video and audio packets, as
+    /// [`Progress`] counts them) — packets still paced out leave while it closes.
+    pub async fn close(mut self) -> (Result<String, String>, (u64, u64, u64)) {
         self.stop();
         loop {
             let wake_at = loop {
                 match self.next_event().await {
-                    Ok(Event::Closed(how)) => return how,
+                    Ok(Event::Closed(how)) => return (how, self.session.sent()),
                     Ok(_) => {}
                     Err(wake_at) => break wake_at,
                 }

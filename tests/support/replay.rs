@@ -19,7 +19,7 @@ pub struct Replayed {
     pub connect: Duration,
     pub video_frames: u64,
     pub audio_packets: u64,
-    /// Video units whose last RTP packet left, and video frames the session dropped.
+    /// Video units whose last RTP packet left when the replay ended, and video frames the session dropped.
     pub video_sent: u64,
     pub video_dropped: i32,
     pub report: SinkReport,
@@ -29,9 +29,13 @@ pub struct Replayed {
 }
 
 impl Replayed {
-    /// Ends the session (the WHIP DELETE); what was measured before stays apart from the teardown.
-    pub fn close(mut self) {
+    /// Ends the session (the WHIP DELETE); what was measured before stays apart from the teardown. Returns the
+    /// video units sent in all (those still paced out when the replay ended leave while it closes).
+    pub fn close(mut self) -> u64 {
         self.sink.close();
+        self.sink
+            .sent_in_all()
+            .map_or(self.video_sent, |(_, video, _)| video)
     }
 }
 
