@@ -113,6 +113,12 @@ impl RtcOutput {
         if wanted.layers < 2 {
             return None;
         }
+        if video.codec != VideoCodec::H264.obs_name() {
+            // Copies of an AV1 or HEVC encoder are untried here (and an SVT-AV1 encoder made but never fed hangs
+            // OBS when it is destroyed, see `start`).
+            log::warn("simulcast layers are made for H.264 streams: only the full picture goes");
+            return None;
+        }
         let s = self
             .settings
             .lock()
