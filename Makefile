@@ -50,7 +50,7 @@ soak: build
 
 # 1 M inputs per fuzz target, everything the network or an encoder reaches (installs cargo-fuzz when missing;
 # stable toolchain via RUSTC_BOOTSTRAP).
-FUZZ_TARGETS := annexb depacketize av1 hevc whip_response sdp_answer janus_json turn_stream opus
+FUZZ_TARGETS := annexb depacketize av1 hevc whip_response sdp_answer janus_json turn_stream opus ant_media
 fuzz: deps
 	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 	cd fuzz && for t in $(FUZZ_TARGETS); do RUSTC_BOOTSTRAP=1 cargo fuzz run $$t -- -runs=1000000 -max_len=8192 || exit 1; done

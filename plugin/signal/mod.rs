@@ -1,9 +1,11 @@
 //! Signalling state and messages, sans-IO: what to send and what replies mean.
 pub mod answer;
+pub mod ant_media;
 pub mod ice;
 pub mod janus;
 pub mod sdp_fragment;
 pub mod turn_stream;
+pub mod websocket;
 pub mod whip;
 
 /// How a stream ended, in the terms OBS's frontend acts on (the FFI shell maps these to libobs's codes).
