@@ -379,6 +379,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         endpoint: url.into(),
         bearer_token: Default::default(),
         janus: None,
+        ant_media: None,
         ice_servers: Vec::new(),
         relay_only: false,
         connect_timeout: Duration::from_secs(10),

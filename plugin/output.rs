@@ -199,6 +199,7 @@ impl RtcOutput {
         let config = PublishConfig {
             endpoint: endpoint.url,
             bearer_token: endpoint.bearer_token,
+            ant_media: None,
             janus: match service.signalling {
                 Signalling::Whip => None,
                 Signalling::Janus(room) => Some(room),

@@ -86,6 +86,10 @@ impl WhipSink {
             )
         })?;
         match &config.janus {
+            None if config.ant_media.is_some() => log::info(&format!(
+                "connecting to {} (Ant Media WebSocket signalling)",
+                redact_url(&config.endpoint)
+            )),
             None => log::info(&format!(
                 "connecting to {} (WHIP)",
                 redact_url(&config.endpoint)

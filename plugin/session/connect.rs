@@ -3,7 +3,8 @@
 //! the connect timeout. A server that promised trickle ICE but refuses the candidates (RFC 9725 §4.3.2) gets its
 //! session ended and a new, complete offer.
 use super::{
-    Action, Event, Input, LayerSpec, Note, PeerSpec, PeerState, Phase, RequestError, Session,
+    Action, Event, Input, LayerSpec, Note, PeerSpec, PeerState, Phase, RemoteCandidate,
+    RequestError, Session,
 };
 use crate::media::opus::OpusHead;
 use crate::signal::whip::{self, IceServer};
@@ -63,6 +64,9 @@ pub(super) struct Negotiation {
     in_flight: Option<(usize, bool)>,
     trickling: bool,
     relay_seen: bool,
+    /// The server's trickled candidates that came before its answer was applied, and whether it is.
+    remote: Vec<RemoteCandidate>,
+    answer_applied: bool,
     pub(super) timings: ConnectTimings,
 }
 
@@ -83,6 +87,8 @@ impl Negotiation {
             gather_until: None,
             reading: false,
             pending: Vec::new(),
+            remote: Vec::new(),
+            answer_applied: false,
             sent: HashSet::new(),
             in_flight: None,
             trickling: true,
@@ -131,6 +137,8 @@ impl Session {
         n.pending.clear();
         n.sent.clear();
         n.in_flight = None;
+        n.remote.clear();
+        n.answer_applied = false;
         n.trickling = true;
         n.peer_created = true;
         n.peer_ready = false;
@@ -205,6 +213,10 @@ impl Session {
                 self.act(Action::ApplyAnswer(a.sdp));
             }
             Input::AnswerApplied(Ok(pt)) if self.phase == Phase::Applying => {
+                self.negotiation.answer_applied = true;
+                for c in std::mem::take(&mut self.negotiation.remote) {
+                    self.act(Action::AddRemoteCandidate(c));
+                }
                 self.sender
                     .set_payload_types(pt.video, pt.audio, pt.transport_cc);
                 self.layers_taken(pt.layers);
@@ -248,6 +260,15 @@ impl Session {
             | Input::Answered(Err(f))
             | Input::AnswerApplied(Err(f)) => self.close(Some(f)),
             _ => {}
+        }
+    }
+
+    /// One of the server's candidates: to the peer connection once the answer is applied, kept until then.
+    pub(super) fn remote_candidate(&mut self, c: RemoteCandidate) {
+        if self.negotiation.answer_applied {
+            self.act(Action::AddRemoteCandidate(c));
+        } else {
+            self.negotiation.remote.push(c);
         }
     }
 
@@ -339,7 +360,7 @@ impl Session {
     pub(super) fn negotiation_tick(&mut self) {
         if self.now >= self.negotiation.deadline {
             let why = match self.phase {
-                Phase::Answering => format!(
+                Phase::Preflight | Phase::Answering => format!(
                     "The {} server did not answer within {} s",
                     self.config.signalling,
                     self.config.connect_timeout.as_secs()

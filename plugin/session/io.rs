@@ -244,6 +244,18 @@ pub enum Input {
     PeerClosed,
     /// The server said, unasked, that our session is gone (Janus hung up, or its event poll failed: it is down).
     ServerGone(String),
+    /// One of the server's ICE candidates, sent after its answer (trickle ICE the other way: Ant Media).
+    RemoteCandidate(RemoteCandidate),
+}
+
+/// A server's ICE candidate and the media section it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemoteCandidate {
+    /// The m-line's index and mid.
+    pub mline: u16,
+    pub mid: String,
+    /// `candidate:…` (no `a=`); empty: the server's end of candidates.
+    pub candidate: String,
 }
 
 /// What the driver is to do.
@@ -273,6 +285,8 @@ pub enum Action {
     SetVideoBitrate(u32),
     /// Simulcast layer `i` is not sent at all (the answer refused it): its encoder may go.
     ReleaseLayer(usize),
+    /// Give the peer connection one of the server's candidates (only once its answer is applied).
+    AddRemoteCandidate(RemoteCandidate),
 }
 
 /// How loud a note is in the streamer's log.

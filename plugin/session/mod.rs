@@ -146,6 +146,7 @@ impl Session {
             // Replies that arrive once the session is ending change nothing.
             _ if matches!(self.phase, Phase::Closing | Phase::Closed) => {}
             Input::Trickled(r) => self.trickled(r),
+            Input::RemoteCandidate(c) => self.remote_candidate(c),
             Input::ServerGone(why) if self.phase == Phase::Streaming => {
                 self.lost(self.peer_state, &why, true)
             }

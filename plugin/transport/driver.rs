@@ -2,6 +2,7 @@
 //! WebRTC stack's events, OBS's packets, timers, a stop — into [`Input`]s for the sans-IO [`Session`], and carries
 //! out the [`Action`]s it asks for: signalling requests (on a task of their own, one at a time, in order), peer
 //! connection calls and RTP writes. Time advances on timers, not on the arrival of the next media packet.
+use super::ant_media::AntMediaSignalling;
 use super::http::WhipHttp;
 use super::janus::JanusSignalling;
 use super::peer::Peer;
@@ -34,6 +35,9 @@ pub struct PublishConfig {
     pub bearer_token: Secret,
     /// Publish into this Janus VideoRoom through Janus's own API instead of WHIP.
     pub janus: Option<JanusRoom>,
+    /// Publish this stream ID over Ant Media's WebSocket signalling instead (`endpoint` is the application's
+    /// WebSocket URL or page).
+    pub ant_media: Option<String>,
     pub ice_servers: Vec<IceServer>,
     /// Only relayed (TURN) candidates.
     pub relay_only: bool,
@@ -119,6 +123,7 @@ async fn serve_signalling(
     inputs: UnboundedSender<Input>,
 ) {
     let mut _watching: Option<Task> = None;
+    let mut _candidates: Option<Task> = None;
     while let Some(r) = requests.recv().await {
         let input = match r {
             SignalRequest::Preflight(limit) => {
@@ -127,6 +132,16 @@ async fn serve_signalling(
             SignalRequest::Offer(sdp) => {
                 let answered = signalling.offer(sdp).await;
                 if answered.is_ok() {
+                    _candidates = signalling.remote_candidates().map(|mut candidates| {
+                        let inputs = inputs.clone();
+                        Task::spawn(async move {
+                            while let Some(c) = candidates.recv().await {
+                                if inputs.send(Input::RemoteCandidate(c)).is_err() {
+                                    break;
+                                }
+                            }
+                        })
+                    });
                     _watching = signalling.watch().map(|gone| {
                         let inputs = inputs.clone();
                         Task::spawn(async move {
@@ -140,6 +155,7 @@ async fn serve_signalling(
             SignalRequest::Restart(f) => Input::RestartAnswered(signalling.restart(f).await),
             SignalRequest::End => {
                 _watching = None;
+                _candidates = None;
                 Input::ServerSessionEnded(signalling.end().await)
             }
         };
@@ -177,17 +193,21 @@ impl Driver {
         notes: NoteSink,
         encoder: Arc<dyn EncoderControl>,
     ) -> Result<Driver, Failure> {
-        let endpoint = whip::validate_endpoint(&cfg.endpoint)?;
-        let http = WhipHttp::new(cfg.connect_timeout)?;
-        let signalling: Box<dyn Signalling> = match cfg.janus.clone() {
-            None => Box::new(WhipSignalling::new(
-                http,
-                endpoint,
+        let signalling: Box<dyn Signalling> = match (&cfg.ant_media, cfg.janus.clone()) {
+            (Some(stream_id), _) => Box::new(AntMediaSignalling::new(
+                crate::signal::ant_media::websocket_url(&cfg.endpoint)?,
+                stream_id.clone(),
+                cfg.bearer_token.clone(),
+                cfg.connect_timeout,
+            )),
+            (None, None) => Box::new(WhipSignalling::new(
+                WhipHttp::new(cfg.connect_timeout)?,
+                whip::validate_endpoint(&cfg.endpoint)?,
                 cfg.bearer_token.clone(),
             )),
-            Some(room) => Box::new(JanusSignalling::new(
-                http,
-                endpoint,
+            (None, Some(room)) => Box::new(JanusSignalling::new(
+                WhipHttp::new(cfg.connect_timeout)?,
+                whip::validate_endpoint(&cfg.endpoint)?,
                 cfg.bearer_token.clone(),
                 room,
             )),
@@ -434,6 +454,16 @@ impl Driver {
             Action::SendReport(r) => {
                 if let Some(p) = &self.peer {
                     p.write_report(r).await;
+                }
+            }
+            Action::AddRemoteCandidate(c) => {
+                if let Some(p) = &self.peer {
+                    if let Err(e) = p.add_remote_candidate(&c).await {
+                        (self.notes)(&Note::warn(format!(
+                            "the server's candidate {:?} was not taken: {e}",
+                            c.candidate
+                        )));
+                    }
                 }
             }
             Action::EndServerSession => self.signal(SignalRequest::End),

@@ -1,6 +1,7 @@
 //! The only network code: the driver of the sans-IO session, an HTTP client for signalling and a WebRTC peer
 //! connection, on a tokio runtime the plugin owns.
 //! OBS's threads never enter here; the stream worker does, and module unload shuts the runtime down.
+pub mod ant_media;
 pub mod driver;
 pub mod feedback;
 pub mod http;
@@ -9,6 +10,7 @@ pub mod peer;
 pub mod rtx;
 pub mod signalling;
 pub mod turn_bridge;
+pub mod websocket;
 
 use std::sync::Mutex;
 use std::time::Duration;

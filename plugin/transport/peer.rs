@@ -10,7 +10,9 @@ use super::feedback::{feedback_about, is_feedback, RtcpTap, TransportFeedbackSin
 use super::rtx::RtxWrap;
 use crate::media::packet::MediaKind;
 use crate::media::video::VideoCodec;
-use crate::session::{Input, LayerSpec, PayloadTypes, PeerSpec, PeerState, RequestError};
+use crate::session::{
+    Input, LayerSpec, PayloadTypes, PeerSpec, PeerState, RemoteCandidate, RequestError,
+};
 use crate::session::{RtpPacket, SenderReport};
 use crate::signal::whip::IceServer;
 use crate::signal::{Failure, StopCode};
@@ -610,6 +612,20 @@ impl Peer {
         self.pc.restart_ice().await.map_err(failed)?;
         let offer = self.pc.create_offer(None).await.map_err(failed)?;
         self.pc.set_local_description(offer).await.map_err(failed)
+    }
+
+    /// One of the server's candidates (sent after its answer); an empty one ends them.
+    pub async fn add_remote_candidate(&self, c: &RemoteCandidate) -> Result<(), String> {
+        let init = webrtc::peer_connection::RTCIceCandidateInit {
+            candidate: c.candidate.clone(),
+            sdp_mid: Some(c.mid.clone()),
+            sdp_mline_index: Some(c.mline),
+            ..Default::default()
+        };
+        self.pc
+            .add_ice_candidate(init)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     pub async fn write_rtp(&self, p: RtpPacket) -> Result<(), String> {

@@ -36,6 +36,13 @@ pub trait Signalling: Send {
             "this server takes no ICE restarts".into(),
         ))
     }
+    /// Once the offer is answered: the server's ICE candidates as it sends them after its answer (servers that
+    /// trickle their own candidates, as Ant Media does; none for the others).
+    fn remote_candidates(
+        &mut self,
+    ) -> Option<tokio::sync::mpsc::UnboundedReceiver<crate::session::RemoteCandidate>> {
+        None
+    }
     /// Once the offer is answered: something that ends, with the reason, when the server says unasked that the
     /// session is gone (none for servers that say nothing between requests, as WHIP's).
     fn watch(&mut self) -> Option<Watch> {

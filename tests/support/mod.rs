@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
+pub mod ant_media;
 pub mod bad_janus;
 pub mod bad_whip;
 pub mod browser;

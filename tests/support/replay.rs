@@ -248,6 +248,80 @@ impl Media {
         }
     }
 
+    /// `clip` as x264 H.264 (Annex B with delimiters, no B-frames, a keyframe every second, Main profile) and
+    /// its audio as Ogg Opus; the header data is the first access unit's SPS and PPS.
+    pub fn x264(clip: &Path) -> Media {
+        use rtc_studio::media::h264::{annexb_units, nal, nal_type, split_at_aud, to_annexb};
+        let (h264, ogg) = (
+            clip.with_extension("x264.h264"),
+            clip.with_extension("x264.ogg"),
+        );
+        if !h264.exists() || !ogg.exists() {
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-v", "error", "-y", "-i"])
+                .arg(clip)
+                .args([
+                    "-r",
+                    "30",
+                    "-an",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "veryfast",
+                    "-profile:v",
+                    "main",
+                ])
+                .args([
+                    "-bf",
+                    "0",
+                    "-g",
+                    "30",
+                    "-b:v",
+                    "1500k",
+                    "-x264-params",
+                    "aud=1",
+                    "-f",
+                    "h264",
+                ])
+                .arg(&h264)
+                .args([
+                    "-vn",
+                    "-c:a",
+                    "libopus",
+                    "-b:a",
+                    "96k",
+                    "-frame_duration",
+                    "20",
+                ])
+                .arg(&ogg)
+                .status()
+                .expect("ffmpeg");
+            assert!(status.success(), "ffmpeg could not make the x264 clip");
+        }
+        let stream = Bytes::from(std::fs::read(&h264).unwrap());
+        let units: Vec<(Bytes, bool)> = split_at_aud(&stream)
+            .into_iter()
+            .filter(|u| !u.is_empty())
+            .map(|u| {
+                let key = annexb_units(&u).any(|n| nal_type(n) == Some(nal::IDR));
+                (u, key)
+            })
+            .collect();
+        let first = &units[0].0;
+        let sets: Vec<Bytes> = annexb_units(first)
+            .filter(|n| matches!(nal_type(n), Some(nal::SPS) | Some(nal::PPS)))
+            .map(|n| first.slice_ref(n))
+            .collect();
+        let (opus_head, audio) = ogg_opus(&ogg);
+        Media {
+            codec: VideoCodec::H264,
+            units,
+            header: Bytes::from(to_annexb(&sets)),
+            opus_head,
+            audio,
+        }
+    }
+
     /// How to publish it to `endpoint` (a WHIP URL, or with `janus` Janus's API root) at `kbps`; the bitrate does
     /// not follow the network (pre-encoded), video is dropped up to a keyframe when the path carries less.
     pub fn config(&self, endpoint: String, janus: Option<JanusRoom>, kbps: u32) -> PublishConfig {
@@ -255,6 +329,7 @@ impl Media {
             endpoint,
             bearer_token: Default::default(),
             janus,
+            ant_media: None,
             ice_servers: Vec::new(),
             relay_only: false,
             connect_timeout: Duration::from_secs(10),

@@ -251,3 +251,55 @@ fn a_stop_during_each_phase_ends_what_exists_and_nothing_else() {
             .is_empty());
     }
 }
+
+#[test]
+fn the_servers_trickled_candidates_wait_for_its_answer_to_be_applied() {
+    // Ant Media sends its candidates after its answer, and one may overtake the answer's application.
+    let mut f = Fake::new(|_| {});
+    f.drain();
+    f.input(Input::Preflighted(Preflight::default()));
+    f.input(Input::PeerCreated(Ok(())));
+    f.input(Input::GatheringComplete);
+    f.input(Input::Offer(Ok(OFFER.into())));
+    f.input(Input::Answered(Ok(ServerAnswer {
+        sdp: ANSWER.into(),
+        restarts: false,
+        ice_servers: Vec::new(),
+    })));
+    let early = RemoteCandidate {
+        mline: 0,
+        mid: "0".into(),
+        candidate: "candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host".into(),
+    };
+    assert!(
+        !kinds(&f.input(Input::RemoteCandidate(early.clone()))).contains(&"add-remote-candidate")
+    );
+    let applied = f.input(Input::AnswerApplied(Ok(PayloadTypes {
+        video: 102,
+        audio: 111,
+        video_rtx: Some(103),
+        transport_cc: [true; 2],
+        layers: 0b1,
+    })));
+    assert_eq!(
+        actions(&applied)
+            .into_iter()
+            .filter(|a| kind_of(a) == "add-remote-candidate")
+            .collect::<Vec<_>>(),
+        vec![&Action::AddRemoteCandidate(early)]
+    );
+    // Once applied, a candidate goes to the peer connection at once, also while streaming.
+    let late = RemoteCandidate {
+        mline: 1,
+        mid: "1".into(),
+        candidate: String::new(),
+    };
+    let out = f.input(Input::RemoteCandidate(late.clone()));
+    assert_eq!(
+        actions(&out),
+        vec![&Action::AddRemoteCandidate(late.clone())]
+    );
+    f.input(Input::PeerState(PeerState::Connected));
+    let out = f.input(Input::RemoteCandidate(late.clone()));
+    assert_eq!(actions(&out), vec![&Action::AddRemoteCandidate(late)]);
+}

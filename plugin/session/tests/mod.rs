@@ -210,6 +210,7 @@ pub(super) fn kind_of(a: &Action) -> &'static str {
         Action::RequestKeyframe(_) => "request-keyframe",
         Action::ReleaseLayer(_) => "release-layer",
         Action::SetVideoBitrate(_) => "set-video-bitrate",
+        Action::AddRemoteCandidate(_) => "add-remote-candidate",
     }
 }
 

@@ -258,6 +258,7 @@ pub struct Receiver {
     pub addr: std::net::SocketAddr,
     stats: Shared,
     pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>>,
+    options: Arc<ReceiverOptions>,
     accept: tokio::task::JoinHandle<()>,
 }
 
@@ -268,7 +269,8 @@ impl Receiver {
         let addr = listener.local_addr()?;
         let stats: Shared = Arc::default();
         let pcs: Arc<tokio::sync::Mutex<Vec<Arc<dyn PeerConnection>>>> = Arc::default();
-        let (s, p, o) = (stats.clone(), pcs.clone(), Arc::new(options));
+        let options = Arc::new(options);
+        let (s, p, o) = (stats.clone(), pcs.clone(), options.clone());
         let accept = tokio::spawn(async move {
             while let Ok((conn, _)) = listener.accept().await {
                 let (s, p, o) = (s.clone(), p.clone(), o.clone());
@@ -281,8 +283,36 @@ impl Receiver {
             addr,
             stats,
             pcs,
+            options,
             accept,
         })
+    }
+
+    /// A new session answered outside WHIP (another signalling in front of this receiver): measured from now,
+    /// as a WHIP POST's would be.
+    pub async fn answer_session(
+        &self,
+        offer: String,
+    ) -> Result<(Arc<dyn PeerConnection>, String), String> {
+        {
+            let mut s = self.stats.lock().unwrap();
+            *s = Stats {
+                sessions: s.sessions + 1,
+                ..Default::default()
+            };
+            s.post_at = Some(Instant::now());
+        }
+        let (pc, sdp) = answerer::answer(offer, self.stats.clone(), &self.options).await?;
+        let pc: Arc<dyn PeerConnection> = Arc::from(pc);
+        self.pcs.lock().await.push(pc.clone());
+        Ok((pc, sdp))
+    }
+
+    /// The publisher ended its session (as a WHIP DELETE says).
+    pub fn session_ended(&self) {
+        let mut s = self.stats.lock().unwrap();
+        s.at_delete = Some((s.jitter.packets_lost, s.decode_errors));
+        s.delete_received = true;
     }
 
     pub fn whip_url(&self) -> String {

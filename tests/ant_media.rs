@@ -1,0 +1,122 @@
+//! Ant Media Server's native WebSocket signalling (issue #15, first part): the plugin's stream engine publishes
+//! pre-encoded H.264 + Opus into a server of ours that speaks the protocol as Ant Media's Community Edition does
+//! (`tests/support/ant_media.rs`: its answer without candidates, its candidates trickled after it), with our
+//! receiver decoding behind it; and each way such a server refuses or breaks ends with a clear failure in bounded
+//! time.
+mod support;
+
+use rtc_studio::publish::WhipSink;
+use rtc_studio::signal::StopCode;
+use rtc_studio::stream::PacketSink;
+use rtc_studio::transport::driver::FixedEncoder;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::ant_media::{AntMediaServer, Behaviour};
+use support::obs_run::{flash_beep_clip, receiving};
+use support::receiver::test_runtime;
+use support::replay::Media;
+
+#[test]
+fn a_stream_published_over_ant_medias_websocket_signalling_is_decoded_whole() {
+    let _alone = receiving();
+    let rt = test_runtime();
+    let server = rt.block_on(AntMediaServer::start(Behaviour::Publishes));
+    let media = Media::x264(&flash_beep_clip("640x360"));
+    let sent_units = media.units.len() as u64;
+    let mut config = media.config(server.url.replace("/websocket", ""), None, 1500);
+    config.ant_media = Some("obs-studio-1".into());
+    config.bearer_token = rtc_studio::secret::Secret::new("stream-token-77");
+    let replayed = media.replay(config).unwrap();
+    assert_eq!(replayed.failure, None);
+    let on_wire = replayed.close();
+    let r = rt.block_on(server.receiver.settled_report(Duration::from_secs(3)));
+    let seen = server.seen.lock().unwrap();
+    println!("server saw {seen:?}\nreceiver {r}");
+    // Ant Media's messages, in its order: publish, the offer (our candidates in it, and those gathered after it
+    // as takeCandidate — on loopback, as it happens), pings every 3 s, stop.
+    assert_eq!(seen.stream_id.as_deref(), Some("obs-studio-1"));
+    assert_eq!(seen.token.as_deref(), Some("stream-token-77"));
+    assert_eq!(seen.commands.first().map(String::as_str), Some("publish"));
+    assert_eq!(
+        seen.commands.get(1).map(String::as_str),
+        Some("takeConfiguration")
+    );
+    assert!(seen.pings >= 2, "{} pings in 8 s", seen.pings);
+    assert!(seen.stopped, "no stop");
+    // The server's candidates came only by takeCandidate: connecting at all proves they were taken.
+    assert!(on_wire + 3 >= sent_units, "{on_wire} of {sent_units} sent");
+    assert_eq!(r["video_frames_decoded"].as_u64(), Some(on_wire), "{r}");
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert!(r["audio_packets"].as_u64().unwrap() > 350, "{r}");
+    assert_eq!(r["delete_received"], true);
+}
+
+#[test]
+fn ant_media_refusals_and_breakage_end_clearly_and_in_bounded_time() {
+    let _alone = receiving();
+    let rt = test_runtime();
+    let media = Media::x264(&flash_beep_clip("640x360"));
+    let cases: [(Behaviour, StopCode, &str); 6] = [
+        (
+            Behaviour::Refuses("streamIdInUse"),
+            StopCode::InvalidStream,
+            "The Ant Media server says this stream ID is already publishing",
+        ),
+        (
+            Behaviour::Refuses("unauthorized_access"),
+            StopCode::InvalidStream,
+            "The Ant Media server refused the token for this stream ID",
+        ),
+        (
+            Behaviour::Silent,
+            StopCode::ConnectFailed,
+            "The Ant Media server did not answer within 2 s",
+        ),
+        (
+            Behaviour::Hangs,
+            StopCode::ConnectFailed,
+            "The Ant Media server ended the connection before its start",
+        ),
+        (
+            Behaviour::Garbles,
+            StopCode::ConnectFailed,
+            "The Ant Media server sent a message that is not its signalling",
+        ),
+        (
+            Behaviour::NoApplication,
+            StopCode::BadPath,
+            "The WebSocket server at ws://127.0.0.1",
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (behaviour, code, words) in cases {
+        let server = rt.block_on(AntMediaServer::start(behaviour.clone()));
+        let mut config = media.config(server.url.clone(), None, 1500);
+        config.ant_media = Some("obs-studio-1".into());
+        config.connect_timeout = Duration::from_secs(2);
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        let began = Instant::now();
+        let result = WhipSink::connect(config, Arc::new(FixedEncoder), stop);
+        let took = began.elapsed();
+        match result {
+            Ok(mut sink) => {
+                sink.close();
+                wrong.push(format!("{behaviour:?}: connected"));
+            }
+            Err(f) => {
+                println!(
+                    "{behaviour:?}: {:?} \"{}\" after {took:?}",
+                    f.code, f.message
+                );
+                if f.code != code || !f.message.starts_with(words) || took > Duration::from_secs(4)
+                {
+                    wrong.push(format!(
+                        "{behaviour:?}: {:?} \"{}\" after {took:?}",
+                        f.code, f.message
+                    ));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
