@@ -171,7 +171,9 @@ impl RtcOutput {
                 "No server URL is set. Enter your WHIP endpoint under Settings → Stream → Server.",
             ));
         }
-        crate::signal::whip::validate_endpoint(&endpoint.url)?;
+        let service = self.service_settings()?;
+        let ant_media = matches!(service.signalling, Signalling::AntMedia(_));
+        settings::check_server_url(&endpoint.url, ant_media)?;
         let video_extra_data = Bytes::from(video.map(|v| v.extra_data).unwrap_or_default());
         if video_codec == VideoCodec::H264 {
             warn_of_high_profile(&video_extra_data);
@@ -180,7 +182,6 @@ impl RtcOutput {
             "video codec: {} (the encoder's)",
             video_codec.label()
         ));
-        let service = self.service_settings()?;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -199,10 +200,13 @@ impl RtcOutput {
         let config = PublishConfig {
             endpoint: endpoint.url,
             bearer_token: endpoint.bearer_token,
-            ant_media: None,
+            ant_media: match &service.signalling {
+                Signalling::AntMedia(stream_id) => Some(stream_id.clone()),
+                _ => None,
+            },
             janus: match service.signalling {
-                Signalling::Whip => None,
                 Signalling::Janus(room) => Some(room),
+                _ => None,
             },
             ice_servers,
             relay_only: service.ice.relay_only,

@@ -8,7 +8,7 @@ use crate::obs::properties::{Properties, TextKind};
 use crate::obs::service::ServiceEndpoint;
 use crate::signal::ice::IceSettings;
 use crate::signal::janus::{self, JanusRoom};
-use crate::signal::Failure;
+use crate::signal::{Failure, StopCode};
 use std::ffi::CStr;
 use std::time::Duration;
 
@@ -73,13 +73,15 @@ pub const BEARER_TOKEN: Setting = text_setting(
 );
 pub const SIGNALLING_WHIP: &str = "whip";
 pub const SIGNALLING_JANUS: &str = "janus";
-/// How the offer reaches the server: WHIP (default) or Janus's VideoRoom REST API.
+pub const SIGNALLING_ANT_MEDIA: &str = "antmedia";
+/// How the offer reaches the server: WHIP (default), Janus's VideoRoom REST API or Ant Media's WebSocket.
 pub const SIGNALLING: Setting = Setting {
     key: "signalling",
     default: Default::Text(SIGNALLING_WHIP),
     widget: Widget::Choice(&[
         (c"RtcStudio.Signalling.Whip", SIGNALLING_WHIP),
         (c"RtcStudio.Signalling.Janus", SIGNALLING_JANUS),
+        (c"RtcStudio.Signalling.AntMedia", SIGNALLING_ANT_MEDIA),
     ]),
     label: c"RtcStudio.Signalling",
     tooltip: Some(c"RtcStudio.Signalling.Tooltip"),
@@ -93,6 +95,12 @@ pub const JANUS_DISPLAY: Setting = text_setting(
     TextKind::Plain,
     c"RtcStudio.JanusDisplay",
     None,
+);
+pub const ANT_MEDIA_STREAM_ID: Setting = text_setting(
+    "ant_media_stream_id",
+    TextKind::Plain,
+    c"RtcStudio.AntMediaStreamId",
+    Some(c"RtcStudio.AntMediaStreamId.Tooltip"),
 );
 /// STUN/TURN servers, one URL per line; their long-term credentials, or coturn's shared secret.
 pub const ICE_SERVERS: Setting = text_setting(
@@ -185,6 +193,7 @@ pub const SERVICE: &[Setting] = &[
     JANUS_ROOM,
     JANUS_PIN,
     JANUS_DISPLAY,
+    ANT_MEDIA_STREAM_ID,
     ICE_SERVERS,
     ICE_USERNAME,
     ICE_CREDENTIAL,
@@ -350,8 +359,8 @@ pub fn properties(table: &[Setting]) -> Properties {
 /// Settings written after the server URL's `#` (`http://janus:8088/janus#room=1234&pin=…&display=…`), the way
 /// OBS's SRT output takes options in its URL: what a Server field alone (OBS's own Stream page, a hand-written
 /// profile) can carry. A fragment is never sent to any server, so nothing a server expects in its URL is taken
-/// away. `room` means Janus VideoRoom signalling; `pin` and `display` go with it; `signalling=whip|janus` says it
-/// outright. They win over the same settings made elsewhere.
+/// away. `room` means Janus VideoRoom signalling; `pin` and `display` go with it; `streamId` means Ant Media's;
+/// `signalling=whip|janus|antmedia` says it outright. They win over the same settings made elsewhere.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UrlSettings {
     /// The URL without its fragment: what is used to connect.
@@ -378,6 +387,10 @@ impl UrlSettings {
                 "pin" => JANUS_PIN.key,
                 "display" => JANUS_DISPLAY.key,
                 "signalling" => SIGNALLING.key,
+                "streamId" => {
+                    values.push((SIGNALLING.key, SIGNALLING_ANT_MEDIA.to_string()));
+                    ANT_MEDIA_STREAM_ID.key
+                }
                 _ => continue,
             };
             values.push((key, value.into_owned()));
@@ -469,6 +482,8 @@ pub fn endpoint(settings: &dyn Source) -> ServiceEndpoint {
 pub enum Signalling {
     Whip,
     Janus(JanusRoom),
+    /// Ant Media's WebSocket signalling, publishing this stream ID.
+    AntMedia(String),
 }
 
 /// Whether the video bitrate follows the network, and its floor.
@@ -522,6 +537,16 @@ impl ServiceSettings {
                     display
                 },
             })
+        } else if settings.string(SIGNALLING.key) == SIGNALLING_ANT_MEDIA {
+            let stream_id = settings.string(ANT_MEDIA_STREAM_ID.key).trim().to_string();
+            if stream_id.is_empty() {
+                return Err(Failure::new(
+                    StopCode::BadPath,
+                    "No Ant Media stream ID is set: enter it under Tools → RTC Studio settings… (or add \
+                     #streamId=… to the server URL)",
+                ));
+            }
+            Signalling::AntMedia(stream_id)
         } else {
             Signalling::Whip
         };
@@ -553,7 +578,8 @@ pub fn problems(settings: &dyn Source) -> Vec<String> {
     let mut found = Vec::new();
     let server = UrlSettings::parse(&settings.string(SERVER.key));
     if !server.url.is_empty() {
-        if let Err(e) = crate::signal::whip::validate_endpoint(&server.url) {
+        let ant_media = server.over(settings).string(SIGNALLING.key) == SIGNALLING_ANT_MEDIA;
+        if let Err(e) = check_server_url(&server.url, ant_media) {
             found.push(e.message);
         }
     }
@@ -566,6 +592,15 @@ pub fn problems(settings: &dyn Source) -> Vec<String> {
         }
     }
     found
+}
+
+/// Whether the server URL can be used: an http(s) URL for WHIP and Janus, an Ant Media application's WebSocket
+/// URL or page for Ant Media.
+pub fn check_server_url(url: &str, ant_media: bool) -> Result<(), Failure> {
+    match ant_media {
+        true => crate::signal::ant_media::websocket_url(url).map(|_| ()),
+        false => crate::signal::whip::validate_endpoint(url).map(|_| ()),
+    }
 }
 
 /// The output's settings, each within its range (out-of-range values read as the default).
@@ -673,6 +708,35 @@ pub mod tests {
         );
         let bad = table(&[("server", "http://janus:8088/janus#room=lobby".into())]);
         assert!(problems(&bad)[0].contains("room must be a positive number, not \"lobby\""));
+    }
+
+    #[test]
+    fn an_ant_media_stream_id_means_ant_medias_signalling_and_its_urls() {
+        let u = UrlSettings::parse("https://ams.example:5443/LiveApp#streamId=cam%201");
+        assert_eq!(u.url, "https://ams.example:5443/LiveApp");
+        let s = ServiceSettings::read(&u.over(&Defaults)).unwrap();
+        assert_eq!(s.signalling, Signalling::AntMedia("cam 1".into()));
+        let chosen = table(&[
+            ("signalling", "antmedia".into()),
+            ("server", "wss://ams.example:5443/LiveApp/websocket".into()),
+        ]);
+        let f = ServiceSettings::read(&chosen).unwrap_err();
+        assert_eq!(f.code, StopCode::BadPath);
+        assert!(
+            f.message.starts_with("No Ant Media stream ID is set"),
+            "{}",
+            f.message
+        );
+        // A ws(s) URL is fine for Ant Media and refused for WHIP, as the start would.
+        assert_eq!(problems(&chosen), vec![f.message]);
+        let whip = table(&[("server", "wss://ams.example:5443/LiveApp/websocket".into())]);
+        assert_eq!(problems(&whip).len(), 1);
+        let bad = table(&[("server", "rtmp://ams.example/LiveApp#streamId=cam1".into())]);
+        assert!(
+            problems(&bad)[0].starts_with("The Ant Media server URL"),
+            "{:?}",
+            problems(&bad)
+        );
     }
 
     #[test]

@@ -42,6 +42,10 @@ const GROUPS: &[(&CStr, &[Setting])] = &[
         ],
     ),
     (
+        c"RtcStudio.Group.AntMedia",
+        &[settings::ANT_MEDIA_STREAM_ID],
+    ),
+    (
         c"RtcStudio.Group.Ice",
         &[
             settings::ICE_SERVERS,
@@ -76,6 +80,7 @@ const CHECKED: &[&str] = &[
     settings::SERVER.key,
     settings::SIGNALLING.key,
     settings::JANUS_ROOM.key,
+    settings::ANT_MEDIA_STREAM_ID.key,
     settings::ICE_USERNAME.key,
     settings::RELAY_ONLY.key,
 ];

@@ -12,9 +12,12 @@ use rtc_studio::transport::driver::FixedEncoder;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::ant_media::{AntMediaServer, Behaviour};
-use support::obs_run::{flash_beep_clip, receiving};
+use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
 use support::receiver::test_runtime;
 use support::replay::Media;
+
+/// OBS_OUTPUT_INVALID_STREAM.
+const INVALID_STREAM: i64 = -3;
 
 #[test]
 fn a_stream_published_over_ant_medias_websocket_signalling_is_decoded_whole() {
@@ -70,7 +73,7 @@ fn ant_media_refusals_and_breakage_end_clearly_and_in_bounded_time() {
         (
             Behaviour::Silent,
             StopCode::ConnectFailed,
-            "The Ant Media server did not answer within 2 s",
+            "The Ant Media server did not send its start within 1.5 s",
         ),
         (
             Behaviour::Hangs,
@@ -119,4 +122,87 @@ fn ant_media_refusals_and_breakage_end_clearly_and_in_bounded_time() {
         }
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+#[test]
+fn obs_publishes_into_ant_media_with_every_frame_decoded_in_sync() {
+    let _alone = receiving();
+    let rt = test_runtime();
+    let server = rt.block_on(AntMediaServer::start(Behaviour::Publishes));
+    let clip = flash_beep_clip("640x360");
+    // The application's page, as a streamer copies it from Ant Media's panel; the token never in OBS's log.
+    let page = server.url.replace("/websocket", "");
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "6",
+            "--url",
+            &page,
+            "--ant-media-stream",
+            "obs-cam-7",
+            "--token",
+            "ant-token-31337",
+        ],
+        None,
+    );
+    let r = rt.block_on(server.receiver.settled_report(Duration::from_secs(3)));
+    let s = &run.summary;
+    println!("summary {s}\nreceiver {r}");
+    assert_eq!(s["connected"], true, "{}", run.log);
+    assert_eq!(s["stop_code"], 0, "{s}");
+    assert_eq!(s["leaks"], 0, "{s}");
+    assert!(
+        run.log.contains("(Ant Media WebSocket signalling)"),
+        "{}",
+        run.log
+    );
+    assert!(
+        !run.log.contains("ant-token-31337"),
+        "the stream token in OBS's log"
+    );
+    {
+        let seen = server.seen.lock().unwrap();
+        assert_eq!(seen.stream_id.as_deref(), Some("obs-cam-7"));
+        assert_eq!(seen.token.as_deref(), Some("ant-token-31337"));
+        assert!(seen.stopped, "no stop: {seen:?}");
+    }
+    let (video_sent, _) = packets_sent(&run.log);
+    assert!(video_sent >= 150, "{video_sent} frames sent");
+    assert_eq!(r["video_frames_decoded"].as_u64(), Some(video_sent), "{r}");
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert!(r["av_pairs"].as_u64().unwrap() >= 4, "{r}");
+    assert!(r["av_offset_ms"].as_f64().unwrap().abs() <= 20.0, "{r}");
+}
+
+#[test]
+fn obs_shows_ant_medias_refusal_in_its_words() {
+    let _alone = receiving();
+    let rt = test_runtime();
+    let server = rt.block_on(AntMediaServer::start(Behaviour::Refuses("streamIdInUse")));
+    let run = headless(
+        &[
+            "--duration",
+            "3",
+            "--url",
+            &server.url,
+            "--ant-media-stream",
+            "busy",
+        ],
+        None,
+    );
+    let s = &run.summary;
+    println!("summary {s}");
+    assert_eq!(s["connected"], false, "{s}");
+    assert_eq!(s["stop_code"], INVALID_STREAM, "{s}");
+    assert!(
+        s["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("The Ant Media server says this stream ID is already publishing"),
+        "{s}"
+    );
+    assert!(s["start_ms"].as_f64().unwrap() < 2000.0, "{s}");
+    assert_eq!(s["leaks"], 0, "{s}");
 }

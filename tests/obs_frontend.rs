@@ -359,8 +359,8 @@ fn the_settings_dialog_saves_turn_relay_only_and_the_stream_goes_through_coturn(
         typing("key shift+Tab"),
         typing("key ctrl+a"),
         typing(&format!("type --delay 40 {}", turn.url())),
-        // The display name, PIN's Show, PIN, room, the token's Show, the token.
-        typing("key shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab"),
+        // The Ant Media stream ID, the display name, PIN's Show, PIN, room, the token's Show, the token.
+        typing("key shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab shift+Tab"),
         typing(&format!("type --delay 40 {TOKEN}")),
         typing("key shift+Tab ctrl+a"),
         typing(&format!("type --delay 40 {}", receiver.whip_url())),

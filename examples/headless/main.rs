@@ -24,6 +24,9 @@ WHERE TO:
                          e.g. http://host:8088/janus) instead of WHIP
     --janus-pin PIN      the room's PIN (never printed)
     --janus-display NAME the publisher's display name in the room (default OBS)
+    --ant-media-stream ID  publish stream ID over Ant Media Server's WebSocket signalling (--url is then the
+                         application's WebSocket URL or page, e.g. wss://host:5443/LiveApp/websocket; --token its
+                         stream token)
     --ice-server URL     a STUN/TURN server (stun:host:port, turn:host:port); repeat for more
     --ice-username U     TURN username (with --turn-secret: appended to the expiry time)
     --ice-credential P   TURN password (never printed)
@@ -82,6 +85,7 @@ struct Options {
     janus_room: String,
     profile: String,
     janus_pin: String,
+    ant_media_stream: String,
     janus_display: String,
     ice_servers: Vec<String>,
     ice_username: String,
@@ -142,6 +146,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
         janus_room: String::new(),
         profile: "high".into(),
         janus_pin: String::new(),
+        ant_media_stream: String::new(),
         janus_display: String::new(),
         ice_servers: Vec::new(),
         ice_username: String::new(),
@@ -192,6 +197,7 @@ fn parse(args: &[String]) -> Result<Option<Options>, String> {
             "--janus-room" => o.janus_room = value.clone(),
             "--profile" => o.profile = value.clone(),
             "--janus-pin" => o.janus_pin = value.clone(),
+            "--ant-media-stream" => o.ant_media_stream = value.clone(),
             "--janus-display" => o.janus_display = value.clone(),
             "--ice-server" => o.ice_servers.push(value.clone()),
             "--ice-username" => o.ice_username = value.clone(),
@@ -366,6 +372,10 @@ fn stream(host: &ObsHost, o: &Options) -> Result<serde_json::Value, String> {
             .set_string("janus_room", &o.janus_room)
             .set_string("janus_pin", &o.janus_pin)
             .set_string("janus_display", &o.janus_display);
+    }
+    if !o.ant_media_stream.is_empty() {
+        svc.set_string("signalling", "antmedia")
+            .set_string("ant_media_stream_id", &o.ant_media_stream);
     }
     let service = host.create_service("rtc_studio_service", "service", &svc)?;
     let mut out = Data::new();

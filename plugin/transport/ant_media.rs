@@ -32,13 +32,15 @@ pub struct AntMediaSignalling {
 }
 
 impl AntMediaSignalling {
-    /// `url` is the application's WebSocket URL; `limit` bounds each wait for the server.
-    pub fn new(url: Url, stream_id: String, token: Secret, limit: Duration) -> Self {
+    /// `url` is the application's WebSocket URL; `connect_timeout` the whole connect's limit, of which each wait
+    /// for the server takes at most three quarters (a server that never answers is named as such, before the
+    /// session's own deadline).
+    pub fn new(url: Url, stream_id: String, token: Secret, connect_timeout: Duration) -> Self {
         AntMediaSignalling {
             url,
             stream_id,
             token,
-            limit,
+            limit: connect_timeout.mul_f64(0.75),
             connection: None,
             failed: None,
             early: Vec::new(),
@@ -72,8 +74,8 @@ impl AntMediaSignalling {
                     return Err(Failure::new(
                         StopCode::ConnectFailed,
                         format!(
-                            "The Ant Media server did not send {waiting_for} within {} s",
-                            limit.as_secs()
+                            "The Ant Media server did not send {waiting_for} within {:.1} s",
+                            limit.as_secs_f64()
                         ),
                     ))
                 }
