@@ -206,3 +206,92 @@ fn obs_shows_ant_medias_refusal_in_its_words() {
     assert!(s["start_ms"].as_f64().unwrap() < 2000.0, "{s}");
     assert_eq!(s["leaks"], 0, "{s}");
 }
+
+/// Ant Media's own JavaScript client at a pinned version (`npm pack`), its browser bundle; fetched once per build
+/// directory.
+fn webrtc_adaptor_bundle() -> String {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("antmedia-webrtc-adaptor");
+    let bundle = dir.join("package/dist/browser/webrtc_adaptor.js");
+    if !bundle.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let packed = std::process::Command::new("npm")
+            .args(["pack", "--silent", "@antmedia/webrtc_adaptor@2.16.2"])
+            .current_dir(&dir)
+            .output()
+            .expect("npm (make deps)");
+        assert!(
+            packed.status.success(),
+            "npm pack: {}",
+            String::from_utf8_lossy(&packed.stderr)
+        );
+        let tgz = String::from_utf8_lossy(&packed.stdout).trim().to_string();
+        let untar = std::process::Command::new("tar")
+            .args(["xzf", &tgz])
+            .current_dir(&dir)
+            .status()
+            .expect("tar");
+        assert!(untar.success());
+    }
+    std::fs::read_to_string(bundle).unwrap()
+}
+
+#[test]
+fn our_ant_media_server_takes_ant_medias_own_javascript_client() {
+    // The test server must speak what Ant Media's client speaks, not what we imagine: Chromium's fake camera
+    // published by Ant Media's webrtc_adaptor into it, decoded by our receiver behind it.
+    let _alone = receiving();
+    let rt = test_runtime();
+    let server = rt.block_on(AntMediaServer::start(Behaviour::Publishes));
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/viewer/ant-media-publisher.html"),
+    )
+    .unwrap();
+    let page =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ant-media-publisher.html");
+    // The bundle inlined (the page is served alone); no `</script>` can end it early.
+    let bundle = webrtc_adaptor_bundle().replace("</script", "<\\/script");
+    std::fs::write(&page, template.replace("/*WEBRTC_ADAPTOR*/", &bundle)).unwrap();
+    let profile =
+        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("chromium-profile-ant-media");
+    let query = format!("ws={}&stream=chromium-cam&seconds=5", server.url);
+    let result = support::browser::run_page_with(
+        &page,
+        &query,
+        Duration::from_secs(40),
+        &profile,
+        &[
+            "--use-fake-device-for-media-stream",
+            "--use-fake-ui-for-media-stream",
+        ],
+    );
+    let r = rt.block_on(server.receiver.settled_report(Duration::from_secs(3)));
+    let result = result.unwrap_or_else(|e| panic!("{e}\nreceiver {r}"));
+    let seen = server.seen.lock().unwrap();
+    println!("page {result}\nserver saw {seen:?}\nreceiver {r}");
+    assert!(result.get("error").is_none(), "{result}");
+    assert!(
+        result["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "publish_started"),
+        "{result}"
+    );
+    assert_eq!(seen.stream_id.as_deref(), Some("chromium-cam"));
+    assert_eq!(seen.commands.first().map(String::as_str), Some("publish"));
+    assert!(seen.commands.iter().any(|c| c == "takeConfiguration"));
+    assert!(seen.stopped, "{seen:?}");
+    // 5 s of Chromium's fake camera (about 20 frames/s headless): what it encoded arrives and decodes, and its
+    // candidates came trickled, as Ant Media's client sends them.
+    let encoded = result["video"]["framesEncoded"].as_u64().unwrap_or(0);
+    let decoded = r["video_frames_decoded"].as_u64().unwrap_or(0);
+    assert!(encoded >= 50, "{result}");
+    assert!(seen.client_candidates > 0, "{seen:?}");
+    assert!(
+        decoded as f64 >= 0.9 * encoded as f64,
+        "decoded {decoded} of {encoded}: {r}"
+    );
+    assert_eq!(r["decode_errors"], 0, "{r}");
+    assert!(r["audio_packets"].as_u64().unwrap_or(0) > 200, "{r}");
+}
