@@ -56,7 +56,7 @@ fn log_timeline(t: &ConnectTimings) {
     ));
     if t.trickle {
         log::info(&format!(
-            "trickle ICE: {} candidate(s) sent by PATCH after the offer{}{}",
+            "trickle ICE: {} candidate(s) sent after the offer{}{}",
             t.trickled_candidates,
             if t.end_of_candidates_sent {
                 ", then end-of-candidates"

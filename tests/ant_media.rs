@@ -15,6 +15,7 @@ use support::ant_media::{AntMediaServer, Behaviour};
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
 use support::receiver::test_runtime;
 use support::replay::Media;
+use support::turn::{Turn, TurnAuth};
 
 /// OBS_OUTPUT_INVALID_STREAM.
 const INVALID_STREAM: i64 = -3;
@@ -59,42 +60,60 @@ fn ant_media_refusals_and_breakage_end_clearly_and_in_bounded_time() {
     let _alone = receiving();
     let rt = test_runtime();
     let media = Media::x264(&flash_beep_clip("640x360"));
-    let cases: [(Behaviour, StopCode, &str); 6] = [
+    // (how the server behaves, whether the plugin is told wss://, the stop code, how the message starts)
+    let cases: [(Behaviour, bool, StopCode, &str); 7] = [
         (
             Behaviour::Refuses("streamIdInUse"),
+            false,
             StopCode::InvalidStream,
             "The Ant Media server says this stream ID is already publishing",
         ),
         (
             Behaviour::Refuses("unauthorized_access"),
+            false,
             StopCode::InvalidStream,
             "The Ant Media server refused the token for this stream ID",
         ),
         (
             Behaviour::Silent,
+            false,
             StopCode::ConnectFailed,
             "The Ant Media server did not send its start within 1.5 s",
         ),
         (
             Behaviour::Hangs,
+            false,
             StopCode::ConnectFailed,
             "The Ant Media server ended the connection before its start",
         ),
         (
             Behaviour::Garbles,
+            false,
             StopCode::ConnectFailed,
             "The Ant Media server sent a message that is not its signalling",
         ),
         (
             Behaviour::NoApplication,
+            false,
             StopCode::BadPath,
             "The WebSocket server at ws://127.0.0.1",
         ),
+        (
+            Behaviour::Publishes,
+            true,
+            StopCode::ConnectFailed,
+            "Could not reach the WebSocket server at wss://127.0.0.1",
+        ),
     ];
     let mut wrong = Vec::new();
-    for (behaviour, code, words) in cases {
+    for (behaviour, tls, code, words) in cases {
         let server = rt.block_on(AntMediaServer::start(behaviour.clone()));
-        let mut config = media.config(server.url.clone(), None, 1500);
+        // wss:// to a server that speaks plain TCP: the TLS handshake fails.
+        let url = match tls {
+            true => server.url.replace("ws://", "wss://"),
+            false => server.url.clone(),
+        };
+        let mut config = media.config(url, None, 1500);
         config.ant_media = Some("obs-studio-1".into());
         config.connect_timeout = Duration::from_secs(2);
         let (_stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -294,4 +313,58 @@ fn our_ant_media_server_takes_ant_medias_own_javascript_client() {
     );
     assert_eq!(r["decode_errors"], 0, "{r}");
     assert!(r["audio_packets"].as_u64().unwrap_or(0) > 200, "{r}");
+}
+
+#[test]
+fn obs_publishes_into_ant_media_through_turn_relay_only() {
+    let _alone = receiving();
+    let turn = Turn::start(
+        "turn-ant-media",
+        TurnAuth::LongTerm {
+            user: "obs",
+            password: "turn-pass-2718",
+        },
+    );
+    let rt = test_runtime();
+    let server = rt.block_on(AntMediaServer::start(Behaviour::Publishes));
+    let clip = flash_beep_clip("640x360");
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "5",
+            "--url",
+            &server.url,
+            "--ant-media-stream",
+            "relayed",
+            "--ice-server",
+            &turn.url(),
+            "--ice-policy",
+            "relay",
+            "--ice-username",
+            "obs",
+            "--ice-credential",
+            "turn-pass-2718",
+        ],
+        None,
+    );
+    let r = rt.block_on(server.receiver.settled_report(Duration::from_secs(3)));
+    let s = &run.summary;
+    println!("summary {s}\nreceiver {r}");
+    assert_eq!(s["connected"], true, "{}\n{}", run.log, turn.log());
+    let (video_sent, _) = packets_sent(&run.log);
+    assert!(video_sent >= 120, "{video_sent}");
+    assert_eq!(r["video_frames_decoded"].as_u64(), Some(video_sent), "{r}");
+    // Relay only: the media can only have come through coturn, whose log shows the allocation.
+    let log = turn.log();
+    assert!(
+        log.contains("<obs>: incoming packet ALLOCATE processed, success"),
+        "{log}"
+    );
+    assert!(
+        log.contains("<obs>: incoming packet CREATE_PERMISSION processed, success"),
+        "{log}"
+    );
+    assert!(!run.log.contains("turn-pass-2718"));
 }

@@ -53,6 +53,46 @@ fn the_obs_frontend_streams_through_the_plugin_and_stops_cleanly() {
     rt.block_on(receiver.stop());
 }
 
+#[test]
+fn the_obs_frontend_streams_into_ant_media_from_a_profile() {
+    // A profile whose service is RTC Studio's with Ant Media signalling, the application's page as server, a
+    // stream ID and a stream token; `obs --startstreaming`, the Stop Streaming hotkey, a clean exit.
+    let _one_at_a_time = OBS.lock().unwrap_or_else(|e| e.into_inner());
+    support::obs_run::binaries(); // refuses a stale plugin
+    let clip = flash_beep_clip("640x360");
+    let rt = test_runtime();
+    let server = rt.block_on(support::ant_media::AntMediaServer::start(
+        support::ant_media::Behaviour::Publishes,
+    ));
+    let service = serde_json::json!({"type": "rtc_studio_service",
+        "settings": {"server": server.url.replace("/websocket", ""), "bearer_token": TOKEN,
+                     "signalling": "antmedia", "ant_media_stream_id": "studio-a"}});
+    let run = run_obs(
+        &Scenario::start_and_stop("obs-frontend-ant-media", service, 7),
+        &clip,
+    );
+    let r = rt.block_on(server.receiver.settled_report(Duration::from_secs(3)));
+    println!("receiver {r}");
+    assert_clean_run(
+        &run,
+        [
+            "Starting stream due to command line parameter",
+            "(Ant Media WebSocket signalling)",
+            "[rtc-studio] streaming (connected in",
+            "Stopping stream due to hotkey",
+            "[rtc-studio] Ant Media session ended (stop sent)",
+            "Number of memory leaks: 0",
+        ],
+    );
+    {
+        let seen = server.seen.lock().unwrap();
+        assert_eq!(seen.stream_id.as_deref(), Some("studio-a"), "{seen:?}");
+        assert_eq!(seen.token.as_deref(), Some(TOKEN), "{seen:?}");
+        assert!(seen.stopped, "{seen:?}");
+    }
+    assert_received_everything(&run, &r);
+}
+
 const TOKEN: &str = "frontend-s3cret-token";
 
 /// Our receiver, requiring the test's bearer token, on a runtime of its own.
