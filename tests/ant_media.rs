@@ -368,3 +368,59 @@ fn obs_publishes_into_ant_media_through_turn_relay_only() {
     );
     assert!(!run.log.contains("turn-pass-2718"));
 }
+
+#[test]
+fn a_stream_ant_media_ends_is_published_again_at_once() {
+    // Ant Media ends the broadcast (publish_finished) 3 s in: the plugin publishes a new session by itself, OBS
+    // never stops, and frames are decoded again.
+    let _alone = receiving();
+    let rt = test_runtime();
+    let server = rt.block_on(AntMediaServer::start(Behaviour::FinishesFirstAfter(
+        Duration::from_secs(3),
+    )));
+    let clip = flash_beep_clip("640x360");
+    let run = headless(
+        &[
+            "--media",
+            clip.to_str().unwrap(),
+            "--duration",
+            "8",
+            "--url",
+            &server.url,
+            "--ant-media-stream",
+            "again",
+        ],
+        None,
+    );
+    let r = rt.block_on(server.receiver.settled_report(Duration::from_secs(3)));
+    let s = &run.summary;
+    println!("summary {s}\nreceiver {r}");
+    support::obs_run::print_lines(
+        &run.log,
+        &["publishing again", "published again", "Ant Media"],
+    );
+    assert_eq!(s["connected"], true, "{s}");
+    assert_eq!(s["stop_code"], 0, "OBS's stream was never stopped: {s}");
+    assert!(
+        run.log.contains(
+            "the Ant Media server ended the stream (publish_finished)): publishing again at once"
+        ),
+        "{}",
+        run.log
+    );
+    assert!(
+        run.log.contains("published again: a new session"),
+        "{}",
+        run.log
+    );
+    let seen = server.seen.lock().unwrap();
+    assert_eq!(seen.finished_by_server, 1, "{seen:?}");
+    assert_eq!(
+        seen.commands.iter().filter(|c| *c == "publish").count(),
+        2,
+        "{seen:?}"
+    );
+    // The second session's measurements (the receiver starts anew with each): a few seconds of whole video.
+    assert!(r["video_frames_decoded"].as_u64().unwrap() >= 60, "{r}");
+    assert_eq!(r["decode_errors"], 0, "{r}");
+}

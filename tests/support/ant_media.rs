@@ -23,6 +23,9 @@ pub enum Behaviour {
     Garbles,
     /// The WebSocket upgrade answered 404.
     NoApplication,
+    /// Publishes, then ends the first stream (`publish_finished`) this long after its answer, as Ant Media does
+    /// when it is told to stop a broadcast; later streams go on.
+    FinishesFirstAfter(std::time::Duration),
 }
 
 /// What the server saw of its publishers.
@@ -34,6 +37,8 @@ pub struct Seen {
     pub client_candidates: usize,
     pub pings: usize,
     pub stopped: bool,
+    /// Streams the server ended itself.
+    pub finished_by_server: usize,
 }
 
 pub struct AntMediaServer {
@@ -58,8 +63,15 @@ impl AntMediaServer {
         let seen: Arc<Mutex<Seen>> = Arc::default();
         let (r, s) = (receiver.clone(), seen.clone());
         let accept = tokio::spawn(async move {
+            let mut first = true;
             while let Ok((conn, _)) = listener.accept().await {
-                tokio::spawn(serve(conn, behaviour.clone(), r.clone(), s.clone()));
+                // Only the first connection's stream is ended by FinishesFirstAfter.
+                let b = match (&behaviour, first) {
+                    (Behaviour::FinishesFirstAfter(_), false) => Behaviour::Publishes,
+                    (b, _) => b.clone(),
+                };
+                first = false;
+                tokio::spawn(serve(conn, b, r.clone(), s.clone()));
             }
         });
         AntMediaServer {
@@ -157,6 +169,9 @@ async fn serve(
         return;
     }
     let mut pc: Option<Arc<dyn webrtc::peer_connection::PeerConnection>> = None;
+    // When the stream is to be ended by the server (FinishesFirstAfter), once answered.
+    let mut finish_at: Option<tokio::time::Instant> = None;
+    let mut answered_stream = String::new();
     loop {
         while let Some((op, payload, used)) = client_frame(&buf) {
             buf.drain(..used);
@@ -202,6 +217,10 @@ async fn serve(
                     match receiver.answer_session(offer).await {
                         Ok((new_pc, sdp)) => {
                             pc = Some(new_pc);
+                            answered_stream = stream_id.clone();
+                            if let Behaviour::FinishesFirstAfter(after) = behaviour {
+                                finish_at = Some(tokio::time::Instant::now() + after);
+                            }
                             let (answer, candidates) = without_candidates(&sdp);
                             out.push(
                                 json!({"command": "takeConfiguration", "streamId": stream_id, "type": "answer", "sdp": answer})
@@ -252,9 +271,24 @@ async fn serve(
                 }
             }
         }
-        match conn.read(&mut chunk).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        let far = tokio::time::Instant::now() + std::time::Duration::from_secs(3600);
+        tokio::select! {
+            read = conn.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+            () = tokio::time::sleep_until(finish_at.unwrap_or(far)) => {
+                finish_at = None;
+                let end = json!({"command": "notification", "definition": "publish_finished",
+                    "streamId": answered_stream});
+                seen.lock().unwrap().finished_by_server += 1;
+                if let Some(pc) = pc.take() {
+                    let _ = pc.close().await;
+                }
+                if conn.write_all(&text_frame(&end.to_string())).await.is_err() {
+                    return;
+                }
+            }
         }
     }
 }
