@@ -89,7 +89,7 @@ pub fn read_handshake_reply(buf: &[u8], accept: &str) -> HandshakeReply {
 }
 
 /// Frame opcodes (RFC 6455 §5.2).
-mod opcode {
+pub mod opcode {
     pub const CONTINUATION: u8 = 0x0;
     pub const TEXT: u8 = 0x1;
     pub const CLOSE: u8 = 0x8;
@@ -97,39 +97,45 @@ mod opcode {
     pub const PONG: u8 = 0xA;
 }
 
-/// A client's frame: FIN, `op`, masked with `mask` (a client masks every frame, §5.3).
-fn frame(op: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+/// A frame: FIN, opcode `op`, masked with `mask` as a client must (§5.3), or unmasked (a server's, for tests).
+pub fn frame(fin: bool, op: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 14);
-    out.push(0x80 | op);
+    out.push(if fin { 0x80 } else { 0 } | op);
+    let masked = if mask.is_some() { 0x80 } else { 0 };
     match payload.len() {
-        n @ 0..=125 => out.push(0x80 | n as u8),
+        n @ 0..=125 => out.push(masked | n as u8),
         n @ 126..=0xFFFF => {
-            out.push(0x80 | 126);
+            out.push(masked | 126);
             out.extend_from_slice(&(n as u16).to_be_bytes());
         }
         n => {
-            out.push(0x80 | 127);
+            out.push(masked | 127);
             out.extend_from_slice(&(n as u64).to_be_bytes());
         }
     }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    match mask {
+        Some(mask) => {
+            out.extend_from_slice(&mask);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
     out
 }
 
 /// A text message as one masked frame.
 pub fn text_frame(text: &str, mask: [u8; 4]) -> Vec<u8> {
-    frame(opcode::TEXT, text.as_bytes(), mask)
+    frame(true, opcode::TEXT, text.as_bytes(), Some(mask))
 }
 
 /// The answer to a ping: a pong with its payload.
 pub fn pong_frame(payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    frame(opcode::PONG, payload, mask)
+    frame(true, opcode::PONG, payload, Some(mask))
 }
 
 /// A close frame with status 1000 (normal closure).
 pub fn close_frame(mask: [u8; 4]) -> Vec<u8> {
-    frame(opcode::CLOSE, &1000u16.to_be_bytes(), mask)
+    frame(true, opcode::CLOSE, &1000u16.to_be_bytes(), Some(mask))
 }
 
 /// A message from the server.
@@ -260,20 +266,7 @@ mod tests {
 
     /// A server's (unmasked) frame.
     fn server_frame(fin: bool, op: u8, payload: &[u8]) -> Vec<u8> {
-        let mut f = vec![if fin { 0x80 } else { 0 } | op];
-        match payload.len() {
-            n @ 0..=125 => f.push(n as u8),
-            n @ 126..=0xFFFF => {
-                f.push(126);
-                f.extend_from_slice(&(n as u16).to_be_bytes());
-            }
-            n => {
-                f.push(127);
-                f.extend_from_slice(&(n as u64).to_be_bytes());
-            }
-        }
-        f.extend_from_slice(payload);
-        f
+        frame(fin, op, payload, None)
     }
 
     #[test]

@@ -85,21 +85,8 @@ impl AntMediaServer {
 
 /// A server's frame (unmasked) of text.
 fn text_frame(text: &str) -> Vec<u8> {
-    let b = text.as_bytes();
-    let mut f = vec![0x81];
-    match b.len() {
-        n @ 0..=125 => f.push(n as u8),
-        n @ 126..=0xFFFF => {
-            f.push(126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(b);
-    f
+    use rtc_studio::signal::websocket::{frame, opcode};
+    frame(true, opcode::TEXT, text.as_bytes(), None)
 }
 
 /// The first whole client (masked) frame of `buf`: opcode, unmasked payload, bytes used.

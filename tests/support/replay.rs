@@ -151,32 +151,21 @@ pub fn ogg_opus(path: &Path) -> (Bytes, Vec<Bytes>) {
     (head, packets)
 }
 
-/// `clip` (the flash/beep demo clip) as HEVC from FFmpeg's x265 — 30 fps, no B-frames, four slices per picture
-/// (an IRAP picture's slices larger than a packet, so fragmented), an access unit delimiter and the parameter sets
-/// before each IRAP picture, a keyframe every second — and its audio as Ogg Opus; made once next to the clip.
-pub fn x265_clip(clip: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    let (hevc, ogg) = (clip.with_extension("hevc"), clip.with_extension("ogg"));
-    if !hevc.exists() || !ogg.exists() {
+/// `clip` (the flash/beep demo clip) re-encoded once, next to it as `name`: its video at 30 fps with `video`
+/// (FFmpeg's encoder options and output format) and its audio as Ogg Opus (96 kbit/s, 20 ms packets). Returns
+/// (video file, Ogg file).
+fn encoded(clip: &Path, name: &str, video: &[&str]) -> (std::path::PathBuf, std::path::PathBuf) {
+    let (out, ogg) = (
+        clip.with_extension(name),
+        clip.with_extension(format!("{name}.ogg")),
+    );
+    if !out.exists() || !ogg.exists() {
         let status = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-i"])
             .arg(clip)
-            .args([
-                "-r",
-                "30",
-                "-an",
-                "-c:v",
-                "libx265",
-                "-preset",
-                "ultrafast",
-                "-b:v",
-                "1500k",
-            ])
-            .args([
-                "-x265-params",
-                "bframes=0:slices=4:keyint=30:aud=1:repeat-headers=1:log-level=error",
-            ])
-            .args(["-f", "hevc"])
-            .arg(&hevc)
+            .args(["-r", "30", "-an"])
+            .args(video)
+            .arg(&out)
             .args([
                 "-vn",
                 "-c:a",
@@ -189,9 +178,31 @@ pub fn x265_clip(clip: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
             .arg(&ogg)
             .status()
             .expect("ffmpeg");
-        assert!(status.success(), "ffmpeg could not make the x265 clip");
+        assert!(status.success(), "ffmpeg could not make {}", out.display());
     }
-    (hevc, ogg)
+    (out, ogg)
+}
+
+/// `clip` as HEVC from FFmpeg's x265 — no B-frames, four slices per picture (an IRAP picture's slices larger than
+/// a packet, so fragmented), an access unit delimiter and the parameter sets before each IRAP picture, a keyframe
+/// every second — and its audio as Ogg Opus.
+pub fn x265_clip(clip: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    encoded(
+        clip,
+        "hevc",
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "ultrafast",
+            "-b:v",
+            "1500k",
+            "-x265-params",
+            "bframes=0:slices=4:keyint=30:aud=1:repeat-headers=1:log-level=error",
+            "-f",
+            "hevc",
+        ],
+    )
 }
 
 /// The access units of an HEVC Annex-B stream written with delimiters (`aud=1`), each with whether it holds an
@@ -252,52 +263,28 @@ impl Media {
     /// its audio as Ogg Opus; the header data is the first access unit's SPS and PPS.
     pub fn x264(clip: &Path) -> Media {
         use rtc_studio::media::h264::{annexb_units, nal, nal_type, split_at_aud, to_annexb};
-        let (h264, ogg) = (
-            clip.with_extension("x264.h264"),
-            clip.with_extension("x264.ogg"),
+        let (h264, ogg) = encoded(
+            clip,
+            "x264.h264",
+            &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-profile:v",
+                "main",
+                "-bf",
+                "0",
+                "-g",
+                "30",
+                "-b:v",
+                "1500k",
+                "-x264-params",
+                "aud=1",
+                "-f",
+                "h264",
+            ],
         );
-        if !h264.exists() || !ogg.exists() {
-            let status = std::process::Command::new("ffmpeg")
-                .args(["-v", "error", "-y", "-i"])
-                .arg(clip)
-                .args([
-                    "-r",
-                    "30",
-                    "-an",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "veryfast",
-                    "-profile:v",
-                    "main",
-                ])
-                .args([
-                    "-bf",
-                    "0",
-                    "-g",
-                    "30",
-                    "-b:v",
-                    "1500k",
-                    "-x264-params",
-                    "aud=1",
-                    "-f",
-                    "h264",
-                ])
-                .arg(&h264)
-                .args([
-                    "-vn",
-                    "-c:a",
-                    "libopus",
-                    "-b:a",
-                    "96k",
-                    "-frame_duration",
-                    "20",
-                ])
-                .arg(&ogg)
-                .status()
-                .expect("ffmpeg");
-            assert!(status.success(), "ffmpeg could not make the x264 clip");
-        }
         let stream = Bytes::from(std::fs::read(&h264).unwrap());
         let units: Vec<(Bytes, bool)> = split_at_aud(&stream)
             .into_iter()
