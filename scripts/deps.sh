@@ -9,8 +9,6 @@ base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils l
       nftables
       # The metrics test scrapes the plugin with the real Prometheus server.
       prometheus
-      # npm: simple-whip-server's dependencies and Ant Media's own JavaScript client (npm pack) for the tests.
-      npm
       # mingw-w64's C compiler: the Windows ABI layout test, and make package's Windows build (with zip).
       gcc-mingw-w64-x86-64-win32
       # GStreamer's webrtcbin: the benchmark's reference publisher and the loss tests' second receiver.
