@@ -122,13 +122,18 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
     } else {
         ""
     };
-    // A crash leaves a core file in OBS's working directory (the run's home); its backtrace goes into the console.
+    // A crash leaves a core file in OBS's working directory (the run's home); its backtrace goes into the console,
+    // as do the threads of an OBS that has not exited 30 s after its SIGINT (then killed).
     // `hotkey` holds a key combination for 200 ms: OBS on X11 polls the keyboard's state every 25 ms, and a press
     // as short as `xdotool key` makes was missed now and then (Start Streaming never happened, 1 run in 12).
     let script = format!(
         "hotkey() {{ xdotool keydown \"$1\"; sleep 0.2; xdotool keyup \"$1\"; }}; \
          ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
-         kill -INT $OBS_PID; wait $OBS_PID; echo \"obs exit $?\"",
+         kill -INT $OBS_PID; \
+         for i in $(seq 300); do kill -0 $OBS_PID 2>/dev/null || break; sleep 0.1; done; \
+         if kill -0 $OBS_PID 2>/dev/null; then echo \"OBS did not exit within 30 s; its threads:\"; \
+           gdb -p $OBS_PID -batch -ex 'thread apply all bt 25' 2>/dev/null; kill -9 $OBS_PID; fi; \
+         wait $OBS_PID; echo \"obs exit $?\"",
         scenario.script
     );
     let mut cmd = match &scenario.netns {
