@@ -18,6 +18,71 @@ pub struct RtpPayload {
     pub marker: bool,
 }
 
+/// What H.264's (RFC 6184) and HEVC's (RFC 7798) packetization differ in; [`packetize_nals`] is the rest.
+pub(crate) trait NalFraming {
+    /// The size of an aggregation packet's payload header (STAP-A: 1, AP: 2).
+    const AGGREGATE_HEADER: usize;
+    fn max_payload(&self) -> usize;
+    /// Writes the payload header of an aggregation packet of `units` (two or more).
+    fn aggregate_header(&self, units: &[&Bytes], b: &mut BytesMut);
+    /// Appends the fragments of a unit larger than the payload budget.
+    fn fragment(&self, n: &Bytes, out: &mut Vec<RtpPayload>);
+}
+
+/// One access unit's NAL units as RTP payloads: a unit alone, units that fit together in an aggregation packet (a
+/// 16-bit size before each), a unit larger than the budget in fragments; the last payload marked.
+pub(crate) fn packetize_nals<'a, F: NalFraming>(
+    framing: &F,
+    nals: impl Iterator<Item = &'a Bytes>,
+    out: &mut Vec<RtpPayload>,
+) {
+    let first = out.len();
+    let max = framing.max_payload();
+    let mut pending: Vec<&Bytes> = Vec::new();
+    let mut pending_size = F::AGGREGATE_HEADER;
+    for n in nals {
+        if n.len() > max {
+            flush(framing, &mut pending, out);
+            pending_size = F::AGGREGATE_HEADER;
+            framing.fragment(n, out);
+            continue;
+        }
+        if !pending.is_empty() && pending_size + 2 + n.len() > max {
+            flush(framing, &mut pending, out);
+            pending_size = F::AGGREGATE_HEADER;
+        }
+        pending_size += 2 + n.len();
+        pending.push(n);
+    }
+    flush(framing, &mut pending, out);
+    if out.len() > first {
+        out.last_mut().expect("non-empty").marker = true;
+    }
+}
+
+/// The units gathered so far as one payload: the unit alone, or an aggregation packet.
+fn flush<F: NalFraming>(framing: &F, pending: &mut Vec<&Bytes>, out: &mut Vec<RtpPayload>) {
+    let payload = match pending.len() {
+        0 => return,
+        1 => pending[0].clone(),
+        _ => {
+            let size = F::AGGREGATE_HEADER + pending.iter().map(|n| 2 + n.len()).sum::<usize>();
+            let mut b = BytesMut::with_capacity(size);
+            framing.aggregate_header(pending, &mut b);
+            for n in pending.iter() {
+                b.put_u16(n.len() as u16);
+                b.put_slice(n);
+            }
+            b.freeze()
+        }
+    };
+    pending.clear();
+    out.push(RtpPayload {
+        payload,
+        marker: false,
+    });
+}
+
 #[derive(Clone, Debug)]
 pub struct H264Packetizer {
     max_payload: usize,
@@ -37,53 +102,22 @@ impl H264Packetizer {
 
     /// Appends the payloads for one access unit to `out`.
     pub fn packetize(&self, nals: &[Bytes], out: &mut Vec<RtpPayload>) {
-        let first = out.len();
-        let mut pending: Vec<&Bytes> = Vec::new();
-        let mut pending_size = 1; // STAP-A header
-        for n in nals.iter().filter(|n| !n.is_empty()) {
-            if n.len() > self.max_payload {
-                self.flush(&mut pending, out);
-                pending_size = 1;
-                self.fragment(n, out);
-                continue;
-            }
-            if !pending.is_empty() && pending_size + 2 + n.len() > self.max_payload {
-                self.flush(&mut pending, out);
-                pending_size = 1;
-            }
-            pending_size += 2 + n.len();
-            pending.push(n);
-        }
-        self.flush(&mut pending, out);
-        if out.len() > first {
-            out.last_mut().expect("non-empty").marker = true;
-        }
+        packetize_nals(self, nals.iter().filter(|n| !n.is_empty()), out);
+    }
+}
+
+impl NalFraming for H264Packetizer {
+    const AGGREGATE_HEADER: usize = 1;
+
+    fn max_payload(&self) -> usize {
+        self.max_payload
     }
 
-    fn flush(&self, pending: &mut Vec<&Bytes>, out: &mut Vec<RtpPayload>) {
-        match pending.len() {
-            0 => {}
-            1 => out.push(RtpPayload {
-                payload: pending[0].clone(),
-                marker: false,
-            }),
-            _ => {
-                let size = 1 + pending.iter().map(|n| 2 + n.len()).sum::<usize>();
-                let mut b = BytesMut::with_capacity(size);
-                let f = pending.iter().fold(0, |f, n| f | (n[0] & 0x80));
-                let nri = pending.iter().map(|n| n[0] & 0x60).max().unwrap_or(0);
-                b.put_u8(f | nri | nal::STAP_A);
-                for n in pending.iter() {
-                    b.put_u16(n.len() as u16);
-                    b.put_slice(n);
-                }
-                out.push(RtpPayload {
-                    payload: b.freeze(),
-                    marker: false,
-                });
-            }
-        }
-        pending.clear();
+    /// STAP-A: F of any unit, the highest NRI.
+    fn aggregate_header(&self, units: &[&Bytes], b: &mut BytesMut) {
+        let f = units.iter().fold(0, |f, n| f | (n[0] & 0x80));
+        let nri = units.iter().map(|n| n[0] & 0x60).max().unwrap_or(0);
+        b.put_u8(f | nri | nal::STAP_A);
     }
 
     /// FU-A fragments of nearly equal size (no tiny last fragment).

@@ -3,7 +3,7 @@
 //! payload budget. The marker bit ends an access unit. NAL units are HEVC's, with their 2-byte header; parameter
 //! sets are cached and put before IRAP pictures that lack them ([`HevcParameterSets`]).
 use super::h264::annexb_units;
-use super::h264_rtp::{AccessUnit, NalAssembly, RtpPayload};
+use super::h264_rtp::{packetize_nals, AccessUnit, NalAssembly, NalFraming, RtpPayload};
 use super::reassembly::{Reassembler, UnitParser};
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -88,57 +88,27 @@ impl HevcPacketizer {
     /// Appends the payloads for one access unit's NAL units (each with its 2-byte header; types 48–63 are not
     /// sent) to `out`.
     pub fn packetize(&self, nals: &[Bytes], out: &mut Vec<RtpPayload>) {
-        let first = out.len();
-        let mut pending: Vec<&Bytes> = Vec::new();
-        let mut pending_size = 2; // the AP's payload header
-        for n in nals
+        let sent = nals
             .iter()
-            .filter(|n| nal_type(n).is_some_and(|t| t < nal::AP))
-        {
-            if n.len() > self.max_payload {
-                self.flush(&mut pending, out);
-                pending_size = 2;
-                self.fragment(n, out);
-                continue;
-            }
-            if !pending.is_empty() && pending_size + 2 + n.len() > self.max_payload {
-                self.flush(&mut pending, out);
-                pending_size = 2;
-            }
-            pending_size += 2 + n.len();
-            pending.push(n);
-        }
-        self.flush(&mut pending, out);
-        if out.len() > first {
-            out.last_mut().expect("non-empty").marker = true;
-        }
+            .filter(|n| nal_type(n).is_some_and(|t| t < nal::AP));
+        packetize_nals(self, sent, out);
+    }
+}
+
+impl NalFraming for HevcPacketizer {
+    const AGGREGATE_HEADER: usize = 2;
+
+    fn max_payload(&self) -> usize {
+        self.max_payload
     }
 
-    /// One NAL unit alone, or several in an aggregation packet.
-    fn flush(&self, pending: &mut Vec<&Bytes>, out: &mut Vec<RtpPayload>) {
-        let payload = match pending.len() {
-            0 => return,
-            1 => pending[0].clone(),
-            _ => {
-                // F: any unit's; LayerId and TID: the lowest of the units'.
-                let f = pending.iter().fold(0, |f, n| f | (n[0] & 0x80));
-                let layer = pending.iter().map(|n| layer_id(n)).min().unwrap_or(0);
-                let tid = pending.iter().map(|n| n[1] & 0x07).min().unwrap_or(1);
-                let mut b = BytesMut::with_capacity(self.max_payload);
-                b.put_u8(f | (nal::AP << 1) | (layer >> 5));
-                b.put_u8(((layer & 0x1f) << 3) | tid);
-                for n in pending.iter() {
-                    b.put_u16(n.len() as u16);
-                    b.put_slice(n);
-                }
-                b.freeze()
-            }
-        };
-        pending.clear();
-        out.push(RtpPayload {
-            payload,
-            marker: false,
-        });
+    /// AP: F of any unit; LayerId and TID the lowest of the units'.
+    fn aggregate_header(&self, units: &[&Bytes], b: &mut BytesMut) {
+        let f = units.iter().fold(0, |f, n| f | (n[0] & 0x80));
+        let layer = units.iter().map(|n| layer_id(n)).min().unwrap_or(0);
+        let tid = units.iter().map(|n| n[1] & 0x07).min().unwrap_or(1);
+        b.put_u8(f | (nal::AP << 1) | (layer >> 5));
+        b.put_u8(((layer & 0x1f) << 3) | tid);
     }
 
     /// Fragmentation units: the payload header keeps the unit's F, LayerId and TID; the FU header its type.
