@@ -25,6 +25,13 @@ impl VideoCodec {
         VideoCodec::ALL.into_iter().find(|c| c.obs_name() == name)
     }
 
+    /// The codec of an SDP encoding name (`H264`, `H265`, `AV1`; any case).
+    pub fn from_rtp_name(name: &str) -> Option<VideoCodec> {
+        VideoCodec::ALL
+            .into_iter()
+            .find(|c| c.rtp_name().eq_ignore_ascii_case(name))
+    }
+
     pub fn obs_name(self) -> &'static str {
         match self {
             VideoCodec::H264 => "h264",
@@ -157,6 +164,8 @@ mod tests {
             assert_eq!(VideoCodec::from_obs(c.obs_name()), Some(c));
         }
         assert_eq!(VideoCodec::from_obs("vp9"), None);
+        assert_eq!(VideoCodec::from_rtp_name("h265"), Some(VideoCodec::Hevc));
+        assert_eq!(VideoCodec::from_rtp_name("VP8"), None);
         assert_eq!(VideoCodec::Hevc.mime_type(), "video/H265");
         assert_eq!(VideoCodec::Av1.rtp_name(), "AV1");
     }

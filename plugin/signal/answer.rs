@@ -68,9 +68,7 @@ pub fn offered_media(offer: &str) -> String {
 
 /// A video codec's name as a streamer reads it (H.264, HEVC, AV1), from its SDP encoding name.
 fn video_label(rtp_name: &str) -> &str {
-    (VideoCodec::ALL.iter())
-        .find(|c| c.rtp_name().eq_ignore_ascii_case(rtp_name))
-        .map_or(rtp_name, |c| c.label())
+    VideoCodec::from_rtp_name(rtp_name).map_or(rtp_name, |c| c.label())
 }
 
 /// Whether `answer` takes what `offer` sends; the failure the streamer reads otherwise.

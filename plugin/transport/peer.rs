@@ -110,44 +110,49 @@ impl PeerConnectionEventHandler for Inputs {
     }
 }
 
-/// The video codec with its `a=fmtp` parameters, or Opus (in stereo when the encoder makes two channels).
-fn codec(kind: MediaKind, video: (VideoCodec, &str), stereo: bool) -> RTCRtpCodecParameters {
-    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+fn feedback(typ: &str, parameter: &str) -> RTCPFeedback {
+    RTCPFeedback {
         typ: typ.into(),
         parameter: parameter.into(),
-    };
-    match kind {
-        MediaKind::Video => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: video.0.mime_type(),
-                clock_rate: 90_000,
-                channels: 0,
-                sdp_fmtp_line: video.1.to_owned(),
-                rtcp_feedback: vec![
-                    fb("nack", ""),
-                    fb("nack", "pli"),
-                    fb("ccm", "fir"),
-                    fb("transport-cc", ""),
-                    fb("goog-remb", ""),
-                ],
-            },
-            payload_type: VIDEO_PAYLOAD_TYPE,
+    }
+}
+
+/// The stream's video codec with its `a=fmtp` parameters.
+fn video_parameters(codec: VideoCodec, fmtp: &str) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: codec.mime_type(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: fmtp.to_owned(),
+            rtcp_feedback: vec![
+                feedback("nack", ""),
+                feedback("nack", "pli"),
+                feedback("ccm", "fir"),
+                feedback("transport-cc", ""),
+                feedback("goog-remb", ""),
+            ],
         },
-        MediaKind::Audio => RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: MIME_TYPE_OPUS.to_owned(),
-                clock_rate: 48_000,
-                channels: 2,
-                sdp_fmtp_line: if stereo {
-                    "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1".into()
-                } else {
-                    "minptime=10;useinbandfec=1".into()
-                },
-                // A server that wants to NACK audio too may: the session keeps its history as well.
-                rtcp_feedback: vec![fb("nack", ""), fb("transport-cc", "")],
+        payload_type: VIDEO_PAYLOAD_TYPE,
+    }
+}
+
+/// Opus, in stereo when the encoder makes two channels.
+fn opus_parameters(stereo: bool) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: if stereo {
+                "minptime=10;useinbandfec=1;stereo=1;sprop-stereo=1".into()
+            } else {
+                "minptime=10;useinbandfec=1".into()
             },
-            payload_type: OPUS_PAYLOAD_TYPE,
+            // A server that wants to NACK audio too may: the session keeps its history as well.
+            rtcp_feedback: vec![feedback("nack", ""), feedback("transport-cc", "")],
         },
+        payload_type: OPUS_PAYLOAD_TYPE,
     }
 }
 
@@ -440,12 +445,8 @@ impl Peer {
         inputs: UnboundedSender<Input>,
     ) -> Result<Peer, Failure> {
         let (video_codec, audio_codec) = (
-            codec(
-                MediaKind::Video,
-                (spec.video_codec, &spec.video_fmtp),
-                false,
-            ),
-            codec(MediaKind::Audio, (spec.video_codec, ""), spec.stereo),
+            video_parameters(spec.video_codec, &spec.video_fmtp),
+            opus_parameters(spec.stereo),
         );
         let current = Arc::new(AtomicBool::new(true));
         let events = Inputs {

@@ -72,9 +72,7 @@ fn offered_video(offer: &str) -> (VideoCodec, String) {
     let known = video.lines().find_map(|l| {
         let (pt, rest) = l.strip_prefix("a=rtpmap:")?.split_once(' ')?;
         let name = rest.split('/').next()?;
-        let codec = VideoCodec::ALL
-            .into_iter()
-            .find(|c| c.rtp_name().eq_ignore_ascii_case(name))?;
+        let codec = VideoCodec::from_rtp_name(name)?;
         Some((pt, codec))
     });
     let Some((pt, codec)) = known else {
