@@ -7,9 +7,12 @@
 //! main profile without B-frames, 2 s GOP, Opus 128 kbit/s.
 //!
 //! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system,
-//! from /proc), its peak RSS (VmHWM), RTP packets per second (counted by the receiver) and, for ours, the delay of
-//! each packet from hand-off to the UDP send (p50/p99/max). Then the time to first frame (Start → first decoded
-//! frame at the receiver) over N starts for each publisher, and the ratios ours / GStreamer.
+//! from /proc) and per RTP packet, its peak RSS (VmHWM) and its anonymous memory at the end of the stream (RssAnon:
+//! heap and stacks, without the libraries it maps — ours maps libobs and its ~150 libraries, which OBS has loaded
+//! anyway, because the engine logs and reads the clock through libobs), RTP packets per second (counted by the
+//! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
+//! first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
+//! GStreamer.
 //!
 //! Every publisher runs in a process of its own, in a network namespace this benchmark creates (a veth address,
 //! since GStreamer's ICE agent never uses loopback), with its own receiver: needs root, iproute2, ffmpeg and the
@@ -282,10 +285,20 @@ fn cpu_ms(pid: u32) -> f64 {
 
 /// Peak resident set (VmHWM) of a process in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// Its anonymous resident memory now (RssAnon: heap, stacks — what it allocated, not the libraries and code it
+/// maps) in MiB.
+fn anon_mib(pid: u32) -> f64 {
+    status_mib(pid, "RssAnon:")
+}
+
+fn status_mib(pid: u32, key: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(key))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
@@ -422,6 +435,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         json!({
             "go_unix_ms": go_unix_ms, "connect_ms": r.connect.as_secs_f64() * 1000.0, "cpu_ms": cpu,
             "elapsed_ms": elapsed_ms, "peak_rss_mib": peak_rss_mib(std::process::id()),
+            "anon_mib": anon_mib(std::process::id()),
             "plugin_ms": r.report.plugin_ms, "rtp_packets_sent": r.report.rtp_packets,
             "video_frames": r.video_frames, "audio_packets": r.audio_packets, "failure": r.failure,
         })
@@ -435,6 +449,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
 struct Row {
     cpu_per_s: f64,
     rss_mib: f64,
+    anon_mib: f64,
     pps: f64,
     plugin_ms: Option<[f64; 3]>,
     decoded: u64,
@@ -473,6 +488,7 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
     Row {
         cpu_per_s: f(&row, "cpu_ms") / (f(&row, "elapsed_ms") / 1000.0).max(0.001),
         rss_mib: f(&row, "peak_rss_mib"),
+        anon_mib: f(&row, "anon_mib"),
         pps: f(&r, "rtp_packets") / seconds,
         plugin_ms: plugin,
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
@@ -512,6 +528,7 @@ fn run_gstreamer(hosts: &dyn Hosts, mkv: &Path, seconds: f64) -> Row {
     let cpu = cpu_ms(pid) - cpu0;
     let elapsed = go.elapsed().as_secs_f64();
     let rss = peak_rss_mib(pid);
+    let anon = anon_mib(pid);
     writeln!(stdin, "stop").unwrap();
     drop(stdin);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -524,6 +541,7 @@ fn run_gstreamer(hosts: &dyn Hosts, mkv: &Path, seconds: f64) -> Row {
     Row {
         cpu_per_s: cpu / elapsed,
         rss_mib: rss,
+        anon_mib: anon,
         pps: r["rtp_packets"].as_f64().unwrap_or(0.0) / seconds,
         plugin_ms: None,
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
@@ -650,11 +668,13 @@ fn main() {
     let ns = Namespace::create();
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
-        "{:<19} {:<10} {:>9} {:>9} {:>7} {:>22} {:>14}",
+        "{:<19} {:<10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>22} {:>14}",
         "medium",
         "publisher",
         "CPU ms/s",
+        "µs/pkt",
         "RSS MiB",
+        "anon MiB",
         "pkt/s",
         "hand-off→UDP p50/p99/max",
         "decoded (err)"
@@ -669,14 +689,24 @@ fn main() {
                 format!("{:.2}/{:.2}/{:.2} ms", p[0], p[1], p[2])
             });
             println!(
-                "{:<19} {:<10} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
-                m.name, who, row.cpu_per_s, row.rss_mib, row.pps, lat, row.decoded, row.errors
+                "{:<19} {:<10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
+                m.name,
+                who,
+                row.cpu_per_s,
+                row.cpu_per_s * 1000.0 / row.pps.max(1.0),
+                row.rss_mib,
+                row.anon_mib,
+                row.pps,
+                lat,
+                row.decoded,
+                row.errors
             );
         }
         ratios.push((
             m.name,
             ours.cpu_per_s / gst.cpu_per_s,
             ours.rss_mib / gst.rss_mib,
+            ours.anon_mib / gst.anon_mib,
         ));
     }
     // Time to first frame: short streams of the 720p medium, fresh receiver and publisher process each time.
@@ -702,8 +732,8 @@ fn main() {
         medians.push(median);
     }
     println!("ratios ours / GStreamer (lower is better):");
-    for (name, cpu, rss) in ratios {
-        println!("  {name:<19} CPU/s {cpu:.2}, RSS {rss:.2}");
+    for (name, cpu, rss, anon) in ratios {
+        println!("  {name:<19} CPU/s {cpu:.2}, RSS {rss:.2}, anonymous memory {anon:.2}");
     }
     println!(
         "  time to first frame (median) {:.2}",

@@ -1,5 +1,5 @@
-//! The WebRTC sink: runs the transport's [`Driver`] (and through it the sans-IO session) on the plugin's runtime
-//! from the stream worker thread, and tells the streamer's log what happened.
+//! The WebRTC sink: runs the transport's [`Driver`] (and through it the sans-IO session) on a runtime of its own
+//! driven by the stream worker thread, and tells the streamer's log what happened.
 use crate::media::capture::CaptureClock;
 use crate::obs::log;
 use crate::session::{ConnectTimings, Level, Note};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 pub struct WhipSink {
-    runtime: tokio::runtime::Handle,
+    runtime: tokio::runtime::Runtime,
     driver: Option<Driver>,
     /// OBS's counters when this session began to send, and once it closed.
     before: Option<Counted>,
@@ -79,7 +79,7 @@ impl WhipSink {
         encoder: Arc<dyn EncoderControl>,
         mut stop: StopFlag,
     ) -> Result<WhipSink, Failure> {
-        let runtime = crate::transport::runtime().map_err(|e| {
+        let runtime = crate::transport::session_runtime().map_err(|e| {
             Failure::new(
                 StopCode::Error,
                 format!("cannot start the network runtime: {e}"),
@@ -113,7 +113,7 @@ impl WhipSink {
                 })
             }
             Err(f) => {
-                runtime.spawn(driver.close());
+                close_in_background(runtime, driver);
                 Err(f)
             }
         }
@@ -132,6 +132,25 @@ impl WhipSink {
             plugin_ms: [q(0.5), q(0.99), q(1.0)],
             rtp_packets: d.session().rtp_packets(),
         }
+    }
+}
+
+/// Ends a session that never streamed on a thread of its own (its runtime goes with it), so the failure reaches
+/// OBS at once; module unload waits for that thread as for the stream workers.
+fn close_in_background(runtime: tokio::runtime::Runtime, driver: Driver) {
+    let closing = std::thread::Builder::new()
+        .name("rtc-studio-close".into())
+        .spawn(move || {
+            let (how, _) = runtime.block_on(driver.close());
+            if let Err(e) = how {
+                log::warn(&format!("the failed session did not end cleanly: {e}"));
+            }
+        });
+    match closing {
+        Ok(handle) => crate::stream::keep_worker(handle),
+        Err(e) => log::warn(&format!(
+            "cannot start a thread to end the failed session: {e}"
+        )),
     }
 }
 

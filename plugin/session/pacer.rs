@@ -10,6 +10,10 @@ use std::time::{Duration, Instant};
 
 /// The most the bucket holds: this long at the pacing rate.
 pub const BURST_TIME: Duration = Duration::from_millis(5);
+/// Once the bucket is spent, video waits until it holds this share of [`BURST_TIME`] again: the pacer wakes once
+/// per few packets rather than once per packet (each wake-up of the stream thread costs more CPU than sending the
+/// packets it releases), with the same rate and the same largest burst.
+const REFILL_SHARE: f64 = 0.5;
 /// …and at least this many bytes (two full packets).
 const MIN_BURST: f64 = 2.0 * 1250.0;
 
@@ -152,9 +156,9 @@ impl Pacer {
             if self.tokens > 0.0 {
                 at
             } else {
-                // A microsecond past the instant the bucket is back above zero.
-                at + Duration::from_secs_f64(-self.tokens * 8.0 / self.rate_bps)
-                    + Duration::from_micros(1)
+                // A microsecond past the instant the bucket holds its refill share again.
+                let short = self.burst() * REFILL_SHARE - self.tokens;
+                at + Duration::from_secs_f64(short * 8.0 / self.rate_bps) + Duration::from_micros(1)
             }
         });
         [
@@ -168,8 +172,13 @@ impl Pacer {
         .min()
     }
 
+    /// The most the bucket holds, bytes.
+    fn burst(&self) -> f64 {
+        (self.rate_bps / 8.0 * BURST_TIME.as_secs_f64()).max(MIN_BURST)
+    }
+
     fn refill(&mut self, now: Instant) {
-        let burst = (self.rate_bps / 8.0 * BURST_TIME.as_secs_f64()).max(MIN_BURST);
+        let burst = self.burst();
         let Some(last) = self.refilled else {
             self.tokens = burst;
             self.refilled = Some(now);
@@ -288,6 +297,39 @@ mod tests {
         assert_eq!(
             out.iter().find(|(_, s, _)| *s == 604).unwrap().2,
             Lane::Probe { id: 7, last: true }
+        );
+    }
+
+    #[test]
+    fn a_long_queue_leaves_a_few_packets_per_wake_up_at_the_rate_and_never_more_than_the_bucket() {
+        let t0 = Instant::now();
+        // 10 Mbit/s: the bucket holds 6250 bytes (5 ms), five packets of 1250 bytes.
+        let mut p = Pacer::new(10_000_000.0);
+        for seq in 0..400 {
+            p.push_video(Scheduled {
+                packet: packet(MediaKind::Video, seq, 1192),
+                last_of: None,
+            });
+        }
+        let out = drain(&mut p, t0);
+        assert_eq!(out.len(), 400);
+        let mut wake_ups: Vec<(f64, usize)> = Vec::new();
+        for (t, _, _) in &out {
+            match wake_ups.last_mut() {
+                Some((at, n)) if at == t => *n += 1,
+                _ => wake_ups.push((*t, 1)),
+            }
+        }
+        // 500 000 bytes at 10 Mbit/s: 400 ms, less the full bucket it starts with.
+        let last = out.last().unwrap().0;
+        assert!((390.0..400.0).contains(&last), "took {last} ms");
+        // Half the bucket (2.5 packets) a wake-up, plus the overdraft: 3 packets each after the first.
+        let most = wake_ups.iter().map(|(_, n)| *n).max().unwrap();
+        assert!(most <= 6, "{most} packets at once");
+        assert!(
+            (120..150).contains(&wake_ups.len()),
+            "{} wake-ups for 400 packets",
+            wake_ups.len()
         );
     }
 

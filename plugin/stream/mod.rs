@@ -111,7 +111,7 @@ pub trait ExtraTaps: Send + Sync {
 /// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
 static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
-fn keep_worker(handle: JoinHandle<()>) {
+pub(crate) fn keep_worker(handle: JoinHandle<()>) {
     let mut workers = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     workers.retain(|w| !w.is_finished());
     workers.push(handle);
