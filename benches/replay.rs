@@ -6,10 +6,12 @@
 //! Media (made once by ffmpeg in target/bench/): 1080p30 at 6 Mbit/s and 720p30 at 2.5 Mbit/s, x264 veryfast
 //! main profile without B-frames, 2 s GOP, Opus 128 kbit/s.
 //!
-//! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system,
-//! from /proc) and per RTP packet, its peak RSS (VmHWM) and its anonymous memory at the end of the stream (RssAnon:
-//! heap and stacks, without the libraries it maps — ours maps libobs and its ~150 libraries, which OBS has loaded
-//! anyway, because the engine logs and reads the clock through libobs), RTP packets per second (counted by the
+//! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system, from
+//! /proc) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
+//! its runtime and the WebRTC stack, per RTP packet it sent: the engine's own cost, without connecting and without the
+//! thread that reads the file in OBS's place) —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
+//! (RssAnon: heap and stacks, without the libraries it maps — ours maps libobs and its ~150 libraries, which OBS has
+//! loaded anyway, because the engine logs and reads the clock through libobs), RTP packets per second (counted by the
 //! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
 //! first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
 //! GStreamer.
@@ -437,6 +439,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             "elapsed_ms": elapsed_ms, "peak_rss_mib": peak_rss_mib(std::process::id()),
             "anon_mib": anon_mib(std::process::id()),
             "plugin_ms": r.report.plugin_ms, "rtp_packets_sent": r.report.rtp_packets,
+            "stream_thread_cpu_ms": r.stream_thread_cpu.as_secs_f64() * 1000.0,
             "video_frames": r.video_frames, "audio_packets": r.audio_packets, "failure": r.failure,
         })
     );
@@ -452,6 +455,8 @@ struct Row {
     anon_mib: f64,
     pps: f64,
     plugin_ms: Option<[f64; 3]>,
+    /// Ours: the stream thread's CPU per RTP packet it sent, µs.
+    engine_us_per_packet: Option<f64>,
     decoded: u64,
     errors: u64,
     ttff_ms: Option<f64>,
@@ -491,6 +496,9 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         anon_mib: f(&row, "anon_mib"),
         pps: f(&r, "rtp_packets") / seconds,
         plugin_ms: plugin,
+        engine_us_per_packet: Some(
+            f(&row, "stream_thread_cpu_ms") * 1000.0 / f(&row, "rtp_packets_sent").max(1.0),
+        ),
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
         ttff_ms: r["first_frame_unix_ms"]
@@ -544,6 +552,7 @@ fn run_gstreamer(hosts: &dyn Hosts, mkv: &Path, seconds: f64) -> Row {
         anon_mib: anon,
         pps: r["rtp_packets"].as_f64().unwrap_or(0.0) / seconds,
         plugin_ms: None,
+        engine_us_per_packet: None,
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
         ttff_ms: r["first_frame_unix_ms"].as_f64().map(|t| t - go_unix_ms),
@@ -668,11 +677,12 @@ fn main() {
     let ns = Namespace::create();
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
-        "{:<19} {:<10} {:>9} {:>9} {:>9} {:>9} {:>7} {:>22} {:>14}",
+        "{:<19} {:<10} {:>9} {:>9} {:>12} {:>9} {:>9} {:>7} {:>22} {:>14}",
         "medium",
         "publisher",
         "CPU ms/s",
         "µs/pkt",
+        "stream µs/pkt",
         "RSS MiB",
         "anon MiB",
         "pkt/s",
@@ -688,12 +698,16 @@ fn main() {
             let lat = row.plugin_ms.map_or("-".to_string(), |p| {
                 format!("{:.2}/{:.2}/{:.2} ms", p[0], p[1], p[2])
             });
+            let engine = row
+                .engine_us_per_packet
+                .map_or("-".to_string(), |us| format!("{us:.1}"));
             println!(
-                "{:<19} {:<10} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
+                "{:<19} {:<10} {:>9.1} {:>9.1} {:>12} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
                 m.name,
                 who,
                 row.cpu_per_s,
                 row.cpu_per_s * 1000.0 / row.pps.max(1.0),
+                engine,
                 row.rss_mib,
                 row.anon_mib,
                 row.pps,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 pub struct WhipSink {
-    runtime: tokio::runtime::Runtime,
+    runtime: crate::transport::SessionRuntime,
     driver: Option<Driver>,
     /// OBS's counters when this session began to send, and once it closed.
     before: Option<Counted>,
@@ -137,7 +137,7 @@ impl WhipSink {
 
 /// Ends a session that never streamed on a thread of its own (its runtime goes with it), so the failure reaches
 /// OBS at once; module unload waits for that thread as for the stream workers.
-fn close_in_background(runtime: tokio::runtime::Runtime, driver: Driver) {
+fn close_in_background(runtime: crate::transport::SessionRuntime, driver: Driver) {
     let closing = std::thread::Builder::new()
         .name("rtc-studio-close".into())
         .spawn(move || {

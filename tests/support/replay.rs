@@ -25,7 +25,23 @@ pub struct Replayed {
     pub report: SinkReport,
     /// Why the stream ended early, if it did.
     pub failure: Option<String>,
+    /// CPU time of the stream thread while it streamed: the engine's own work (the session, its runtime and the
+    /// WebRTC stack run there), without connecting and without the thread that reads the media.
+    pub stream_thread_cpu: Duration,
     sink: WhipSink,
+}
+
+/// CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return Duration::ZERO;
+    }
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 impl Replayed {
@@ -57,8 +73,9 @@ pub fn replay(
     let (queue, mut rx) = PacketQueue::new(256, stats.clone());
     let worker_stats = stats.clone();
     let worker = std::thread::spawn(move || {
+        let cpu0 = thread_cpu_time();
         let failure = sink.run(&mut rx, &worker_stats, &stop);
-        (sink, failure)
+        (sink, failure, thread_cpu_time() - cpu0)
     });
     let start = Instant::now();
     let (mut vi, mut ai) = (0u64, 0u64);
@@ -110,7 +127,7 @@ pub fn replay(
         });
     }
     queue.close();
-    let (sink, failure) = worker.join().unwrap();
+    let (sink, failure, stream_thread_cpu) = worker.join().unwrap();
     let report = sink.report();
     use std::sync::atomic::Ordering::Relaxed;
     Ok(Replayed {
@@ -122,6 +139,7 @@ pub fn replay(
         audio_packets: ai,
         report,
         failure: failure.map(|f| f.message),
+        stream_thread_cpu,
     })
 }
 
