@@ -40,6 +40,8 @@ const NS_ADDR: &str = "10.231.0.1";
 #[allow(dead_code)]
 #[path = "../tests/support/netns.rs"]
 mod netns;
+#[path = "../tests/support/procfs.rs"]
+mod procfs;
 #[allow(dead_code)]
 #[path = "../tests/support/replay.rs"]
 mod replay;
@@ -297,12 +299,7 @@ fn anon_mib(pid: u32) -> f64 {
 }
 
 fn status_mib(pid: u32, key: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
+    procfs::process_status_field(pid, key) as f64 / 1024.0
 }
 
 /// A network namespace of our own with one veth address (and no IPv6): every publisher and receiver runs inside.

@@ -22,6 +22,7 @@ use support::browser::svg_to_png;
 use support::netns::wire::{LinkConfig, LinkStats, DOWN, UP};
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_run::{binaries, headless_in, publisher_args};
+use support::procfs::status_field;
 
 const SAMPLE: Duration = Duration::from_secs(10);
 const CUT: Duration = Duration::from_millis(1500);
@@ -51,15 +52,6 @@ fn runner_pid() -> Option<u32> {
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn status_field(status: &str, name: &str) -> u64 {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(name))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 fn sample(pid: u32, at: f64, wire: LinkStats) -> Option<Sample> {

@@ -8,6 +8,7 @@ pub mod janus;
 pub mod netns;
 pub mod obs_frontend;
 pub mod obs_run;
+pub mod procfs;
 pub mod receiver;
 pub mod replay;
 pub mod turn;
