@@ -138,19 +138,16 @@ impl WhipSink {
 /// Ends a session that never streamed on a thread of its own (its runtime goes with it), so the failure reaches
 /// OBS at once; module unload waits for that thread as for the stream workers.
 fn close_in_background(runtime: crate::transport::SessionRuntime, driver: Driver) {
-    let closing = std::thread::Builder::new()
-        .name("rtc-studio-close".into())
-        .spawn(move || {
-            let (how, _) = runtime.block_on(driver.close());
-            if let Err(e) = how {
-                log::warn(&format!("the failed session did not end cleanly: {e}"));
-            }
-        });
-    match closing {
-        Ok(handle) => crate::stream::keep_worker(handle),
-        Err(e) => log::warn(&format!(
+    let closing = crate::stream::spawn_worker("rtc-studio-close", move || {
+        let (how, _) = runtime.block_on(driver.close());
+        if let Err(e) = how {
+            log::warn(&format!("the failed session did not end cleanly: {e}"));
+        }
+    });
+    if let Err(e) = closing {
+        log::warn(&format!(
             "cannot start a thread to end the failed session: {e}"
-        )),
+        ));
     }
 }
 

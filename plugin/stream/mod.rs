@@ -111,10 +111,16 @@ pub trait ExtraTaps: Send + Sync {
 /// Threads that outlive an output (teardown after OBS destroyed it). Module unload waits for them.
 static WORKERS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
-pub(crate) fn keep_worker(handle: JoinHandle<()>) {
+/// Runs `work` on a thread named `name` that module unload waits for ([`join_workers`]).
+pub(crate) fn spawn_worker(
+    name: &str,
+    work: impl FnOnce() + Send + 'static,
+) -> std::io::Result<()> {
+    let handle = std::thread::Builder::new().name(name.into()).spawn(work)?;
     let mut workers = WORKERS.lock().unwrap_or_else(|e| e.into_inner());
     workers.retain(|w| !w.is_finished());
     workers.push(handle);
+    Ok(())
 }
 
 /// Waits for every stream worker to end, up to `deadline`; returns how many were still running.
@@ -196,41 +202,36 @@ impl<O: ObsOutput> Stream<O> {
             extra,
         };
         let started = Instant::now();
-        let spawned = std::thread::Builder::new()
-            .name("rtc-studio-stream".into())
-            .spawn(move || {
-                let answered = run_worker(
-                    &worker_output,
-                    connector,
-                    rx,
-                    feed,
-                    stats,
-                    worker_stopping,
-                    started,
-                );
-                let mut e = worker_ending.lock().unwrap_or_else(|e| e.into_inner());
-                e.worker_done = true;
-                e.worker_ended_capture = answered;
-                let must_end = e.stop_requested && !answered;
-                drop(e);
-                if must_end {
-                    worker_output.end_data_capture();
-                }
-            });
-        match spawned {
-            Ok(handle) => keep_worker(handle),
-            Err(e) => {
-                // start() already returned true: OBS must hear that the stream ended.
-                fail(
-                    &output,
-                    &Failure::new(
-                        StopCode::Error,
-                        format!("cannot start the stream thread: {e}"),
-                    ),
-                    false,
-                );
-                ending.lock().unwrap_or_else(|e| e.into_inner()).worker_done = true;
+        let spawned = spawn_worker("rtc-studio-stream", move || {
+            let answered = run_worker(
+                &worker_output,
+                connector,
+                rx,
+                feed,
+                stats,
+                worker_stopping,
+                started,
+            );
+            let mut e = worker_ending.lock().unwrap_or_else(|e| e.into_inner());
+            e.worker_done = true;
+            e.worker_ended_capture = answered;
+            let must_end = e.stop_requested && !answered;
+            drop(e);
+            if must_end {
+                worker_output.end_data_capture();
             }
+        });
+        if let Err(e) = spawned {
+            // start() already returned true: OBS must hear that the stream ended.
+            fail(
+                &output,
+                &Failure::new(
+                    StopCode::Error,
+                    format!("cannot start the stream thread: {e}"),
+                ),
+                false,
+            );
+            ending.lock().unwrap_or_else(|e| e.into_inner()).worker_done = true;
         }
         Stream {
             queue,
