@@ -21,7 +21,8 @@
 //! GStreamer packages (`scripts/deps.sh` installs them). Prints numbers and never fails on them.
 //!
 //! Run: `make bench`, or alone: `cargo build --release --example mock_sfu && cargo bench --bench replay`.
-//! Environment: RTC_BENCH_SECONDS (stream length, default 10), RTC_BENCH_STARTS (starts per publisher, default 20).
+//! Environment: RTC_BENCH_SECONDS (stream length, default 10), RTC_BENCH_STARTS (starts per publisher, default 20),
+//! RTC_BENCH_ONLY=ours (our publisher's rows alone) or =loss (the loss table alone).
 use bytes::Bytes;
 use rtc_studio::media::h264::{
     annexb_units, nal, nal_type, split_at_aud, to_annexb, ParameterSets,
@@ -437,6 +438,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             "anon_mib": anon_mib(std::process::id()),
             "plugin_ms": r.report.plugin_ms, "rtp_packets_sent": r.report.rtp_packets,
             "stream_thread_cpu_ms": r.stream_thread_cpu.as_secs_f64() * 1000.0,
+            "stream_thread_wake_ups": r.stream_thread_wake_ups,
             "video_frames": r.video_frames, "audio_packets": r.audio_packets, "failure": r.failure,
         })
     );
@@ -452,8 +454,8 @@ struct Row {
     anon_mib: f64,
     pps: f64,
     plugin_ms: Option<[f64; 3]>,
-    /// Ours: the stream thread's CPU per RTP packet it sent, µs.
-    engine_us_per_packet: Option<f64>,
+    /// Ours: the stream thread's CPU per RTP packet it sent, µs, and how often it was woken a second.
+    engine_us_per_packet: Option<(f64, f64)>,
     decoded: u64,
     errors: u64,
     ttff_ms: Option<f64>,
@@ -493,9 +495,10 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         anon_mib: f(&row, "anon_mib"),
         pps: f(&r, "rtp_packets") / seconds,
         plugin_ms: plugin,
-        engine_us_per_packet: Some(
+        engine_us_per_packet: Some((
             f(&row, "stream_thread_cpu_ms") * 1000.0 / f(&row, "rtp_packets_sent").max(1.0),
-        ),
+            f(&row, "stream_thread_wake_ups") / seconds,
+        )),
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
         ttff_ms: r["first_frame_unix_ms"]
@@ -674,12 +677,12 @@ fn main() {
     let ns = Namespace::create();
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
-        "{:<19} {:<10} {:>9} {:>9} {:>12} {:>9} {:>9} {:>7} {:>22} {:>14}",
+        "{:<19} {:<10} {:>9} {:>9} {:>18} {:>9} {:>9} {:>7} {:>22} {:>14}",
         "medium",
         "publisher",
         "CPU ms/s",
         "µs/pkt",
-        "stream µs/pkt",
+        "stream µs/pkt (woken)",
         "RSS MiB",
         "anon MiB",
         "pkt/s",
@@ -687,19 +690,29 @@ fn main() {
         "decoded (err)"
     );
     let mut ratios = Vec::new();
+    // RTC_BENCH_ONLY=ours: our publisher's rows alone, for comparing two versions of the engine.
+    let ours_only = std::env::var("RTC_BENCH_ONLY").as_deref() == Ok("ours");
     for m in &MEDIA {
         let (mkv, h264, ogg) = make_media(m, seconds);
         let ours = run_ours(&ns, &h264, &ogg, seconds);
-        let gst = run_gstreamer(&ns, &mkv, seconds);
-        for (who, row) in [("ours", &ours), ("GStreamer", &gst)] {
+        let rows = match ours_only {
+            true => vec![("ours", ours)],
+            false => vec![
+                ("ours", ours),
+                ("GStreamer", run_gstreamer(&ns, &mkv, seconds)),
+            ],
+        };
+        for (who, row) in &rows {
             let lat = row.plugin_ms.map_or("-".to_string(), |p| {
                 format!("{:.2}/{:.2}/{:.2} ms", p[0], p[1], p[2])
             });
             let engine = row
                 .engine_us_per_packet
-                .map_or("-".to_string(), |us| format!("{us:.1}"));
+                .map_or("-".to_string(), |(us, woken)| {
+                    format!("{us:.1} ({woken:.0}/s)")
+                });
             println!(
-                "{:<19} {:<10} {:>9.1} {:>9.1} {:>12} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
+                "{:<19} {:<10} {:>9.1} {:>9.1} {:>18} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
                 m.name,
                 who,
                 row.cpu_per_s,
@@ -713,12 +726,17 @@ fn main() {
                 row.errors
             );
         }
-        ratios.push((
-            m.name,
-            ours.cpu_per_s / gst.cpu_per_s,
-            ours.rss_mib / gst.rss_mib,
-            ours.anon_mib / gst.anon_mib,
-        ));
+        if let [(_, ours), (_, gst)] = &rows[..] {
+            ratios.push((
+                m.name,
+                ours.cpu_per_s / gst.cpu_per_s,
+                ours.rss_mib / gst.rss_mib,
+                ours.anon_mib / gst.anon_mib,
+            ));
+        }
+    }
+    if ours_only {
+        return;
     }
     // Time to first frame: short streams of the 720p medium, fresh receiver and publisher process each time.
     let (mkv, h264, ogg) = make_media(&MEDIA[1], seconds);

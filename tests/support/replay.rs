@@ -28,6 +28,9 @@ pub struct Replayed {
     /// CPU time of the stream thread while it streamed: the engine's own work (the session, its runtime and the
     /// WebRTC stack run there), without connecting and without the thread that reads the media.
     pub stream_thread_cpu: Duration,
+    /// How often the stream thread went to sleep and was woken while it streamed (its voluntary context
+    /// switches).
+    pub stream_thread_wake_ups: u64,
     sink: WhipSink,
 }
 
@@ -42,6 +45,12 @@ fn thread_cpu_time() -> Duration {
         return Duration::ZERO;
     }
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// The calling thread's voluntary context switches so far: how often it slept and was woken.
+fn thread_wake_ups() -> u64 {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap_or_default();
+    super::procfs::status_field(&status, "voluntary_ctxt_switches:")
 }
 
 impl Replayed {
@@ -73,9 +82,10 @@ pub fn replay(
     let (queue, mut rx) = PacketQueue::new(256, stats.clone());
     let worker_stats = stats.clone();
     let worker = std::thread::spawn(move || {
-        let cpu0 = thread_cpu_time();
+        let (cpu0, woken0) = (thread_cpu_time(), thread_wake_ups());
         let failure = sink.run(&mut rx, &worker_stats, &stop);
-        (sink, failure, thread_cpu_time() - cpu0)
+        let woken = thread_wake_ups() - woken0;
+        (sink, failure, thread_cpu_time() - cpu0, woken)
     });
     let start = Instant::now();
     let (mut vi, mut ai) = (0u64, 0u64);
@@ -127,7 +137,7 @@ pub fn replay(
         });
     }
     queue.close();
-    let (sink, failure, stream_thread_cpu) = worker.join().unwrap();
+    let (sink, failure, stream_thread_cpu, stream_thread_wake_ups) = worker.join().unwrap();
     let report = sink.report();
     use std::sync::atomic::Ordering::Relaxed;
     Ok(Replayed {
@@ -140,6 +150,7 @@ pub fn replay(
         report,
         failure: failure.map(|f| f.message),
         stream_thread_cpu,
+        stream_thread_wake_ups,
     })
 }
 
