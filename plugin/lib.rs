@@ -34,6 +34,7 @@ use std::time::Duration;
 const UNLOAD_DEADLINE: Duration = Duration::from_secs(3);
 
 pub(crate) fn module_load() -> bool {
+    obs::use_libobs();
     obs::output::register::<output::RtcOutput>();
     obs::service::register::<service::RtcService>();
     obs::source::register::<settings_dialog::SettingsDialog>();

@@ -155,4 +155,7 @@ fn hevc_from_x265_replayed_through_the_stream_engine_is_decoded_whole() {
         "{r}"
     );
     assert!(r["delete_received"] == true);
+    // The engine needs libobs only once loaded into it (for its log and clock): this process ran it without.
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert!(!maps.contains("libobs"), "libobs is mapped here");
 }
