@@ -44,7 +44,7 @@ fn log_note(note: &Note) {
 
 fn log_timeline(t: &ConnectTimings) {
     log::info(&format!(
-        "connect timeline: offer ready {} ms ({}), answer {} ms, ICE+DTLS connected {} ms",
+        "connect timeline: offer ready {} ms ({}), answer {} ms, {}",
         t.offer_ms,
         match (t.trickle, t.gathering_complete) {
             (true, _) => "sent at once: the server takes trickle ICE",
@@ -52,7 +52,13 @@ fn log_timeline(t: &ConnectTimings) {
             (false, false) => "candidate gathering cut short",
         },
         t.answer_ms,
-        t.connected_ms
+        match t.ice_ms {
+            Some(ice) => format!(
+                "ICE connected {ice} ms, DTLS connected {} ms",
+                t.connected_ms
+            ),
+            None => format!("ICE+DTLS connected {} ms", t.connected_ms),
+        }
     ));
     if t.trickle {
         log::info(&format!(

@@ -25,6 +25,8 @@ pub struct ConnectTimings {
     pub offer_ms: u64,
     pub gathering_complete: bool,
     pub answer_ms: u64,
+    /// When ICE found its path, where the WebRTC stack told (DTLS follows: the server begins it as its client).
+    pub ice_ms: Option<u64>,
     pub connected_ms: u64,
     /// The offer went before gathering finished; later candidates follow by PATCH (trickle ICE).
     pub trickle: bool,
@@ -240,6 +242,12 @@ impl Session {
                 }));
                 self.phase = Phase::Connecting;
                 self.maybe_trickle();
+            }
+            Input::IceConnected
+                if matches!(self.phase, Phase::Applying | Phase::Connecting)
+                    && self.negotiation.timings.ice_ms.is_none() =>
+            {
+                self.negotiation.timings.ice_ms = Some(self.ms_since_start());
             }
             Input::PeerState(PeerState::Connected) if self.phase == Phase::Connecting => {
                 self.negotiation.timings.connected_ms = self.ms_since_start();

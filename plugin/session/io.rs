@@ -236,6 +236,8 @@ pub enum Input {
     /// The server's ICE restart fragment (its new credentials and candidates).
     RestartAnswered(Result<String, RequestError>),
     PeerState(PeerState),
+    /// ICE found a working path (the connection is connected once DTLS is too).
+    IceConnected,
     Feedback(Feedback),
     Media(EncodedPacket),
     /// The streamer stopped, or the stream is being torn down.

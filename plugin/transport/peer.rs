@@ -39,8 +39,9 @@ use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::media_stream::MediaStreamTrack;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCIceServer, RTCIceTransportPolicy,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    RTCConfigurationBuilder, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionState, RTCSessionDescription, Registry,
+    SettingEngineBuilder,
 };
 use webrtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
 
@@ -89,6 +90,15 @@ impl PeerConnectionEventHandler for Inputs {
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             self.send(Input::GatheringComplete);
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if matches!(
+            state,
+            RTCIceConnectionState::Connected | RTCIceConnectionState::Completed
+        ) {
+            self.send(Input::IceConnected);
         }
     }
 

@@ -303,3 +303,42 @@ fn the_servers_trickled_candidates_wait_for_its_answer_to_be_applied() {
     let out = f.input(Input::RemoteCandidate(late.clone()));
     assert_eq!(actions(&out), vec![&Action::AddRemoteCandidate(late)]);
 }
+
+#[test]
+fn the_connect_timings_tell_ice_from_dtls() {
+    let mut f = Fake::new(|_| {});
+    f.drain();
+    f.input(Input::Preflighted(Preflight::default()));
+    f.input(Input::PeerCreated(Ok(())));
+    f.input(Input::GatheringComplete);
+    f.now = f.at(4);
+    f.input(Input::Offer(Ok(OFFER.into())));
+    f.now = f.at(12);
+    f.input(Input::Answered(Ok(ServerAnswer {
+        sdp: ANSWER.into(),
+        restarts: false,
+        ice_servers: Vec::new(),
+    })));
+    // ICE may find its path while the answer is still being applied.
+    f.now = f.at(13);
+    f.input(Input::IceConnected);
+    f.input(Input::AnswerApplied(Ok(PayloadTypes {
+        video: 102,
+        audio: 111,
+        video_rtx: None,
+        transport_cc: [false; 2],
+        layers: 1,
+    })));
+    // Only the first time counts.
+    f.now = f.at(20);
+    f.input(Input::IceConnected);
+    f.now = f.at(36);
+    let out = f.input(Input::PeerState(PeerState::Connected));
+    let Some(Output::Event(Event::Connected(t))) = out.first() else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        (t.offer_ms, t.answer_ms, t.ice_ms, t.connected_ms),
+        (4, 12, Some(13), 36)
+    );
+}
