@@ -20,8 +20,6 @@ use bytes::Bytes;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::Slot;
 use rtc::peer_connection::configuration::media_engine::MIME_TYPE_OPUS;
-use rtc::rtp::extension::transport_cc_extension::TransportCcExtension;
-use rtc::rtp::extension::HeaderExtension;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RTCRtpHeaderExtensionCapability, RTCRtpRtxParameters, RtpCodecKind,
@@ -29,7 +27,6 @@ use rtc::rtp_transceiver::rtp_sender::{
 use rtc::sdp::extmap::{
     SDES_MID_URI, SDES_REPAIR_RTP_STREAM_ID_URI, SDES_RTP_STREAM_ID_URI, TRANSPORT_CC_URI,
 };
-use rtc::shared::marshal::{Marshal, MarshalSize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -212,28 +209,9 @@ fn local_track(
     )))
 }
 
-/// An SDES item as an RTP header extension's value (RFC 8843 MID, RFC 8852 RtpStreamId): the text itself.
-struct SdesExtension(Bytes);
-
-impl MarshalSize for SdesExtension {
-    fn marshal_size(&self) -> usize {
-        self.0.len()
-    }
-}
-
-impl Marshal for SdesExtension {
-    fn marshal_to(&self, buf: &mut [u8]) -> rtc::shared::error::Result<usize> {
-        let n = self.0.len();
-        let out = buf
-            .get_mut(..n)
-            .ok_or(rtc::shared::error::Error::ErrBufferTooSmall)?;
-        out.copy_from_slice(&self.0);
-        Ok(n)
-    }
-}
-
 /// The simulcast layers' identities on the wire: each video packet names its media section (MID) and layer (RID)
-/// in header extensions, so the server can tell the layers apart before it knows their SSRCs.
+/// in header extensions (RFC 8843, RFC 8852: the text itself), so the server can tell the layers apart before it
+/// knows their SSRCs.
 struct LayerTags {
     mid: Bytes,
     /// (SSRC, RID) per layer.
@@ -241,16 +219,36 @@ struct LayerTags {
 }
 
 impl LayerTags {
-    fn extensions(&self, ssrc: u32) -> Option<[HeaderExtension; 2]> {
+    /// The MID and the RID of the layer sent as `ssrc`.
+    fn of(&self, ssrc: u32) -> Option<(&Bytes, &Bytes)> {
         let (_, rid) = self.rids.iter().find(|(s, _)| *s == ssrc)?;
-        let tag = |uri: &'static str, value: &Bytes| HeaderExtension::Custom {
-            uri: uri.into(),
-            extension: Box::new(SdesExtension(value.clone())),
+        Some((&self.mid, rid))
+    }
+}
+
+/// The ids a track's RTP header extensions go under: those its sender was set up with, the ones webrtc-rs's
+/// `write_rtp_with_extensions` looks up for every packet (building a hash map of the extensions, marshalling each
+/// into a buffer of its own and taking the track's lock) — looked up once here.
+#[derive(Clone, Copy, Debug, Default)]
+struct ExtensionIds {
+    transport_cc: Option<u8>,
+    mid: Option<u8>,
+    rid: Option<u8>,
+}
+
+impl ExtensionIds {
+    /// From (URI, id) pairs.
+    fn of<'a>(extensions: impl Iterator<Item = (&'a str, u16)> + Clone) -> ExtensionIds {
+        let id = |uri: &str| {
+            (extensions.clone())
+                .find(|(u, _)| *u == uri)
+                .and_then(|(_, id)| u8::try_from(id).ok())
         };
-        Some([
-            tag(SDES_MID_URI, &self.mid),
-            tag(SDES_RTP_STREAM_ID_URI, rid),
-        ])
+        ExtensionIds {
+            transport_cc: id(TRANSPORT_CC_URI),
+            mid: id(SDES_MID_URI),
+            rid: id(SDES_RTP_STREAM_ID_URI),
+        }
     }
 }
 
@@ -441,6 +439,8 @@ pub struct Peer {
     relay_only: bool,
     /// With simulcast: what each video packet carries to say which layer it belongs to.
     layer_tags: Option<LayerTags>,
+    /// The video track's extension ids, then the audio track's.
+    extension_ids: [ExtensionIds; 2],
     /// The layers' RTP stream ids, in order.
     rids: Vec<String>,
 }
@@ -495,15 +495,27 @@ impl Peer {
             &[audio_layer],
             &spec.stream_id,
         );
-        for track in [video.clone(), audio.clone()] {
+        let mut extension_ids = [ExtensionIds::default(); 2];
+        for (track, ids) in [video.clone(), audio.clone()]
+            .into_iter()
+            .zip(&mut extension_ids)
+        {
             let init = RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Sendonly,
                 streams: vec![spec.stream_id.clone()],
                 ..Default::default()
             };
-            pc.add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init))
+            let transceiver = pc
+                .add_transceiver_from_track(track as Arc<dyn TrackLocal>, Some(init))
                 .await
                 .map_err(webrtc_error("transceiver set-up"))?;
+            let sender = transceiver.sender().await;
+            if let Some(sender) = sender.map_err(webrtc_error("transceiver set-up"))? {
+                let parameters = sender.get_parameters().await;
+                let parameters = parameters.map_err(webrtc_error("transceiver set-up"))?;
+                let extensions = &parameters.rtp_parameters.header_extensions;
+                *ids = ExtensionIds::of(extensions.iter().map(|e| (e.uri.as_str(), e.id)));
+            }
         }
         let offer = pc.create_offer(None).await.map_err(webrtc_error("offer"))?;
         let layer_tags = match simulcast {
@@ -537,6 +549,7 @@ impl Peer {
             current,
             relay_only: spec.relay_only,
             layer_tags,
+            extension_ids,
             rids: spec.video.iter().map(|l| l.rid.clone()).collect(),
         })
     }
@@ -640,40 +653,39 @@ impl Peer {
     }
 
     pub async fn write_rtp(&self, p: RtpPacket) -> Result<(), String> {
-        let track = match p.kind {
-            MediaKind::Video => &self.video,
-            MediaKind::Audio => &self.audio,
+        let (track, ids) = match p.kind {
+            MediaKind::Video => (&self.video, self.extension_ids[0]),
+            MediaKind::Audio => (&self.audio, self.extension_ids[1]),
         };
-        let packet = rtc::rtp::Packet {
-            header: rtc::rtp::header::Header {
-                version: 2,
-                marker: p.marker,
-                payload_type: p.payload_type,
-                sequence_number: p.seq,
-                timestamp: p.timestamp,
-                ssrc: p.ssrc,
-                ..Default::default()
-            },
-            payload: p.payload,
+        let mut header = rtc::rtp::header::Header {
+            version: 2,
+            marker: p.marker,
+            payload_type: p.payload_type,
+            sequence_number: p.seq,
+            timestamp: p.timestamp,
+            ssrc: p.ssrc,
+            ..Default::default()
         };
-        // Extensions go under the ids the answer gave them; no allocation for the list (a packet's hot path).
-        let numbered = p.transport_seq.map(|transport_sequence| {
-            HeaderExtension::TransportCc(TransportCcExtension { transport_sequence })
-        });
+        // The transport-wide sequence number (two bytes, big-endian), and with simulcast the layer's MID and RID;
+        // an extension the sender was not set up with is left out, as webrtc-rs does.
+        let numbered = (p.transport_seq.zip(ids.transport_cc))
+            .map(|(seq, id)| (id, Bytes::copy_from_slice(&seq.to_be_bytes())));
         let tags = (self.layer_tags.as_ref())
             .filter(|_| p.kind == MediaKind::Video)
-            .and_then(|t| t.extensions(p.ssrc));
-        let written = match (numbered, tags) {
-            (None, None) => track.write_rtp(packet).await,
-            (Some(n), None) => track.write_rtp_with_extensions(packet, &[n]).await,
-            (None, Some(tags)) => track.write_rtp_with_extensions(packet, &tags).await,
-            (Some(n), Some([mid, rid])) => {
-                track
-                    .write_rtp_with_extensions(packet, &[n, mid, rid])
-                    .await
-            }
+            .and_then(|t| t.of(p.ssrc));
+        let tags = tags.into_iter().flat_map(|(mid, rid)| {
+            [(ids.mid, mid), (ids.rid, rid)]
+                .into_iter()
+                .filter_map(|(id, value)| Some((id?, value.clone())))
+        });
+        for (id, value) in numbered.into_iter().chain(tags) {
+            header.set_extension(id, value).map_err(|e| e.to_string())?;
+        }
+        let packet = rtc::rtp::Packet {
+            header,
+            payload: p.payload,
         };
-        written.map_err(|e| e.to_string())
+        track.write_rtp(packet).await.map_err(|e| e.to_string())
     }
 
     pub async fn write_report(&self, r: SenderReport) {
@@ -704,6 +716,19 @@ impl Peer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extension_ids_are_those_the_sender_was_set_up_with() {
+        let set_up = [(SDES_MID_URI, 4), (TRANSPORT_CC_URI, 3), ("urn:x-other", 1)];
+        let ids = ExtensionIds::of(set_up.into_iter());
+        assert_eq!(
+            (ids.transport_cc, ids.mid, ids.rid),
+            (Some(3), Some(4), None)
+        );
+        // A two-byte id beyond what a header carries is left out.
+        let ids = ExtensionIds::of([(TRANSPORT_CC_URI, 300)].into_iter());
+        assert_eq!(ids.transport_cc, None);
+    }
 
     #[test]
     fn ipv6_host_candidates_only_where_the_host_has_a_global_ipv6_address() {
