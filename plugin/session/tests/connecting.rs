@@ -36,18 +36,8 @@ fn a_server_that_takes_trickle_ice_gets_the_offer_at_once_then_candidates() {
     let late = "candidate:2 1 udp 1694498815 203.0.113.5 5000 typ srflx raddr 10.0.0.1 rport 5000";
     // Gathered before the answer: held until the answer is applied (the PATCH needs the session).
     assert!(f.input(Input::LocalCandidate(late.into())).is_empty());
-    f.input(Input::Answered(Ok(ServerAnswer {
-        sdp: ANSWER.into(),
-        restarts: true,
-        ice_servers: Vec::new(),
-    })));
-    let out = f.input(Input::AnswerApplied(Ok(PayloadTypes {
-        video: 102,
-        audio: 111,
-        video_rtx: None,
-        transport_cc: [false; 2],
-        layers: 1,
-    })));
+    f.input(answered(true));
+    let out = f.input(applied_plainly());
     let [Action::SendTrickle(fragment)] = actions(&out)[..] else {
         panic!("{out:?}")
     };
@@ -77,18 +67,8 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
     }));
     f.input(Input::PeerCreated(Ok(())));
     f.input(Input::Offer(Ok(OFFER.into())));
-    f.input(Input::Answered(Ok(ServerAnswer {
-        sdp: ANSWER.into(),
-        restarts: true,
-        ice_servers: Vec::new(),
-    })));
-    f.input(Input::AnswerApplied(Ok(PayloadTypes {
-        video: 102,
-        audio: 111,
-        video_rtx: None,
-        transport_cc: [false; 2],
-        layers: 1,
-    })));
+    f.input(answered(true));
+    f.input(applied_plainly());
     assert_eq!(kinds(&f.input(Input::GatheringComplete)), ["trickle"]);
     let out = f.input(Input::Trickled(Err(RequestError::Unsupported(
         "the server does not take trickle ICE after all (HTTP 405)".into(),
@@ -109,18 +89,8 @@ fn trickle_refused_after_the_offer_ends_that_session_and_sends_a_complete_offer(
         kinds(&f.input(Input::Offer(Ok(OFFER.into())))),
         ["send-offer"]
     );
-    f.input(Input::Answered(Ok(ServerAnswer {
-        sdp: ANSWER.into(),
-        restarts: false,
-        ice_servers: Vec::new(),
-    })));
-    let out = f.input(Input::AnswerApplied(Ok(PayloadTypes {
-        video: 102,
-        audio: 111,
-        video_rtx: None,
-        transport_cc: [false; 2],
-        layers: 1,
-    })));
+    f.input(answered(false));
+    let out = f.input(applied_plainly());
     assert!(kinds(&out).is_empty(), "no trickling this time: {out:?}");
     let out = f.input(Input::PeerState(PeerState::Connected));
     assert!(matches!(out[0], Output::Event(Event::Connected(ref t)) if !t.trickle));
@@ -198,24 +168,14 @@ fn a_stop_during_each_phase_ends_what_exists_and_nothing_else() {
         (
             "applying the answer",
             |f| {
-                f.input(Input::Answered(Ok(ServerAnswer {
-                    sdp: ANSWER.into(),
-                    restarts: false,
-                    ice_servers: Vec::new(),
-                })));
+                f.input(answered(false));
             },
             &["end-server-session"],
         ),
         (
             "connecting",
             |f| {
-                f.input(Input::AnswerApplied(Ok(PayloadTypes {
-                    video: 102,
-                    audio: 111,
-                    video_rtx: None,
-                    transport_cc: [false; 2],
-                    layers: 1,
-                })));
+                f.input(applied_plainly());
             },
             &["end-server-session"],
         ),
@@ -261,11 +221,7 @@ fn the_servers_trickled_candidates_wait_for_its_answer_to_be_applied() {
     f.input(Input::PeerCreated(Ok(())));
     f.input(Input::GatheringComplete);
     f.input(Input::Offer(Ok(OFFER.into())));
-    f.input(Input::Answered(Ok(ServerAnswer {
-        sdp: ANSWER.into(),
-        restarts: false,
-        ice_servers: Vec::new(),
-    })));
+    f.input(answered(false));
     let early = RemoteCandidate {
         mline: 0,
         mid: "0".into(),
@@ -314,21 +270,11 @@ fn the_connect_timings_tell_ice_from_dtls() {
     f.now = f.at(4);
     f.input(Input::Offer(Ok(OFFER.into())));
     f.now = f.at(12);
-    f.input(Input::Answered(Ok(ServerAnswer {
-        sdp: ANSWER.into(),
-        restarts: false,
-        ice_servers: Vec::new(),
-    })));
+    f.input(answered(false));
     // ICE may find its path while the answer is still being applied.
     f.now = f.at(13);
     f.input(Input::IceConnected);
-    f.input(Input::AnswerApplied(Ok(PayloadTypes {
-        video: 102,
-        audio: 111,
-        video_rtx: None,
-        transport_cc: [false; 2],
-        layers: 1,
-    })));
+    f.input(applied_plainly());
     // Only the first time counts.
     f.now = f.at(20);
     f.input(Input::IceConnected);

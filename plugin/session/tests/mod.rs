@@ -168,6 +168,26 @@ impl Fake {
     }
 }
 
+/// The server's answer ([`ANSWER`]), taking ICE restarts or not.
+pub(super) fn answered(restarts: bool) -> Input {
+    Input::Answered(Ok(ServerAnswer {
+        sdp: ANSWER.into(),
+        restarts,
+        ice_servers: Vec::new(),
+    }))
+}
+
+/// The answer applied: H.264 and Opus, without RTX, transport-wide feedback or simulcast.
+pub(super) fn applied_plainly() -> Input {
+    Input::AnswerApplied(Ok(PayloadTypes {
+        video: 102,
+        audio: 111,
+        video_rtx: None,
+        transport_cc: [false; 2],
+        layers: 1,
+    }))
+}
+
 pub(super) fn actions(out: &[Output]) -> Vec<&Action> {
     out.iter()
         .filter_map(|o| match o {
