@@ -68,7 +68,7 @@ pub fn profile_dir(name: &str) -> PathBuf {
 }
 
 /// Runs the real frontend with the scenario's profile, a looping `media` scene, and hotkeys for Start Streaming
-/// (Ctrl+F11) and Stop Streaming (Ctrl+F12); then asks OBS to exit (SIGINT) and waits for it.
+/// (Ctrl+F11) and Stop Streaming (Ctrl+F12); then asks OBS to exit (File → Exit) and waits for it.
 pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
     let home = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(scenario.name);
     let _ = std::fs::remove_dir_all(&home);
@@ -123,13 +123,22 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
         ""
     };
     // A crash leaves a core file in OBS's working directory (the run's home); its backtrace goes into the console,
-    // as do the threads of an OBS that has not exited 30 s after its SIGINT (then killed).
+    // as do the threads of an OBS that has not exited 30 s after it was asked to (then killed).
+    // OBS is asked to exit through its File menu (File → Exit), in its event loop. OBS 29's SIGINT handler closes
+    // the main window inside the signal handler: when the signal landed while the main thread was writing to the X
+    // server, closing waited for the display's lock, which the graphics thread held while it waited for the X
+    // connection's lock the interrupted write held — OBS hung at exit now and then (seen in the Ant Media test; no
+    // plugin thread involved). Three tries (Escape first closes a menu a lost key left open); SIGINT remains the fallback.
     // `hotkey` holds a key combination for 200 ms: OBS on X11 polls the keyboard's state every 25 ms, and a press
     // as short as `xdotool key` makes was missed now and then (Start Streaming never happened, 1 run in 12).
     let script = format!(
         "hotkey() {{ xdotool keydown \"$1\"; sleep 0.2; xdotool keyup \"$1\"; }}; \
          ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
-         kill -INT $OBS_PID; \
+         for attempt in 1 2 3; do kill -0 $OBS_PID 2>/dev/null || break; \
+           xdotool search --onlyvisible --name '^OBS ' windowfocus --sync; sleep 0.5; \
+           xdotool key Escape; xdotool key alt+f; sleep 0.5; xdotool key x; \
+           for i in $(seq 40); do kill -0 $OBS_PID 2>/dev/null || break; sleep 0.1; done; done; \
+         if kill -0 $OBS_PID 2>/dev/null; then echo \"OBS did not exit from its menu; SIGINT\"; kill -INT $OBS_PID; fi; \
          for i in $(seq 300); do kill -0 $OBS_PID 2>/dev/null || break; sleep 0.1; done; \
          if kill -0 $OBS_PID 2>/dev/null; then echo \"OBS did not exit within 30 s; its threads:\"; \
            gdb -p $OBS_PID -batch -ex 'thread apply all bt 25' 2>/dev/null; kill -9 $OBS_PID; fi; \
