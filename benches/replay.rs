@@ -10,8 +10,8 @@
 //! /proc) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
 //! its runtime and the WebRTC stack, per RTP packet it sent: the engine's own cost, without connecting and without the
 //! thread that reads the file in OBS's place) —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
-//! (RssAnon: heap and stacks, without the libraries it maps — ours maps libobs and its ~150 libraries, which OBS has
-//! loaded anyway, because the engine logs and reads the clock through libobs), RTP packets per second (counted by the
+//! (RssAnon: heap and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only
+//! once loaded into OBS), RTP packets per second (counted by the
 //! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
 //! first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
 //! GStreamer.

@@ -34,7 +34,8 @@ pub fn clock_usec() -> i64 {
 /// links without libobs).
 static LIBOBS_CLOCK: OnceLock<fn() -> i64> = OnceLock::new();
 
-fn libobs_clock_usec() -> i64 {
+/// libobs's clock itself (`os_gettime_ns() / 1000`), for code that runs only inside libobs.
+pub(super) fn libobs_clock_usec() -> i64 {
     // SAFETY: no arguments, no state.
     (unsafe { sys::os_gettime_ns() } / 1000) as i64
 }

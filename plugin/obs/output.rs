@@ -454,7 +454,7 @@ pub(super) unsafe fn copy_packet(packet: *const sys::encoder_packet) -> Option<E
             true => u8::try_from(p.track_idx).unwrap_or(u8::MAX),
             false => 0,
         },
-        handoff_usec: (sys::os_gettime_ns() / 1000) as i64,
+        handoff_usec: super::libobs_clock_usec(),
     })
 }
 
