@@ -30,10 +30,12 @@ use rtc_studio::media::h264::{
 use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
 use rtc_studio::session::RateConfig;
 use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
+use rtc_studio::transport::udp_batch;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const NS_ADDR: &str = "10.231.0.1";
@@ -439,6 +441,8 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             "plugin_ms": r.report.plugin_ms, "rtp_packets_sent": r.report.rtp_packets,
             "stream_thread_cpu_ms": r.stream_thread_cpu.as_secs_f64() * 1000.0,
             "stream_thread_wake_ups": r.stream_thread_wake_ups,
+            "udp_sends": udp_batch::TOTALS.sends.load(Ordering::Relaxed),
+            "udp_datagrams": udp_batch::TOTALS.datagrams.load(Ordering::Relaxed),
             "video_frames": r.video_frames, "audio_packets": r.audio_packets, "failure": r.failure,
         })
     );
@@ -454,8 +458,9 @@ struct Row {
     anon_mib: f64,
     pps: f64,
     plugin_ms: Option<[f64; 3]>,
-    /// Ours: the stream thread's CPU per RTP packet it sent, µs, and how often it was woken a second.
-    engine_us_per_packet: Option<(f64, f64)>,
+    /// Ours: the stream thread's CPU per RTP packet it sent, µs, how often it was woken a second, and how many
+    /// datagrams a UDP send carried on average.
+    engine_us_per_packet: Option<(f64, f64, f64)>,
     decoded: u64,
     errors: u64,
     ttff_ms: Option<f64>,
@@ -483,6 +488,9 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         .rev()
         .find_map(|l| serde_json::from_str(l).ok())
         .unwrap_or(Value::Null);
+    if std::env::var("RTC_BENCH_DEBUG").is_ok() {
+        println!("ours: {row}");
+    }
     let r = receiver.report();
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     let plugin = row["plugin_ms"].as_array().map(|a| {
@@ -498,6 +506,7 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         engine_us_per_packet: Some((
             f(&row, "stream_thread_cpu_ms") * 1000.0 / f(&row, "rtp_packets_sent").max(1.0),
             f(&row, "stream_thread_wake_ups") / seconds,
+            f(&row, "udp_datagrams") / f(&row, "udp_sends").max(1.0),
         )),
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
@@ -677,12 +686,12 @@ fn main() {
     let ns = Namespace::create();
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
-        "{:<19} {:<10} {:>9} {:>9} {:>18} {:>9} {:>9} {:>7} {:>22} {:>14}",
+        "{:<19} {:<10} {:>9} {:>9} {:>29} {:>9} {:>9} {:>7} {:>22} {:>14}",
         "medium",
         "publisher",
         "CPU ms/s",
         "µs/pkt",
-        "stream µs/pkt (woken)",
+        "stream µs/pkt (woken, pkt/send)",
         "RSS MiB",
         "anon MiB",
         "pkt/s",
@@ -708,11 +717,11 @@ fn main() {
             });
             let engine = row
                 .engine_us_per_packet
-                .map_or("-".to_string(), |(us, woken)| {
-                    format!("{us:.1} ({woken:.0}/s)")
+                .map_or("-".to_string(), |(us, woken, per_send)| {
+                    format!("{us:.1} ({woken:.0}/s, {per_send:.1}/send)")
                 });
             println!(
-                "{:<19} {:<10} {:>9.1} {:>9.1} {:>18} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
+                "{:<19} {:<10} {:>9.1} {:>9.1} {:>29} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
                 m.name,
                 who,
                 row.cpu_per_s,

@@ -11,6 +11,7 @@ pub mod peer;
 pub mod rtx;
 pub mod signalling;
 pub mod turn_bridge;
+pub mod udp_batch;
 pub mod websocket;
 
 use std::sync::Mutex;
