@@ -6,10 +6,11 @@
 //! Media (made once by ffmpeg in target/bench/): 1080p30 at 6 Mbit/s and 720p30 at 2.5 Mbit/s, x264 veryfast
 //! main profile without B-frames, 2 s GOP, Opus 128 kbit/s.
 //!
-//! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system, from
-//! /proc) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
+//! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system: ours
+//! from its process CPU clock, GStreamer's from /proc in 10 ms ticks) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
 //! its runtime and the WebRTC stack, per RTP packet it sent: the engine's own cost, without connecting and without the
-//! thread that reads the file in OBS's place) —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
+//! thread that reads the file in OBS's place), how often that thread was woken and how many datagrams one UDP send
+//! carried —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
 //! (RssAnon: heap and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only
 //! once loaded into OBS), RTP packets per second (counted by the
 //! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
@@ -22,7 +23,8 @@
 //!
 //! Run: `make bench`, or alone: `cargo build --release --example mock_sfu && cargo bench --bench replay`.
 //! Environment: RTC_BENCH_SECONDS (stream length, default 10), RTC_BENCH_STARTS (starts per publisher, default 20),
-//! RTC_BENCH_ONLY=ours (our publisher's rows alone) or =loss (the loss table alone).
+//! RTC_BENCH_ONLY=ours (our publisher's rows alone), =ttff (our times to first frame alone, each start's listed) or
+//! =loss (the loss table alone).
 use bytes::Bytes;
 use rtc_studio::media::h264::{
     annexb_units, nal, nal_type, split_at_aud, to_annexb, ParameterSets,
@@ -280,7 +282,7 @@ impl Iterator for AnnexBReader {
 // ---------------------------------------------------------------------------------------------------------------
 // Processes and the namespace
 
-/// CPU time (user + system) of a process in milliseconds, from /proc/<pid>/stat (clock ticks of 10 ms).
+/// CPU time (user + system) of another process in milliseconds, from /proc/<pid>/stat (clock ticks of 10 ms).
 fn cpu_ms(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after = stat.rsplit_once(')').map_or("", |(_, a)| a);
@@ -384,7 +386,8 @@ fn clip_kbps(h264: &Path) -> u32 {
 fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
     let go_unix_ms = unix_ms();
     let go = Instant::now();
-    let cpu0 = cpu_ms(std::process::id());
+    let own_cpu_ms = || replay::cpu_time(libc::CLOCK_PROCESS_CPUTIME_ID).as_secs_f64() * 1000.0;
+    let cpu0 = own_cpu_ms();
     let mut video = AnnexBReader::open(h264).peekable();
     let first = video.peek().cloned().expect("video");
     let mut params = ParameterSets::default();
@@ -431,7 +434,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
         }
     };
     let elapsed_ms = go.elapsed().as_secs_f64() * 1000.0;
-    let cpu = cpu_ms(std::process::id()) - cpu0;
+    let cpu = own_cpu_ms() - cpu0;
     println!(
         "{}",
         json!({
@@ -684,6 +687,17 @@ fn main() {
         return;
     }
     let ns = Namespace::create();
+    // RTC_BENCH_ONLY=ttff: our times to first frame alone, each start's in order (for outliers).
+    if std::env::var("RTC_BENCH_ONLY").as_deref() == Ok("ttff") {
+        let (ours, _) = time_to_first_frame(&ns, seconds, starts, false);
+        let each: Vec<String> = ours.iter().map(|t| format!("{t:.0}")).collect();
+        println!(
+            "time to first frame, ours, each start: {} ms",
+            each.join(" ")
+        );
+        print_ttff("ours", ours, starts);
+        return;
+    }
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
         "{:<19} {:<10} {:>9} {:>9} {:>29} {:>9} {:>9} {:>7} {:>22} {:>14}",
@@ -747,27 +761,11 @@ fn main() {
     if ours_only {
         return;
     }
-    // Time to first frame: short streams of the 720p medium, fresh receiver and publisher process each time.
-    let (mkv, h264, ogg) = make_media(&MEDIA[1], seconds);
-    let (mut ours_ttff, mut gst_ttff) = (Vec::new(), Vec::new());
-    for _ in 0..starts {
-        if let Some(t) = run_ours(&ns, &h264, &ogg, 1.0).ttff_ms {
-            ours_ttff.push(t);
-        }
-        if let Some(t) = run_gstreamer(&ns, &mkv, 1.0).ttff_ms {
-            gst_ttff.push(t);
-        }
-    }
+    let (ours_ttff, gst_ttff) = time_to_first_frame(&ns, seconds, starts, true);
     println!("time to first frame (Start → first decoded frame), 720p30:");
     let mut medians = Vec::new();
-    for (who, v) in [("ours", &mut ours_ttff), ("GStreamer", &mut gst_ttff)] {
-        let (median, p90) = (quantile(v, 0.5), quantile(v, 0.9));
-        let (min, max) = (quantile(v, 0.0), quantile(v, 1.0));
-        println!(
-            "  {who:<10} median {median:.0} ms, p90 {p90:.0} ms, min {min:.0}, max {max:.0} ({} of {starts} starts decoded)",
-            v.len()
-        );
-        medians.push(median);
+    for (who, v) in [("ours", ours_ttff), ("GStreamer", gst_ttff)] {
+        medians.push(print_ttff(who, v, starts));
     }
     println!("ratios ours / GStreamer (lower is better):");
     for (name, cpu, rss, anon) in ratios {
@@ -778,4 +776,39 @@ fn main() {
         medians[0] / medians[1]
     );
     loss_table(&MEDIA[1], seconds);
+}
+
+/// Time to first frame: short streams of the 720p medium, fresh receiver and publisher process each time (ours,
+/// and GStreamer's with `gstreamer`); ms, in the order of the starts.
+fn time_to_first_frame(
+    ns: &Namespace,
+    seconds: f64,
+    starts: usize,
+    gstreamer: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mkv, h264, ogg) = make_media(&MEDIA[1], seconds);
+    let (mut ours_ttff, mut gst_ttff) = (Vec::new(), Vec::new());
+    for _ in 0..starts {
+        if let Some(t) = run_ours(ns, &h264, &ogg, 1.0).ttff_ms {
+            ours_ttff.push(t);
+        }
+        if !gstreamer {
+            continue;
+        }
+        if let Some(t) = run_gstreamer(ns, &mkv, 1.0).ttff_ms {
+            gst_ttff.push(t);
+        }
+    }
+    (ours_ttff, gst_ttff)
+}
+
+/// Prints `who`'s times to first frame; the median.
+fn print_ttff(who: &str, mut v: Vec<f64>, starts: usize) -> f64 {
+    let (median, p90) = (quantile(&mut v, 0.5), quantile(&mut v, 0.9));
+    let (min, max) = (quantile(&mut v, 0.0), quantile(&mut v, 1.0));
+    println!(
+        "  {who:<10} median {median:.0} ms, p90 {p90:.0} ms, min {min:.0}, max {max:.0} ({} of {starts} starts decoded)",
+        v.len()
+    );
+    median
 }

@@ -34,17 +34,22 @@ pub struct Replayed {
     sink: WhipSink,
 }
 
-/// CPU time the calling thread has used.
-fn thread_cpu_time() -> Duration {
+/// CPU time the calling thread (`libc::CLOCK_THREAD_CPUTIME_ID`) or process (`libc::CLOCK_PROCESS_CPUTIME_ID`) has
+/// used, to the nanosecond (/proc counts in 10 ms ticks).
+pub fn cpu_time(clock: libc::clockid_t) -> Duration {
     let mut t = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: a valid out-pointer; CLOCK_THREAD_CPUTIME_ID exists on Linux.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+    // SAFETY: a valid out-pointer; both CPU-time clocks exist on Linux.
+    if unsafe { libc::clock_gettime(clock, &mut t) } != 0 {
         return Duration::ZERO;
     }
     Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+fn thread_cpu_time() -> Duration {
+    cpu_time(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// The calling thread's voluntary context switches so far: how often it slept and was woken.
