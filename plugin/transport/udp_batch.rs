@@ -291,7 +291,8 @@ pub struct BatchedSocket {
 }
 
 impl BatchedSocket {
-    /// `inner`, batched where it can send GSO runs and a Tokio runtime is running this thread (else as it is).
+    /// `inner`, batched where it can send GSO runs and a Tokio runtime is running this thread (else as it is). Linux
+    /// only: Windows's counterpart (USO) has not been tried with this plugin, and sends there go one by one as before.
     pub fn wrap(inner: Arc<dyn AsyncUdpSocket>) -> Arc<dyn AsyncUdpSocket> {
         match BatchedSocket::new(inner.clone()) {
             Some(s) => s,
@@ -302,7 +303,7 @@ impl BatchedSocket {
     pub fn new(inner: Arc<dyn AsyncUdpSocket>) -> Option<Arc<BatchedSocket>> {
         let segments = inner.max_gso_segments();
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        if segments < 2 {
+        if segments < 2 || !cfg!(target_os = "linux") {
             return None;
         }
         let shared = Arc::new(Shared {
