@@ -244,9 +244,13 @@ fn a_gstreamer_receiver_on_a_slow_link_gets_a_stream_that_follows_it() {
         run.log
     );
     assert_settled_under_the_link(&run, 10_000, u64::from(seconds) * 1000);
-    // Whole frames decoded: at least 95 % of those made after the first 5 s.
+    // Whole frames decoded: at least 90 % of those made after the first 5 s. GStreamer 1.22 asks for no repair and
+    // no keyframe (tests/loss.rs), so each packet the bottleneck's queue drops while the estimate probes upwards
+    // freezes it until the next keyframe: over nine runs on 2026-12-05 it decoded 709–806 of the ~900 frames (1–6
+    // freezes, 2.8–6.4 s frozen; 95 % of 750 failed once). A stream that did not follow the link leaves it next to
+    // nothing (5 % loss: 6–22 frames).
     let decoded = report["video_frames_decoded"].as_u64().unwrap_or(0);
-    let floor = (0.95 * 30.0 * (seconds - 5) as f64) as u64;
+    let floor = (0.90 * 30.0 * (seconds - 5) as f64) as u64;
     assert!(
         decoded >= floor,
         "webrtcbin decoded {decoded} frames, fewer than {floor}: {report}"
