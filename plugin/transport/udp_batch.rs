@@ -22,7 +22,7 @@ use webrtc::runtime::{
     RecvMeta, Runtime, TokioRuntime, Transmit,
 };
 
-/// The most datagrams one GSO send carries (Linux's limit, `UDP_MAX_SEGMENTS`, before 5.x raised it to 128).
+/// The most datagrams one GSO send carries (Linux's limit, `UDP_MAX_SEGMENTS`, on older kernels; newer ones take 128).
 const MAX_SEGMENTS: usize = 64;
 /// The most bytes one GSO send carries: all of them travel as one IP packet to the point where they are cut.
 const MAX_RUN_BYTES: usize = 60_000;
