@@ -7,7 +7,7 @@ use rtc_studio::transport::udp_batch;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
-use support::receiver::{test_runtime, Receiver, ReceiverOptions};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
 use support::replay::Media;
 
 /// OBS_OUTPUT_UNSUPPORTED.
@@ -74,7 +74,10 @@ fn av1_from_obs_svt_av1_encoder_is_decoded_whole_with_audio_in_sync() {
         "too few flash/beep pairs: {r}"
     );
     let offset = r["av_offset_ms"].as_f64().unwrap();
-    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
+    assert!(
+        offset.abs() <= AV_OFFSET_LIMIT_MS,
+        "audio/video offset {offset} ms"
+    );
     assert!(r["delete_received"] == true);
 }
 

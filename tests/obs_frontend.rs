@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_frontend::{home_dir, profile_dir, run_obs, FrontendRun, Scenario};
 use support::obs_run::{binaries, flash_beep_clip, packets_sent, OBS};
-use support::receiver::{test_runtime, Receiver, ReceiverOptions};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
 use support::turn::{Turn, TurnAuth};
 
 #[test]
@@ -130,7 +130,10 @@ fn assert_received_everything(run: &FrontendRun, r: &serde_json::Value) {
         "{r}"
     );
     let offset = r["av_offset_ms"].as_f64().expect("no A/V measurement");
-    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
+    assert!(
+        offset.abs() <= AV_OFFSET_LIMIT_MS,
+        "audio/video offset {offset} ms"
+    );
     assert!(r["delete_received"] == true, "{r}");
 }
 

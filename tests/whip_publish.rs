@@ -10,7 +10,7 @@ use support::obs_run::{
     binaries, failed_clearly, flash_beep_clip, headless, headless_in, headless_meanwhile,
     packets_sent, print_lines, publish_through, receiving,
 };
-use support::receiver::{test_runtime, Receiver, ReceiverOptions};
+use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
 
 /// OBS_OUTPUT_* codes as libobs defines them.
 const BAD_PATH: i64 = -1;
@@ -133,7 +133,10 @@ fn publish_and_measure(bframes: &str) {
         "too few flash/beep pairs: {r}"
     );
     let offset = r["av_offset_ms"].as_f64().unwrap();
-    assert!(offset.abs() <= 20.0, "audio/video offset {offset} ms");
+    assert!(
+        offset.abs() <= AV_OFFSET_LIMIT_MS,
+        "audio/video offset {offset} ms"
+    );
     // openh264 cannot decode B slices; the receiver then measures with libavcodec (and says so).
     let decoder = if bframes == "0" {
         "openh264"
@@ -462,7 +465,7 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
         .as_f64()
         .expect("no A/V measurement after reconnect");
     assert!(
-        offset.abs() <= 20.0,
+        offset.abs() <= AV_OFFSET_LIMIT_MS,
         "audio/video offset {offset} ms after reconnect"
     );
     assert_eq!(run.summary["leaks"], 0);

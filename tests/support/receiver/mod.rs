@@ -159,6 +159,12 @@ pub(crate) struct Stats {
 /// The RID of the full picture among simulcast layers (as browsers and RTC Studio name it).
 pub const FULL_RID: &str = "f";
 
+/// How far audio may sit from video in a stream from OBS (ms, beep − flash through the sender reports, as
+/// `av_offset_ms`). OBS moves audio in ticks of 1024 samples (21.3 ms at 48 kHz): on 2026-12-05 one run of the
+/// settings-dialog frontend test measured 21.4 ms — one tick — where every other run of it measured 0.0. An error of
+/// the plugin's own in lining the streams up would be a video frame (33 ms) or more.
+pub const AV_OFFSET_LIMIT_MS: f64 = 25.0;
+
 impl Stats {
     /// Where the video stream `ssrc` with RTP stream id `rid` is measured: `main` for the full picture (or a
     /// stream without simulcast), else statistics of the layer's own, kept in `main`.
