@@ -8,7 +8,6 @@
 //! computes from the capture clock, so receivers lip-sync.
 use super::feedback::{feedback_about, is_feedback, RtcpTap, TransportFeedbackSink};
 use super::rtx::RtxWrap;
-use super::udp_batch::BatchingRuntime;
 use crate::media::packet::MediaKind;
 use crate::media::video::VideoCodec;
 use crate::session::{
@@ -480,7 +479,6 @@ impl Peer {
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(events.clone()))
             .with_udp_addrs(udp_addrs(has_global_ipv6()))
-            .with_runtime(Arc::new(BatchingRuntime))
             .build()
             .await
             .map_err(webrtc_error("set-up"))?;
