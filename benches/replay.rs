@@ -10,7 +10,7 @@
 //! from its process CPU clock, GStreamer's from /proc in 10 ms ticks) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
 //! its runtime and the WebRTC stack, per RTP packet it sent: the engine's own cost, without connecting and without the
 //! thread that reads the file in OBS's place), how often that thread was woken and how many datagrams one UDP send
-//! carried —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
+//! carried where the sends are batched (`transport::udp_batch`) —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
 //! (RssAnon: heap and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only
 //! once loaded into OBS), RTP packets per second (counted by the
 //! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
@@ -732,7 +732,11 @@ fn main() {
             let engine = row
                 .engine_us_per_packet
                 .map_or("-".to_string(), |(us, woken, per_send)| {
-                    format!("{us:.1} ({woken:.0}/s, {per_send:.1}/send)")
+                    // Sends are counted by the batched sockets only (transport::udp_batch, not in use yet).
+                    match per_send > 0.0 {
+                        true => format!("{us:.1} ({woken:.0}/s, {per_send:.1}/send)"),
+                        false => format!("{us:.1} ({woken:.0}/s, -)"),
+                    }
                 });
             println!(
                 "{:<19} {:<10} {:>9.1} {:>9.1} {:>29} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
