@@ -729,15 +729,15 @@ fn main() {
             let lat = row.plugin_ms.map_or("-".to_string(), |p| {
                 format!("{:.2}/{:.2}/{:.2} ms", p[0], p[1], p[2])
             });
-            let engine = row
-                .engine_us_per_packet
-                .map_or("-".to_string(), |(us, woken, per_send)| {
-                    // Sends are counted by the batched sockets only (transport::udp_batch, not in use yet).
-                    match per_send > 0.0 {
-                        true => format!("{us:.1} ({woken:.0}/s, {per_send:.1}/send)"),
-                        false => format!("{us:.1} ({woken:.0}/s, -)"),
-                    }
-                });
+            let engine =
+                row.engine_us_per_packet
+                    .map_or("-".to_string(), |(us, woken, per_send)| {
+                        // Sends are counted by the batched sockets only (transport::udp_batch, not in use yet).
+                        match per_send > 0.0 {
+                            true => format!("{us:.1} ({woken:.0}/s, {per_send:.1}/send)"),
+                            false => format!("{us:.1} ({woken:.0}/s, -)"),
+                        }
+                    });
             println!(
                 "{:<19} {:<10} {:>9.1} {:>9.1} {:>29} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
                 m.name,
