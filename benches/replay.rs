@@ -9,8 +9,7 @@
 //! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system: ours
 //! from its process CPU clock, GStreamer's from /proc in 10 ms ticks) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
 //! its runtime and the WebRTC stack, per RTP packet it sent: the engine's own cost, without connecting and without the
-//! thread that reads the file in OBS's place), how often that thread was woken and how many datagrams one UDP send
-//! carried where the sends are batched (`transport::udp_batch`) —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
+//! thread that reads the file in OBS's place) and how often that thread was woken —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
 //! (RssAnon: heap and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only
 //! once loaded into OBS), RTP packets per second (counted by the
 //! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
@@ -32,7 +31,6 @@ use rtc_studio::media::h264::{
 use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
 use rtc_studio::session::RateConfig;
 use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
-use rtc_studio::transport::udp_batch;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -444,8 +442,6 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             "plugin_ms": r.report.plugin_ms, "rtp_packets_sent": r.report.rtp_packets,
             "stream_thread_cpu_ms": r.stream_thread_cpu.as_secs_f64() * 1000.0,
             "stream_thread_wake_ups": r.stream_thread_wake_ups,
-            "udp_sends": udp_batch::TOTALS.sends.load(Ordering::Relaxed),
-            "udp_datagrams": udp_batch::TOTALS.datagrams.load(Ordering::Relaxed),
             "video_frames": r.video_frames, "audio_packets": r.audio_packets, "failure": r.failure,
         })
     );
@@ -463,7 +459,7 @@ struct Row {
     plugin_ms: Option<[f64; 3]>,
     /// Ours: the stream thread's CPU per RTP packet it sent, µs, how often it was woken a second, and how many
     /// datagrams a UDP send carried on average.
-    engine_us_per_packet: Option<(f64, f64, f64)>,
+    engine_us_per_packet: Option<(f64, f64)>,
     decoded: u64,
     errors: u64,
     ttff_ms: Option<f64>,
@@ -509,7 +505,6 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         engine_us_per_packet: Some((
             f(&row, "stream_thread_cpu_ms") * 1000.0 / f(&row, "rtp_packets_sent").max(1.0),
             f(&row, "stream_thread_wake_ups") / seconds,
-            f(&row, "udp_datagrams") / f(&row, "udp_sends").max(1.0),
         )),
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
@@ -700,12 +695,12 @@ fn main() {
     }
     println!("replay benchmark: {seconds} s per stream, {starts} starts per publisher for time to first frame");
     println!(
-        "{:<19} {:<10} {:>9} {:>9} {:>29} {:>9} {:>9} {:>7} {:>22} {:>14}",
+        "{:<19} {:<10} {:>9} {:>9} {:>22} {:>9} {:>9} {:>7} {:>22} {:>14}",
         "medium",
         "publisher",
         "CPU ms/s",
         "µs/pkt",
-        "stream µs/pkt (woken, pkt/send)",
+        "stream µs/pkt (woken)",
         "RSS MiB",
         "anon MiB",
         "pkt/s",
@@ -729,17 +724,11 @@ fn main() {
             let lat = row.plugin_ms.map_or("-".to_string(), |p| {
                 format!("{:.2}/{:.2}/{:.2} ms", p[0], p[1], p[2])
             });
-            let engine =
-                row.engine_us_per_packet
-                    .map_or("-".to_string(), |(us, woken, per_send)| {
-                        // Sends are counted by the batched sockets only (transport::udp_batch, not in use yet).
-                        match per_send > 0.0 {
-                            true => format!("{us:.1} ({woken:.0}/s, {per_send:.1}/send)"),
-                            false => format!("{us:.1} ({woken:.0}/s, -)"),
-                        }
-                    });
+            let engine = row
+                .engine_us_per_packet
+                .map_or("-".to_string(), |(us, woken)| format!("{us:.1} ({woken:.0}/s)"));
             println!(
-                "{:<19} {:<10} {:>9.1} {:>9.1} {:>29} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
+                "{:<19} {:<10} {:>9.1} {:>9.1} {:>22} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
                 m.name,
                 who,
                 row.cpu_per_s,

@@ -11,7 +11,6 @@ pub mod peer;
 pub mod rtx;
 pub mod signalling;
 pub mod turn_bridge;
-pub mod udp_batch;
 pub mod websocket;
 
 use std::sync::Mutex;
