@@ -65,25 +65,33 @@ pub fn stream_turn_url(url: &str) -> Option<StreamTurnUrl> {
         (false, Some("tcp")) | (true, None | Some("tcp")) => {}
         _ => return None,
     }
-    let default_port = if tls { 5349 } else { 3478 };
+    let (host, port) = host_port(hostport, if tls { 5349 } else { 3478 })?;
+    Some(StreamTurnUrl { host, port, tls })
+}
+
+/// `host[:port]` or `[IPv6][:port]`: the host and the port (`default_port` when none is given); None when the host is
+/// empty or not a name or address, or the port is not 1–65535.
+fn host_port(hostport: &str, default_port: u16) -> Option<(String, u16)> {
+    let port = |p: &str| p.parse::<u16>().ok().filter(|p| *p != 0);
     let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
         let (h, after) = v6.split_once(']')?;
+        h.parse::<std::net::Ipv6Addr>().ok()?;
         let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
+            Some(p) => port(p)?,
             None if after.is_empty() => default_port,
             None => return None,
         };
-        (h.to_string(), port)
+        (h, port)
     } else {
         match hostport.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse().ok()?),
-            None => (hostport.to_string(), default_port),
+            Some((h, p)) => (h, port(p)?),
+            None => (hostport, default_port),
         }
     };
-    if host.is_empty() {
-        return None;
-    }
-    Some(StreamTurnUrl { host, port, tls })
+    let name = |h: &str| {
+        (h.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) && !h.is_empty()
+    };
+    (hostport.starts_with('[') || name(host)).then(|| (host.to_string(), port))
 }
 
 /// The configured servers; an error names the line a streamer must fix.
@@ -103,6 +111,17 @@ pub fn ice_servers(settings: &IceSettings, now_unix: u64) -> Result<Vec<IceServe
             return Err(Failure::new(
                 StopCode::BadPath,
                 format!("ICE server {u:?} is not a stun:, turn: or turns: URL (e.g. turn:turn.example.com:3478)"),
+            ));
+        }
+        let rest = &u[scheme.len() + 1..];
+        let hostport = rest.split_once('?').map_or(rest, |(h, _)| h);
+        if host_port(hostport, 3478).is_none() {
+            return Err(Failure::new(
+                StopCode::BadPath,
+                format!(
+                    "ICE server {u:?}: {hostport:?} is not a host with an optional port from 1 to 65535 \
+                     (e.g. turn:turn.example.com:3478)"
+                ),
             ));
         }
     }
@@ -203,6 +222,42 @@ mod tests {
             .expose()
             .starts_with(&(100 + TURN_CREDENTIAL_TTL_S).to_string()));
         assert!(!format!("{secret:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn a_host_or_port_that_cannot_be_reached_is_named() {
+        let urls = |urls: &str| {
+            let s = IceSettings {
+                urls: urls.into(),
+                ..Default::default()
+            };
+            ice_servers(&s, 0)
+        };
+        // One run of the settings-dialog test typed the port with Shift still held (2026-12-05).
+        for bad in [
+            "turn:127.0.0.1:%$$##?transport=udp",
+            "turn:h:0",
+            "turn:h:65536",
+            "stun:h:",
+            "turn::3478",
+            "turn:my host:3478",
+            "turns:[2001:db8::1:5349",
+            "turn:[not-v6]:3478",
+        ] {
+            let e = urls(&format!("stun:ok.example\n{bad}")).unwrap_err();
+            assert_eq!(e.code, StopCode::BadPath, "{bad}");
+            assert!(e.message.contains(&format!("{bad:?}")), "{bad}: {e:?}");
+            assert!(e.message.contains("port from 1 to 65535"), "{e:?}");
+        }
+        for good in [
+            "turn:127.0.0.1:3478?transport=udp",
+            "stun:stun.l.google.com:19302",
+            "turns:turn_1.example-net.org",
+            "turn:[2001:db8::1]:3478?transport=tcp",
+            "stun:[::1]",
+        ] {
+            assert!(urls(good).is_ok(), "{good}");
+        }
     }
 
     #[test]
