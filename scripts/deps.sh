@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh            (the default set)
 #        scripts/deps.sh PKG...     (extra packages, e.g. janus coturn chromium)
 set -euo pipefail
-base=(obs-studio libobs-dev libclang-dev xvfb xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool
+base=(obs-studio libobs-dev libclang-dev xvfb x11-xkb-utils xauth pkg-config ffmpeg binutils libopus-dev ca-certificates xdotool
       janus coturn curl iproute2 chromium
       # A studio firewall (no UDP out) in a test namespace.
       nftables

@@ -131,9 +131,11 @@ pub fn run_obs(scenario: &Scenario, media: &Path) -> FrontendRun {
     // plugin thread involved). Three tries (Escape first closes a menu a lost key left open); SIGINT remains the fallback.
     // `hotkey` holds a key combination for 200 ms: OBS on X11 polls the keyboard's state every 25 ms, and a press
     // as short as `xdotool key` makes was missed now and then (Start Streaming never happened, 1 run in 12).
+    // `setxkbmap us` gives the X server a keyboard layout: without one, xdotool's typing is known to come out with
+    // wrong characters now and then (xdotool's issues #414, #97), here a URL's shifted ones.
     let script = format!(
         "hotkey() {{ xdotool keydown \"$1\"; sleep 0.2; xdotool keyup \"$1\"; }}; \
-         ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
+         setxkbmap us; ulimit -c unlimited; obs {start} --profile P --collection C --multi & OBS_PID=$!; {}; \
          for attempt in 1 2 3; do kill -0 $OBS_PID 2>/dev/null || break; \
            xdotool search --onlyvisible --name '^OBS ' windowfocus --sync; sleep 0.5; \
            xdotool key Escape; xdotool key alt+f; sleep 0.5; xdotool key x; \
