@@ -35,7 +35,6 @@ use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const NS_ADDR: &str = "10.231.0.1";
@@ -726,7 +725,9 @@ fn main() {
             });
             let engine = row
                 .engine_us_per_packet
-                .map_or("-".to_string(), |(us, woken)| format!("{us:.1} ({woken:.0}/s)"));
+                .map_or("-".to_string(), |(us, woken)| {
+                    format!("{us:.1} ({woken:.0}/s)")
+                });
             println!(
                 "{:<19} {:<10} {:>9.1} {:>9.1} {:>22} {:>9.1} {:>9.1} {:>7.0} {:>22} {:>9} ({})",
                 m.name,

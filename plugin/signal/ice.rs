@@ -89,7 +89,8 @@ fn host_port(hostport: &str, default_port: u16) -> Option<(String, u16)> {
         }
     };
     let name = |h: &str| {
-        (h.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) && !h.is_empty()
+        (h.chars()).all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            && !h.is_empty()
     };
     (hostport.starts_with('[') || name(host)).then(|| (host.to_string(), port))
 }
