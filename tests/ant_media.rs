@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::ant_media::{AntMediaServer, Behaviour};
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
-use support::receiver::{test_runtime, AV_OFFSET_LIMIT_MS};
+use support::receiver::{assert_av_in_sync, test_runtime};
 use support::replay::Media;
 use support::turn::{Turn, TurnAuth};
 
@@ -191,11 +191,7 @@ fn obs_publishes_into_ant_media_with_every_frame_decoded_in_sync() {
     assert!(video_sent >= 150, "{video_sent} frames sent");
     assert_eq!(r["video_frames_decoded"].as_u64(), Some(video_sent), "{r}");
     assert_eq!(r["decode_errors"], 0, "{r}");
-    assert!(r["av_pairs"].as_u64().unwrap() >= 4, "{r}");
-    assert!(
-        r["av_offset_ms"].as_f64().unwrap().abs() <= AV_OFFSET_LIMIT_MS,
-        "{r}"
-    );
+    assert_av_in_sync(&r, 4, "lip sync");
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::Duration;
 use support::obs_run::{flash_beep_clip, headless, packets_sent, receiving};
-use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
+use support::receiver::{assert_av_in_sync, test_runtime, Receiver, ReceiverOptions};
 use support::replay::Media;
 
 /// OBS_OUTPUT_UNSUPPORTED.
@@ -67,15 +67,7 @@ fn av1_from_obs_svt_av1_encoder_is_decoded_whole_with_audio_in_sync() {
         "audio {audio} of {audio_sent}"
     );
     // Lip sync: each second's flash and beep placed on one clock through the sender reports.
-    assert!(
-        r["av_pairs"].as_u64().unwrap() >= 4,
-        "too few flash/beep pairs: {r}"
-    );
-    let offset = r["av_offset_ms"].as_f64().unwrap();
-    assert!(
-        offset.abs() <= AV_OFFSET_LIMIT_MS,
-        "audio/video offset {offset} ms"
-    );
+    assert_av_in_sync(&r, 4, "lip sync");
     assert!(r["delete_received"] == true);
 }
 

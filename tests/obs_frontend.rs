@@ -12,7 +12,7 @@ use std::time::Duration;
 use support::netns::{LinkedHosts, RemoteReceiver};
 use support::obs_frontend::{home_dir, profile_dir, run_obs, FrontendRun, Scenario};
 use support::obs_run::{binaries, flash_beep_clip, packets_sent, OBS};
-use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
+use support::receiver::{assert_av_in_sync, test_runtime, Receiver, ReceiverOptions};
 use support::turn::{Turn, TurnAuth};
 
 #[test]
@@ -129,11 +129,7 @@ fn assert_received_everything(run: &FrontendRun, r: &serde_json::Value) {
         r["audio_packets"].as_u64().unwrap() > 200 && r["audio_decode_errors"] == 0,
         "{r}"
     );
-    let offset = r["av_offset_ms"].as_f64().expect("no A/V measurement");
-    assert!(
-        offset.abs() <= AV_OFFSET_LIMIT_MS,
-        "audio/video offset {offset} ms"
-    );
+    assert_av_in_sync(r, 1, "lip sync");
     assert!(r["delete_received"] == true, "{r}");
 }
 

@@ -13,7 +13,7 @@ use support::obs_run::{
     assert_lossy_with_rtx, binaries, flash_beep_clip, headless, packets_sent, publish_through_with,
     receiving, Run,
 };
-use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
+use support::receiver::{assert_av_in_sync, test_runtime, Receiver, ReceiverOptions};
 
 /// A layer's decoded frames, size and errors from the receiver's report (the full picture is the report itself).
 fn layer<'a>(report: &'a Value, rid: &str) -> &'a Value {
@@ -120,11 +120,7 @@ fn three_layers_from_obs_each_decoded_at_its_own_size_in_sync() {
         );
     }
     // The full picture still lines up with the audio through its sender reports.
-    let offset = r["av_offset_ms"].as_f64().unwrap();
-    assert!(
-        offset.abs() <= AV_OFFSET_LIMIT_MS,
-        "audio/video offset {offset} ms"
-    );
+    assert_av_in_sync(&r, 1, "full picture");
     // The layers' encoders are OBS's, made and released by the plugin.
     for name in ["rtc-studio-simulcast-1", "rtc-studio-simulcast-2"] {
         assert!(

@@ -10,7 +10,7 @@ use support::obs_run::{
     binaries, failed_clearly, flash_beep_clip, headless, headless_in, headless_meanwhile,
     packets_sent, print_lines, publish_through, receiving,
 };
-use support::receiver::{test_runtime, Receiver, ReceiverOptions, AV_OFFSET_LIMIT_MS};
+use support::receiver::{assert_av_in_sync, test_runtime, Receiver, ReceiverOptions};
 
 /// OBS_OUTPUT_* codes as libobs defines them.
 const BAD_PATH: i64 = -1;
@@ -128,15 +128,7 @@ fn publish_and_measure(bframes: &str) {
     assert!(r["first_frame_ms"].as_f64().is_some());
 
     // Lip sync: the flash and the beep of each second, placed on one clock through the sender reports.
-    assert!(
-        r["av_pairs"].as_u64().unwrap() >= 4,
-        "too few flash/beep pairs: {r}"
-    );
-    let offset = r["av_offset_ms"].as_f64().unwrap();
-    assert!(
-        offset.abs() <= AV_OFFSET_LIMIT_MS,
-        "audio/video offset {offset} ms"
-    );
+    assert_av_in_sync(&r, 4, "lip sync");
     // openh264 cannot decode B slices; the receiver then measures with libavcodec (and says so).
     let decoder = if bframes == "0" {
         "openh264"
@@ -461,13 +453,7 @@ fn a_lost_connection_stops_with_disconnected_and_obs_reconnects() {
     assert_eq!(r["decode_errors"], 0, "{r}");
     assert!(r["delete_received"] == true, "{r}");
     // libobs re-bases audio and video pts separately on reconnect; the capture clock keeps them in sync.
-    let offset = r["av_offset_ms"]
-        .as_f64()
-        .expect("no A/V measurement after reconnect");
-    assert!(
-        offset.abs() <= AV_OFFSET_LIMIT_MS,
-        "audio/video offset {offset} ms after reconnect"
-    );
+    assert_av_in_sync(&r, 1, "after reconnect");
     assert_eq!(run.summary["leaks"], 0);
 }
 

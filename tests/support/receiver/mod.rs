@@ -165,6 +165,23 @@ pub const FULL_RID: &str = "f";
 /// the plugin's own in lining the streams up would be a video frame (33 ms) or more.
 pub const AV_OFFSET_LIMIT_MS: f64 = 25.0;
 
+/// Lip sync in the receiver's report `r`: at least `min_pairs` flash/beep pairs were placed on one clock through the
+/// sender reports, and audio sat within [`AV_OFFSET_LIMIT_MS`] of video; `context` names the moment in a failure.
+pub fn assert_av_in_sync(r: &serde_json::Value, min_pairs: u64, context: &str) {
+    let pairs = r["av_pairs"].as_u64().unwrap_or(0);
+    assert!(
+        pairs >= min_pairs,
+        "{context}: {pairs} flash/beep pair(s): {r}"
+    );
+    let offset = r["av_offset_ms"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("{context}: no A/V measurement: {r}"));
+    assert!(
+        offset.abs() <= AV_OFFSET_LIMIT_MS,
+        "{context}: audio/video offset {offset} ms: {r}"
+    );
+}
+
 impl Stats {
     /// Where the video stream `ssrc` with RTP stream id `rid` is measured: `main` for the full picture (or a
     /// stream without simulcast), else statistics of the layer's own, kept in `main`.
