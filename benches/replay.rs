@@ -12,7 +12,8 @@
 //! thread that reads the file in OBS's place) and how often that thread was woken —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
 //! (RssAnon: heap and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only
 //! once loaded into OBS), RTP packets per second (counted by the
-//! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max). Then the time to
+//! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max); then what a wake-up
+//! and a packet cost our stream thread, fitted to both media. Then the time to
 //! first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
 //! GStreamer.
 //!
@@ -456,9 +457,9 @@ struct Row {
     anon_mib: f64,
     pps: f64,
     plugin_ms: Option<[f64; 3]>,
-    /// Ours: the stream thread's CPU per RTP packet it sent, µs, how often it was woken a second, and how many
-    /// datagrams a UDP send carried on average.
-    engine_us_per_packet: Option<(f64, f64)>,
+    /// Ours: the stream thread's CPU per RTP packet it sent, µs, how often it was woken a second, and the RTP
+    /// packets it sent a second.
+    engine_us_per_packet: Option<(f64, f64, f64)>,
     decoded: u64,
     errors: u64,
     ttff_ms: Option<f64>,
@@ -504,6 +505,7 @@ fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
         engine_us_per_packet: Some((
             f(&row, "stream_thread_cpu_ms") * 1000.0 / f(&row, "rtp_packets_sent").max(1.0),
             f(&row, "stream_thread_wake_ups") / seconds,
+            f(&row, "rtp_packets_sent") / seconds,
         )),
         decoded: r["video_frames_decoded"].as_u64().unwrap_or(0),
         errors: r["decode_errors"].as_u64().unwrap_or(0),
@@ -707,6 +709,7 @@ fn main() {
         "decoded (err)"
     );
     let mut ratios = Vec::new();
+    let mut engine = Vec::new();
     // RTC_BENCH_ONLY=ours: our publisher's rows alone, for comparing two versions of the engine.
     let ours_only = std::env::var("RTC_BENCH_ONLY").as_deref() == Ok("ours");
     for m in &MEDIA {
@@ -725,7 +728,7 @@ fn main() {
             });
             let engine = row
                 .engine_us_per_packet
-                .map_or("-".to_string(), |(us, woken)| {
+                .map_or("-".to_string(), |(us, woken, _)| {
                     format!("{us:.1} ({woken:.0}/s)")
                 });
             println!(
@@ -743,6 +746,7 @@ fn main() {
                 row.errors
             );
         }
+        engine.extend(rows[0].1.engine_us_per_packet);
         if let [(_, ours), (_, gst)] = &rows[..] {
             ratios.push((
                 m.name,
@@ -752,6 +756,7 @@ fn main() {
             ));
         }
     }
+    print_wake_up_fit(&engine);
     if ours_only {
         return;
     }
@@ -770,6 +775,25 @@ fn main() {
         medians[0] / medians[1]
     );
     loss_table(&MEDIA[1], seconds);
+}
+
+/// Our stream thread's CPU a second as (wake-ups a second) × x + (packets a second) × y, solved for the two media
+/// (`engine`: µs per packet, wake-ups a second, packets a second, per medium): what a wake-up and a packet cost.
+/// Two equations for two unknowns, so it moves with each run's noise: compare several invocations.
+fn print_wake_up_fit(engine: &[(f64, f64, f64)]) {
+    let [(us1, w1, p1), (us2, w2, p2)] = engine else {
+        return;
+    };
+    let (c1, c2) = (us1 * p1, us2 * p2);
+    let det = w1 * p2 - w2 * p1;
+    let per_wake_up = (c1 * p2 - c2 * p1) / det;
+    let per_packet = (w1 * c2 - w2 * c1) / det;
+    if det.abs() > f64::EPSILON && per_wake_up > 0.0 && per_packet > 0.0 {
+        println!(
+            "stream thread, fitted to both media (CPU = wake-ups × x + packets × y): {per_wake_up:.0} µs a \
+             wake-up, {per_packet:.1} µs a packet"
+        );
+    }
 }
 
 /// Time to first frame: short streams of the 720p medium, fresh receiver and publisher process each time (ours,
