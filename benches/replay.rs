@@ -7,14 +7,14 @@
 //! main profile without B-frames, 2 s GOP, Opus 128 kbit/s.
 //!
 //! Per publisher and medium it prints: CPU ms per second of stream (the publisher's own process, user + system: ours
-//! from its process CPU clock, GStreamer's from /proc in 10 ms ticks) and per RTP packet — for ours also the stream thread's alone (CPU time of the thread that runs the session,
-//! its runtime and the WebRTC stack, per RTP packet it sent: the engine's own cost, without connecting and without the
-//! thread that reads the file in OBS's place) and how often that thread was woken —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream
-//! (RssAnon: heap and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only
-//! once loaded into OBS), RTP packets per second (counted by the
-//! receiver) and, for ours, the delay of each packet from hand-off to the UDP send (p50/p99/max); then what a wake-up
-//! and a packet cost our stream thread, fitted to both media. Then the time to
-//! first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
+//! from its process CPU clock, GStreamer's from /proc in 10 ms ticks) and per RTP packet — for ours also the stream
+//! thread's alone (CPU time of the thread that runs the session, its runtime and the WebRTC stack, per RTP packet it
+//! sent: the engine's own cost, without connecting and without the thread that reads the file in OBS's place) and how
+//! often that thread was woken —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream (RssAnon: heap
+//! and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only once loaded into
+//! OBS), RTP packets per second (counted by the receiver) and, for ours, the delay of each packet from hand-off to the
+//! UDP send (p50/p99/max); then what a wake-up and a packet cost our stream thread, fitted to both media. Then the time
+//! to first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
 //! GStreamer.
 //!
 //! Every publisher runs in a process of its own, in a network namespace this benchmark creates (a veth address,
@@ -784,11 +784,14 @@ fn print_wake_up_fit(engine: &[(f64, f64, f64)]) {
     let [(us1, w1, p1), (us2, w2, p2)] = engine else {
         return;
     };
-    let (c1, c2) = (us1 * p1, us2 * p2);
     let det = w1 * p2 - w2 * p1;
+    if det.abs() <= f64::EPSILON {
+        return;
+    }
+    let (c1, c2) = (us1 * p1, us2 * p2);
     let per_wake_up = (c1 * p2 - c2 * p1) / det;
     let per_packet = (w1 * c2 - w2 * c1) / det;
-    if det.abs() > f64::EPSILON && per_wake_up > 0.0 && per_packet > 0.0 {
+    if per_wake_up > 0.0 && per_packet > 0.0 {
         println!(
             "stream thread, fitted to both media (CPU = wake-ups × x + packets × y): {per_wake_up:.0} µs a \
              wake-up, {per_packet:.1} µs a packet"
