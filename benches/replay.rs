@@ -13,9 +13,12 @@
 //! often that thread was woken —, its peak RSS (VmHWM) and its anonymous memory at the end of the stream (RssAnon: heap
 //! and stacks, without the libraries it maps; ours runs the engine without libobs, which it needs only once loaded into
 //! OBS), RTP packets per second (counted by the receiver) and, for ours, the delay of each packet from hand-off to the
-//! UDP send (p50/p99/max); then what a wake-up and a packet cost our stream thread, fitted to both media. Then the time
-//! to first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the ratios ours /
-//! GStreamer.
+//! UDP send (p50/p99/max). A third row per medium, "floor", is a bare sender of the benchmark's own ([`BareSink`]): the
+//! same media, hand-off pace, queue and kind of runtime, our packetizer, SRTP and one UDP send per packet, nothing
+//! else — what its thread costs per packet is what any stack shaped like ours must spend at least. Then what a wake-up
+//! and a packet cost our stream thread and the floor's, fitted to both media, and ours / the floor's per packet. Then
+//! the time to first frame (Start → first decoded frame at the receiver) over N starts for each publisher, and the
+//! ratios ours / GStreamer.
 //!
 //! Every publisher runs in a process of its own, in a network namespace this benchmark creates (a veth address,
 //! since GStreamer's ICE agent never uses loopback), with its own receiver: needs root, iproute2, ffmpeg and the
@@ -23,14 +26,16 @@
 //!
 //! Run: `make bench`, or alone: `cargo build --release --example mock_sfu && cargo bench --bench replay`.
 //! Environment: RTC_BENCH_SECONDS (stream length, default 10), RTC_BENCH_STARTS (starts per publisher, default 20),
-//! RTC_BENCH_ONLY=ours (our publisher's rows alone), =ttff (our times to first frame alone, each start's listed) or
-//! =loss (the loss table alone).
+//! RTC_BENCH_ONLY=ours (our publisher's rows and the floor alone), =ttff (our times to first frame alone, each start's
+//! listed) or =loss (the loss table alone).
 use bytes::Bytes;
 use rtc_studio::media::h264::{
     annexb_units, nal, nal_type, split_at_aud, to_annexb, ParameterSets,
 };
-use rtc_studio::media::h264_rtp::DEFAULT_MAX_PAYLOAD;
+use rtc_studio::media::h264_rtp::{H264Packetizer, RtpPayload, DEFAULT_MAX_PAYLOAD};
+use rtc_studio::media::packet::{EncodedPacket, MediaKind};
 use rtc_studio::session::RateConfig;
+use rtc_studio::stream::{PacketReceiver, PacketSink, StopFlag, StreamStats};
 use rtc_studio::transport::driver::{LayerEncoder, PublishConfig};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -448,6 +453,183 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
     r.close();
 }
 
+/// The floor under our stream thread's cost: the same media handed over at the same pace through the same bounded
+/// queue to a worker thread running a tokio runtime, which packetizes the video with our packetizer, protects each
+/// RTP packet with SRTP (AES-128-GCM, as ours negotiates) and sends it with one UDP send — and does nothing else
+/// (no pacing, RTCP, header extensions, congestion control, retransmission history or ICE). What any WebRTC stack
+/// shaped like ours must spend at least.
+struct BareSink {
+    runtime: tokio::runtime::Runtime,
+    sender: BareSender,
+}
+
+struct BareSender {
+    socket: tokio::net::UdpSocket,
+    to: std::net::SocketAddr,
+    srtp: rtc::srtp::context::Context,
+    packetizer: H264Packetizer,
+    payloads: Vec<RtpPayload>,
+    sequence: [u16; 2],
+    sent: u64,
+}
+
+impl BareSink {
+    fn new(to: std::net::SocketAddr) -> BareSink {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let socket = runtime
+            .block_on(tokio::net::UdpSocket::bind((NS_ADDR, 0)))
+            .unwrap();
+        let srtp = rtc::srtp::context::Context::new(
+            &[7; 16],
+            &[9; 12],
+            rtc::srtp::protection_profile::ProtectionProfile::AeadAes128Gcm,
+            None,
+            None,
+            &rtc::crypto::providers::RingCrypto,
+        )
+        .unwrap();
+        BareSink {
+            runtime,
+            sender: BareSender {
+                socket,
+                to,
+                srtp,
+                packetizer: H264Packetizer::new(DEFAULT_MAX_PAYLOAD),
+                payloads: Vec::new(),
+                sequence: [0; 2],
+                sent: 0,
+            },
+        }
+    }
+}
+
+impl BareSender {
+    async fn send(&mut self, p: EncodedPacket) {
+        use rtc::shared::marshal::Marshal;
+        self.payloads.clear();
+        let (i, payload_type, timestamp) = match p.kind {
+            MediaKind::Video => {
+                let units: Vec<Bytes> =
+                    annexb_units(&p.data).map(|u| p.data.slice_ref(u)).collect();
+                self.packetizer.packetize(&units, &mut self.payloads);
+                (0, 102, p.pts as u32 * 3000)
+            }
+            _ => {
+                self.payloads.push(RtpPayload {
+                    payload: p.data,
+                    marker: false,
+                });
+                (1, 111, p.pts as u32)
+            }
+        };
+        for payload in self.payloads.drain(..) {
+            self.sequence[i] = self.sequence[i].wrapping_add(1);
+            let header = rtc::rtp::Header {
+                version: 2,
+                marker: payload.marker,
+                payload_type,
+                sequence_number: self.sequence[i],
+                timestamp,
+                ssrc: 1000 + i as u32,
+                ..Default::default()
+            };
+            let packet = rtc::rtp::Packet {
+                header: header.clone(),
+                payload: payload.payload,
+            }
+            .marshal()
+            .unwrap();
+            let protected = self.srtp.encrypt_rtp_with_header(&packet, &header).unwrap();
+            if self.socket.send_to(&protected, self.to).await.is_ok() {
+                self.sent += 1;
+            }
+        }
+    }
+}
+
+impl PacketSink for BareSink {
+    fn run(
+        &mut self,
+        packets: &mut PacketReceiver,
+        _: &StreamStats,
+        _: &StopFlag,
+    ) -> Option<rtc_studio::signal::Failure> {
+        let BareSink { runtime, sender } = self;
+        runtime.block_on(async {
+            while let Some(p) = packets.recv().await {
+                sender.send(p).await;
+            }
+        });
+        None
+    }
+
+    fn close(&mut self) {}
+}
+
+/// Runs the [`BareSink`] floor on the media (in the benchmark's namespace) with a receiving socket of its own,
+/// and prints what it cost as JSON.
+fn publish_bare(h264: &Path, ogg: &Path, seconds: f64) {
+    let sink = std::net::UdpSocket::bind((NS_ADDR, 0)).unwrap();
+    let to = sink.local_addr().unwrap();
+    sink.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    // Counts what arrives until a second without any (or 20 s without a first).
+    let received = std::thread::spawn(move || {
+        let (mut n, mut buf, mut quiet) = (0u64, [0u8; 2048], 0);
+        while quiet < if n == 0 { 40 } else { 2 } {
+            match sink.recv(&mut buf) {
+                Ok(_) => (n, quiet) = (n + 1, 0),
+                Err(_) => quiet += 1,
+            }
+        }
+        n
+    });
+    let video = AnnexBReader::open(h264).map(|au| {
+        let key = annexb_units(&au).any(|u| nal_type(u) == Some(nal::IDR));
+        (au, key)
+    });
+    let (_, audio) = ogg_opus(ogg);
+    let h = replay::hand_over(BareSink::new(to), video, audio.into_iter(), seconds);
+    println!(
+        "{}",
+        json!({
+            "rtp_packets_sent": h.sink.sender.sent,
+            "stream_thread_cpu_ms": h.stream_thread_cpu.as_secs_f64() * 1000.0,
+            "stream_thread_wake_ups": h.stream_thread_wake_ups,
+            "received": received.join().unwrap(),
+        })
+    );
+}
+
+/// The [`BareSink`] floor's stream thread: µs per RTP packet, wake-ups a second, and RTP packets a second.
+fn run_bare(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> (f64, f64, f64) {
+    let out = hosts
+        .publisher(&std::env::current_exe().unwrap())
+        .args(["--bare", h264.to_str().unwrap(), ogg.to_str().unwrap()])
+        .arg(seconds.to_string())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row: Value = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    if std::env::var("RTC_BENCH_DEBUG").is_ok() {
+        println!("bare: {row}");
+    }
+    let f = |k: &str| row[k].as_f64().unwrap_or(0.0);
+    (
+        f("stream_thread_cpu_ms") * 1000.0 / f("rtp_packets_sent").max(1.0),
+        f("stream_thread_wake_ups") / seconds,
+        f("rtp_packets_sent") / seconds,
+    )
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The runs
 
@@ -676,6 +858,14 @@ fn main() {
         );
         return;
     }
+    if args.first().map(String::as_str) == Some("--bare") && args.len() == 4 {
+        publish_bare(
+            Path::new(&args[1]),
+            Path::new(&args[2]),
+            args[3].parse().unwrap(),
+        );
+        return;
+    }
     let seconds = env_num("RTC_BENCH_SECONDS", 10.0);
     let starts = env_num("RTC_BENCH_STARTS", 20.0) as usize;
     if std::env::var("RTC_BENCH_ONLY").as_deref() == Ok("loss") {
@@ -709,8 +899,8 @@ fn main() {
         "decoded (err)"
     );
     let mut ratios = Vec::new();
-    let mut engine = Vec::new();
-    // RTC_BENCH_ONLY=ours: our publisher's rows alone, for comparing two versions of the engine.
+    let (mut engine, mut floor) = (Vec::new(), Vec::new());
+    // RTC_BENCH_ONLY=ours: our publisher's rows and the floor alone, for comparing two versions of the engine.
     let ours_only = std::env::var("RTC_BENCH_ONLY").as_deref() == Ok("ours");
     for m in &MEDIA {
         let (mkv, h264, ogg) = make_media(m, seconds);
@@ -747,6 +937,19 @@ fn main() {
             );
         }
         engine.extend(rows[0].1.engine_us_per_packet);
+        let (us, woken, pps) = run_bare(&ns, &h264, &ogg, seconds);
+        println!(
+            "{:<19} {:<10} {:>9} {:>9} {:>22} {:>9} {:>9} {:>7.0}",
+            m.name,
+            "floor",
+            "-",
+            "-",
+            format!("{us:.1} ({woken:.0}/s)"),
+            "-",
+            "-",
+            pps
+        );
+        floor.push((us, woken, pps));
         if let [(_, ours), (_, gst)] = &rows[..] {
             ratios.push((
                 m.name,
@@ -756,7 +959,15 @@ fn main() {
             ));
         }
     }
-    print_wake_up_fit(&engine);
+    print_wake_up_fit("stream thread", &engine);
+    print_wake_up_fit("floor", &floor);
+    for (m, (ours, floor)) in MEDIA.iter().zip(engine.iter().zip(&floor)) {
+        println!(
+            "  {:<19} stream thread / floor, per packet: {:.2}",
+            m.name,
+            ours.0 / floor.0
+        );
+    }
     if ours_only {
         return;
     }
@@ -780,7 +991,7 @@ fn main() {
 /// Our stream thread's CPU a second as (wake-ups a second) × x + (packets a second) × y, solved for the two media
 /// (`engine`: µs per packet, wake-ups a second, packets a second, per medium): what a wake-up and a packet cost.
 /// Two equations for two unknowns, so it moves with each run's noise: compare several invocations.
-fn print_wake_up_fit(engine: &[(f64, f64, f64)]) {
+fn print_wake_up_fit(who: &str, engine: &[(f64, f64, f64)]) {
     let [(us1, w1, p1), (us2, w2, p2)] = engine else {
         return;
     };
@@ -793,8 +1004,8 @@ fn print_wake_up_fit(engine: &[(f64, f64, f64)]) {
     let per_packet = (w1 * c2 - w2 * c1) / det;
     if per_wake_up > 0.0 && per_packet > 0.0 {
         println!(
-            "stream thread, fitted to both media (CPU = wake-ups × x + packets × y): {per_wake_up:.0} µs a \
-             wake-up, {per_packet:.1} µs a packet"
+            "{who}, fitted to both media (CPU = wake-ups × x + packets × y): {per_wake_up:.0} µs a wake-up, \
+             {per_packet:.1} µs a packet"
         );
     }
 }

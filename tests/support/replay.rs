@@ -80,9 +80,49 @@ pub fn replay(
 ) -> Result<Replayed, String> {
     let go = Instant::now();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let mut sink =
+    let sink =
         WhipSink::connect(config, Arc::new(FixedEncoder), stop.clone()).map_err(|e| e.message)?;
     let connect = go.elapsed();
+    let h = hand_over(sink, video, audio, seconds);
+    let report = h.sink.report();
+    Ok(Replayed {
+        sink: h.sink,
+        video_sent: h.video_sent,
+        video_dropped: h.video_dropped,
+        connect,
+        video_frames: h.video_frames,
+        audio_packets: h.audio_packets,
+        report,
+        failure: h.failure.map(|f| f.message),
+        stream_thread_cpu: h.stream_thread_cpu,
+        stream_thread_wake_ups: h.stream_thread_wake_ups,
+    })
+}
+
+/// What [`hand_over`] did, and the sink back.
+pub struct HandedOver<S> {
+    pub sink: S,
+    pub failure: Option<rtc_studio::signal::Failure>,
+    pub video_frames: u64,
+    pub audio_packets: u64,
+    /// Video units the sink counted as sent, and video frames it dropped.
+    pub video_sent: u64,
+    pub video_dropped: i32,
+    /// CPU time of the thread that ran the sink, and how often it went to sleep and was woken (see [`Replayed`]).
+    pub stream_thread_cpu: Duration,
+    pub stream_thread_wake_ups: u64,
+}
+
+/// Hands `video` (units at 30 fps, each with whether it is a keyframe) and `audio` (Opus packets of 20 ms) to
+/// `sink` at real-time pace for at most `seconds`, through the bounded queue and on a worker thread of its own,
+/// as the output does in OBS.
+pub fn hand_over<S: PacketSink + 'static>(
+    mut sink: S,
+    video: impl Iterator<Item = (Bytes, bool)>,
+    audio: impl Iterator<Item = Bytes>,
+    seconds: f64,
+) -> HandedOver<S> {
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     let stats = Arc::new(StreamStats::default());
     let (queue, mut rx) = PacketQueue::new(256, stats.clone());
     let worker_stats = stats.clone();
@@ -143,20 +183,17 @@ pub fn replay(
     }
     queue.close();
     let (sink, failure, stream_thread_cpu, stream_thread_wake_ups) = worker.join().unwrap();
-    let report = sink.report();
     use std::sync::atomic::Ordering::Relaxed;
-    Ok(Replayed {
+    HandedOver {
         sink,
-        video_sent: stats.video_packets.load(Relaxed),
-        video_dropped: stats.dropped_frames.load(Relaxed),
-        connect,
+        failure,
         video_frames: vi,
         audio_packets: ai,
-        report,
-        failure: failure.map(|f| f.message),
+        video_sent: stats.video_packets.load(Relaxed),
+        video_dropped: stats.dropped_frames.load(Relaxed),
         stream_thread_cpu,
         stream_thread_wake_ups,
-    })
+    }
 }
 
 /// The Opus packets of an Ogg file (RFC 7845), after OpusHead and OpusTags; returns (OpusHead, packets).
