@@ -153,14 +153,15 @@ fn through_a_link_too_slow_for_the_full_picture_the_smaller_layers_play_on() {
     assert_full_picture_paused(&run);
     // The smallest layer is never paused: whole frames — their reference chain intact — for at least 90 % of the
     // stream after its first 6 s. The half-size layer is paused in the first seconds' overshoot (the estimate
-    // starts above the link) and resumed, never starved: whole frames for at least a third of the stream. (It is
-    // not yet more: after the overshoot the delay-based estimate dips to 0.5–0.8 Mbit/s on this 1.5 Mbit/s link
-    // more than once in some runs, each dip pausing the layer for 4 s or more — 437–478 and once 336 of 750
-    // frames then, 600+ otherwise; open bandwidth work, see the issue notes.)
+    // starts above the link) and resumed, never starved: whole frames for at least 16 a second of the stream (400
+    // of its 750). Overuses from a burst of streams that do not fill the path cut from the path's
+    // capacity, not from the streams' rate (`plugin/session/bwe/aimd.rs`): 485–686 frames in 20 runs. Before, the
+    // delay-based estimate dipped to 0.6–0.9 Mbit/s on this 1.5 Mbit/s link in 4 runs of 11, each dip pausing the
+    // layer for seconds: 349–428 frames in those.
     let l = |rid| layer(&r, rid)["frames_intact"].as_u64().unwrap_or(0);
     let (q_floor, h_floor) = (
         (0.9 * 30.0 * f64::from(seconds - 6)) as u64,
-        30 * u64::from(seconds) / 3,
+        16 * u64::from(seconds),
     );
     assert!(
         l("q") >= q_floor,

@@ -126,6 +126,9 @@ pub struct Bwe {
     delay: DelayDetector,
     rate: RateControl,
     received: ReceivedRate,
+    /// The rate at which the packets reported on left (on our clock, from `sent_since`).
+    sent: ReceivedRate,
+    sent_since: Option<Instant>,
     /// When the estimate last came down for a growing queue.
     last_drop: Option<Instant>,
     /// Packets sent without a transport-wide number in the last [`UNNUMBERED_WINDOW`]: (when, size on the wire).
@@ -155,6 +158,8 @@ impl Bwe {
             delay: DelayDetector::default(),
             rate: RateControl::new(initial, min, max),
             received: ReceivedRate::default(),
+            sent: ReceivedRate::default(),
+            sent_since: None,
             unnumbered: VecDeque::new(),
             last_drop: None,
             loss: LossControl::new(initial, min, max),
@@ -263,6 +268,9 @@ impl Bwe {
             s.reported = true;
             let s = *s;
             total += 1;
+            let since = *self.sent_since.get_or_insert(s.departure);
+            self.sent
+                .add(s.departure.saturating_duration_since(since), s.size);
             match ack.arrival {
                 None => lost += 1,
                 Some(arrival) => {
@@ -287,6 +295,7 @@ impl Bwe {
             overuse_signals: self.delay.overuse_signals(),
             received: self.received.bps().map(|r| r + unnumbered),
             peak: self.received.peak().map(|r| r + unnumbered),
+            sent: self.sent.long_bps().map(|r| r + unnumbered),
         };
         let decreased = self.rate.last_decrease;
         self.rate.update(seen, rtt, now);
