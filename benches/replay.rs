@@ -606,28 +606,35 @@ fn publish_bare(h264: &Path, ogg: &Path, seconds: f64) {
 
 /// The [`BareSink`] floor's stream thread: µs per RTP packet, wake-ups a second, and RTP packets a second.
 fn run_bare(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> (f64, f64, f64) {
-    let out = hosts
-        .publisher(&std::env::current_exe().unwrap())
-        .args(["--bare", h264.to_str().unwrap(), ogg.to_str().unwrap()])
-        .arg(seconds.to_string())
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let row: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    if std::env::var("RTC_BENCH_DEBUG").is_ok() {
-        println!("bare: {row}");
-    }
+    let (h264, ogg) = (h264.to_str().unwrap(), ogg.to_str().unwrap());
+    let row = run_self(hosts, "bare", &["--bare", h264, ogg, &seconds.to_string()]);
     let f = |k: &str| row[k].as_f64().unwrap_or(0.0);
     (
         f("stream_thread_cpu_ms") * 1000.0 / f("rtp_packets_sent").max(1.0),
         f("stream_thread_wake_ups") / seconds,
         f("rtp_packets_sent") / seconds,
     )
+}
+
+/// Runs this benchmark's own binary with `args` where `hosts` runs publishers; the JSON line it printed last (Null:
+/// none), also printed with `who` under RTC_BENCH_DEBUG.
+fn run_self(hosts: &dyn Hosts, who: &str, args: &[&str]) -> Value {
+    let out = hosts
+        .publisher(&std::env::current_exe().unwrap())
+        .args(args)
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let row = text
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .unwrap_or(Value::Null);
+    if std::env::var("RTC_BENCH_DEBUG").is_ok() {
+        println!("{who}: {row}");
+    }
+    row
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -651,27 +658,13 @@ struct Row {
 
 fn run_ours(hosts: &dyn Hosts, h264: &Path, ogg: &Path, seconds: f64) -> Row {
     let receiver = hosts.receiver(seconds + 30.0);
-    let out = hosts
-        .publisher(&std::env::current_exe().unwrap())
-        .args([
-            "--publish",
-            h264.to_str().unwrap(),
-            ogg.to_str().unwrap(),
-            &receiver.url,
-        ])
-        .arg(seconds.to_string())
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let row: Value = text
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or(Value::Null);
-    if std::env::var("RTC_BENCH_DEBUG").is_ok() {
-        println!("ours: {row}");
-    }
+    let (h264, ogg) = (h264.to_str().unwrap(), ogg.to_str().unwrap());
+    let seconds_arg = seconds.to_string();
+    let row = run_self(
+        hosts,
+        "ours",
+        &["--publish", h264, ogg, &receiver.url, &seconds_arg],
+    );
     let r = receiver.report();
     let f = |v: &Value, k: &str| v[k].as_f64().unwrap_or(0.0);
     let plugin = row["plugin_ms"].as_array().map(|a| {
