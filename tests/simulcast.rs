@@ -155,7 +155,7 @@ fn through_a_link_too_slow_for_the_full_picture_the_smaller_layers_play_on() {
     // stream after its first 6 s. The half-size layer is paused in the first seconds' overshoot (the estimate
     // starts above the link) and resumed, never starved: whole frames for at least 16 a second of the stream (400
     // of its 750). Overuses from a burst of streams that do not fill the path cut from the path's
-    // capacity, not from the streams' rate (`plugin/session/bwe/aimd.rs`): 485–686 frames in 20 runs. Before, the
+    // capacity, not from the streams' rate (`plugin/session/bwe/aimd.rs`): 485–709 frames in 30 runs. Before, the
     // delay-based estimate dipped to 0.6–0.9 Mbit/s on this 1.5 Mbit/s link in 4 runs of 11, each dip pausing the
     // layer for seconds: 349–428 frames in those.
     let l = |rid| layer(&r, rid)["frames_intact"].as_u64().unwrap_or(0);
