@@ -29,9 +29,7 @@
 //! RTC_BENCH_ONLY=ours (our publisher's rows and the floor alone), =ttff (our times to first frame alone, each start's
 //! listed) or =loss (the loss table alone).
 use bytes::Bytes;
-use rtc_studio::media::h264::{
-    annexb_units, nal, nal_type, split_at_aud, to_annexb, ParameterSets,
-};
+use rtc_studio::media::h264::{annexb_units, split_at_aud, to_annexb, ParameterSets};
 use rtc_studio::media::h264_rtp::{H264Packetizer, RtpPayload, DEFAULT_MAX_PAYLOAD};
 use rtc_studio::media::packet::{EncodedPacket, MediaKind};
 use rtc_studio::session::RateConfig;
@@ -54,7 +52,7 @@ mod procfs;
 #[path = "../tests/support/replay.rs"]
 mod replay;
 use netns::{LinkedHosts, RemoteReceiver};
-use replay::{ogg_opus, replay};
+use replay::{keyframes_marked, ogg_opus, replay};
 
 /// Where a publisher runs, and a fresh receiver for it.
 trait Hosts {
@@ -425,11 +423,7 @@ fn publish_ours(h264: &Path, ogg: &Path, url: &str, seconds: f64) {
             audio_kbps: 128,
         },
     };
-    let video = video.map(|au| {
-        let key = annexb_units(&au).any(|u| nal_type(u) == Some(nal::IDR));
-        (au, key)
-    });
-    let r = match replay(config, video, audio.into_iter(), seconds) {
+    let r = match replay(config, keyframes_marked(video), audio.into_iter(), seconds) {
         Ok(r) => r,
         Err(e) => {
             println!("{}", json!({"error": e}));
@@ -587,10 +581,7 @@ fn publish_bare(h264: &Path, ogg: &Path, seconds: f64) {
         }
         n
     });
-    let video = AnnexBReader::open(h264).map(|au| {
-        let key = annexb_units(&au).any(|u| nal_type(u) == Some(nal::IDR));
-        (au, key)
-    });
+    let video = keyframes_marked(AnnexBReader::open(h264));
     let (_, audio) = ogg_opus(ogg);
     let h = replay::hand_over(BareSink::new(to), video, audio.into_iter(), seconds);
     println!(

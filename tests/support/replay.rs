@@ -196,6 +196,15 @@ pub fn hand_over<S: PacketSink + 'static>(
     }
 }
 
+/// H.264 access units (Annex-B), each with whether it is a keyframe (holds an IDR slice).
+pub fn keyframes_marked(units: impl Iterator<Item = Bytes>) -> impl Iterator<Item = (Bytes, bool)> {
+    use rtc_studio::media::h264::{annexb_units, nal, nal_type};
+    units.map(|u| {
+        let key = annexb_units(&u).any(|n| nal_type(n) == Some(nal::IDR));
+        (u, key)
+    })
+}
+
 /// The Opus packets of an Ogg file (RFC 7845), after OpusHead and OpusTags; returns (OpusHead, packets).
 pub fn ogg_opus(path: &Path) -> (Bytes, Vec<Bytes>) {
     let data = std::fs::read(path).unwrap();
@@ -357,14 +366,8 @@ impl Media {
             ],
         );
         let stream = Bytes::from(std::fs::read(&h264).unwrap());
-        let units: Vec<(Bytes, bool)> = split_at_aud(&stream)
-            .into_iter()
-            .filter(|u| !u.is_empty())
-            .map(|u| {
-                let key = annexb_units(&u).any(|n| nal_type(n) == Some(nal::IDR));
-                (u, key)
-            })
-            .collect();
+        let units: Vec<(Bytes, bool)> =
+            keyframes_marked(split_at_aud(&stream).into_iter().filter(|u| !u.is_empty())).collect();
         let first = &units[0].0;
         let sets: Vec<Bytes> = annexb_units(first)
             .filter(|n| matches!(nal_type(n), Some(nal::SPS) | Some(nal::PPS)))
