@@ -50,13 +50,12 @@ pub struct StreamTurnUrl {
 
 /// The stream TURN server a URL names; None for UDP TURN, STUN, or a URL that is not TURN at all.
 pub fn stream_turn_url(url: &str) -> Option<StreamTurnUrl> {
-    let (scheme, rest) = url.trim().split_once(':')?;
+    let (scheme, hostport, query) = url_parts(url.trim())?;
     let tls = match scheme.to_ascii_lowercase().as_str() {
         "turns" => true,
         "turn" => false,
         _ => return None,
     };
-    let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
     let transport = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("transport="))
@@ -67,6 +66,13 @@ pub fn stream_turn_url(url: &str) -> Option<StreamTurnUrl> {
     }
     let (host, port) = host_port(hostport, if tls { 5349 } else { 3478 })?;
     Some(StreamTurnUrl { host, port, tls })
+}
+
+/// `scheme:host[:port][?query]` in its three parts (None: no scheme).
+fn url_parts(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once(':')?;
+    let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+    Some((scheme, hostport, query))
 }
 
 /// `host[:port]` or `[IPv6][:port]`: the host and the port (`default_port` when none is given); None when the host is
@@ -105,17 +111,17 @@ pub fn ice_servers(settings: &IceSettings, now_unix: u64) -> Result<Vec<IceServe
         .map(str::to_string)
         .collect();
     for u in &urls {
-        let scheme = u.split(':').next().unwrap_or("").to_ascii_lowercase();
-        if !matches!(scheme.as_str(), "stun" | "stuns" | "turn" | "turns")
-            || u.len() <= scheme.len() + 1
-        {
+        let parts = url_parts(u).filter(|(scheme, hostport, query)| {
+            let scheme = scheme.to_ascii_lowercase();
+            matches!(scheme.as_str(), "stun" | "stuns" | "turn" | "turns")
+                && !(hostport.is_empty() && query.is_empty())
+        });
+        let Some((_, hostport, _)) = parts else {
             return Err(Failure::new(
                 StopCode::BadPath,
                 format!("ICE server {u:?} is not a stun:, turn: or turns: URL (e.g. turn:turn.example.com:3478)"),
             ));
-        }
-        let rest = &u[scheme.len() + 1..];
-        let hostport = rest.split_once('?').map_or(rest, |(h, _)| h);
+        };
         if host_port(hostport, 3478).is_none() {
             return Err(Failure::new(
                 StopCode::BadPath,
