@@ -276,15 +276,18 @@ impl RateControl {
                     return self.target;
                 }
                 let carried = seen.peak.map_or(received, |p| p.max(received));
-                let burst = self.capacity.clearly_above(carried)
-                    && seen.sent.is_some_and(|s| s <= DELIVERED * carried)
-                    && self.last_burst.is_none_or(|t| now >= t + BURST_AGAIN);
-                let from = match (burst, self.capacity.estimate) {
-                    (true, Some(capacity)) => {
+                // A burst: the capacity it stayed clearly under, kept.
+                let burst = self.capacity.estimate.filter(|_| {
+                    self.capacity.clearly_above(carried)
+                        && seen.sent.is_some_and(|s| s <= DELIVERED * carried)
+                        && self.last_burst.is_none_or(|t| now >= t + BURST_AGAIN)
+                });
+                let from = match burst {
+                    Some(capacity) => {
                         self.last_burst = Some(now);
                         capacity
                     }
-                    _ => {
+                    None => {
                         self.capacity.check(carried, true);
                         self.capacity.update(carried);
                         carried
